@@ -1,0 +1,61 @@
+//! `horde-core`: the pure domain of a crowdsourced text-generation horde.
+//!
+//! This crate does no I/O, reads no clock and draws no random numbers: time (`now`) and new
+//! ids come in as arguments, and every change comes out as [`Event`] values that a binary
+//! persists. That keeps the economy exact and every rule testable with a simulated clock.
+//!
+//! ```text
+//!   commands (enqueue, pop, submit, cancel, transfer, tick) + now + ids
+//!                               │
+//!                         ┌─────▼─────┐
+//!                         │   Horde   │  ledger · queue · requests · jobs · workers
+//!                         └─────┬─────┘
+//!                               │
+//!            results + events (RequestQueued, JobChanged, Posted, …)
+//! ```
+//!
+//! The main types:
+//! - [`Kudos`]: an exact fixed-point amount.
+//! - [`Ledger`]: double-entry postings; all balances always sum to zero.
+//! - [`EconomyConfig`]: the reward formulas (model size, tokens, context, uptime).
+//! - [`queue::PriorityQueue`]: a queue whose owners' priorities change without rescans.
+//! - [`matching`]: may a worker serve a request, and why not.
+//! - [`Horde`]: the state machine composing them.
+//!
+//! ```
+//! use horde_core::{Kudos, Ledger, Timestamp, UserId};
+//! let mut ledger = Ledger::new();
+//! ledger.settle_generation(UserId::ANONYMOUS, UserId(7), "10.44".parse()?, Timestamp(0))?;
+//! assert_eq!(ledger.balance(UserId(7)), Kudos::from_milli(10_440));
+//! assert_eq!(ledger.total(), Kudos::ZERO);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod horde;
+mod ids;
+mod kudos;
+mod ledger;
+pub mod matching;
+pub mod queue;
+mod request;
+pub mod reward;
+mod worker;
+
+pub use horde::{
+    Applied, Assignment, EnqueueError, Event, Horde, HordeConfig, ModelStats, PopError, PopQuery,
+    PopResult, RequestStatus, Submission, SubmitError, SubmitState, TransferError, UserPolicy,
+    WorkerUpdate, WorkerUpdateError,
+};
+pub use ids::{JobId, RequestId, Timestamp, UserId, WorkerId};
+pub use kudos::{Kudos, ParseKudosError};
+pub use ledger::{Account, AccountState, KudosDetails, Ledger, LedgerError, Posting, PostingKind};
+pub use matching::{SkipCounts, SkipReason};
+pub use request::{
+    AbortReason, GenParams, Generation, GenerationState, Job, JobStatus, Outcome, RequestSpec,
+    RequestState,
+};
+pub use reward::{ContextBasis, EconomyConfig};
+pub use worker::Worker;

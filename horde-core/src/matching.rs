@@ -1,0 +1,122 @@
+//! Matching: may this worker serve this request, and if not, why not.
+//!
+//! The reasons are counted per pop and reported to the worker as `skipped`, under AI Horde's
+//! field names, so a volunteer can see why their worker idles.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{RequestSpec, Worker};
+
+/// Why a worker may not serve a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// The worker serves none of the requested models.
+    Models,
+    /// The request wants more tokens than the worker generates.
+    MaxLength,
+    /// The request wants more context than the worker accepts.
+    MaxContextLength,
+    /// The request's worker allow-list excludes it, or its deny-list names it.
+    WorkerId,
+    /// The request wants trusted workers only.
+    Untrusted,
+    /// The request is NSFW and the worker does not accept NSFW.
+    Nsfw,
+}
+
+impl SkipReason {
+    /// The AI Horde field name of this reason in a pop's `skipped` object.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::Models => "models",
+            SkipReason::MaxLength => "max_length",
+            SkipReason::MaxContextLength => "max_context_length",
+            SkipReason::WorkerId => "worker_id",
+            SkipReason::Untrusted => "untrusted",
+            SkipReason::Nsfw => "nsfw",
+        }
+    }
+}
+
+/// Requests skipped by one pop, counted per reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SkipCounts(BTreeMap<SkipReason, u64>);
+
+impl SkipCounts {
+    /// Counts one more request skipped for `reason`.
+    pub fn add(&mut self, reason: SkipReason, count: u64) {
+        if count > 0 {
+            *self.0.entry(reason).or_default() += count;
+        }
+    }
+
+    /// The count for `reason`.
+    pub fn get(&self, reason: SkipReason) -> u64 {
+        self.0.get(&reason).copied().unwrap_or(0)
+    }
+
+    /// Non-zero counts, by reason.
+    pub fn iter(&self) -> impl Iterator<Item = (SkipReason, u64)> + '_ {
+        self.0.iter().map(|(r, c)| (*r, *c))
+    }
+
+    /// Returns true if and only if nothing was skipped.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Checks whether `worker` may serve `request`; the first failing rule is the reason.
+///
+/// ```
+/// use horde_core::{matching, RequestId, RequestSpec, SkipReason, Timestamp, UserId, Worker, WorkerId};
+/// let mut worker = Worker::new(WorkerId(uuid::Uuid::nil()), UserId(1), "w", Timestamp(0));
+/// worker.models = vec!["koboldcpp/x-7B".into()];
+/// let mut request = RequestSpec::new(RequestId(uuid::Uuid::nil()), UserId(0), "Hi", Timestamp(0));
+/// assert_eq!(matching::check(&worker, &request), Ok(()));
+/// request.params.max_length = 1024;
+/// assert_eq!(matching::check(&worker, &request), Err(SkipReason::MaxLength));
+/// ```
+pub fn check(worker: &Worker, request: &RequestSpec) -> Result<(), SkipReason> {
+    if !request.models.is_empty()
+        && !request
+            .models
+            .iter()
+            .any(|m| worker.models.iter().any(|w| w == m))
+    {
+        return Err(SkipReason::Models);
+    }
+    if request.params.max_length > worker.max_length {
+        return Err(SkipReason::MaxLength);
+    }
+    if request.params.max_context_length > worker.max_context_length {
+        return Err(SkipReason::MaxContextLength);
+    }
+    if !request.workers.is_empty()
+        && request.workers.contains(&worker.id) == request.worker_blacklist
+    {
+        return Err(SkipReason::WorkerId);
+    }
+    if request.trusted_workers && !worker.trusted {
+        return Err(SkipReason::Untrusted);
+    }
+    if request.nsfw && !worker.nsfw {
+        return Err(SkipReason::Nsfw);
+    }
+    Ok(())
+}
+
+/// The model `worker` serves `request` with: the first of the worker's models the request
+/// accepts.
+pub fn chosen_model<'w>(
+    worker: &'w Worker,
+    request: &RequestSpec,
+) -> Option<&'w std::sync::Arc<str>> {
+    worker
+        .models
+        .iter()
+        .find(|w| request.models.is_empty() || request.models.contains(w))
+}

@@ -1,0 +1,194 @@
+//! Requests and jobs: what a client asked for, and each attempt at one of its generations.
+//!
+//! A [`RequestSpec`] never changes after it is queued (so it is stored once); its mutable
+//! [`RequestState`] is small and stored on every change; every [`Job`] is one generation handed
+//! to one worker. While a request is open, `waiting + processing + finished == n`.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{JobId, Kudos, RequestId, Timestamp, UserId, WorkerId};
+
+/// Generation parameters the core needs to know (the sampler fields travel opaquely in
+/// [`RequestSpec::passthrough`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenParams {
+    /// Generations wanted, 1–20.
+    pub n: u32,
+    /// Tokens to generate, 16–4096.
+    pub max_length: u32,
+    /// Tokens of context the prompt may fill, 80–131072, at least `max_length`.
+    pub max_context_length: u32,
+}
+
+impl Default for GenParams {
+    /// AI Horde's defaults: one generation of 80 tokens with 2048 tokens of context.
+    fn default() -> Self {
+        GenParams {
+            n: 1,
+            max_length: 80,
+            max_context_length: 2048,
+        }
+    }
+}
+
+/// A text-generation request as the client submitted it. Immutable once queued.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestSpec {
+    /// Its id, minted by the caller.
+    pub id: RequestId,
+    /// Who asked (and pays).
+    pub owner: UserId,
+    /// The prompt; never empty.
+    pub prompt: Arc<str>,
+    /// Length and count parameters.
+    pub params: GenParams,
+    /// Sampler and format fields for the worker, as JSON object text. The core carries it and
+    /// never reads it.
+    pub passthrough: Arc<str>,
+    /// Acceptable models; empty means any.
+    pub models: Vec<Arc<str>>,
+    /// Workers allowed (or, with `worker_blacklist`, refused); empty means no restriction.
+    pub workers: Vec<WorkerId>,
+    /// Treat `workers` as a deny-list.
+    pub worker_blacklist: bool,
+    /// Only trusted workers may serve it.
+    pub trusted_workers: bool,
+    /// The request may produce NSFW text, so only workers accepting NSFW may serve it.
+    pub nsfw: bool,
+    /// When it was queued.
+    pub created_at: Timestamp,
+}
+
+impl RequestSpec {
+    /// A request by `owner` for `prompt` at `now`, with default parameters, any model and any
+    /// worker.
+    pub fn new(id: RequestId, owner: UserId, prompt: impl Into<Arc<str>>, now: Timestamp) -> Self {
+        RequestSpec {
+            id,
+            owner,
+            prompt: prompt.into(),
+            params: GenParams::default(),
+            passthrough: Arc::from("{}"),
+            models: Vec::new(),
+            workers: Vec::new(),
+            worker_blacklist: false,
+            trusted_workers: false,
+            nsfw: false,
+            created_at: now,
+        }
+    }
+}
+
+/// How a request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// All `n` generations finished.
+    Done,
+    /// The client cancelled; finished generations are kept.
+    Cancelled,
+    /// Too many restarts.
+    Faulted,
+    /// No progress for too long.
+    Expired,
+}
+
+/// The mutable part of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestState {
+    /// Generations not yet handed to a worker.
+    pub waiting: u32,
+    /// Generations handed to a worker and being worked on.
+    pub processing: u32,
+    /// Generations finished.
+    pub finished: u32,
+    /// Times a generation failed or timed out and went back to waiting.
+    pub restarts: u32,
+    /// Kudos charged so far.
+    pub kudos: Kudos,
+    /// The last time something happened to it (queued, started, finished).
+    pub last_progress: Timestamp,
+    /// How and when it ended, once it has.
+    pub closed: Option<(Outcome, Timestamp)>,
+}
+
+impl RequestState {
+    /// Returns true if and only if the request has not ended.
+    pub const fn is_open(&self) -> bool {
+        self.closed.is_none()
+    }
+}
+
+/// The quality of a finished generation, as the worker reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GenerationState {
+    /// A normal generation.
+    Ok,
+    /// The worker censored its output.
+    Censored,
+}
+
+/// A finished generation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Generation {
+    /// The generated text.
+    pub text: String,
+    /// The seed the worker reports, if any.
+    pub seed: Option<String>,
+    /// Ok or censored.
+    pub state: GenerationState,
+    /// Worker metadata, as JSON text, opaque to the core.
+    pub metadata: Option<Arc<str>>,
+    /// Tokens counted for the reward.
+    pub tokens: u32,
+    /// What the requester paid and the worker's owner earned.
+    pub reward: Kudos,
+    /// When it was submitted.
+    pub finished_at: Timestamp,
+}
+
+/// Why a job ended without a generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AbortReason {
+    /// The worker reported a failure.
+    Faulted,
+    /// The worker did not submit before the deadline.
+    TimedOut,
+    /// The client cancelled the request.
+    Cancelled,
+}
+
+/// Where a job stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    /// Being worked on.
+    Processing,
+    /// Submitted and paid.
+    Done(Generation),
+    /// Ended without a generation.
+    Aborted(AbortReason),
+}
+
+/// One generation of a request handed to one worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    /// Its id, minted by the caller of `pop`.
+    pub id: JobId,
+    /// The request it serves.
+    pub request: RequestId,
+    /// The worker serving it.
+    pub worker: WorkerId,
+    /// The model the worker serves it with.
+    pub model: Arc<str>,
+    /// When the worker took it.
+    pub started_at: Timestamp,
+    /// When it times out if not submitted.
+    pub deadline: Timestamp,
+    /// Where it stands.
+    pub status: JobStatus,
+}

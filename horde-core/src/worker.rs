@@ -1,0 +1,119 @@
+//! Workers: a volunteer's backend as the horde knows it, and its uptime clock.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Kudos, Timestamp, UserId, WorkerId};
+
+/// A worker and what it reported at its last check-in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Worker {
+    /// Its id, minted when it first popped.
+    pub id: WorkerId,
+    /// The user who runs it and earns its kudos.
+    pub owner: UserId,
+    /// Its unique name.
+    pub name: String,
+    /// Models it serves.
+    pub models: Vec<Arc<str>>,
+    /// Most tokens it generates per job.
+    pub max_length: u32,
+    /// Most context tokens it accepts.
+    pub max_context_length: u32,
+    /// It accepts NSFW requests.
+    pub nsfw: bool,
+    /// Parallel jobs it runs.
+    pub threads: u32,
+    /// Its bridge software, `name:version:url`.
+    pub bridge_agent: String,
+    /// Users served first on this worker, whatever their balance.
+    pub priority_users: Vec<UserId>,
+    /// Its owner is trusted.
+    pub trusted: bool,
+    /// In maintenance it only serves its owner.
+    pub maintenance: bool,
+    /// Shown to the owner's clients during maintenance.
+    pub maintenance_msg: String,
+    /// Free text the owner shows on the worker page.
+    pub info: String,
+    /// When it first popped.
+    pub created_at: Timestamp,
+    /// Its last check-in (pop or submit).
+    pub last_seen: Timestamp,
+    /// Milliseconds online in total.
+    pub uptime_ms: u64,
+    /// Online milliseconds not yet paid as an uptime award.
+    pub unpaid_uptime_ms: u64,
+    /// Generations submitted.
+    pub requests_fulfilled: u64,
+    /// Tokens generated.
+    pub tokens_generated: u64,
+    /// Kudos earned by generations.
+    pub kudos_generated: Kudos,
+    /// Kudos earned by uptime.
+    pub kudos_uptime: Kudos,
+}
+
+impl Worker {
+    /// A new worker named `name` of `owner`, first seen at `now`, serving nothing yet (AI
+    /// Horde's defaults: 512 tokens, 2048 context, one thread).
+    pub fn new(id: WorkerId, owner: UserId, name: impl Into<String>, now: Timestamp) -> Worker {
+        Worker {
+            id,
+            owner,
+            name: name.into(),
+            models: Vec::new(),
+            max_length: 512,
+            max_context_length: 2048,
+            nsfw: false,
+            threads: 1,
+            bridge_agent: String::new(),
+            priority_users: Vec::new(),
+            trusted: false,
+            maintenance: false,
+            maintenance_msg: String::new(),
+            info: String::new(),
+            created_at: now,
+            last_seen: now,
+            uptime_ms: 0,
+            unpaid_uptime_ms: 0,
+            requests_fulfilled: 0,
+            tokens_generated: 0,
+            kudos_generated: Kudos::ZERO,
+            kudos_uptime: Kudos::ZERO,
+        }
+    }
+
+    /// Returns true if and only if it checked in within `timeout_secs` of `now` and is not in
+    /// maintenance.
+    pub fn is_online(&self, now: Timestamp, timeout_secs: u64) -> bool {
+        !self.maintenance && now.millis_since(self.last_seen) <= timeout_secs * 1000
+    }
+
+    /// Total kudos the worker has earned.
+    pub fn kudos_rewards(&self) -> Kudos {
+        self.kudos_generated + self.kudos_uptime
+    }
+
+    /// Records a check-in at `now`: time since the previous one counts as online if it is at
+    /// most `timeout_secs` and the worker is not in maintenance. Returns how many uptime
+    /// intervals of `interval_secs` became due.
+    pub(crate) fn check_in(
+        &mut self,
+        now: Timestamp,
+        timeout_secs: u64,
+        interval_secs: u64,
+    ) -> u64 {
+        let gap = now.millis_since(self.last_seen);
+        if !self.maintenance && gap <= timeout_secs * 1000 {
+            self.unpaid_uptime_ms += gap;
+            self.uptime_ms += gap;
+        }
+        self.last_seen = self.last_seen.max(now);
+        let interval_ms = interval_secs.max(1) * 1000;
+        let due = self.unpaid_uptime_ms / interval_ms;
+        self.unpaid_uptime_ms %= interval_ms;
+        due
+    }
+}
