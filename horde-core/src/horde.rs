@@ -1088,6 +1088,7 @@ impl Horde {
                     .is_some_and(|j| j.status == JobStatus::Processing)
             })
             .collect();
+        let aborted = processing.len() as u32;
         for job in processing {
             self.abort_job(job, AbortReason::Cancelled, now, events);
         }
@@ -1101,7 +1102,7 @@ impl Horde {
         );
         entry.state.waiting = 0;
         entry.state.closed = Some((outcome, now));
-        self.release_slots(owner, waiting);
+        self.release_slots(owner, waiting + aborted);
         self.queue.remove(&id);
         self.expiries
             .remove(&(last.plus_secs(self.config.request_timeout_secs), id));
@@ -1268,7 +1269,7 @@ impl Horde {
         } else {
             0
         };
-        let generations = entry
+        let mut generations: Vec<(Job, Generation)> = entry
             .jobs
             .iter()
             .filter_map(|id| self.jobs.get(id))
@@ -1277,6 +1278,7 @@ impl Horde {
                 _ => None,
             })
             .collect();
+        generations.sort_by_key(|(job, _)| (job.started_at, job.id));
         Some(RequestStatus {
             spec: entry.spec.clone(),
             state: entry.state,
@@ -1339,3 +1341,6 @@ impl Horde {
             })
     }
 }
+
+#[cfg(test)]
+mod tests;

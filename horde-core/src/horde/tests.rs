@@ -1,0 +1,920 @@
+//! Tests of the state machine with a simulated clock, and properties over random commands.
+
+use std::collections::HashMap;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::{AbortReason, JobStatus, Outcome};
+
+/// What a binary would persist: the latest value of every entity, from events alone.
+#[derive(Default, Debug)]
+struct Store {
+    specs: HashMap<RequestId, Arc<RequestSpec>>,
+    states: HashMap<RequestId, RequestState>,
+    jobs: HashMap<JobId, Job>,
+    accounts: HashMap<UserId, AccountState>,
+    workers: HashMap<WorkerId, Worker>,
+    postings: Vec<Posting>,
+}
+
+impl Store {
+    fn apply(&mut self, events: &[Event]) {
+        for event in events {
+            match event {
+                Event::RequestQueued(spec) => {
+                    self.specs.insert(spec.id, spec.clone());
+                }
+                Event::RequestChanged { id, state } => {
+                    self.states.insert(*id, *state);
+                }
+                Event::JobChanged(job) => {
+                    self.jobs.insert(job.id, job.clone());
+                }
+                Event::RequestRemoved(id) => {
+                    self.specs.remove(id);
+                    self.states.remove(id);
+                    self.jobs.retain(|_, j| j.request != *id);
+                }
+                Event::Posted(p) => self.postings.push(*p),
+                Event::AccountChanged { user, state } => {
+                    self.accounts.insert(*user, *state);
+                }
+                Event::WorkerChanged(w) => {
+                    self.workers.insert(w.id, w.clone());
+                }
+            }
+        }
+    }
+
+    fn restore(&self, config: HordeConfig, users: &HashMap<UserId, UserPolicy>) -> Horde {
+        let requests = self.specs.values().map(|spec| {
+            let jobs = self
+                .jobs
+                .values()
+                .filter(|j| j.request == spec.id)
+                .cloned()
+                .collect();
+            (spec.clone(), self.states[&spec.id], jobs)
+        });
+        Horde::restore(
+            config,
+            users.iter().map(|(u, p)| (*u, *p)),
+            self.accounts.iter().map(|(u, s)| (*u, *s)),
+            self.workers.values().cloned(),
+            requests.collect::<Vec<_>>(),
+        )
+    }
+}
+
+const MODEL: &str = "koboldcpp/Llama-3-8B-Instruct.Q4_K_M";
+const OTHER_MODEL: &str = "KoboldAI/OPT-13B-Erebus";
+
+struct Sim {
+    horde: Horde,
+    now: Timestamp,
+    next_id: u128,
+    store: Store,
+    users: HashMap<UserId, UserPolicy>,
+}
+
+impl Sim {
+    fn new() -> Sim {
+        Sim::with_config(HordeConfig::default())
+    }
+
+    fn with_config(config: HordeConfig) -> Sim {
+        let mut sim = Sim {
+            horde: Horde::new(config),
+            now: Timestamp::from_secs(1_700_000_000),
+            next_id: 0,
+            store: Store::default(),
+            users: HashMap::new(),
+        };
+        for user in 1..=5 {
+            sim.add_user(UserId(user), 30);
+        }
+        sim
+    }
+
+    fn add_user(&mut self, user: UserId, concurrency: u32) {
+        let policy = UserPolicy {
+            concurrency,
+            trusted: false,
+        };
+        self.horde.set_user(user, policy);
+        self.users.insert(user, policy);
+    }
+
+    fn id(&mut self) -> Uuid {
+        self.next_id += 1;
+        Uuid::from_u128(self.next_id)
+    }
+
+    fn advance(&mut self, secs: u64) {
+        self.now = self.now.plus_secs(secs);
+        let events = self.horde.tick(self.now);
+        self.store.apply(&events);
+    }
+
+    fn spec(&mut self, owner: u64) -> RequestSpec {
+        let id = RequestId(self.id());
+        RequestSpec::new(id, UserId(owner), "x".repeat(1000), self.now)
+    }
+
+    fn enqueue(&mut self, spec: RequestSpec) -> Result<RequestId, EnqueueError> {
+        let applied = self.horde.enqueue(self.now, spec)?;
+        self.store.apply(&applied.events);
+        Ok(applied.value)
+    }
+
+    fn request(&mut self, owner: u64) -> RequestId {
+        let spec = self.spec(owner);
+        self.enqueue(spec).unwrap()
+    }
+
+    fn query(&self, owner: u64, name: &str) -> PopQuery {
+        PopQuery {
+            owner: UserId(owner),
+            name: name.into(),
+            models: vec![MODEL.into()],
+            max_length: 512,
+            max_context_length: 4096,
+            priority_users: vec![],
+            nsfw: false,
+            threads: 1,
+            amount: 1,
+            bridge_agent: "test:1:none".into(),
+        }
+    }
+
+    fn pop_with(&mut self, query: PopQuery) -> Result<PopResult, PopError> {
+        let mut ids = Vec::new();
+        for _ in 0..32 {
+            ids.push(self.id());
+        }
+        let mut ids = ids.into_iter();
+        let applied = self
+            .horde
+            .pop(self.now, query, || ids.next().unwrap_or_default())?;
+        self.store.apply(&applied.events);
+        Ok(applied.value)
+    }
+
+    /// Pops for worker `name` of `owner`; returns the request and job it got, if any.
+    fn pop(&mut self, owner: u64, name: &str) -> Option<(RequestId, JobId)> {
+        let result = self.pop_with(self.query(owner, name)).unwrap();
+        result.assignments.first().map(|a| (a.request.id, a.job))
+    }
+
+    fn submit(&mut self, owner: u64, job: JobId, state: SubmitState) -> Result<Kudos, SubmitError> {
+        let submission = Submission {
+            state,
+            text: "y".repeat(400),
+            seed: Some("42".into()),
+            metadata: None,
+        };
+        let applied = self
+            .horde
+            .submit(self.now, UserId(owner), job, submission)?;
+        self.store.apply(&applied.events);
+        Ok(applied.value)
+    }
+
+    fn give(&mut self, user: u64, kudos: i64) {
+        let applied = self
+            .horde
+            .admin_adjust(self.now, UserId(user), Kudos::from_milli(kudos * 1000))
+            .unwrap();
+        self.store.apply(&applied.events);
+    }
+
+    fn state(&self, id: RequestId) -> RequestState {
+        *self.horde.request(id).unwrap().1
+    }
+}
+
+#[test]
+fn enqueue_validates_parameters() {
+    let mut sim = Sim::new();
+    let mut spec = sim.spec(1);
+    spec.prompt = "".into();
+    assert_eq!(sim.enqueue(spec), Err(EnqueueError::EmptyPrompt));
+    for (n, max_length, ctx, field) in [
+        (0, 80, 2048, "n"),
+        (21, 80, 2048, "n"),
+        (1, 15, 2048, "max_length"),
+        (1, 4097, 8192, "max_length"),
+        (1, 80, 79, "max_context_length"),
+        (1, 80, 131_073, "max_context_length"),
+    ] {
+        let mut spec = sim.spec(1);
+        spec.params = GenParams {
+            n,
+            max_length,
+            max_context_length: ctx,
+        };
+        assert!(
+            matches!(sim.enqueue(spec), Err(EnqueueError::OutOfRange { field: f, .. }) if f == field),
+            "{field}"
+        );
+    }
+    let mut spec = sim.spec(1);
+    spec.params.max_length = 1024;
+    spec.params.max_context_length = 512;
+    assert_eq!(sim.enqueue(spec), Err(EnqueueError::TokenOverflow));
+    let spec = sim.spec(99);
+    assert_eq!(sim.enqueue(spec), Err(EnqueueError::UnknownUser));
+    let spec = sim.spec(1);
+    let again = spec.clone();
+    sim.enqueue(spec).unwrap();
+    assert_eq!(sim.enqueue(again), Err(EnqueueError::DuplicateId));
+    assert_eq!(sim.horde.queued_requests(), 1);
+}
+
+#[test]
+fn concurrency_limits_open_generations() {
+    let mut sim = Sim::new();
+    sim.add_user(UserId(9), 5);
+    let mut spec = sim.spec(9);
+    spec.params.n = 4;
+    sim.enqueue(spec).unwrap();
+    let mut spec = sim.spec(9);
+    spec.params.n = 2;
+    assert_eq!(
+        sim.enqueue(spec),
+        Err(EnqueueError::TooManyPrompts { limit: 5 })
+    );
+    sim.request(9);
+    assert_eq!(sim.horde.open_generations(UserId(9)), 5);
+    // Finishing one frees one slot.
+    let (_, job) = sim.pop(1, "w").unwrap();
+    sim.submit(1, job, SubmitState::Ok).unwrap();
+    assert_eq!(sim.horde.open_generations(UserId(9)), 4);
+    sim.request(9);
+}
+
+#[test]
+fn richer_requesters_first_fifo_among_equals() {
+    let mut sim = Sim::new();
+    sim.give(2, 100);
+    sim.give(3, 100);
+    let poor = sim.request(1);
+    let rich_a = sim.request(2);
+    let rich_b = sim.request(3);
+    assert_eq!(sim.horde.status(rich_b, sim.now).unwrap().queue_position, 1);
+    assert_eq!(sim.horde.status(poor, sim.now).unwrap().queue_position, 2);
+    assert_eq!(sim.pop(4, "w").unwrap().0, rich_a);
+    assert_eq!(sim.pop(4, "w").unwrap().0, rich_b);
+    assert_eq!(sim.pop(4, "w").unwrap().0, poor);
+    assert_eq!(sim.pop(4, "w"), None);
+}
+
+#[test]
+fn balance_changes_reorder_the_queue() {
+    let mut sim = Sim::new();
+    let first = sim.request(1);
+    let second = sim.request(2);
+    sim.give(2, 10);
+    assert_eq!(sim.horde.status(first, sim.now).unwrap().queue_position, 1);
+    assert_eq!(sim.pop(4, "w").unwrap().0, second);
+    assert_eq!(sim.pop(4, "w").unwrap().0, first);
+}
+
+#[test]
+fn ageing_lets_debtors_through_eventually() {
+    let mut sim = Sim::new();
+    sim.give(2, 100);
+    let debtor = sim.request(1);
+    sim.advance(101);
+    let rich = sim.request(2);
+    // 0 + 101 s × 1 kudos/s beats 100.
+    assert_eq!(sim.pop(4, "w").unwrap().0, debtor);
+    assert_eq!(sim.pop(4, "w").unwrap().0, rich);
+}
+
+#[test]
+fn owner_and_priority_users_come_first() {
+    let mut sim = Sim::new();
+    sim.give(2, 1000);
+    let rich = sim.request(2);
+    let anon = sim.request(0);
+    let friend = sim.request(3);
+    let own = sim.request(4);
+    let mut query = sim.query(4, "w");
+    query.priority_users = vec![UserId(3), UserId(0)];
+    let got = sim.pop_with(query.clone()).unwrap();
+    assert_eq!(
+        got.assignments[0].request.id, anon,
+        "oldest priority user first"
+    );
+    let got = sim.pop_with(query.clone()).unwrap();
+    assert_eq!(got.assignments[0].request.id, friend);
+    let got = sim.pop_with(query.clone()).unwrap();
+    assert_eq!(got.assignments[0].request.id, own);
+    let got = sim.pop_with(query).unwrap();
+    assert_eq!(got.assignments[0].request.id, rich);
+    assert_eq!(
+        sim.horde.worker_by_name("w").unwrap().priority_users,
+        vec![UserId(3), UserId(0)]
+    );
+}
+
+#[test]
+fn matching_and_skip_counts() {
+    let mut sim = Sim::new();
+    let mut other_model = sim.spec(1);
+    other_model.models = vec![OTHER_MODEL.into()];
+    sim.enqueue(other_model).unwrap();
+    let mut too_long = sim.spec(1);
+    too_long.params.max_length = 1024;
+    too_long.params.max_context_length = 2048;
+    sim.enqueue(too_long).unwrap();
+    let mut big_context = sim.spec(1);
+    big_context.params.max_context_length = 8192;
+    sim.enqueue(big_context).unwrap();
+    let mut trusted = sim.spec(1);
+    trusted.trusted_workers = true;
+    sim.enqueue(trusted).unwrap();
+    let mut nsfw = sim.spec(1);
+    nsfw.nsfw = true;
+    sim.enqueue(nsfw).unwrap();
+    let mut elsewhere = sim.spec(1);
+    elsewhere.workers = vec![WorkerId(Uuid::from_u128(u128::MAX))];
+    sim.enqueue(elsewhere).unwrap();
+
+    let result = sim.pop_with(sim.query(2, "w")).unwrap();
+    assert!(result.assignments.is_empty());
+    for reason in [
+        SkipReason::Models,
+        SkipReason::MaxLength,
+        SkipReason::MaxContextLength,
+        SkipReason::Untrusted,
+        SkipReason::Nsfw,
+        SkipReason::WorkerId,
+    ] {
+        assert_eq!(result.skipped.get(reason), 1, "{reason:?}");
+    }
+
+    // A deny-list naming another worker lets this one serve.
+    let worker = result.worker;
+    let mut denied = sim.spec(1);
+    denied.workers = vec![worker];
+    denied.worker_blacklist = true;
+    sim.enqueue(denied).unwrap();
+    let mut allowed = sim.spec(1);
+    allowed.workers = vec![worker];
+    allowed.models = vec![OTHER_MODEL.into(), MODEL.into()];
+    let allowed_id = sim.enqueue(allowed).unwrap();
+    let got = sim.pop_with(sim.query(2, "w")).unwrap();
+    assert_eq!(got.assignments[0].request.id, allowed_id);
+    assert_eq!(&*got.assignments[0].model, MODEL);
+    assert!(got.skipped.is_empty());
+}
+
+#[test]
+fn worker_names_belong_to_their_owner() {
+    let mut sim = Sim::new();
+    sim.pop(1, "shared-name");
+    assert_eq!(
+        sim.pop_with(sim.query(2, "shared-name")),
+        Err(PopError::WrongCredentials)
+    );
+    assert_eq!(sim.pop_with(sim.query(0, "anon")), Err(PopError::Anonymous));
+    assert_eq!(sim.pop_with(sim.query(77, "x")), Err(PopError::UnknownUser));
+    let mut q = sim.query(1, "x");
+    q.models.clear();
+    assert_eq!(sim.pop_with(q), Err(PopError::NoModels));
+    let mut q = sim.query(1, "x");
+    q.amount = 21;
+    assert!(matches!(
+        sim.pop_with(q),
+        Err(PopError::OutOfRange {
+            field: "amount",
+            ..
+        })
+    ));
+    assert_eq!(sim.pop_with(sim.query(1, " ")), Err(PopError::InvalidName));
+}
+
+#[test]
+fn n_greater_than_one_yields_up_to_amount_jobs() {
+    let mut sim = Sim::new();
+    let mut spec = sim.spec(1);
+    spec.params.n = 3;
+    let id = sim.enqueue(spec).unwrap();
+    let mut query = sim.query(2, "w");
+    query.amount = 2;
+    let got = sim.pop_with(query.clone()).unwrap();
+    assert_eq!(got.assignments.len(), 2);
+    assert_eq!(sim.state(id).waiting, 1);
+    assert_eq!(sim.state(id).processing, 2);
+    let got2 = sim.pop_with(query).unwrap();
+    assert_eq!(got2.assignments.len(), 1);
+    for a in got.assignments.iter().chain(&got2.assignments) {
+        sim.submit(2, a.job, SubmitState::Ok).unwrap();
+    }
+    let status = sim.horde.status(id, sim.now).unwrap();
+    assert_eq!(status.state.finished, 3);
+    assert_eq!(status.state.closed.map(|c| c.0), Some(Outcome::Done));
+    assert_eq!(status.generations.len(), 3);
+}
+
+#[test]
+fn submit_pays_exactly_and_refuses_repeats() {
+    let mut sim = Sim::new();
+    let id = sim.request(1);
+    let (_, job) = sim.pop(2, "w").unwrap();
+    assert_eq!(
+        sim.submit(3, job, SubmitState::Ok),
+        Err(SubmitError::WrongCredentials)
+    );
+    let reward = sim.submit(2, job, SubmitState::Ok).unwrap();
+    // 8B model, 100 tokens, context capped at max_length 80: 80 tokens counted.
+    let economy = EconomyConfig::default();
+    assert_eq!(reward, economy.generation_reward(8.0, 80, 80));
+    assert_eq!(sim.horde.ledger().balance(UserId(2)), reward);
+    assert_eq!(sim.horde.ledger().balance(UserId(1)), -reward);
+    assert_eq!(sim.state(id).kudos, reward);
+    assert_eq!(
+        sim.submit(2, job, SubmitState::Ok),
+        Err(SubmitError::Duplicate)
+    );
+    assert_eq!(
+        sim.submit(2, JobId(Uuid::from_u128(999_999)), SubmitState::Ok),
+        Err(SubmitError::UnknownJob)
+    );
+    let worker = sim.horde.worker_by_name("w").unwrap();
+    assert_eq!(worker.requests_fulfilled, 1);
+    assert_eq!(worker.kudos_generated, reward);
+}
+
+#[test]
+fn faulted_generations_restart_then_fault_the_request() {
+    let mut sim = Sim::new();
+    let id = sim.request(1);
+    for restart in 1..=3 {
+        let (_, job) = sim.pop(2, "w").unwrap();
+        assert_eq!(sim.submit(2, job, SubmitState::Faulted), Ok(Kudos::ZERO));
+        assert_eq!(sim.state(id).restarts, restart);
+        assert!(sim.state(id).is_open());
+    }
+    let (_, job) = sim.pop(2, "w").unwrap();
+    sim.submit(2, job, SubmitState::Faulted).unwrap();
+    assert_eq!(sim.state(id).closed.map(|c| c.0), Some(Outcome::Faulted));
+    assert_eq!(sim.horde.queued_requests(), 0);
+    assert_eq!(sim.horde.open_generations(UserId(1)), 0);
+    assert_eq!(sim.horde.ledger().balance(UserId(2)), Kudos::ZERO);
+}
+
+#[test]
+fn timed_out_jobs_go_back_and_late_submits_are_aborted() {
+    let mut sim = Sim::new();
+    let id = sim.request(1);
+    let (_, job) = sim.pop(2, "slow").unwrap();
+    let deadline = sim.horde.job(job).unwrap().deadline;
+    // 90 s + 0.5 s × 80 tokens.
+    assert_eq!(deadline.millis_since(sim.now), 130_000);
+    sim.advance(129);
+    assert_eq!(sim.state(id).processing, 1);
+    sim.advance(1);
+    assert_eq!(sim.state(id).waiting, 1);
+    assert_eq!(sim.state(id).restarts, 1);
+    let (_, job2) = sim.pop(3, "fast").unwrap();
+    assert_eq!(
+        sim.submit(2, job, SubmitState::Ok),
+        Err(SubmitError::Aborted)
+    );
+    sim.submit(3, job2, SubmitState::Ok).unwrap();
+    assert_eq!(sim.horde.ledger().balance(UserId(2)), Kudos::ZERO);
+    assert!(sim.horde.ledger().balance(UserId(3)).is_positive());
+}
+
+#[test]
+fn job_deadline_grows_with_max_length() {
+    let config = HordeConfig::default();
+    assert!(config.job_timeout_ms(4096) > config.job_timeout_ms(512));
+    assert!(config.job_timeout_ms(4096) > 150_000);
+}
+
+#[test]
+fn requests_expire_and_closed_ones_are_removed_after_retention() {
+    let mut sim = Sim::new();
+    let idle = sim.request(1);
+    sim.advance(1199);
+    assert!(sim.state(idle).is_open());
+    sim.advance(1);
+    assert_eq!(sim.state(idle).closed.map(|c| c.0), Some(Outcome::Expired));
+    assert_eq!(sim.horde.queued_requests(), 0);
+    sim.advance(1200);
+    assert!(sim.horde.request(idle).is_none());
+    assert!(sim.store.specs.is_empty(), "removal reached the store");
+}
+
+#[test]
+fn processing_requests_do_not_expire() {
+    let mut sim = Sim::new();
+    let mut config = HordeConfig::default();
+    config.job_timeout_base_secs = 5000;
+    sim.horde = Horde::new(config);
+    for user in 1..=3 {
+        sim.horde.set_user(
+            UserId(user),
+            UserPolicy {
+                concurrency: 30,
+                trusted: false,
+            },
+        );
+    }
+    let id = sim.request(1);
+    let (_, job) = sim.pop(2, "w").unwrap();
+    sim.advance(2000);
+    assert!(sim.state(id).is_open());
+    sim.submit(2, job, SubmitState::Ok).unwrap();
+    assert_eq!(sim.state(id).closed.map(|c| c.0), Some(Outcome::Done));
+}
+
+#[test]
+fn cancel_keeps_done_work_and_charges_nothing_more() {
+    let mut sim = Sim::new();
+    let mut spec = sim.spec(1);
+    spec.params.n = 3;
+    let id = sim.enqueue(spec).unwrap();
+    let (_, done) = sim.pop(2, "w").unwrap();
+    let reward = sim.submit(2, done, SubmitState::Ok).unwrap();
+    let (_, in_flight) = sim.pop(2, "w").unwrap();
+    let applied = sim.horde.cancel(sim.now, id).unwrap();
+    sim.store.apply(&applied.events);
+    let status = sim.horde.status(id, sim.now).unwrap();
+    assert_eq!(status.state.closed.map(|c| c.0), Some(Outcome::Cancelled));
+    assert_eq!(status.generations.len(), 1);
+    assert_eq!(
+        sim.horde.job(in_flight).unwrap().status,
+        JobStatus::Aborted(AbortReason::Cancelled)
+    );
+    assert_eq!(
+        sim.submit(2, in_flight, SubmitState::Ok),
+        Err(SubmitError::Aborted)
+    );
+    assert_eq!(sim.horde.ledger().balance(UserId(1)), -reward);
+    assert_eq!(sim.horde.open_generations(UserId(1)), 0);
+    // Cancelling again changes nothing.
+    assert!(sim.horde.cancel(sim.now, id).unwrap().events.is_empty());
+    assert!(sim
+        .horde
+        .cancel(sim.now, RequestId(Uuid::from_u128(12345)))
+        .is_none());
+}
+
+#[test]
+fn maintenance_serves_only_the_owner() {
+    let mut sim = Sim::new();
+    let result = sim.pop_with(sim.query(2, "w")).unwrap();
+    let update = WorkerUpdate {
+        maintenance: Some(true),
+        ..WorkerUpdate::default()
+    };
+    assert_eq!(
+        sim.horde
+            .update_worker(UserId(3), false, result.worker, update.clone()),
+        Err(WorkerUpdateError::WrongCredentials)
+    );
+    let applied = sim
+        .horde
+        .update_worker(UserId(2), false, result.worker, update)
+        .unwrap();
+    sim.store.apply(&applied.events);
+    sim.request(1);
+    assert_eq!(sim.pop_with(sim.query(2, "w")), Err(PopError::Maintenance));
+    let own = sim.request(2);
+    assert_eq!(sim.pop(2, "w").unwrap().0, own);
+}
+
+#[test]
+fn workers_earn_uptime_every_ten_minutes_online() {
+    let mut sim = Sim::new();
+    sim.pop(2, "w");
+    for _ in 0..4 {
+        sim.advance(150);
+        sim.pop(2, "w");
+    }
+    // 600 s online: one award of (25 + 15 × 4096/1024) × 8/7.
+    let award = EconomyConfig::default().uptime_reward(8.0, 4096);
+    assert_eq!(award, "97.14".parse().unwrap());
+    assert_eq!(sim.horde.ledger().balance(UserId(2)), award);
+    // A gap over 300 s is not online time.
+    sim.advance(301);
+    sim.pop(2, "w");
+    sim.advance(299);
+    sim.pop(2, "w");
+    assert_eq!(sim.horde.ledger().balance(UserId(2)), award);
+    assert_eq!(sim.horde.ledger().account(UserId(2)).details.uptime, award);
+    assert_eq!(sim.horde.ledger().total(), Kudos::ZERO);
+}
+
+#[test]
+fn transfers_need_known_users() {
+    let mut sim = Sim::new();
+    sim.give(1, 10);
+    let ten = Kudos::from_milli(10_000);
+    assert_eq!(
+        sim.horde.transfer(sim.now, UserId(1), UserId(42), ten),
+        Err(TransferError::UnknownUser)
+    );
+    assert_eq!(
+        sim.horde.transfer(sim.now, UserId(1), UserId(2), ten + ten),
+        Err(TransferError::Ledger(LedgerError::NotEnough {
+            balance: ten
+        }))
+    );
+    let applied = sim
+        .horde
+        .transfer(sim.now, UserId(1), UserId(2), ten)
+        .unwrap();
+    assert_eq!(applied.events.len(), 3, "posting and two accounts");
+}
+
+#[test]
+fn worker_rename_and_name_clashes() {
+    let mut sim = Sim::new();
+    let a = sim.pop_with(sim.query(2, "a")).unwrap().worker;
+    sim.pop_with(sim.query(2, "b")).unwrap();
+    let rename = |name: &str| WorkerUpdate {
+        name: Some(name.into()),
+        ..WorkerUpdate::default()
+    };
+    assert_eq!(
+        sim.horde.update_worker(UserId(2), false, a, rename("b")),
+        Err(WorkerUpdateError::InvalidName)
+    );
+    sim.horde
+        .update_worker(UserId(2), false, a, rename("c"))
+        .unwrap();
+    assert!(sim.horde.worker_by_name("a").is_none());
+    assert_eq!(sim.horde.worker_by_name("c").unwrap().id, a);
+    // Admins may change others' workers.
+    sim.horde
+        .update_worker(UserId(5), true, a, rename("d"))
+        .unwrap();
+}
+
+#[test]
+fn restore_from_events_gives_the_same_horde() {
+    let mut sim = Sim::new();
+    sim.give(3, 50);
+    let waiting = sim.request(1);
+    let rich = sim.request(3);
+    let processing = sim.request(1);
+    let (first, _) = sim.pop(2, "w").unwrap();
+    assert_eq!(first, rich);
+    let (second, job) = sim.pop(2, "w").unwrap();
+    assert_eq!(second, waiting);
+    sim.submit(2, job, SubmitState::Ok).unwrap();
+    let (third, in_flight) = sim.pop(2, "w").unwrap();
+    assert_eq!(third, processing);
+    let late = sim.request(4);
+
+    let mut copy = sim.store.restore(HordeConfig::default(), &sim.users);
+    for user in 0..=5 {
+        assert_eq!(
+            copy.ledger().account(UserId(user)),
+            sim.horde.ledger().account(UserId(user))
+        );
+    }
+    assert_eq!(copy.ledger().total(), Kudos::ZERO);
+    assert_eq!(copy.queued_requests(), sim.horde.queued_requests());
+    for id in [waiting, rich, processing, late] {
+        let (a, b) = (copy.status(id, sim.now), sim.horde.status(id, sim.now));
+        assert_eq!(a, b);
+    }
+    assert_eq!(copy.worker_by_name("w"), sim.horde.worker_by_name("w"));
+    assert_eq!(copy.open_generations(UserId(1)), 1);
+    assert_eq!(copy.next_deadline(), sim.horde.next_deadline());
+    // The restored horde keeps working: the in-flight job can be submitted.
+    let submitted = copy.submit(
+        sim.now,
+        UserId(2),
+        in_flight,
+        Submission {
+            state: SubmitState::Ok,
+            text: "done".into(),
+            seed: None,
+            metadata: None,
+        },
+    );
+    assert!(submitted.is_ok());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Properties over random command sequences.
+
+#[derive(Debug, Clone)]
+enum Cmd {
+    Enqueue {
+        owner: u64,
+        n: u32,
+        model: Option<u8>,
+        max_length: u32,
+    },
+    Pop {
+        owner: u64,
+        worker: u8,
+        amount: u32,
+        max_length: u32,
+    },
+    Submit {
+        pick: usize,
+        faulted: bool,
+    },
+    Cancel {
+        pick: usize,
+    },
+    Transfer {
+        from: u64,
+        to: u64,
+        kudos: i64,
+    },
+    Advance {
+        secs: u64,
+    },
+}
+
+const MODELS: [&str; 3] = ["a/m-7B", "b/m-13B", "c/m-70B"];
+
+fn cmd() -> impl Strategy<Value = Cmd> {
+    prop_oneof![
+        3 => (0..5u64, 1..4u32, prop::option::of(0..3u8), prop::sample::select(vec![16u32, 80, 512, 1024]))
+            .prop_map(|(owner, n, model, max_length)| Cmd::Enqueue { owner, n, model, max_length }),
+        3 => (1..5u64, 0..4u8, 1..3u32, prop::sample::select(vec![80u32, 512, 1024]))
+            .prop_map(|(owner, worker, amount, max_length)| Cmd::Pop { owner, worker, amount, max_length }),
+        3 => (any::<usize>(), prop::bool::weighted(0.2))
+            .prop_map(|(pick, faulted)| Cmd::Submit { pick, faulted }),
+        1 => any::<usize>().prop_map(|pick| Cmd::Cancel { pick }),
+        1 => (0..5u64, 0..5u64, -5..50i64).prop_map(|(from, to, kudos)| Cmd::Transfer { from, to, kudos }),
+        1 => prop::sample::select(vec![1u64, 30, 200, 700]).prop_map(|secs| Cmd::Advance { secs }),
+    ]
+}
+
+/// The best effective priority among requests `worker` may serve, per the naive definition.
+fn best_eligible_score(horde: &Horde, worker: &Worker, now: Timestamp) -> Option<i128> {
+    let rate = i128::from(horde.config.ageing_per_sec.milli());
+    horde
+        .requests
+        .values()
+        .filter(|e| e.state.is_open() && e.state.waiting > 0)
+        .filter(|e| matching::check(worker, &e.spec).is_ok())
+        .map(|e| {
+            let balance = i128::from(horde.ledger.balance(e.spec.owner).milli());
+            let waited = i128::from(now.millis_since(e.spec.created_at));
+            balance * 1000 + rate * waited
+        })
+        .max()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn invariants_hold_over_random_commands(cmds in prop::collection::vec(cmd(), 1..120)) {
+        let mut sim = Sim::new();
+        let mut jobs: Vec<(u64, JobId)> = Vec::new();
+        let mut served: HashMap<JobId, u32> = HashMap::new();
+        let mut enqueued: Vec<RequestId> = Vec::new();
+        for cmd in cmds {
+            match cmd {
+                Cmd::Enqueue { owner, n, model, max_length } => {
+                    let mut spec = sim.spec(owner);
+                    spec.params = GenParams { n, max_length, max_context_length: 2048 };
+                    spec.models = model.map(|m| vec![MODELS[m as usize].into()]).unwrap_or_default();
+                    if let Ok(id) = sim.enqueue(spec) {
+                        enqueued.push(id);
+                    }
+                }
+                Cmd::Pop { owner, worker, amount, max_length } => {
+                    let name = format!("w{worker}-{owner}");
+                    let mut query = sim.query(owner, &name);
+                    query.models = vec![MODELS[worker as usize % 3].into()];
+                    query.amount = amount;
+                    query.max_length = max_length;
+                    // The worker's profile as the pop will see it, to check the order.
+                    let mut profile = Worker::new(WorkerId(Uuid::nil()), UserId(owner), name.clone(), sim.now);
+                    if let Some(existing) = sim.horde.worker_by_name(&name) {
+                        profile = existing.clone();
+                    }
+                    profile.models = query.models.clone();
+                    profile.max_length = max_length;
+                    profile.max_context_length = query.max_context_length;
+                    let best = best_eligible_score(&sim.horde, &profile, sim.now);
+                    let own_waiting = sim.horde.requests.values().any(|e| {
+                        e.spec.owner == UserId(owner) && e.state.is_open() && e.state.waiting > 0
+                            && matching::check(&profile, &e.spec).is_ok()
+                    });
+                    if let Ok(result) = sim.pop_with(query) {
+                        prop_assert!(result.assignments.len() <= amount as usize);
+                        match result.assignments.first() {
+                            None => prop_assert!(best.is_none(), "a servable request was left waiting"),
+                            Some(a) if !own_waiting => {
+                                // Not a priority pick: it must be the best eligible request.
+                                let e = &sim.horde.requests[&a.request.id];
+                                let rate = i128::from(sim.horde.config.ageing_per_sec.milli());
+                                let balance = i128::from(sim.horde.ledger.balance(e.spec.owner).milli());
+                                let score = balance * 1000 + rate * i128::from(sim.now.millis_since(e.spec.created_at));
+                                // The balance can only have changed by this pop's uptime award to the worker's owner.
+                                if e.spec.owner != UserId(owner) {
+                                    prop_assert_eq!(Some(score), best);
+                                }
+                            }
+                            Some(_) => {}
+                        }
+                        for a in result.assignments {
+                            *served.entry(a.job).or_default() += 1;
+                            jobs.push((owner, a.job));
+                        }
+                    }
+                }
+                Cmd::Submit { pick, faulted } if !jobs.is_empty() => {
+                    let (owner, job) = jobs[pick % jobs.len()];
+                    let state = if faulted { SubmitState::Faulted } else { SubmitState::Ok };
+                    let before = sim.horde.job(job).map(|j| j.status.clone());
+                    let result = sim.submit(owner, job, state);
+                    match before {
+                        Some(JobStatus::Processing) => prop_assert!(result.is_ok()),
+                        Some(JobStatus::Done(_)) => prop_assert_eq!(result, Err(SubmitError::Duplicate)),
+                        Some(JobStatus::Aborted(_)) => prop_assert_eq!(result, Err(SubmitError::Aborted)),
+                        None => prop_assert_eq!(result, Err(SubmitError::UnknownJob)),
+                    }
+                }
+                Cmd::Submit { .. } => {}
+                Cmd::Cancel { pick } if !enqueued.is_empty() => {
+                    let id = enqueued[pick % enqueued.len()];
+                    if let Some(applied) = sim.horde.cancel(sim.now, id) {
+                        sim.store.apply(&applied.events);
+                    }
+                }
+                Cmd::Cancel { .. } => {}
+                Cmd::Transfer { from, to, kudos } => {
+                    if let Ok(applied) = sim.horde.transfer(sim.now, UserId(from), UserId(to), Kudos::from_milli(kudos * 100)) {
+                        sim.store.apply(&applied.events);
+                    }
+                }
+                Cmd::Advance { secs } => sim.advance(secs),
+            }
+
+            // Balances always sum to zero, in the core and in what was persisted.
+            prop_assert_eq!(sim.horde.ledger().total(), Kudos::ZERO);
+            let persisted: Kudos = sim.store.accounts.values().map(|a| a.balance).sum();
+            prop_assert_eq!(persisted + sim.horde.ledger().horde_balance(), Kudos::ZERO);
+            // Every job was handed out once.
+            prop_assert!(served.values().all(|&c| c == 1));
+            // Requester paid == worker earned, per generation posting.
+            let mut paid: HashMap<UserId, Kudos> = HashMap::new();
+            for p in sim.store.postings.iter().filter(|p| p.kind == crate::PostingKind::Generation) {
+                if let (crate::Account::User(from), crate::Account::User(to)) = (p.from, p.to) {
+                    *paid.entry(from).or_default() -= p.amount;
+                    *paid.entry(to).or_default() += p.amount;
+                }
+            }
+            prop_assert_eq!(paid.values().copied().sum::<Kudos>(), Kudos::ZERO);
+            for user in 0..=5 {
+                let accumulated = sim.horde.ledger().account(UserId(user)).details.accumulated;
+                prop_assert_eq!(accumulated, paid.get(&UserId(user)).copied().unwrap_or_default());
+            }
+            // No request lost: each one enqueued is open with all n accounted for, or closed,
+            // or removed after its retention.
+            for id in &enqueued {
+                if let Some((spec, state)) = sim.horde.request(*id) {
+                    if state.is_open() {
+                        prop_assert_eq!(state.waiting + state.processing + state.finished, spec.params.n);
+                        prop_assert!(sim.horde.queue.contains(id));
+                    } else {
+                        prop_assert!(!sim.horde.queue.contains(id));
+                        prop_assert_eq!(state.processing, 0);
+                    }
+                    let done = sim.horde.status(*id, sim.now).unwrap().generations.len() as u32;
+                    prop_assert_eq!(done, state.finished);
+                    let charged: Kudos = sim.horde.status(*id, sim.now).unwrap().generations.iter().map(|(_, g)| g.reward).sum();
+                    prop_assert_eq!(charged, state.kudos);
+                } else {
+                    prop_assert!(!sim.store.specs.contains_key(id));
+                }
+            }
+            // Open generations per user match the requests.
+            for user in 0..=5 {
+                let open: u32 = sim.horde.requests.values()
+                    .filter(|e| e.spec.owner == UserId(user) && e.state.is_open())
+                    .map(|e| e.state.waiting + e.state.processing)
+                    .sum();
+                prop_assert_eq!(sim.horde.open_generations(UserId(user)), open);
+            }
+        }
+        // What was persisted restores to the same state.
+        let copy = sim.store.restore(HordeConfig::default(), &sim.users);
+        prop_assert_eq!(copy.queued_requests(), sim.horde.queued_requests());
+        for id in &enqueued {
+            prop_assert_eq!(copy.status(*id, sim.now), sim.horde.status(*id, sim.now));
+        }
+        for user in 0..=5 {
+            prop_assert_eq!(copy.ledger().account(UserId(user)), sim.horde.ledger().account(UserId(user)));
+        }
+    }
+}
