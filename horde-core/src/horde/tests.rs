@@ -514,9 +514,10 @@ fn requests_expire_and_closed_ones_are_removed_after_retention() {
 #[test]
 fn processing_requests_do_not_expire() {
     let mut sim = Sim::new();
-    let mut config = HordeConfig::default();
-    config.job_timeout_base_secs = 5000;
-    sim.horde = Horde::new(config);
+    sim.horde = Horde::new(HordeConfig {
+        job_timeout_base_secs: 5000,
+        ..HordeConfig::default()
+    });
     for user in 1..=3 {
         sim.horde.set_user(
             UserId(user),
