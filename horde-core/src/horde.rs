@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::matching::{self, SkipCounts, SkipReason};
-use crate::queue::PriorityQueue;
+use crate::queue::{PriorityQueue, Ticket};
 use crate::request::{
     AbortReason, GenParams, Generation, GenerationState, Job, JobStatus, Outcome, RequestSpec,
     RequestState,
@@ -361,6 +361,9 @@ struct RequestEntry {
     spec: Arc<RequestSpec>,
     state: RequestState,
     jobs: Vec<JobId>,
+    /// Its place in line, kept while all its generations are processing (and it is out of
+    /// the queue) so that a restart puts it back where it was.
+    ticket: Option<Ticket>,
 }
 
 /// The whole horde: users' balances, workers, the queue, requests and jobs.
@@ -417,6 +420,15 @@ pub struct Horde {
     deadlines: BTreeSet<(Timestamp, JobId)>,
     expiries: BTreeSet<(Timestamp, RequestId)>,
     removals: BTreeSet<(Timestamp, RequestId)>,
+}
+
+/// The lanes a request waits in: one per acceptable model, or `Any`.
+fn lanes_of(spec: &RequestSpec) -> Vec<Lane> {
+    if spec.models.is_empty() {
+        vec![Lane::Any]
+    } else {
+        spec.models.iter().cloned().map(Lane::Model).collect()
+    }
 }
 
 /// AI Horde's ranges of request and worker parameters.
@@ -490,10 +502,15 @@ impl Horde {
                 horde
                     .removals
                     .insert((closed_at.plus_secs(horde.config.retention_secs), id));
-            } else {
+            }
+            let mut ticket = None;
+            if state.is_open() {
                 *horde.open_slots.entry(spec.owner).or_default() +=
                     state.waiting + state.processing;
-                horde.enqueue_item(&spec);
+                ticket = horde.enqueue_item(&spec);
+                if state.waiting == 0 {
+                    horde.queue.remove(&id);
+                }
                 horde.expiries.insert((horde.expiry_of(&state), id));
             }
             let job_ids = jobs.iter().map(|j| j.id).collect();
@@ -504,6 +521,7 @@ impl Horde {
                     spec,
                     state,
                     jobs: job_ids,
+                    ticket,
                 },
             );
         }
@@ -571,6 +589,11 @@ impl Horde {
         self.requests.len()
     }
 
+    /// How many queued requests are ahead of `id`, or `None` if it is not queued.
+    pub fn queue_position(&self, id: RequestId) -> Option<usize> {
+        self.queue.position(&id)
+    }
+
     /// The earliest time at which [`Horde::tick`] has something to do, if any.
     pub fn next_deadline(&self) -> Option<Timestamp> {
         [
@@ -633,7 +656,7 @@ impl Horde {
             closed: None,
         };
         *self.open_slots.entry(spec.owner).or_default() += n;
-        self.enqueue_item(&spec);
+        let ticket = self.enqueue_item(&spec);
         self.expiries.insert((self.expiry_of(&state), spec.id));
         self.requests.insert(
             spec.id,
@@ -641,6 +664,7 @@ impl Horde {
                 spec: spec.clone(),
                 state,
                 jobs: Vec::new(),
+                ticket,
             },
         );
         Ok(Applied {
@@ -652,15 +676,32 @@ impl Horde {
         })
     }
 
-    fn enqueue_item(&mut self, spec: &RequestSpec) {
-        let lanes: Vec<Lane> = if spec.models.is_empty() {
-            vec![Lane::Any]
-        } else {
-            spec.models.iter().cloned().map(Lane::Model).collect()
-        };
+    fn enqueue_item(&mut self, spec: &RequestSpec) -> Option<Ticket> {
         let priority = self.ledger.balance(spec.owner).milli();
-        self.queue
-            .push(spec.id, spec.owner, priority, lanes, spec.created_at);
+        self.queue.push(
+            spec.id,
+            spec.owner,
+            priority,
+            lanes_of(spec),
+            spec.created_at,
+        )
+    }
+
+    /// Puts a request whose generation went back to waiting back in line.
+    fn requeue(&mut self, id: RequestId) {
+        let Some(entry) = self.requests.get(&id) else {
+            return;
+        };
+        if let Some(ticket) = entry.ticket {
+            let priority = self.ledger.balance(entry.spec.owner).milli();
+            self.queue.reinsert(
+                id,
+                entry.spec.owner,
+                priority,
+                lanes_of(&entry.spec),
+                ticket,
+            );
+        }
     }
 
     fn expiry_of(&self, state: &RequestState) -> Timestamp {
@@ -794,6 +835,11 @@ impl Horde {
                 }
                 entry.state.waiting -= take;
                 entry.state.processing += take;
+                if entry.state.waiting == 0 {
+                    // Out of line while all its generations are processing; the ticket in
+                    // the entry brings it back to its place on a restart.
+                    self.queue.remove(&request_id);
+                }
                 let state = entry.state;
                 self.touch(request_id, state.last_progress, now);
                 self.push_request_changed(request_id, &mut events);
@@ -1065,6 +1111,7 @@ impl Horde {
         if entry.state.restarts > self.config.max_restarts {
             self.close(request_id, Outcome::Faulted, now, events);
         } else {
+            self.requeue(request_id);
             self.push_request_changed(request_id, events);
         }
     }

@@ -55,8 +55,16 @@ struct Entry<I> {
 #[derive(Debug)]
 struct ItemInfo<K, L> {
     key: K,
-    seq: u64,
+    ticket: Ticket,
     lanes: Box<[L]>,
+}
+
+/// An item's place in line: its insertion sequence number and (clamped) enqueue time. Kept by
+/// the caller to put an item back where it was with [`PriorityQueue::reinsert`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticket {
+    seq: u64,
+    at: u64,
 }
 
 /// A key's items: one stream of all of them, and one per lane they are in.
@@ -163,8 +171,8 @@ where
     }
 
     /// Adds `id`, owned by `key` whose current priority is `priority`, in `lanes`, enqueued at
-    /// `now`. Returns false (and changes nothing) if `id` is already queued.
-    /// O(l · log k) amortised.
+    /// `now`. Returns its [`Ticket`] (its place in line), or `None` (and changes nothing) if
+    /// `id` is already queued. O(l · log k) amortised.
     pub fn push(
         &mut self,
         id: I,
@@ -172,10 +180,52 @@ where
         priority: i64,
         lanes: impl IntoIterator<Item = L>,
         now: Timestamp,
-    ) -> bool {
+    ) -> Option<Ticket> {
         if self.items.contains_key(&id) {
+            return None;
+        }
+        let at = now.millis().max(self.last_at);
+        self.last_at = at;
+        let ticket = Ticket {
+            seq: self.next_seq,
+            at,
+        };
+        self.next_seq += 1;
+        self.insert(id, key, priority, lanes, ticket);
+        Some(ticket)
+    }
+
+    /// Puts `id` back in line at the place `ticket` (from [`PriorityQueue::push`] or
+    /// [`PriorityQueue::ticket`]) gave it, as if it had never left. Returns false (and changes
+    /// nothing) if `id` is already queued. O(l · (log k + m)).
+    pub fn reinsert(
+        &mut self,
+        id: I,
+        key: K,
+        priority: i64,
+        lanes: impl IntoIterator<Item = L>,
+        ticket: Ticket,
+    ) -> bool {
+        if self.items.contains_key(&id) || ticket.seq >= self.next_seq {
             return false;
         }
+        self.insert(id, key, priority, lanes, ticket);
+        true
+    }
+
+    /// The place in line of a queued item.
+    pub fn ticket(&self, id: &I) -> Option<Ticket> {
+        self.items.get(id).map(|item| item.ticket)
+    }
+
+    fn insert(
+        &mut self,
+        id: I,
+        key: K,
+        priority: i64,
+        lanes: impl IntoIterator<Item = L>,
+        ticket: Ticket,
+    ) {
         self.set_priority(&key, priority);
         let mut item_lanes: Vec<L> = Vec::new();
         for lane in lanes {
@@ -183,32 +233,31 @@ where
                 item_lanes.push(lane);
             }
         }
-        let at = now.millis().max(self.last_at);
-        self.last_at = at;
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let entry = Entry { seq, at, id };
+        let entry = Entry {
+            seq: ticket.seq,
+            at: ticket.at,
+            id,
+        };
         let rate = self.ageing_rate;
         let queue = self.keys.entry(key.clone()).or_insert_with(|| KeyQueue {
             priority,
             all: VecDeque::new(),
             lanes: HashMap::new(),
         });
-        append(&mut queue.all, &mut self.all, &key, priority, rate, entry);
+        insert_entry(&mut queue.all, &mut self.all, &key, priority, rate, entry);
         for lane in &item_lanes {
             let stream = queue.lanes.entry(lane.clone()).or_default();
             let index = self.lanes.entry(lane.clone()).or_default();
-            append(stream, index, &key, priority, rate, entry);
+            insert_entry(stream, index, &key, priority, rate, entry);
         }
         self.items.insert(
             id,
             ItemInfo {
                 key,
-                seq,
+                ticket,
                 lanes: item_lanes.into_boxed_slice(),
             },
         );
-        true
     }
 
     /// Removes `id`; returns its key, or `None` if it was not queued.
@@ -225,14 +274,14 @@ where
             &item.key,
             priority,
             rate,
-            item.seq,
+            item.ticket.seq,
         );
         for lane in item.lanes.iter() {
             let (Some(stream), Some(index)) = (queue.lanes.get_mut(lane), self.lanes.get_mut(lane))
             else {
                 continue;
             };
-            take(stream, index, &item.key, priority, rate, item.seq);
+            take(stream, index, &item.key, priority, rate, item.ticket.seq);
             if stream.is_empty() {
                 queue.lanes.remove(lane);
             }
@@ -329,8 +378,12 @@ where
     pub fn position(&self, id: &I) -> Option<usize> {
         let item = self.items.get(id)?;
         let queue = self.keys.get(&item.key)?;
-        let entry = queue.all.iter().find(|e| e.seq == item.seq)?;
-        let target = rank(queue.priority, self.ageing_rate, entry);
+        let entry = Entry {
+            seq: item.ticket.seq,
+            at: item.ticket.at,
+            id: *id,
+        };
+        let target = rank(queue.priority, self.ageing_rate, &entry);
         let mut ahead = 0;
         for (head, key) in &self.all {
             if *head >= target {
@@ -353,8 +406,9 @@ fn rank<I>(priority: i64, rate: i64, entry: &Entry<I>) -> Rank {
     }
 }
 
-/// Appends `entry` to a stream, indexing the stream if it was empty.
-fn append<K: Ord + Clone, I: Copy>(
+/// Inserts `entry` into a stream in sequence order, re-indexing the stream if it becomes its
+/// head. O(log m) to append, O(m) to insert in the middle.
+fn insert_entry<K: Ord + Clone, I: Copy>(
     stream: &mut VecDeque<Entry<I>>,
     index: &mut Index<K>,
     key: &K,
@@ -362,10 +416,14 @@ fn append<K: Ord + Clone, I: Copy>(
     rate: i64,
     entry: Entry<I>,
 ) {
-    if stream.is_empty() {
+    let pos = stream.partition_point(|e| e.seq < entry.seq);
+    if pos == 0 {
+        if let Some(head) = stream.front() {
+            index.remove(&(rank(priority, rate, head), key.clone()));
+        }
         index.insert((rank(priority, rate, &entry), key.clone()));
     }
-    stream.push_back(entry);
+    stream.insert(pos, entry);
 }
 
 /// Removes the entry `seq` from a stream, re-indexing the stream if its head changed.
@@ -623,8 +681,8 @@ mod tests {
     #[test]
     fn duplicate_push_and_missing_remove_are_refused() {
         let mut q = Q::new(0);
-        assert!(q.push(1, 1, 0, [0], Timestamp(0)));
-        assert!(!q.push(1, 2, 0, [0], Timestamp(0)));
+        assert!(q.push(1, 1, 0, [0], Timestamp(0)).is_some());
+        assert!(q.push(1, 2, 0, [0], Timestamp(0)).is_none());
         assert_eq!(q.remove(&2), None);
         assert_eq!(q.remove(&1), Some(1));
         assert!(q.is_empty());
@@ -632,10 +690,29 @@ mod tests {
         assert_eq!(q.position(&1), None);
     }
 
+    #[test]
+    fn reinsert_restores_the_place_in_line() {
+        let mut q = Q::new(1);
+        q.push(1, 1, 0, [0], Timestamp(0));
+        q.push(2, 1, 0, [0], Timestamp(1000));
+        q.push(3, 2, 0, [0], Timestamp(2000));
+        let ticket = q.ticket(&1).unwrap();
+        q.remove(&1);
+        assert_eq!(order(&q, None), vec![2, 3]);
+        assert!(q.reinsert(1, 1, 0, [0], ticket));
+        assert!(!q.reinsert(1, 1, 0, [0], ticket));
+        assert_eq!(order(&q, None), vec![1, 2, 3]);
+        assert_eq!(q.position(&1), Some(0));
+        // A ticket the queue never issued is refused.
+        let bogus = Ticket { seq: 99, at: 0 };
+        assert!(!q.reinsert(9, 1, 0, [0], bogus));
+    }
+
     #[derive(Debug, Clone)]
     enum Op {
         Push { key: u8, lane: u8, dt: u16 },
         Remove(usize),
+        Reinsert(usize),
         SetPriority { key: u8, priority: i16 },
     }
 
@@ -643,6 +720,7 @@ mod tests {
         prop_oneof![
             (0..6u8, 0..3u8, 0..500u16).prop_map(|(key, lane, dt)| Op::Push { key, lane, dt }),
             any::<usize>().prop_map(Op::Remove),
+            any::<usize>().prop_map(Op::Reinsert),
             (0..6u8, -100..100i16).prop_map(|(key, priority)| Op::SetPriority { key, priority }),
         ]
     }
@@ -654,6 +732,7 @@ mod tests {
             let mut q = Q::new(rate);
             // (id, key, lane, at)
             let mut model: Vec<(u32, u8, u8, u64)> = Vec::new();
+            let mut removed: Vec<((u32, u8, u8, u64), Ticket)> = Vec::new();
             let mut priorities = [0i64; 6];
             let mut now = 0u64;
             let mut next_id = 0u32;
@@ -666,10 +745,19 @@ mod tests {
                         next_id += 1;
                     }
                     Op::Remove(i) if !model.is_empty() => {
-                        let (id, ..) = model.remove(i % model.len());
-                        prop_assert!(q.remove(&id).is_some());
+                        let item = model.remove(i % model.len());
+                        let ticket = q.ticket(&item.0).unwrap();
+                        prop_assert!(q.remove(&item.0).is_some());
+                        removed.push((item, ticket));
                     }
                     Op::Remove(_) => {}
+                    Op::Reinsert(i) if !removed.is_empty() => {
+                        let (item, ticket) = removed.remove(i % removed.len());
+                        let (id, key, lane, _) = item;
+                        prop_assert!(q.reinsert(id, key, priorities[key as usize], [lane], ticket));
+                        model.push(item);
+                    }
+                    Op::Reinsert(_) => {}
                     Op::SetPriority { key, priority } => {
                         priorities[key as usize] = i64::from(priority);
                         q.set_priority(&key, i64::from(priority));
@@ -679,6 +767,7 @@ mod tests {
                     i128::from(priorities[key as usize]) * 1000 - i128::from(rate) * i128::from(at)
                 };
                 let mut expected = model.clone();
+                expected.sort_by_key(|e| e.0);
                 // Stable sort keeps insertion order among equal scores.
                 expected.sort_by_key(|e| std::cmp::Reverse(score(e)));
                 let ids: Vec<u32> = expected.iter().map(|e| e.0).collect();

@@ -886,7 +886,7 @@ proptest! {
                 if let Some((spec, state)) = sim.horde.request(*id) {
                     if state.is_open() {
                         prop_assert_eq!(state.waiting + state.processing + state.finished, spec.params.n);
-                        prop_assert!(sim.horde.queue.contains(id));
+                        prop_assert_eq!(sim.horde.queue.contains(id), state.waiting > 0);
                     } else {
                         prop_assert!(!sim.horde.queue.contains(id));
                         prop_assert_eq!(state.processing, 0);
@@ -918,4 +918,22 @@ proptest! {
             prop_assert_eq!(copy.ledger().account(UserId(user)), sim.horde.ledger().account(UserId(user)));
         }
     }
+}
+
+#[test]
+fn a_restarted_request_keeps_its_place_in_line() {
+    let mut sim = Sim::new();
+    let older = sim.request(1);
+    let newer = sim.request(1);
+    let (got, job) = sim.pop(2, "w").unwrap();
+    assert_eq!(got, older);
+    assert_eq!(
+        sim.horde.queue_position(older),
+        None,
+        "out of line while processing"
+    );
+    assert_eq!(sim.horde.queue_position(newer), Some(0));
+    sim.submit(2, job, SubmitState::Faulted).unwrap();
+    assert_eq!(sim.horde.queue_position(older), Some(0));
+    assert_eq!(sim.pop(2, "w").unwrap().0, older);
 }
