@@ -193,7 +193,9 @@ fn size_at(s: &[u8]) -> Option<f64> {
     if rest.first().is_some_and(|c| c.is_ascii_alphanumeric()) {
         return None;
     }
-    Some(experts * size / divisor)
+    let billions = experts * size / divisor;
+    // Absurd sizes (a thousand-digit number, 10^5 B and more) are treated as unstated.
+    (billions.is_finite() && billions < 100_000.0).then_some(billions)
 }
 
 /// A decimal number (`13`, `6.7`) at the start of `s`, and what follows it.
@@ -226,6 +228,7 @@ mod tests {
 
     #[test]
     fn model_sizes_from_names() {
+        let huge = format!("x-{}B", "9".repeat(400));
         let cases = [
             ("KoboldAI/OPT-13B-Erebus", Some(13.0)),
             ("koboldcpp/Llama-3-8B-Instruct.Q4_K_M", Some(8.0)),
@@ -240,6 +243,8 @@ mod tests {
             ("Q4_K_M", None),
             ("model-13", None),
             ("bloom-1b7", None),
+            ("x-999999999B", None),
+            (huge.as_str(), None),
             ("", None),
         ];
         for (name, expected) in cases {
