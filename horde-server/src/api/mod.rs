@@ -1,0 +1,118 @@
+//! The HTTP API: routes, and the extractors that give bad input our error shape.
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use horde_core::UserId;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+mod generate;
+mod status;
+mod users;
+mod workers;
+
+/// Routes under `/api/v2`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/register", post(users::register))
+        .route("/find_user", get(users::find_user))
+        .route("/users", get(users::list))
+        .route("/users/{id}", get(users::one).put(users::update))
+        .route("/kudos/transfer", post(users::transfer))
+        .route("/generate/text/async", post(generate::request))
+        .route(
+            "/generate/text/status/{id}",
+            get(generate::status).delete(generate::cancel),
+        )
+        .route("/generate/text/pop", post(generate::pop))
+        .route("/generate/text/submit", post(generate::submit))
+        .route("/workers", get(workers::list))
+        .route("/workers/{id}", get(workers::one).put(workers::update))
+        .route("/workers/name/{name}", get(workers::by_name))
+        .route("/status/heartbeat", get(status::heartbeat))
+        .route("/status/models", get(status::models))
+        .route("/status/performance", get(status::performance))
+        .route("/stats/text/totals", get(status::totals))
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+/// Unknown paths.
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("NotFound", "no such endpoint")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// A JSON body parsed with serde, whose failures (malformed JSON, wrong types, missing fields,
+/// too large) become our `{"message", "rc"}` errors. The `Content-Type` is not checked: some
+/// bridges send none.
+#[derive(Debug)]
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::BadJson(rejection.body_text())
+                }
+            })?;
+        serde_json::from_slice(&bytes)
+            .map(Json)
+            .map_err(|e| ApiError::BadJson(e.to_string()))
+    }
+}
+
+/// The caller, from the `apikey` header (absent: Anonymous).
+#[derive(Debug, Clone, Copy)]
+pub struct Caller(pub UserId);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let key = parts
+            .headers
+            .get("apikey")
+            .map(|v| v.to_str().map_err(|_| ApiError::InvalidApiKey))
+            .transpose()?;
+        state
+            .read(|core, _| core.users.authenticate(key))
+            .map(Caller)
+    }
+}
+
+/// A caller who must not be Anonymous.
+#[derive(Debug, Clone, Copy)]
+pub struct Registered(pub UserId);
+
+impl FromRequestParts<AppState> for Registered {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Caller(user) = Caller::from_request_parts(parts, state).await?;
+        if user.is_anonymous() {
+            return Err(ApiError::AnonForbidden(
+                "this needs a registered user's API key",
+            ));
+        }
+        Ok(Registered(user))
+    }
+}
+
+/// Parses a UUID path segment, or answers 404 with `rc`.
+fn parse_uuid(text: &str, rc: &'static str) -> Result<uuid::Uuid, ApiError> {
+    uuid::Uuid::parse_str(text).map_err(|_| ApiError::not_found(rc, format!("no such id: {text}")))
+}

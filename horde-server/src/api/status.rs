@@ -1,0 +1,96 @@
+//! Horde status: heartbeat, models, performance, totals.
+
+use axum::extract::{Query, State};
+use axum::Json as JsonBody;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::AppState;
+
+pub(crate) async fn heartbeat() -> JsonBody<Value> {
+    JsonBody(json!({ "message": "OK", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ModelsQuery {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+pub(crate) async fn models(
+    State(state): State<AppState>,
+    query: Result<Query<ModelsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<JsonBody<Value>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::BadJson(e.body_text()))?;
+    match query.kind.as_deref() {
+        None | Some("text") => {}
+        Some("image") => return Ok(JsonBody(json!([]))),
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "ValidationError",
+                "type",
+                format!("type must be text or image, not {other}"),
+            ))
+        }
+    }
+    Ok(state.read(|core, now| {
+        let models: Vec<Value> = core
+            .horde
+            .model_stats(now)
+            .into_iter()
+            .map(|m| {
+                // Seconds to clear this model's queue at ~10 tokens/s per thread.
+                let eta = m.queued_tokens / 10 / u64::from(m.threads.max(1));
+                json!({
+                    "name": &*m.name,
+                    "count": m.workers,
+                    "performance": 10.0 * f64::from(m.threads),
+                    "queued": m.queued_tokens,
+                    "jobs": m.queued + m.jobs,
+                    "eta": eta,
+                    "type": "text",
+                })
+            })
+            .collect();
+        JsonBody(Value::Array(models))
+    }))
+}
+
+pub(crate) async fn performance(State(state): State<AppState>) -> JsonBody<Value> {
+    state.read(|core, now| {
+        let timeout = core.horde.config().economy.online_timeout_secs;
+        let online = core.horde.workers().filter(|w| w.is_online(now, timeout));
+        let (workers, threads) =
+            online.fold((0u64, 0u64), |(n, t), w| (n + 1, t + u64::from(w.threads)));
+        let (queued, queued_tokens) = core.horde.queued_totals();
+        let (_, past_minute_tokens) = core.stats.since(now, 1);
+        JsonBody(json!({
+            "queued_text_requests": queued,
+            "text_worker_count": workers,
+            "text_thread_count": threads,
+            "queued_tokens": queued_tokens,
+            "past_minute_tokens": past_minute_tokens,
+            "queued_requests": 0,
+            "worker_count": 0,
+            "thread_count": 0,
+        }))
+    })
+}
+
+pub(crate) async fn totals(State(state): State<AppState>) -> JsonBody<Value> {
+    state.read(|core, now| {
+        let period = |minutes| {
+            let (requests, tokens) = core.stats.since(now, minutes);
+            json!({ "requests": requests, "tokens": tokens })
+        };
+        let (requests, tokens) = core.stats.total();
+        JsonBody(json!({
+            "minute": period(1),
+            "hour": period(60),
+            "day": period(24 * 60),
+            "month": period(30 * 24 * 60),
+            "total": { "requests": requests, "tokens": tokens },
+        }))
+    })
+}

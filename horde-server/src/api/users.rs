@@ -1,0 +1,298 @@
+//! Users and kudos: registration, find_user, users, admin changes, transfers.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json as JsonBody};
+use horde_core::{Kudos, Timestamp, UserId, UserPolicy};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{Caller, Json, Registered};
+use crate::auth::username;
+use crate::error::ApiError;
+use crate::store::{UserRow, Write};
+use crate::{AppState, Core};
+
+/// The public view of a user, as `find_user` and `users/{id}` answer.
+fn user_body(core: &Core, row: &UserRow, now: Timestamp) -> Value {
+    let account = core.horde.ledger().account(row.id);
+    let d = account.details;
+    let workers: Vec<_> = core.horde.workers().filter(|w| w.owner == row.id).collect();
+    let tokens: u64 = workers.iter().map(|w| w.tokens_generated).sum();
+    let fulfilled: u64 = workers.iter().map(|w| w.requests_fulfilled).sum();
+    json!({
+        "username": username(row),
+        "id": row.id.0,
+        "kudos": account.balance,
+        "kudos_details": {
+            "accumulated": d.accumulated,
+            "gifted": d.gifted,
+            "received": d.received,
+            "awarded": d.awarded,
+            "admin": d.admin,
+            "uptime": d.uptime,
+        },
+        "concurrency": row.concurrency,
+        "trusted": row.trusted,
+        "worker_ids": workers.iter().map(|w| w.id.to_string()).collect::<Vec<_>>(),
+        "worker_count": workers.len(),
+        "records": {
+            "contribution": { "tokens": tokens, "fulfillments": fulfilled },
+        },
+        "account_age": now.millis().saturating_sub(row.created_at) / 1000,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct RegisterRequest {
+    username: String,
+}
+
+pub(crate) async fn register(
+    State(state): State<AppState>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Json(body): Json<RegisterRequest>,
+) -> Result<Response, ApiError> {
+    if !state.config().registration {
+        return Err(ApiError::RegistrationDisabled);
+    }
+    let ip = connect.map_or([127, 0, 0, 1].into(), |Extension(ConnectInfo(addr))| {
+        addr.ip()
+    });
+    let limit = state.config().registrations_per_minute;
+    let concurrency = state.config().horde.default_concurrency;
+    let body = state
+        .change(|core, now| {
+            if !AppState::allow_registration(core, ip, now, limit) {
+                return Err(ApiError::TooMany {
+                    rc: "RateLimited",
+                    message: "too many registrations from this address; try again in a minute"
+                        .into(),
+                });
+            }
+            let (row, key) = core.users.register(&body.username, now, concurrency)?;
+            core.horde.set_user(
+                row.id,
+                UserPolicy {
+                    concurrency: row.concurrency,
+                    trusted: row.trusted,
+                },
+            );
+            let body = json!({ "id": row.id.0, "username": username(&row), "api_key": key });
+            Ok((body, vec![Write::User(row)]))
+        })
+        .await?;
+    Ok((StatusCode::CREATED, JsonBody(body)).into_response())
+}
+
+pub(crate) async fn find_user(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+) -> Result<JsonBody<Value>, ApiError> {
+    state.read(|core, now| {
+        let row = core
+            .users
+            .get(user)
+            .ok_or_else(|| ApiError::not_found("UserNotFound", "no such user"))?;
+        Ok(JsonBody(user_body(core, row, now)))
+    })
+}
+
+pub(crate) async fn one(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<JsonBody<Value>, ApiError> {
+    let id = parse_user_id(&id)?;
+    state.read(|core, now| {
+        let row = core
+            .users
+            .get(id)
+            .ok_or_else(|| ApiError::not_found("UserNotFound", "no such user"))?;
+        Ok(JsonBody(user_body(core, row, now)))
+    })
+}
+
+fn parse_user_id(text: &str) -> Result<UserId, ApiError> {
+    text.parse()
+        .map(UserId)
+        .map_err(|_| ApiError::not_found("UserNotFound", format!("no such user: {text}")))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ListQuery {
+    page: Option<u32>,
+    sort: Option<String>,
+}
+
+/// Users per page of `GET /users`.
+const PAGE_SIZE: usize = 25;
+
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<JsonBody<Value>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::BadJson(e.body_text()))?;
+    let page = query.page.unwrap_or(1).max(1) as usize;
+    let by_age = match query.sort.as_deref() {
+        None | Some("kudos") => false,
+        Some("age") => true,
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "ValidationError",
+                "sort",
+                format!("sort must be kudos or age, not {other}"),
+            ))
+        }
+    };
+    state.read(|core, now| {
+        let mut rows: Vec<&UserRow> = core.users.iter().collect();
+        if by_age {
+            rows.sort_by_key(|r| (r.created_at, r.id));
+        } else {
+            let ledger = core.horde.ledger();
+            rows.sort_by_key(|r| (std::cmp::Reverse(ledger.balance(r.id)), r.id));
+        }
+        let users: Vec<Value> = rows
+            .into_iter()
+            .skip((page - 1) * PAGE_SIZE)
+            .take(PAGE_SIZE)
+            .map(|row| user_body(core, row, now))
+            .collect();
+        Ok(JsonBody(Value::Array(users)))
+    })
+}
+
+/// `PUT /users/{id}` (admins): add kudos, change trust or concurrency.
+#[derive(Debug, Deserialize)]
+pub(crate) struct UserUpdate {
+    kudos: Option<Kudos>,
+    trusted: Option<bool>,
+    concurrency: Option<u32>,
+}
+
+pub(crate) async fn update(
+    State(state): State<AppState>,
+    Registered(caller): Registered,
+    Path(id): Path<String>,
+    Json(body): Json<UserUpdate>,
+) -> Result<JsonBody<Value>, ApiError> {
+    if !state.is_admin(caller) {
+        return Err(ApiError::NotAdmin);
+    }
+    let id = parse_user_id(&id)?;
+    if body.concurrency.is_some_and(|c| c > 500) {
+        return Err(ApiError::invalid(
+            "ValidationError",
+            "concurrency",
+            "concurrency must be at most 500",
+        ));
+    }
+    state
+        .change(|core, now| {
+            let mut row = core
+                .users
+                .get(id)
+                .cloned()
+                .ok_or_else(|| ApiError::not_found("UserNotFound", "no such user"))?;
+            let mut writes = Vec::new();
+            if let Some(delta) = body.kudos {
+                let applied = core.horde.admin_adjust(now, id, delta)?;
+                writes.extend(core.absorb(applied.events));
+            }
+            if body.trusted.is_some() || body.concurrency.is_some() {
+                row.trusted = body.trusted.unwrap_or(row.trusted);
+                row.concurrency = body.concurrency.unwrap_or(row.concurrency);
+                core.horde.set_user(
+                    id,
+                    UserPolicy {
+                        concurrency: row.concurrency,
+                        trusted: row.trusted,
+                    },
+                );
+                core.users.insert(row.clone());
+                writes.push(Write::User(row.clone()));
+            }
+            Ok((JsonBody(user_body(core, &row, now)), writes))
+        })
+        .await
+}
+
+/// `POST /kudos/transfer`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct TransferRequest {
+    username: String,
+    amount: Value,
+}
+
+pub(crate) async fn transfer(
+    State(state): State<AppState>,
+    Caller(from): Caller,
+    headers: HeaderMap,
+    Json(body): Json<TransferRequest>,
+) -> Result<JsonBody<Value>, ApiError> {
+    let amount_error = |rc, message: &str| ApiError::invalid(rc, "amount", message);
+    let amount = match &body.amount {
+        Value::Number(n) => n
+            .as_f64()
+            .and_then(Kudos::from_f64)
+            .ok_or_else(|| amount_error("InvalidKudosTransferAmount", "amount out of range"))?,
+        _ => {
+            return Err(amount_error(
+                "InvalidKudosTransferAmount",
+                "amount must be a number",
+            ))
+        }
+    };
+    if amount.is_negative() {
+        return Err(amount_error(
+            "NegativeKudosTransfer",
+            "cannot transfer a negative amount",
+        ));
+    }
+    let idempotency_key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 200)
+        .map(str::to_owned);
+    state
+        .change(|core, now| {
+            if from.is_anonymous() {
+                return Err(amount_error(
+                    "KudosTransferFromAnon",
+                    "anonymous users cannot transfer kudos",
+                ));
+            }
+            if let Some(key) = &idempotency_key {
+                if let Some(previous) = core.idempotency.get(&(from, key.clone())) {
+                    let body = serde_json::from_str(previous)
+                        .map_err(|e| ApiError::Internal(e.to_string()))?;
+                    return Ok((JsonBody(body), Vec::new()));
+                }
+            }
+            let to = core
+                .users
+                .find_by_username(&body.username)
+                .map(|u| u.id)
+                .ok_or_else(|| {
+                    ApiError::not_found("UserNotFound", format!("no user {}", body.username))
+                })?;
+            let applied = core.horde.transfer(now, from, to, amount)?;
+            let response = json!({ "transferred": applied.value.amount });
+            let mut writes = core.absorb(applied.events);
+            if let Some(key) = idempotency_key {
+                let text = response.to_string();
+                core.idempotency.insert((from, key.clone()), text.clone());
+                writes.push(Write::Idempotency {
+                    user: from,
+                    key,
+                    response: text,
+                });
+            }
+            Ok((JsonBody(response), writes))
+        })
+        .await
+}

@@ -1,0 +1,174 @@
+//! Users and API keys: registration, salted key hashes, lookup by key, usernames.
+//!
+//! Keys are 16 bytes from the OS RNG, url-safe base64 without padding (22 characters, the shape
+//! horde-sdk accepts). Only `SHA-256(server secret ‖ key)` is stored; the secret is generated
+//! on first start and kept in the database. A 128-bit random key needs no slow hash: there is
+//! nothing to brute-force, and the salt stops precomputed tables across hordes.
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use horde_core::{Timestamp, UserId};
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+use crate::store::UserRow;
+
+/// The shared anonymous key.
+pub const ANONYMOUS_KEY: &str = "0000000000";
+
+/// Longest alias accepted.
+const ALIAS_MAX: usize = 50;
+
+/// Registered users, indexed by id and key hash.
+#[derive(Debug)]
+pub struct Users {
+    secret: [u8; 32],
+    by_id: HashMap<UserId, UserRow>,
+    by_key: HashMap<[u8; 32], UserId>,
+    next_id: u64,
+}
+
+impl Users {
+    /// The registry of `rows`, hashing keys with `secret`.
+    pub fn new(secret: [u8; 32], rows: impl IntoIterator<Item = UserRow>) -> Users {
+        let mut users = Users {
+            secret,
+            by_id: HashMap::new(),
+            by_key: HashMap::new(),
+            next_id: 1,
+        };
+        for row in rows {
+            users.insert(row);
+        }
+        users
+    }
+
+    /// Adds or replaces a user.
+    pub fn insert(&mut self, row: UserRow) {
+        if let Some(old) = self.by_id.get(&row.id).and_then(|u| u.key_hash) {
+            self.by_key.remove(&old);
+        }
+        if let Some(hash) = row.key_hash {
+            self.by_key.insert(hash, row.id);
+        }
+        self.next_id = self.next_id.max(row.id.0 + 1);
+        self.by_id.insert(row.id, row);
+    }
+
+    /// A user by id.
+    pub fn get(&self, id: UserId) -> Option<&UserRow> {
+        self.by_id.get(&id)
+    }
+
+    /// All users, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &UserRow> {
+        self.by_id.values()
+    }
+
+    /// The user an `apikey` header names: the anonymous key gives Anonymous; a missing or
+    /// unknown key is `InvalidAPIKey`.
+    pub fn authenticate(&self, key: Option<&str>) -> Result<UserId, ApiError> {
+        let key = key.map(str::trim).unwrap_or(ANONYMOUS_KEY);
+        if key == ANONYMOUS_KEY || key.is_empty() {
+            return Ok(UserId::ANONYMOUS);
+        }
+        self.by_key
+            .get(&hash_key(&self.secret, key))
+            .copied()
+            .ok_or(ApiError::InvalidApiKey)
+    }
+
+    /// Registers `alias` at `now`: returns the new row (to persist) and its API key, shown once.
+    pub fn register(
+        &mut self,
+        alias: &str,
+        now: Timestamp,
+        concurrency: u32,
+    ) -> Result<(UserRow, String), ApiError> {
+        let alias = alias.trim();
+        if alias.is_empty() || alias.chars().count() > ALIAS_MAX || alias.contains('#') {
+            return Err(ApiError::invalid(
+                "InvalidUsername",
+                "username",
+                format!("the username must be 1 to {ALIAS_MAX} characters, without '#'"),
+            ));
+        }
+        if alias.chars().any(char::is_control) {
+            return Err(ApiError::invalid(
+                "InvalidUsername",
+                "username",
+                "the username must not contain control characters",
+            ));
+        }
+        let key = new_api_key()?;
+        let row = UserRow {
+            id: UserId(self.next_id),
+            alias: alias.to_owned(),
+            key_hash: Some(hash_key(&self.secret, &key)),
+            created_at: now.millis(),
+            concurrency,
+            trusted: false,
+        };
+        self.insert(row.clone());
+        Ok((row, key))
+    }
+
+    /// The user a `alias#id` username names (the alias compared case-insensitively).
+    pub fn find_by_username(&self, username: &str) -> Option<&UserRow> {
+        let (alias, id) = username.rsplit_once('#')?;
+        let user = self.by_id.get(&UserId(id.trim().parse().ok()?))?;
+        user.alias
+            .eq_ignore_ascii_case(alias.trim())
+            .then_some(user)
+    }
+}
+
+/// `alias#id`, as users are shown.
+pub fn username(row: &UserRow) -> String {
+    format!("{}#{}", row.alias, row.id.0)
+}
+
+fn hash_key(secret: &[u8; 32], key: &str) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(secret);
+    hasher.update(key.as_bytes());
+    hasher.finalize().into()
+}
+
+fn new_api_key() -> Result<String, ApiError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| ApiError::Internal(format!("OS RNG: {e}")))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_22_url_safe_chars_and_only_hashes_are_kept() {
+        let mut users = Users::new([7; 32], []);
+        let (row, key) = users.register("alice", Timestamp(0), 30).unwrap();
+        assert_eq!(key.len(), 22);
+        assert!(key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert_ne!(row.key_hash.unwrap().to_vec(), key.as_bytes().to_vec());
+        assert_eq!(users.authenticate(Some(&key)).unwrap(), row.id);
+        assert!(users.authenticate(Some("not-a-key")).is_err());
+        assert_eq!(users.authenticate(None).unwrap(), UserId::ANONYMOUS);
+        // Another secret gives another hash: keys do not carry across hordes.
+        let other = Users::new([8; 32], [row.clone()]);
+        assert!(other.authenticate(Some(&key)).is_err());
+        assert_eq!(
+            users
+                .find_by_username(&format!("ALICE#{}", row.id.0))
+                .map(|u| u.id),
+            Some(row.id)
+        );
+        assert!(users.find_by_username("alice#999").is_none());
+        assert!(users.register("a#b", Timestamp(0), 30).is_err());
+        assert!(users.register("  ", Timestamp(0), 30).is_err());
+    }
+}

@@ -1,0 +1,247 @@
+//! `ApiError`: every way a request can fail, and the one place that maps it to HTTP.
+//!
+//! Handlers return `Result<_, ApiError>` and use `?`; core errors convert with `From`. The body
+//! is always `{"message": "...", "rc": "CodeName"}` (plus `errors` for field validation), the
+//! shape AI Horde clients parse.
+
+use std::collections::BTreeMap;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use horde_core::{
+    EnqueueError, LedgerError, PopError, SubmitError, TransferError, WorkerUpdateError,
+};
+use serde::Serialize;
+
+/// A failed API call.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not valid JSON or has wrong types or missing fields.
+    #[error("invalid request body: {0}")]
+    BadJson(String),
+    /// The body is larger than the server accepts.
+    #[error("the request body is too large")]
+    PayloadTooLarge,
+    /// A field failed validation.
+    #[error("{message}")]
+    Validation {
+        /// The rc code (AI Horde's name for the failure).
+        rc: &'static str,
+        /// What is wrong.
+        message: String,
+        /// Field → message, when a field is to blame.
+        field: Option<&'static str>,
+    },
+    /// No or unknown API key.
+    #[error("invalid API key")]
+    InvalidApiKey,
+    /// Anonymous may not do this.
+    #[error("{0}")]
+    AnonForbidden(&'static str),
+    /// The caller may not act on this resource.
+    #[error("{0}")]
+    WrongCredentials(&'static str),
+    /// The worker is in maintenance.
+    #[error("this worker is in maintenance mode")]
+    WorkerMaintenance,
+    /// Only admins may do this.
+    #[error("only administrators may do this")]
+    NotAdmin,
+    /// Registration is turned off on this horde.
+    #[error("registration is disabled on this horde")]
+    RegistrationDisabled,
+    /// Something named does not exist.
+    #[error("{message}")]
+    NotFound {
+        /// `RequestNotFound`, `UserNotFound`, `WorkerNotFound`, `InvalidJobID`, `NotFound`.
+        rc: &'static str,
+        /// What was not found.
+        message: String,
+    },
+    /// The method is not allowed on this path.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// Too many prompts open, or too many calls.
+    #[error("{message}")]
+    TooMany {
+        /// `TooManyPrompts` or `RateLimited`.
+        rc: &'static str,
+        /// Details.
+        message: String,
+    },
+    /// The job was already submitted.
+    #[error("this generation was already submitted")]
+    DuplicateGen,
+    /// The job was aborted.
+    #[error("this generation was aborted (timed out, faulted or cancelled)")]
+    AbortedGen,
+    /// The database could not commit; the change may not be durable.
+    #[error("storage failure")]
+    Storage,
+    /// A bug; the message is logged, not shown.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A validation failure of one field.
+    pub fn invalid(rc: &'static str, field: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Validation {
+            rc,
+            message: message.into(),
+            field: Some(field),
+        }
+    }
+
+    /// A 404 with the given rc.
+    pub fn not_found(rc: &'static str, message: impl Into<String>) -> Self {
+        ApiError::NotFound {
+            rc,
+            message: message.into(),
+        }
+    }
+
+    /// The HTTP status and rc of this error: the one mapping in the server.
+    fn status_and_rc(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::BadJson(_) => (StatusCode::BAD_REQUEST, "BadRequest"),
+            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge"),
+            ApiError::Validation { rc, .. } => (StatusCode::BAD_REQUEST, rc),
+            ApiError::InvalidApiKey => (StatusCode::UNAUTHORIZED, "InvalidAPIKey"),
+            ApiError::AnonForbidden(_) => (StatusCode::FORBIDDEN, "AnonForbidden"),
+            ApiError::WrongCredentials(_) => (StatusCode::FORBIDDEN, "WrongCredentials"),
+            ApiError::WorkerMaintenance => (StatusCode::FORBIDDEN, "WorkerMaintenance"),
+            ApiError::NotAdmin => (StatusCode::FORBIDDEN, "NotAdmin"),
+            ApiError::RegistrationDisabled => (StatusCode::FORBIDDEN, "RegistrationDisabled"),
+            ApiError::NotFound { rc, .. } => (StatusCode::NOT_FOUND, rc),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
+            ApiError::TooMany { rc, .. } => (StatusCode::TOO_MANY_REQUESTS, rc),
+            ApiError::DuplicateGen => (StatusCode::BAD_REQUEST, "DuplicateGen"),
+            ApiError::AbortedGen => (StatusCode::BAD_REQUEST, "AbortedGen"),
+            ApiError::Storage => (StatusCode::SERVICE_UNAVAILABLE, "StorageFailure"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    message: String,
+    rc: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<BTreeMap<&'a str, String>>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, rc) = self.status_and_rc();
+        if let ApiError::Internal(detail) = &self {
+            tracing::error!(%detail, "internal error");
+        }
+        let errors = match &self {
+            ApiError::Validation {
+                field: Some(field),
+                message,
+                ..
+            } => Some(BTreeMap::from([(*field, message.clone())])),
+            _ => None,
+        };
+        let body = ErrorBody {
+            message: self.to_string(),
+            rc,
+            errors,
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+impl From<EnqueueError> for ApiError {
+    fn from(e: EnqueueError) -> Self {
+        let message = e.to_string();
+        match e {
+            EnqueueError::EmptyPrompt => ApiError::invalid("MissingPrompt", "prompt", message),
+            EnqueueError::OutOfRange { field, .. } => {
+                ApiError::invalid("ValidationError", field, message)
+            }
+            EnqueueError::TokenOverflow => {
+                ApiError::invalid("TokenOverflow", "max_context_length", message)
+            }
+            EnqueueError::TooManyPrompts { .. } => ApiError::TooMany {
+                rc: "TooManyPrompts",
+                message,
+            },
+            EnqueueError::UnknownUser => ApiError::InvalidApiKey,
+            EnqueueError::DuplicateId => ApiError::Internal(message),
+        }
+    }
+}
+
+impl From<PopError> for ApiError {
+    fn from(e: PopError) -> Self {
+        let message = e.to_string();
+        match e {
+            PopError::Anonymous => ApiError::AnonForbidden("anonymous users cannot run workers"),
+            PopError::UnknownUser => ApiError::InvalidApiKey,
+            PopError::WrongCredentials => {
+                ApiError::WrongCredentials("this worker name belongs to another user")
+            }
+            PopError::Maintenance => ApiError::WorkerMaintenance,
+            PopError::InvalidName => ApiError::invalid("ValidationError", "name", message),
+            PopError::NoModels => ApiError::invalid("ValidationError", "models", message),
+            PopError::OutOfRange { field, .. } => {
+                ApiError::invalid("ValidationError", field, message)
+            }
+        }
+    }
+}
+
+impl From<SubmitError> for ApiError {
+    fn from(e: SubmitError) -> Self {
+        match e {
+            SubmitError::UnknownJob => ApiError::not_found("InvalidJobID", "no such job"),
+            SubmitError::WrongCredentials => {
+                ApiError::WrongCredentials("this job belongs to another user's worker")
+            }
+            SubmitError::Duplicate => ApiError::DuplicateGen,
+            SubmitError::Aborted => ApiError::AbortedGen,
+            SubmitError::Ledger(e) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<TransferError> for ApiError {
+    fn from(e: TransferError) -> Self {
+        let message = e.to_string();
+        let amount = |rc| ApiError::invalid(rc, "amount", message.clone());
+        match e {
+            TransferError::UnknownUser => ApiError::not_found("UserNotFound", "no such user"),
+            TransferError::Ledger(LedgerError::NotPositive) => amount("InvalidKudosTransferAmount"),
+            TransferError::Ledger(LedgerError::ToSelf) => amount("KudosTransferToSelf"),
+            TransferError::Ledger(LedgerError::FromAnonymous) => amount("KudosTransferFromAnon"),
+            TransferError::Ledger(LedgerError::ToAnonymous) => amount("KudosTransferToAnon"),
+            TransferError::Ledger(LedgerError::NotEnough { .. }) => {
+                amount("KudosTransferNotEnough")
+            }
+            TransferError::Ledger(LedgerError::Overflow) => amount("InvalidKudosTransferAmount"),
+        }
+    }
+}
+
+impl From<WorkerUpdateError> for ApiError {
+    fn from(e: WorkerUpdateError) -> Self {
+        match e {
+            WorkerUpdateError::UnknownWorker => {
+                ApiError::not_found("WorkerNotFound", "no such worker")
+            }
+            WorkerUpdateError::WrongCredentials => {
+                ApiError::WrongCredentials("this worker belongs to another user")
+            }
+            WorkerUpdateError::InvalidName => ApiError::invalid(
+                "WorkerNameTaken",
+                "name",
+                "this worker name is taken or invalid",
+            ),
+        }
+    }
+}
