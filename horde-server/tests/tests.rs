@@ -1,0 +1,17 @@
+//! Integration tests of horde-server through real HTTP on loopback.
+//!
+//! `api`: the endpoints, served in-process by `serve` on port 0 with a file database.
+//! `crash`: the real binary, killed with SIGKILL under load and restarted.
+//! `sdk`: the Python `horde-sdk` against the real binary (when `.ci/run` provides it).
+
+// Test helpers panic on failure by design.
+#![allow(clippy::unwrap_used)]
+
+#[path = "tests/api.rs"]
+mod api;
+#[path = "tests/crash.rs"]
+mod crash;
+#[path = "tests/sdk.rs"]
+mod sdk;
+#[path = "tests/util.rs"]
+mod util;

@@ -1,0 +1,666 @@
+//! The API through real HTTP.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::util::{assert_error, milli, TestServer};
+
+const MODEL: &str = "koboldcpp/Llama-3-8B-Instruct.Q4_K_M";
+
+fn pop_body(name: &str) -> Value {
+    json!({
+        "name": name,
+        "models": [MODEL],
+        "max_length": 512,
+        "max_context_length": 4096,
+        "priority_usernames": null,
+        "nsfw": false,
+        "threads": 1,
+        "amount": 1,
+        "bridge_agent": "test:1:none",
+    })
+}
+
+async fn request(server: &TestServer, key: Option<&str>, prompt: &str) -> String {
+    let (status, body) = server
+        .post(
+            "/generate/text/async",
+            key,
+            json!({ "prompt": prompt, "params": { "max_length": 80 }, "models": [MODEL] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    body["id"].as_str().unwrap().to_owned()
+}
+
+async fn pop(server: &TestServer, key: &str, name: &str) -> Value {
+    let (status, body) = server
+        .post("/generate/text/pop", Some(key), pop_body(name))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+async fn submit(server: &TestServer, key: &str, job: &str, text: &str) -> (StatusCode, Value) {
+    server
+        .post(
+            "/generate/text/submit",
+            Some(key),
+            json!({ "id": job, "generation": text, "state": "ok", "seed": 42 }),
+        )
+        .await
+}
+
+#[tokio::test]
+async fn a_full_generation_cycle_moves_exact_kudos() {
+    let server = TestServer::start().await;
+    let (alice, alice_key) = server.register("alice").await;
+    let (_, bob_key) = server.register("bob").await;
+
+    let id = request(
+        &server,
+        Some(&alice_key),
+        "Once upon a time, in a land far away,",
+    )
+    .await;
+    let (_, status) = server
+        .get(&format!("/generate/text/status/{id}"), None)
+        .await;
+    assert_eq!(status["waiting"], 1);
+    assert_eq!(status["queue_position"], 0);
+    assert_eq!(status["done"], false);
+
+    let job = pop(&server, &bob_key, "bob-worker").await;
+    assert_eq!(job["model"], MODEL);
+    assert_eq!(
+        job["payload"]["prompt"],
+        "Once upon a time, in a land far away,"
+    );
+    assert_eq!(job["payload"]["n"], 1);
+    assert_eq!(job["payload"]["max_length"], 80);
+    assert!(job["ttl"].as_u64().unwrap() > 0);
+    assert_eq!(job["ids"].as_array().unwrap().len(), 1);
+    assert_eq!(job["skipped"], json!({}));
+    let job_id = job["id"].as_str().unwrap();
+
+    let (_, processing) = server
+        .get(&format!("/generate/text/status/{id}"), None)
+        .await;
+    assert_eq!(processing["processing"], 1);
+
+    let text = "there lived a horde of volunteers who shared their machines.";
+    let (status, reward) = submit(&server, &bob_key, job_id, text).await;
+    assert_eq!(status, StatusCode::OK, "{reward}");
+    let reward = milli(&reward["reward"]);
+    // 8B; 61 chars → 16 tokens, counted as the minimum 20; the 38-char prompt counts as 20.
+    let economy = horde_core::EconomyConfig::default();
+    assert_eq!(reward, economy.generation_reward(8.0, 20, 20).milli());
+    assert!(reward > 0);
+
+    let (_, done) = server
+        .get(&format!("/generate/text/status/{id}"), None)
+        .await;
+    assert_eq!(done["done"], true);
+    assert_eq!(done["finished"], 1);
+    assert_eq!(milli(&done["kudos"]), reward);
+    let generation = &done["generations"][0];
+    assert_eq!(generation["text"], text);
+    assert_eq!(generation["worker_name"], "bob-worker");
+    assert_eq!(generation["model"], MODEL);
+    assert_eq!(generation["state"], "ok");
+    assert_eq!(generation["seed"], 42);
+
+    let (_, alice_user) = server.get("/find_user", Some(&alice_key)).await;
+    let (_, bob_user) = server.get("/find_user", Some(&bob_key)).await;
+    assert_eq!(alice_user["id"], alice);
+    assert_eq!(alice_user["username"], format!("alice#{alice}"));
+    assert_eq!(milli(&alice_user["kudos"]), -reward);
+    assert_eq!(milli(&alice_user["kudos_details"]["accumulated"]), -reward);
+    assert_eq!(milli(&bob_user["kudos"]), reward);
+    assert_eq!(bob_user["worker_count"], 1);
+    assert_eq!(bob_user["records"]["contribution"]["fulfillments"], 1);
+
+    let (_, totals) = server.get("/stats/text/totals", None).await;
+    assert_eq!(totals["minute"]["requests"], 1);
+    assert_eq!(totals["total"]["tokens"], 20);
+
+    // Submitting twice is refused and pays nothing more.
+    assert_error(
+        &submit(&server, &bob_key, job_id, text).await,
+        StatusCode::BAD_REQUEST,
+        "DuplicateGen",
+    );
+    let (_, bob_user) = server.get("/find_user", Some(&bob_key)).await;
+    assert_eq!(milli(&bob_user["kudos"]), reward);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn anonymous_requests_and_empty_pops() {
+    let server = TestServer::start().await;
+    let (_, key) = server.register("volunteer").await;
+    let (status, body) = server
+        .post(
+            "/generate/text/async",
+            Some("0000000000"),
+            json!({ "prompt": "hi", "models": ["other/model-70B"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert!(
+        body["message"].as_str().is_some(),
+        "no worker can serve it yet: {body}"
+    );
+    let nothing = pop(&server, &key, "w").await;
+    assert_eq!(nothing["id"], Value::Null);
+    assert_eq!(nothing["ids"], json!([]));
+    assert_eq!(nothing["payload"], json!({}));
+    assert_eq!(nothing["softprompt"], Value::Null);
+    assert_eq!(nothing["skipped"]["models"], 1);
+    // Anonymous cannot run workers.
+    assert_error(
+        &server
+            .post("/generate/text/pop", Some("0000000000"), pop_body("anon"))
+            .await,
+        StatusCode::FORBIDDEN,
+        "AnonForbidden",
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_json_errors_never_a_500() {
+    let server = TestServer::start().await;
+    let (_, key) = server.register("carol").await;
+    let raw = |body: &'static str| {
+        server
+            .client
+            .post(format!("{}/generate/text/async", server.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    for body in [
+        "{bad json",
+        "[]",
+        "{\"prompt\": 5}",
+        "{\"prompt\": \"x\", \"params\": {\"n\": \"two\"}}",
+        "",
+    ] {
+        let response = raw(body).await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
+        let value: Value = response.json().await.unwrap();
+        assert_eq!(value["rc"], "BadRequest", "{body}");
+    }
+    assert_error(
+        &server.post("/generate/text/async", None, json!({})).await,
+        StatusCode::BAD_REQUEST,
+        "MissingPrompt",
+    );
+    let (_, missing) = server.post("/generate/text/async", None, json!({})).await;
+    assert!(missing["errors"]["prompt"].is_string(), "{missing}");
+    assert_error(
+        &server
+            .post(
+                "/generate/text/async",
+                None,
+                json!({ "prompt": "x", "params": { "max_length": 1024, "max_context_length": 512 } }),
+            )
+            .await,
+        StatusCode::BAD_REQUEST,
+        "TokenOverflow",
+    );
+    assert_error(
+        &server
+            .post(
+                "/generate/text/async",
+                None,
+                json!({ "prompt": "x", "params": { "n": 21 } }),
+            )
+            .await,
+        StatusCode::BAD_REQUEST,
+        "ValidationError",
+    );
+    // Oversized body.
+    let big = json!({ "prompt": "x".repeat(2 * 1024 * 1024) });
+    assert_error(
+        &server.post("/generate/text/async", None, big).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "PayloadTooLarge",
+    );
+    assert_error(
+        &server.get("/find_user", Some("not-a-real-key")).await,
+        StatusCode::UNAUTHORIZED,
+        "InvalidAPIKey",
+    );
+    assert_error(
+        &server.get("/no/such/thing", None).await,
+        StatusCode::NOT_FOUND,
+        "NotFound",
+    );
+    assert_error(
+        &server.call(Method::PATCH, "/find_user", None, None).await,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowed",
+    );
+    for id in ["not-a-uuid", "00000000-0000-0000-0000-000000000000"] {
+        assert_error(
+            &server
+                .get(&format!("/generate/text/status/{id}"), None)
+                .await,
+            StatusCode::NOT_FOUND,
+            "RequestNotFound",
+        );
+    }
+    assert_error(
+        &server
+            .post(
+                "/generate/text/submit",
+                Some(&key),
+                json!({ "id": "00000000-0000-0000-0000-000000000001", "generation": "x" }),
+            )
+            .await,
+        StatusCode::NOT_FOUND,
+        "InvalidJobID",
+    );
+    assert_error(
+        &server
+            .post(
+                "/generate/text/pop",
+                Some(&key),
+                json!({ "name": "w", "models": [] }),
+            )
+            .await,
+        StatusCode::BAD_REQUEST,
+        "ValidationError",
+    );
+    assert_error(
+        &server
+            .post(
+                "/generate/text/pop",
+                Some(&key),
+                json!({ "models": [MODEL] }),
+            )
+            .await,
+        StatusCode::BAD_REQUEST,
+        "BadRequest",
+    );
+    assert_error(
+        &server
+            .post("/register", None, json!({ "username": "has#hash" }))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "InvalidUsername",
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn dry_run_estimates_without_queueing() {
+    let server = TestServer::start().await;
+    let (status, body) = server
+        .post(
+            "/generate/text/async",
+            None,
+            json!({ "prompt": "x".repeat(4000), "params": { "n": 2, "max_length": 512 },
+                    "models": ["aphrodite/Llama-3-70B"], "dry_run": true }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // Two generations of 512 tokens by a 70B model with a long prompt: 2 × 664.31.
+    assert_eq!(milli(&body["kudos"]), 1_328_620);
+    assert!(body.get("id").is_none());
+    let (_, performance) = server.get("/status/performance", None).await;
+    assert_eq!(performance["queued_text_requests"], 0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn concurrency_limit_answers_429() {
+    let server = TestServer::start().await;
+    let (_, key) = server.register("greedy").await;
+    let body = json!({ "prompt": "x", "params": { "n": 20 } });
+    let (status, _) = server
+        .post("/generate/text/async", Some(&key), body.clone())
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_error(
+        &server.post("/generate/text/async", Some(&key), body).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "TooManyPrompts",
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn cancel_keeps_what_is_done_and_aborts_the_rest() {
+    let server = TestServer::start().await;
+    let (_, alice_key) = server.register("alice").await;
+    let (_, bob_key) = server.register("bob").await;
+    let (_, body) = server
+        .post(
+            "/generate/text/async",
+            Some(&alice_key),
+            json!({ "prompt": "p", "params": { "n": 3 } }),
+        )
+        .await;
+    let id = body["id"].as_str().unwrap().to_owned();
+    let first = pop(&server, &bob_key, "w").await;
+    let (status, _) = submit(&server, &bob_key, first["id"].as_str().unwrap(), "done").await;
+    assert_eq!(status, StatusCode::OK);
+    let second = pop(&server, &bob_key, "w").await;
+    let (status, cancelled) = server
+        .call(
+            Method::DELETE,
+            &format!("/generate/text/status/{id}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(cancelled["done"], true);
+    assert_eq!(cancelled["finished"], 1);
+    assert_eq!(cancelled["generations"].as_array().unwrap().len(), 1);
+    assert_error(
+        &submit(&server, &bob_key, second["id"].as_str().unwrap(), "late").await,
+        StatusCode::BAD_REQUEST,
+        "AbortedGen",
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn workers_ownership_and_maintenance() {
+    let server = TestServer::start().await;
+    let (bob, bob_key) = server.register("bob").await;
+    let (_, eve_key) = server.register("eve").await;
+    pop(&server, &bob_key, "bobs-worker").await;
+    assert_error(
+        &server
+            .post(
+                "/generate/text/pop",
+                Some(&eve_key),
+                pop_body("bobs-worker"),
+            )
+            .await,
+        StatusCode::FORBIDDEN,
+        "WrongCredentials",
+    );
+    let (status, list) = server.get("/workers?type=text", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let worker = &list[0];
+    assert_eq!(worker["name"], "bobs-worker");
+    assert_eq!(worker["type"], "text");
+    assert_eq!(worker["online"], true);
+    assert_eq!(worker["models"], json!([MODEL]));
+    let id = worker["id"].as_str().unwrap().to_owned();
+    let (_, by_name) = server.get("/workers/name/bobs-worker", None).await;
+    assert_eq!(by_name["id"], id.as_str());
+    let (_, own_view) = server.get(&format!("/workers/{id}"), Some(&bob_key)).await;
+    assert_eq!(own_view["owner"], format!("bob#{bob}"));
+    assert_error(
+        &server.get("/workers/name/nobody", None).await,
+        StatusCode::NOT_FOUND,
+        "WorkerNotFound",
+    );
+
+    let path = format!("/workers/{id}");
+    let put = |key: &str, body: Value| {
+        let (key, path) = (key.to_owned(), path.clone());
+        let server = &server;
+        async move {
+            server
+                .call(Method::PUT, &path, Some(&key), Some(body))
+                .await
+        }
+    };
+    assert_error(
+        &put(&eve_key, json!({ "maintenance": true })).await,
+        StatusCode::FORBIDDEN,
+        "WrongCredentials",
+    );
+    let (status, updated) = put(&bob_key, json!({ "maintenance": true, "info": "my GPU" })).await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(updated["maintenance_mode"], true);
+    assert_eq!(updated["info"], "my GPU");
+    request(&server, Some(&eve_key), "eve's prompt").await;
+    assert_error(
+        &server
+            .post(
+                "/generate/text/pop",
+                Some(&bob_key),
+                pop_body("bobs-worker"),
+            )
+            .await,
+        StatusCode::FORBIDDEN,
+        "WorkerMaintenance",
+    );
+    // The owner's own requests are still served.
+    let own = request(&server, Some(&bob_key), "bob's own prompt").await;
+    let job = pop(&server, &bob_key, "bobs-worker").await;
+    assert_eq!(job["payload"]["prompt"], "bob's own prompt");
+    let _ = own;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn transfers_follow_the_rules_and_idempotency_keys() {
+    let server = TestServer::start_with(|config| {
+        config.admins = vec![horde_core::UserId(1)];
+    })
+    .await;
+    let (admin, admin_key) = server.register("admin").await;
+    assert_eq!(admin, 1);
+    let (bob, bob_key) = server.register("bob").await;
+    // Non-admins cannot grant kudos; admins can.
+    assert_error(
+        &server
+            .call(
+                Method::PUT,
+                &format!("/users/{bob}"),
+                Some(&bob_key),
+                Some(json!({ "kudos": 100 })),
+            )
+            .await,
+        StatusCode::FORBIDDEN,
+        "NotAdmin",
+    );
+    let (status, granted) = server
+        .call(
+            Method::PUT,
+            &format!("/users/{admin}"),
+            Some(&admin_key),
+            Some(json!({ "kudos": 100 })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{granted}");
+    assert_eq!(milli(&granted["kudos"]), 100_000);
+
+    let transfer = |amount: Value, to: String, key: Option<String>| {
+        let mut request = server
+            .client
+            .post(format!("{}/kudos/transfer", server.base))
+            .header("apikey", &admin_key)
+            .json(&json!({ "username": to, "amount": amount }));
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status(), response.json::<Value>().await.unwrap())
+        }
+    };
+    let bob_name = format!("bob#{bob}");
+    assert_error(
+        &transfer(json!(-5), bob_name.clone(), None).await,
+        StatusCode::BAD_REQUEST,
+        "NegativeKudosTransfer",
+    );
+    assert_error(
+        &transfer(json!(0), bob_name.clone(), None).await,
+        StatusCode::BAD_REQUEST,
+        "InvalidKudosTransferAmount",
+    );
+    assert_error(
+        &transfer(json!(1), format!("admin#{admin}"), None).await,
+        StatusCode::BAD_REQUEST,
+        "KudosTransferToSelf",
+    );
+    assert_error(
+        &transfer(json!(1000), bob_name.clone(), None).await,
+        StatusCode::BAD_REQUEST,
+        "KudosTransferNotEnough",
+    );
+    assert_error(
+        &transfer(json!(1), "ghost#99".into(), None).await,
+        StatusCode::NOT_FOUND,
+        "UserNotFound",
+    );
+    let key = Some("transfer-1".to_owned());
+    let first = transfer(json!(12.5), bob_name.clone(), key.clone()).await;
+    assert_eq!(first.0, StatusCode::OK, "{}", first.1);
+    assert_eq!(milli(&first.1["transferred"]), 12_500);
+    let again = transfer(json!(12.5), bob_name.clone(), key).await;
+    assert_eq!(again, first);
+    let (_, bob_user) = server.get("/find_user", Some(&bob_key)).await;
+    assert_eq!(milli(&bob_user["kudos"]), 12_500, "transferred once");
+    assert_eq!(milli(&bob_user["kudos_details"]["received"]), 12_500);
+    let (status, anon) = server
+        .post(
+            "/kudos/transfer",
+            None,
+            json!({ "username": bob_name, "amount": 1 }),
+        )
+        .await;
+    assert_error(
+        &(status, anon),
+        StatusCode::BAD_REQUEST,
+        "KudosTransferFromAnon",
+    );
+
+    let (_, users) = server.get("/users?sort=kudos", None).await;
+    let names: Vec<&str> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(names[0], format!("admin#{admin}"));
+    let (_, one) = server.get(&format!("/users/{bob}"), None).await;
+    assert_eq!(one["username"], format!("bob#{bob}"));
+    assert_error(
+        &server.get("/users/12345", None).await,
+        StatusCode::NOT_FOUND,
+        "UserNotFound",
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn registration_can_be_disabled_and_is_rate_limited() {
+    let closed = TestServer::start_with(|c| c.registration = false).await;
+    assert_error(
+        &closed
+            .post("/register", None, json!({ "username": "x" }))
+            .await,
+        StatusCode::FORBIDDEN,
+        "RegistrationDisabled",
+    );
+    closed.stop().await;
+    let limited = TestServer::start_with(|c| c.registrations_per_minute = 2).await;
+    limited.register("a").await;
+    limited.register("b").await;
+    assert_error(
+        &limited
+            .post("/register", None, json!({ "username": "c" }))
+            .await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "RateLimited",
+    );
+    limited.stop().await;
+}
+
+#[tokio::test]
+async fn status_endpoints_and_cors() {
+    let server = TestServer::start().await;
+    let (_, key) = server.register("w").await;
+    pop(&server, &key, "w1").await;
+    request(&server, None, "hello").await;
+    let (_, heartbeat) = server.get("/status/heartbeat", None).await;
+    assert_eq!(heartbeat["message"], "OK");
+    for path in ["/status/models", "/status/models?type=text"] {
+        let (status, models) = server.get(path, None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(models[0]["name"], MODEL);
+        assert_eq!(models[0]["count"], 1);
+        assert_eq!(models[0]["type"], "text");
+    }
+    let (_, performance) = server.get("/status/performance", None).await;
+    assert_eq!(performance["queued_text_requests"], 1);
+    assert_eq!(performance["text_worker_count"], 1);
+    assert_eq!(performance["queued_tokens"], 80);
+
+    let preflight = server
+        .client
+        .request(
+            Method::OPTIONS,
+            format!("{}/generate/text/async", server.base),
+        )
+        .header("Origin", "https://lite.example")
+        .header("Access-Control-Request-Method", "POST")
+        .header(
+            "Access-Control-Request-Headers",
+            "apikey,client-agent,content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success());
+    let headers = preflight.headers();
+    assert_eq!(headers["access-control-allow-origin"], "*");
+    let allowed = headers["access-control-allow-headers"].to_str().unwrap();
+    assert!(allowed.contains("apikey") && allowed.contains("client-agent"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn state_survives_a_restart() {
+    let server = TestServer::start().await;
+    let (_, alice_key) = server.register("alice").await;
+    let (_, bob_key) = server.register("bob").await;
+    let done = request(&server, Some(&alice_key), "first").await;
+    let job = pop(&server, &bob_key, "w").await;
+    let (_, reward) = submit(&server, &bob_key, job["id"].as_str().unwrap(), "answer").await;
+    let processing = request(&server, Some(&alice_key), "second").await;
+    let in_flight = pop(&server, &bob_key, "w").await;
+    let waiting = request(&server, Some(&alice_key), "third").await;
+    let dir = server.stop().await;
+
+    let server = TestServer::start_in(dir, |_| {}).await;
+    let (_, alice_user) = server.get("/find_user", Some(&alice_key)).await;
+    assert_eq!(milli(&alice_user["kudos"]), -milli(&reward["reward"]));
+    let (_, status) = server
+        .get(&format!("/generate/text/status/{done}"), None)
+        .await;
+    assert_eq!(status["generations"][0]["text"], "answer");
+    let (_, status) = server
+        .get(&format!("/generate/text/status/{processing}"), None)
+        .await;
+    assert_eq!(status["processing"], 1);
+    let (_, status) = server
+        .get(&format!("/generate/text/status/{waiting}"), None)
+        .await;
+    assert_eq!(status["waiting"], 1);
+    // The job handed out before the restart can still be submitted.
+    let (status, _) = submit(
+        &server,
+        &bob_key,
+        in_flight["id"].as_str().unwrap(),
+        "late but fine",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, worker) = server.get("/workers/name/w", None).await;
+    assert_eq!(worker["requests_fulfilled"], 2);
+    server.stop().await;
+}

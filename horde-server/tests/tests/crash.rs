@@ -1,0 +1,307 @@
+//! The real binary, killed with SIGKILL under load: nothing acknowledged is lost, nothing is
+//! applied twice, balances still sum to what the horde granted.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::util::milli;
+
+pub(crate) struct Binary {
+    pub(crate) child: Child,
+    pub(crate) base: String,
+}
+
+pub(crate) async fn start_binary(db: &Path, extra: &[&str]) -> Binary {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(env!("CARGO_BIN_EXE_horde-server"))
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--db")
+        .arg(db)
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .env("HORDE_REGISTRATIONS_PER_MINUTE", "1000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}/api/v2");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = client.get(format!("{base}/status/heartbeat")).send().await {
+            if r.status().is_success() {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "server did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Binary { child, base }
+}
+
+async fn call(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    key: String,
+    body: Option<Value>,
+    idempotency: Option<String>,
+) -> Result<(StatusCode, Value), reqwest::Error> {
+    let mut request = client.request(method, url).header("apikey", key);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    if let Some(k) = idempotency {
+        request = request.header("Idempotency-Key", k);
+    }
+    let response = request.send().await?;
+    let status = response.status();
+    Ok((status, response.json().await?))
+}
+
+#[derive(Default)]
+struct Acked {
+    requests: HashSet<String>,
+    submitted: HashMap<String, i64>,
+    transfers_attempted: Vec<String>,
+    transfers_acked: HashSet<String>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_under_load_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("horde.sqlite");
+    let server = start_binary(&db, &["--admins", "alice#1"]).await;
+    let client = reqwest::Client::new();
+    let register = |name: &'static str| {
+        let client = client.clone();
+        let base = server.base.clone();
+        async move {
+            let r: Value = client
+                .post(format!("{base}/register"))
+                .json(&json!({ "username": name }))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            r["api_key"].as_str().unwrap().to_owned()
+        }
+    };
+    let alice = register("alice").await;
+    let bob = register("bob").await;
+    let carol = register("carol").await;
+    let (status, _) = call(
+        &client,
+        reqwest::Method::PUT,
+        format!("{}/users/1", server.base),
+        alice.clone(),
+        Some(json!({ "kudos": 1_000_000 })),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, StatusCode::OK);
+
+    let acked = Arc::new(Mutex::new(Acked::default()));
+    let mut tasks = Vec::new();
+    for worker in 0..3 {
+        let (client, base, alice, bob, acked) = (
+            client.clone(),
+            server.base.clone(),
+            alice.clone(),
+            bob.clone(),
+            acked.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let post = |path: &str, key: &str, body: Value| {
+                call(
+                    &client,
+                    reqwest::Method::POST,
+                    format!("{base}{path}"),
+                    key.to_owned(),
+                    Some(body),
+                    None,
+                )
+            };
+            loop {
+                let Ok((StatusCode::ACCEPTED, r)) = post(
+                    "/generate/text/async",
+                    &alice,
+                    json!({ "prompt": "crash test prompt", "params": { "max_length": 80 } }),
+                )
+                .await
+                else {
+                    break;
+                };
+                acked.lock().requests.insert(r["id"].as_str().unwrap().to_owned());
+                let Ok((StatusCode::OK, job)) = post(
+                    "/generate/text/pop",
+                    &bob,
+                    json!({ "name": format!("crash-worker-{worker}"), "models": ["koboldcpp/m-13B"] }),
+                )
+                .await
+                else {
+                    break;
+                };
+                let Some(id) = job["id"].as_str() else {
+                    continue;
+                };
+                let Ok((StatusCode::OK, reward)) = post(
+                    "/generate/text/submit",
+                    &bob,
+                    json!({ "id": id, "generation": "some generated text", "state": "ok" }),
+                )
+                .await
+                else {
+                    break;
+                };
+                acked
+                    .lock()
+                    .submitted
+                    .insert(id.to_owned(), milli(&reward["reward"]));
+            }
+        }));
+    }
+    {
+        let (client, base, alice, acked) = (
+            client.clone(),
+            server.base.clone(),
+            alice.clone(),
+            acked.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            for i in 0.. {
+                let key = format!("transfer-{i}");
+                acked.lock().transfers_attempted.push(key.clone());
+                let result = call(
+                    &client,
+                    reqwest::Method::POST,
+                    format!("{base}/kudos/transfer"),
+                    alice.clone(),
+                    Some(json!({ "username": "carol#3", "amount": 1 })),
+                    Some(key.clone()),
+                )
+                .await;
+                match result {
+                    Ok((StatusCode::OK, _)) => {
+                        acked.lock().transfers_acked.insert(key);
+                    }
+                    _ => break,
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut server = server;
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let acked = std::mem::take(&mut *acked.lock());
+    println!(
+        "before the kill: {} requests, {} generations, {} transfers acknowledged",
+        acked.requests.len(),
+        acked.submitted.len(),
+        acked.transfers_acked.len()
+    );
+    assert!(
+        acked.submitted.len() > 10,
+        "the load ran: {}",
+        acked.submitted.len()
+    );
+    assert!(acked.transfers_acked.len() > 10);
+
+    // Restart on the same database.
+    let mut server = start_binary(&db, &["--admins", "alice#1"]).await;
+    let base = server.base.clone();
+    let get = |path: String, key: &str| {
+        call(
+            &client,
+            reqwest::Method::GET,
+            format!("{base}{path}"),
+            key.to_owned(),
+            None,
+            None,
+        )
+    };
+    let mut charged_total = 0;
+    for id in &acked.requests {
+        let (status, body) = get(format!("/generate/text/status/{id}"), &alice)
+            .await
+            .unwrap();
+        assert_eq!(status, StatusCode::OK, "acknowledged request {id} lost");
+        assert!(
+            body["finished"].as_u64().unwrap() <= 1,
+            "served twice: {body}"
+        );
+        charged_total += milli(&body["kudos"]);
+    }
+    let acked_rewards: i64 = acked.submitted.values().sum();
+    assert!(
+        charged_total >= acked_rewards,
+        "acknowledged generations lost: charged {charged_total}, acked {acked_rewards}"
+    );
+    let (_, alice_user) = get("/find_user".into(), &alice).await.unwrap();
+    let (_, bob_user) = get("/find_user".into(), &bob).await.unwrap();
+    assert_eq!(
+        milli(&alice_user["kudos_details"]["accumulated"]),
+        -charged_total
+    );
+    assert_eq!(
+        milli(&bob_user["kudos_details"]["accumulated"]),
+        charged_total
+    );
+
+    // Re-send every transfer whose answer was lost: the idempotency keys stop doubles.
+    for key in &acked.transfers_attempted {
+        let (status, body) = call(
+            &client,
+            reqwest::Method::POST,
+            format!("{}/kudos/transfer", server.base),
+            alice.clone(),
+            Some(json!({ "username": "carol#3", "amount": 1 })),
+            Some(key.clone()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (_, carol_user) = get("/find_user".into(), &carol).await.unwrap();
+    assert_eq!(
+        milli(&carol_user["kudos_details"]["received"]),
+        acked.transfers_attempted.len() as i64 * 1000,
+        "every transfer applied exactly once"
+    );
+
+    // Balances sum to what the horde granted (1,000,000 by the admin; no uptime yet).
+    let (_, users) = get("/users".into(), &alice).await.unwrap();
+    let sum: i64 = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| milli(&u["kudos"]))
+        .sum();
+    assert_eq!(sum, 1_000_000_000);
+
+    // A clean stop: SIGTERM, exit code 0.
+    let pid = server.child.id().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success());
+    let exit = server.child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+}

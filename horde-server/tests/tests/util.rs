@@ -1,0 +1,139 @@
+//! A test server on a loopback port, and JSON helpers.
+
+use std::path::PathBuf;
+
+use horde_server::{serve, AppState, Config};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A horde-server running in this process on `127.0.0.1:<random port>`.
+pub(crate) struct TestServer {
+    pub(crate) base: String,
+    pub(crate) client: reqwest::Client,
+    pub(crate) dir: TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    pub(crate) async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    pub(crate) async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir, tweak).await
+    }
+
+    /// Starts on the database in `dir` (which may hold one from an earlier server).
+    pub(crate) async fn start_in(dir: TempDir, tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let mut config = Config {
+            db: db_path(&dir),
+            registrations_per_minute: 1000,
+            ..Config::default()
+        };
+        tweak(&mut config);
+        let state = tokio::task::spawn_blocking(move || AppState::open(config))
+            .await
+            .unwrap()
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(serve(listener, state, async {
+            let _ = rx.await;
+        }));
+        TestServer {
+            base: format!("http://{addr}/api/v2"),
+            client: reqwest::Client::new(),
+            dir,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Stops gracefully (flushing the database) and hands back the directory.
+    pub(crate) async fn stop(mut self) -> TempDir {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+        self.dir
+    }
+
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(key) = key {
+            request = request.header("apikey", key);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {text:?}"));
+        (status, value)
+    }
+
+    pub(crate) async fn get(&self, path: &str, key: Option<&str>) -> (StatusCode, Value) {
+        self.call(Method::GET, path, key, None).await
+    }
+
+    pub(crate) async fn post(
+        &self,
+        path: &str,
+        key: Option<&str>,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        self.call(Method::POST, path, key, Some(body)).await
+    }
+
+    /// Registers `name`; returns (id, api key).
+    pub(crate) async fn register(&self, name: &str) -> (u64, String) {
+        let (status, body) = self
+            .post("/register", None, serde_json::json!({ "username": name }))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        (
+            body["id"].as_u64().unwrap(),
+            body["api_key"].as_str().unwrap().to_owned(),
+        )
+    }
+}
+
+pub(crate) fn db_path(dir: &TempDir) -> PathBuf {
+    dir.path().join("horde.sqlite")
+}
+
+/// Kudos in a JSON body as thousandths (exact comparisons).
+pub(crate) fn milli(value: &Value) -> i64 {
+    (value
+        .as_f64()
+        .unwrap_or_else(|| panic!("not a number: {value}"))
+        * 1000.0)
+        .round() as i64
+}
+
+/// Asserts an error body: the status, the rc, and a non-empty message.
+pub(crate) fn assert_error(got: &(StatusCode, Value), status: StatusCode, rc: &str) {
+    assert_eq!(got.0, status, "{}", got.1);
+    assert_eq!(got.1["rc"], rc, "{}", got.1);
+    assert!(
+        got.1["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{}",
+        got.1
+    );
+}
