@@ -200,16 +200,21 @@ fn status_body(horde: &Horde, status: &RequestStatus) -> Value {
         .generations
         .iter()
         .map(|(job, generation)| {
+            // horde-sdk reads gen_metadata as a list of entries and the seed as an integer.
             let metadata = generation
                 .metadata
                 .as_deref()
                 .and_then(|m| serde_json::from_str::<Value>(m).ok())
+                .filter(Value::is_array)
                 .unwrap_or_else(|| json!([]));
+            let seed = generation
+                .seed
+                .as_deref()
+                .and_then(|s| s.trim().parse::<i64>().ok());
             json!({
+                "id": job.id.to_string(),
                 "text": generation.text,
-                "seed": generation.seed.as_deref().map_or(json!(0), |s| {
-                    s.parse::<i64>().map_or_else(|_| json!(s), |n| json!(n))
-                }),
+                "seed": seed,
                 "worker_id": job.worker.to_string(),
                 "worker_name": horde.worker(job.worker).map(|w| w.name.as_str()).unwrap_or(""),
                 "model": &*job.model,

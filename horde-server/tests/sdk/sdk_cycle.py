@@ -1,0 +1,98 @@
+"""A full text-generation cycle through the Python horde-sdk, against a running horde-server.
+
+Usage: AI_HORDE_URL=http://127.0.0.1:PORT/api/ python sdk_cycle.py REQUESTER_KEY WORKER_KEY
+Exits non-zero (with the SDK's error) if any step fails; prints one line per step.
+"""
+
+import sys
+
+from horde_sdk import RequestErrorResponse
+from horde_sdk.ai_horde_api.ai_horde_clients import AIHordeAPIManualClient
+from horde_sdk.ai_horde_api.apimodels import (
+    ModelGenerationInputKobold,
+    TextGenerateAsyncRequest,
+    TextGenerateAsyncResponse,
+    TextGenerateJobPopRequest,
+    TextGenerateJobPopResponse,
+    TextGenerateStatusRequest,
+    TextGenerateStatusResponse,
+    TextGenerationJobSubmitRequest,
+)
+from horde_sdk.ai_horde_api.consts import GENERATION_STATE
+from horde_sdk.ai_horde_api.apimodels.base import JobSubmitResponse
+
+MODEL = "koboldcpp/Llama-3-8B-Instruct.Q4_K_M"
+
+
+def call(client, request, expected):
+    response = client.submit_request(request, expected)
+    if isinstance(response, RequestErrorResponse):
+        sys.exit(f"{type(request).__name__} failed: {response}")
+    if not isinstance(response, expected):
+        sys.exit(f"{type(request).__name__}: expected {expected.__name__}, got {response!r}")
+    return response
+
+
+def main() -> None:
+    requester_key, worker_key = sys.argv[1], sys.argv[2]
+    client = AIHordeAPIManualClient()
+
+    queued = call(
+        client,
+        TextGenerateAsyncRequest(
+            apikey=requester_key,
+            prompt="The horde SDK says hello to",
+            params=ModelGenerationInputKobold(max_length=80, max_context_length=1024, temperature=0.7, n=1),
+            models=[MODEL],
+        ),
+        TextGenerateAsyncResponse,
+    )
+    print(f"async: id={queued.id_} kudos={queued.kudos}")
+
+    waiting = call(client, TextGenerateStatusRequest(id=queued.id_), TextGenerateStatusResponse)
+    assert waiting.waiting == 1 and not waiting.done, waiting
+    print(f"status: waiting={waiting.waiting} queue_position={waiting.queue_position}")
+
+    job = call(
+        client,
+        TextGenerateJobPopRequest(
+            apikey=worker_key,
+            name="sdk-worker",
+            models=[MODEL],
+            bridge_agent="horde-sdk-test:1:none",
+            max_length=512,
+            max_context_length=2048,
+            priority_usernames=[],
+            nsfw=False,
+            threads=1,
+            amount=1,
+        ),
+        TextGenerateJobPopResponse,
+    )
+    assert job.id_ is not None, job
+    assert job.payload.prompt == "The horde SDK says hello to", job.payload
+    assert job.model == MODEL, job.model
+    print(f"pop: id={job.id_} model={job.model} max_length={job.payload.max_length}")
+
+    submitted = call(
+        client,
+        TextGenerationJobSubmitRequest(
+            apikey=worker_key,
+            id=job.id_,
+            generation=" a self-hosted horde written in Rust.",
+            state=GENERATION_STATE.ok,
+        ),
+        JobSubmitResponse,
+    )
+    print(f"submit: reward={submitted.reward}")
+
+    done = call(client, TextGenerateStatusRequest(id=queued.id_), TextGenerateStatusResponse)
+    assert done.done and done.finished == 1, done
+    assert done.generations[0].text == " a self-hosted horde written in Rust.", done.generations
+    assert done.generations[0].worker_name == "sdk-worker", done.generations
+    print(f"done: text={done.generations[0].text!r} kudos={done.kudos}")
+    print("sdk cycle: ok")
+
+
+if __name__ == "__main__":
+    main()
