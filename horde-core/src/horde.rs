@@ -1296,6 +1296,20 @@ impl Horde {
         events
     }
 
+    /// Returns true if and only if some online worker could serve request `id` now (or it
+    /// has closed). O(workers).
+    pub fn is_possible(&self, id: RequestId, now: Timestamp) -> bool {
+        let Some(entry) = self.requests.get(&id) else {
+            return false;
+        };
+        let timeout = self.config.economy.online_timeout_secs;
+        !entry.state.is_open()
+            || self
+                .workers
+                .values()
+                .any(|w| w.is_online(now, timeout) && matching::check(w, &entry.spec).is_ok())
+    }
+
     /// A request's progress at `now`, or `None` if unknown.
     pub fn status(&self, id: RequestId, now: Timestamp) -> Option<RequestStatus> {
         let entry = self.requests.get(&id)?;
@@ -1306,8 +1320,7 @@ impl Horde {
         };
         let timeout = self.config.economy.online_timeout_secs;
         let online = || self.workers.values().filter(|w| w.is_online(now, timeout));
-        let is_possible =
-            !entry.state.is_open() || online().any(|w| matching::check(w, &entry.spec).is_ok());
+        let is_possible = self.is_possible(id, now);
         let threads: u64 = online().map(|w| u64::from(w.threads)).sum();
         // A rough estimate: everything ahead shares the online threads at ~1 token/s each.
         let ahead = queue_position as u64 + u64::from(entry.state.waiting + entry.state.processing);

@@ -1,0 +1,265 @@
+//! Load generator: full cycles (async → pop → submit → status) over loopback HTTP against a
+//! server on a real file database, in the same process (so the two cores are shared, as on a
+//! small self-hosted machine).
+//!
+//! `cargo bench -p horde-server --bench load` (options: `-- --secs 10 --tasks 32`)
+//!
+//! Phase 1 runs with an empty queue; phase 2 first fills the queue with 100,000 waiting
+//! requests from 1,000 users over 20 models, then runs the same cycles (each pop serves the
+//! best waiting request of its model, so the queue stays at 100,000).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use horde_core::{RequestId, RequestSpec, UserPolicy};
+use horde_server::store::Write;
+use horde_server::{serve, AppState, Config};
+use parking_lot::Mutex;
+use serde_json::{json, Value};
+
+const MODELS: usize = 20;
+
+fn model(i: usize) -> String {
+    format!("koboldcpp/model{i}-13B")
+}
+
+#[derive(Default)]
+struct Latencies {
+    by_endpoint: [Vec<Duration>; 4],
+    cycles: u64,
+    errors: u64,
+}
+
+const ENDPOINTS: [&str; 4] = ["async", "pop", "submit", "status"];
+
+fn arg(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        // `cargo test --benches` asks harness-less benches to list; there is nothing to list.
+        return;
+    }
+    let secs = arg("--secs", 10);
+    let tasks = arg("--tasks", 32) as usize;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(run(secs, tasks));
+}
+
+async fn run(secs: u64, tasks: usize) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = Config {
+        db: dir.path().join("load.sqlite"),
+        registrations_per_minute: 100_000,
+        ..Config::default()
+    };
+    let state = AppState::open(config).expect("open");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}/api/v2", listener.local_addr().expect("addr"));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, state.clone(), async {
+        let _ = stop_rx.await;
+    }));
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(tasks * 2)
+        .build()
+        .expect("client");
+
+    println!("load: {tasks} concurrent cycle tasks, {secs} s per phase, 2 tokio worker threads");
+    let keys = register_all(&client, &base, tasks).await;
+    phase("empty queue", &client, &base, &keys, secs).await;
+
+    let started = Instant::now();
+    fill_queue(&state, 100_000).await;
+    println!(
+        "filled the queue with 100,000 requests in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    phase("100,000 waiting", &client, &base, &keys, secs).await;
+
+    let _ = stop_tx.send(());
+    let _ = server.await;
+}
+
+async fn register_all(client: &reqwest::Client, base: &str, tasks: usize) -> Vec<String> {
+    let mut keys = Vec::new();
+    for i in 0..tasks {
+        let body: Value = client
+            .post(format!("{base}/register"))
+            .json(&json!({ "username": format!("load{i}") }))
+            .send()
+            .await
+            .expect("register")
+            .json()
+            .await
+            .expect("register json");
+        keys.push(body["api_key"].as_str().expect("key").to_owned());
+    }
+    keys
+}
+
+/// Enqueues `count` requests from 1,000 users over 20 models, directly through the core (and
+/// committed to the database like any other change).
+async fn fill_queue(state: &AppState, count: usize) {
+    let users: Vec<horde_core::UserId> = state
+        .change(|core, now| {
+            let mut ids = Vec::new();
+            let mut writes = Vec::new();
+            for i in 0..1000 {
+                let (mut row, _) = core.users.register(&format!("filler{i}"), now, 1000)?;
+                row.concurrency = 1000;
+                core.users.insert(row.clone());
+                core.horde.set_user(
+                    row.id,
+                    UserPolicy {
+                        concurrency: 1000,
+                        trusted: false,
+                    },
+                );
+                ids.push(row.id);
+                writes.push(Write::User(row));
+            }
+            Ok((ids, writes))
+        })
+        .await
+        .expect("users");
+    for chunk in 0..count / 1000 {
+        let users = users.clone();
+        state
+            .change(move |core, now| {
+                let mut writes = Vec::new();
+                for i in 0..1000 {
+                    let n = chunk * 1000 + i;
+                    let mut spec = RequestSpec::new(
+                        RequestId(uuid::Uuid::now_v7()),
+                        users[n % users.len()],
+                        "a prompt waiting in a long queue",
+                        now,
+                    );
+                    spec.models = vec![model(n % MODELS).into()];
+                    let applied = core.horde.enqueue(now, spec)?;
+                    writes.extend(core.absorb(applied.events));
+                }
+                Ok(((), writes))
+            })
+            .await
+            .expect("fill");
+    }
+}
+
+async fn phase(name: &str, client: &reqwest::Client, base: &str, keys: &[String], secs: u64) {
+    let results = Arc::new(Mutex::new(Latencies::default()));
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let (client, base, key, results) = (
+            client.clone(),
+            base.to_owned(),
+            key.clone(),
+            results.clone(),
+        );
+        handles.push(tokio::spawn(async move {
+            let mut local = Latencies::default();
+            while Instant::now() < deadline {
+                match cycle(&client, &base, &key, i, &mut local).await {
+                    Ok(()) => local.cycles += 1,
+                    Err(_) => local.errors += 1,
+                }
+            }
+            let mut all = results.lock();
+            for (into, from) in all.by_endpoint.iter_mut().zip(local.by_endpoint) {
+                into.extend(from);
+            }
+            all.cycles += local.cycles;
+            all.errors += local.errors;
+        }));
+    }
+    for handle in handles {
+        let _ = handle.await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut results = std::mem::take(&mut *results.lock());
+    println!(
+        "[{name}] {} cycles in {elapsed:.1} s = {:.0} cycles/s ({} errors)",
+        results.cycles,
+        results.cycles as f64 / elapsed,
+        results.errors
+    );
+    for (endpoint, latencies) in ENDPOINTS.iter().zip(results.by_endpoint.iter_mut()) {
+        latencies.sort();
+        let pct = |p: f64| {
+            latencies
+                .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+                .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+        };
+        println!(
+            "[{name}]   {endpoint:<7} p50 {:.2} ms   p99 {:.2} ms   ({} calls)",
+            pct(0.50),
+            pct(0.99),
+            latencies.len()
+        );
+    }
+}
+
+async fn timed(
+    latencies: &mut Latencies,
+    endpoint: usize,
+    request: reqwest::RequestBuilder,
+) -> Result<Value, String> {
+    let started = Instant::now();
+    let response = request.send().await.map_err(|e| e.to_string())?;
+    let status = response.status();
+    let body: Value = response.json().await.map_err(|e| e.to_string())?;
+    latencies.by_endpoint[endpoint].push(started.elapsed());
+    if status.is_success() {
+        Ok(body)
+    } else {
+        Err(format!("{status}: {body}"))
+    }
+}
+
+async fn cycle(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    task: usize,
+    latencies: &mut Latencies,
+) -> Result<(), String> {
+    let model = model(task % MODELS);
+    let request = client
+        .post(format!("{base}/generate/text/async"))
+        .header("apikey", key)
+        .json(&json!({ "prompt": "Tell me a story about a horde.", "params": { "max_length": 80 }, "models": [model] }));
+    let queued = timed(latencies, 0, request).await?;
+    let id = queued["id"].as_str().ok_or("no id")?.to_owned();
+    let pop = client
+        .post(format!("{base}/generate/text/pop"))
+        .header("apikey", key)
+        .json(&json!({ "name": format!("load-worker-{task}"), "models": [model], "max_length": 512, "max_context_length": 4096 }));
+    let job = timed(latencies, 1, pop).await?;
+    if let Some(job_id) = job["id"].as_str() {
+        let submit = client
+            .post(format!("{base}/generate/text/submit"))
+            .header("apikey", key)
+            .json(&json!({ "id": job_id, "generation": "Once there was a horde of machines.", "state": "ok" }));
+        timed(latencies, 2, submit).await?;
+    }
+    let status = client.get(format!("{base}/generate/text/status/{id}"));
+    timed(latencies, 3, status).await?;
+    // The worker's owner is the requester, so its own request is served first (owner
+    // priority): the queue of other requests is left as it was.
+    Ok(())
+}
