@@ -2,7 +2,7 @@
 //! server on a real file database, in the same process (so the two cores are shared, as on a
 //! small self-hosted machine).
 //!
-//! `cargo bench -p horde-server --bench load` (options: `-- --secs 10 --tasks 32`)
+//! `cargo bench -p horde-server --bench load` (options: `-- --secs 10 --tasks 16`)
 //!
 //! Phase 1 runs with an empty queue; phase 2 first fills the queue with 100,000 waiting
 //! requests from 1,000 users over 20 models, then runs the same cycles (each pop serves the
@@ -47,7 +47,7 @@ fn main() {
         return;
     }
     let secs = arg("--secs", 10);
-    let tasks = arg("--tasks", 32) as usize;
+    let tasks = arg("--tasks", 16) as usize;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
