@@ -664,3 +664,60 @@ async fn state_survives_a_restart() {
     assert_eq!(worker["requests_fulfilled"], 2);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn admins_set_trust_and_concurrency() {
+    let server = TestServer::start_with(|config| {
+        config.admins = vec![horde_core::UserId(1)];
+    })
+    .await;
+    let (_, admin_key) = server.register("admin").await;
+    let (bob, bob_key) = server.register("bob").await;
+    let (status, updated) = server
+        .call(
+            Method::PUT,
+            &format!("/users/{bob}"),
+            Some(&admin_key),
+            Some(json!({ "trusted": true, "concurrency": 2 })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(updated["trusted"], true);
+    assert_eq!(updated["concurrency"], 2);
+    // A trusted owner's worker serves requests that want trusted workers.
+    let (_, anon) = server
+        .post(
+            "/generate/text/async",
+            None,
+            json!({ "prompt": "trusted only", "trusted_workers": true, "models": [MODEL] }),
+        )
+        .await;
+    let job = pop(&server, &bob_key, "trusted-worker").await;
+    assert_eq!(job["payload"]["prompt"], "trusted only", "{anon}");
+    // The new concurrency applies at once.
+    let body = json!({ "prompt": "x", "params": { "n": 2 } });
+    let (status, _) = server
+        .post("/generate/text/async", Some(&bob_key), body.clone())
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_error(
+        &server
+            .post("/generate/text/async", Some(&bob_key), body)
+            .await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "TooManyPrompts",
+    );
+    assert_error(
+        &server
+            .call(
+                Method::PUT,
+                &format!("/users/{bob}"),
+                Some(&admin_key),
+                Some(json!({ "concurrency": 100_000 })),
+            )
+            .await,
+        StatusCode::BAD_REQUEST,
+        "ValidationError",
+    );
+    server.stop().await;
+}

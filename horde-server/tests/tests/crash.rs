@@ -51,6 +51,20 @@ pub(crate) async fn start_binary(db: &Path, extra: &[&str]) -> Binary {
     Binary { child, base }
 }
 
+/// Registers `name` on the server at `base`; returns the API key.
+pub(crate) async fn register(client: &reqwest::Client, base: &str, name: &str) -> String {
+    let body: Value = client
+        .post(format!("{base}/register"))
+        .json(&json!({ "username": name }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["api_key"].as_str().unwrap().to_owned()
+}
+
 async fn call(
     client: &reqwest::Client,
     method: reqwest::Method,
@@ -85,25 +99,9 @@ async fn sigkill_under_load_loses_nothing_acknowledged() {
     let db = dir.path().join("horde.sqlite");
     let server = start_binary(&db, &["--admins", "alice#1"]).await;
     let client = reqwest::Client::new();
-    let register = |name: &'static str| {
-        let client = client.clone();
-        let base = server.base.clone();
-        async move {
-            let r: Value = client
-                .post(format!("{base}/register"))
-                .json(&json!({ "username": name }))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            r["api_key"].as_str().unwrap().to_owned()
-        }
-    };
-    let alice = register("alice").await;
-    let bob = register("bob").await;
-    let carol = register("carol").await;
+    let alice = register(&client, &server.base, "alice").await;
+    let bob = register(&client, &server.base, "bob").await;
+    let carol = register(&client, &server.base, "carol").await;
     let (status, _) = call(
         &client,
         reqwest::Method::PUT,

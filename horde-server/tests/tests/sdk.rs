@@ -4,9 +4,7 @@
 
 use std::process::Command;
 
-use serde_json::{json, Value};
-
-use crate::crash::start_binary;
+use crate::crash::{register, start_binary};
 
 #[tokio::test]
 async fn horde_sdk_runs_a_full_cycle() {
@@ -21,19 +19,10 @@ async fn horde_sdk_runs_a_full_cycle() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = start_binary(&dir.path().join("horde.sqlite"), &[]).await;
     let client = reqwest::Client::new();
-    let mut keys = Vec::new();
-    for name in ["sdk-requester", "sdk-volunteer"] {
-        let body: Value = client
-            .post(format!("{}/register", server.base))
-            .json(&json!({ "username": name }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        keys.push(body["api_key"].as_str().unwrap().to_owned());
-    }
+    let keys = [
+        register(&client, &server.base, "sdk-requester").await,
+        register(&client, &server.base, "sdk-volunteer").await,
+    ];
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/sdk_cycle.py");
     let url = server.base.trim_end_matches("v2").to_owned();
     let output = tokio::task::spawn_blocking(move || {
