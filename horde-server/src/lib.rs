@@ -22,6 +22,7 @@ use horde_core::{Event, Horde, HordeConfig, JobStatus, Timestamp, UserId, UserPo
 use parking_lot::Mutex;
 use tokio::net::TcpListener;
 use tower_http::cors::{Any, CorsLayer};
+use tower_http::trace::TraceLayer;
 
 pub mod api;
 pub mod auth;
@@ -307,6 +308,8 @@ pub fn app(state: AppState) -> Router {
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(cors)
+        // Each request as a `debug` span with its method and path (`RUST_LOG=tower_http=debug`).
+        .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 

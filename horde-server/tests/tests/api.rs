@@ -721,3 +721,35 @@ async fn admins_set_trust_and_concurrency() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_timer_returns_timed_out_jobs_to_the_queue() {
+    // Jobs time out at once, so the server's one-second tick must abort them.
+    let server = TestServer::start_with(|config| {
+        config.horde.job_timeout_base_secs = 0;
+        config.horde.job_timeout_per_token_ms = 0;
+    })
+    .await;
+    let (_, key) = server.register("slow").await;
+    let id = request(&server, None, "will time out").await;
+    let job = pop(&server, &key, "slow-worker").await;
+    let mut status = Value::Null;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        status = server
+            .get(&format!("/generate/text/status/{id}"), None)
+            .await
+            .1;
+        if status["restarted"] == 1 {
+            break;
+        }
+    }
+    assert_eq!(status["restarted"], 1, "{status}");
+    assert_eq!(status["waiting"], 1, "{status}");
+    assert_error(
+        &submit(&server, &key, job["id"].as_str().unwrap(), "too late").await,
+        StatusCode::BAD_REQUEST,
+        "AbortedGen",
+    );
+    server.stop().await;
+}
