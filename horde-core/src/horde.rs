@@ -1296,6 +1296,36 @@ impl Horde {
         events
     }
 
+    /// What `spec` is expected to cost: `n` generations of `max_length` tokens by the largest
+    /// model it accepts (or, when it accepts any, the largest model an online worker serves).
+    /// O(workers).
+    pub fn estimate(&self, spec: &RequestSpec, now: Timestamp) -> Kudos {
+        let economy = &self.config.economy;
+        let timeout = economy.online_timeout_secs;
+        let largest = |models: &mut dyn Iterator<Item = &Arc<str>>| {
+            models
+                .map(|m| economy.model_size_b(m))
+                .fold(None, |acc: Option<f64>, s| {
+                    Some(acc.map_or(s, |a| a.max(s)))
+                })
+        };
+        let size = if spec.models.is_empty() {
+            let mut online = self
+                .workers
+                .values()
+                .filter(|w| w.is_online(now, timeout))
+                .flat_map(|w| w.models.iter());
+            largest(&mut online)
+        } else {
+            largest(&mut spec.models.iter())
+        }
+        .unwrap_or(economy.unknown_model_size_b);
+        let p = spec.params;
+        let context = economy.context_tokens(&spec.prompt, p.max_length, p.max_context_length);
+        let one = economy.generation_reward(size, p.max_length, context);
+        Kudos::from_milli(one.milli().saturating_mul(i64::from(p.n)))
+    }
+
     /// Returns true if and only if some online worker could serve request `id` now (or it
     /// has closed). O(workers).
     pub fn is_possible(&self, id: RequestId, now: Timestamp) -> bool {

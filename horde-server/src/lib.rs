@@ -96,7 +96,7 @@ impl Core {
     }
 
     /// Counts a registration from `ip` at `now`; false if over the per-minute limit.
-    fn allow_registration(&mut self, ip: IpAddr, now: Timestamp, limit: u32) -> bool {
+    pub(crate) fn allow_registration(&mut self, ip: IpAddr, now: Timestamp, limit: u32) -> bool {
         let minute = now.millis() / 60_000;
         if self.registrations.len() > 10_000 {
             self.registrations.retain(|_, (m, _)| *m == minute);
@@ -258,16 +258,6 @@ impl AppState {
     /// Returns true if and only if `user` is an administrator.
     pub fn is_admin(&self, user: UserId) -> bool {
         !user.is_anonymous() && self.shared.config.admins.contains(&user)
-    }
-
-    /// Registration check for `ip` (rate limit).
-    pub(crate) fn allow_registration(
-        core: &mut Core,
-        ip: IpAddr,
-        now: Timestamp,
-        limit: u32,
-    ) -> bool {
-        core.allow_registration(ip, now, limit)
     }
 
     /// Runs `tick` once and commits what it changed.

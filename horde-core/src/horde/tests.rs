@@ -937,3 +937,22 @@ fn a_restarted_request_keeps_its_place_in_line() {
     assert_eq!(sim.horde.queue_position(older), Some(0));
     assert_eq!(sim.pop(2, "w").unwrap().0, older);
 }
+
+#[test]
+fn estimates_price_the_largest_acceptable_model() {
+    let mut sim = Sim::new();
+    let mut spec = sim.spec(1);
+    spec.params.n = 2;
+    spec.models = vec![MODEL.into(), OTHER_MODEL.into()];
+    let economy = EconomyConfig::default();
+    // 13B is the larger; the 1000-char prompt (250 tokens) is capped at max_length 80.
+    let one = economy.generation_reward(13.0, 80, 80);
+    assert_eq!(sim.horde.estimate(&spec, sim.now), one + one);
+    // Any model: the largest online worker's, or the fallback when none is online.
+    spec.models.clear();
+    let fallback = economy.generation_reward(economy.unknown_model_size_b, 80, 80);
+    assert_eq!(sim.horde.estimate(&spec, sim.now), fallback + fallback);
+    sim.pop(2, "w");
+    let eight = economy.generation_reward(8.0, 80, 80);
+    assert_eq!(sim.horde.estimate(&spec, sim.now), eight + eight);
+}

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json as Json_;
 use horde_core::{
-    GenParams, GenerationState, Horde, JobId, Kudos, Outcome, PopQuery, RequestId, RequestSpec,
+    GenParams, GenerationState, Horde, JobId, Outcome, PopQuery, RequestId, RequestSpec,
     RequestStatus, Submission, SubmitState, Timestamp, WorkerId,
 };
 use serde::{Deserialize, Serialize};
@@ -138,33 +138,6 @@ fn new_id() -> Uuid {
     Uuid::now_v7()
 }
 
-/// What a request is expected to cost: `n` generations of `max_length` tokens by the largest
-/// model it accepts (or the largest online model, when it accepts any).
-fn estimate(horde: &Horde, spec: &RequestSpec, now: Timestamp) -> Kudos {
-    let economy = &horde.config().economy;
-    let timeout = economy.online_timeout_secs;
-    let size = if spec.models.is_empty() {
-        horde
-            .workers()
-            .filter(|w| w.is_online(now, timeout))
-            .flat_map(|w| w.models.iter())
-            .map(|m| economy.model_size_b(m))
-            .fold(None, |acc: Option<f64>, s| {
-                Some(acc.map_or(s, |a| a.max(s)))
-            })
-            .unwrap_or(economy.unknown_model_size_b)
-    } else {
-        spec.models
-            .iter()
-            .map(|m| economy.model_size_b(m))
-            .fold(0.0, f64::max)
-    };
-    let p = spec.params;
-    let context = economy.context_tokens(&spec.prompt, p.max_length, p.max_context_length);
-    let one = economy.generation_reward(size, p.max_length, context);
-    Kudos::from_milli(one.milli().saturating_mul(i64::from(p.n)))
-}
-
 pub(crate) async fn request(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -173,12 +146,12 @@ pub(crate) async fn request(
     let dry_run = body.dry_run.unwrap_or(false);
     let spec = body.into_spec(user, crate::now())?;
     if dry_run {
-        let kudos = state.read(|core, now| estimate(&core.horde, &spec, now));
+        let kudos = state.read(|core, now| core.horde.estimate(&spec, now));
         return Ok(Json_(json!({ "kudos": kudos })).into_response());
     }
     let (id, kudos, possible) = state
         .change(|core, now| {
-            let kudos = estimate(&core.horde, &spec, now);
+            let kudos = core.horde.estimate(&spec, now);
             let applied = core.horde.enqueue(now, spec)?;
             let id = applied.value;
             let possible = core.horde.is_possible(id, now);

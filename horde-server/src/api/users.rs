@@ -66,7 +66,7 @@ pub(crate) async fn register(
     let concurrency = state.config().horde.default_concurrency;
     let body = state
         .change(|core, now| {
-            if !AppState::allow_registration(core, ip, now, limit) {
+            if !core.allow_registration(ip, now, limit) {
                 return Err(ApiError::TooMany {
                     rc: "RateLimited",
                     message: "too many registrations from this address; try again in a minute"
