@@ -753,3 +753,107 @@ async fn the_timer_returns_timed_out_jobs_to_the_queue() {
     );
     server.stop().await;
 }
+
+/// A small deterministic generator of JSON values, biased towards the API's field names.
+struct Noise(u64);
+
+impl Noise {
+    fn next(&mut self) -> u64 {
+        // xorshift64*
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn value(&mut self, depth: u32) -> Value {
+        const FIELDS: [&str; 16] = [
+            "prompt",
+            "params",
+            "n",
+            "max_length",
+            "max_context_length",
+            "models",
+            "workers",
+            "name",
+            "id",
+            "generation",
+            "state",
+            "amount",
+            "username",
+            "threads",
+            "nsfw",
+            "priority_usernames",
+        ];
+        match self.next() % if depth > 2 { 7 } else { 9 } {
+            0 => Value::Null,
+            1 => json!(self.next() % 2 == 0),
+            2 => json!((self.next() % 5000) as i64 - 100),
+            3 => json!(f64::from((self.next() % 1000) as u32) / 7.0 - 50.0),
+            4 => json!(u64::MAX),
+            5 => json!(
+                [
+                    "ok",
+                    "faulted",
+                    "censored",
+                    "",
+                    "x#1",
+                    "00000000-0000-0000-0000-000000000001"
+                ][(self.next() % 6) as usize]
+            ),
+            6 => json!("é".repeat((self.next() % 5) as usize)),
+            7 => Value::Array(
+                (0..self.next() % 4)
+                    .map(|_| self.value(depth + 1))
+                    .collect(),
+            ),
+            _ => {
+                let mut map = serde_json::Map::new();
+                for _ in 0..self.next() % 6 {
+                    let field = FIELDS[(self.next() % FIELDS.len() as u64) as usize];
+                    map.insert(field.to_owned(), self.value(depth + 1));
+                }
+                Value::Object(map)
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn random_bodies_never_cause_a_server_error() {
+    let server = TestServer::start().await;
+    let (_, key) = server.register("fuzzer").await;
+    let mut noise = Noise(0x9E37_79B9_7F4A_7C15);
+    let endpoints = [
+        (Method::POST, "/generate/text/async"),
+        (Method::POST, "/generate/text/pop"),
+        (Method::POST, "/generate/text/submit"),
+        (Method::POST, "/kudos/transfer"),
+        (Method::POST, "/register"),
+        (Method::PUT, "/users/1"),
+    ];
+    for round in 0..150 {
+        for (method, path) in &endpoints {
+            let body = noise.value(0);
+            let key = if round % 3 == 0 {
+                None
+            } else {
+                Some(key.as_str())
+            };
+            let (status, answer) = server
+                .call(method.clone(), path, key, Some(body.clone()))
+                .await;
+            assert!(
+                status.as_u16() < 500,
+                "{method} {path} {body} → {status} {answer}"
+            );
+            if !status.is_success() {
+                assert!(answer["rc"].is_string(), "{path} {body} → {answer}");
+            }
+        }
+    }
+    // The server is still healthy.
+    let (status, _) = server.get("/status/heartbeat", None).await;
+    assert_eq!(status, StatusCode::OK);
+    server.stop().await;
+}
