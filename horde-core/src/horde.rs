@@ -742,54 +742,14 @@ impl Horde {
         }
         profile.priority_users = priority_keys[1..].to_vec();
 
-        let lanes: Vec<Lane> = profile
-            .models
-            .iter()
-            .cloned()
-            .map(Lane::Model)
-            .chain([Lane::Any])
-            .collect();
-        let eligible = |id: &RequestId| {
-            self.requests
-                .get(id)
-                .is_some_and(|e| e.state.waiting > 0 && matching::check(&profile, &e.spec).is_ok())
-        };
         let keys = if profile.maintenance {
             &priority_keys[..1]
         } else {
             &priority_keys[..]
         };
-        let mut found = self
-            .queue
-            .find_first_of_keys(keys, Some(&lanes), eligible)
-            .item;
-        let mut skipped = SkipCounts::default();
+        let (found, skipped) = self.search(&profile, keys);
         if found.is_none() && profile.maintenance {
             return Err(PopError::Maintenance);
-        }
-        if found.is_none() {
-            let search = self.queue.find_first(Some(&lanes), |id| {
-                let Some(entry) = self.requests.get(id) else {
-                    return false;
-                };
-                if entry.state.waiting == 0 {
-                    return false;
-                }
-                match matching::check(&profile, &entry.spec) {
-                    Ok(()) => true,
-                    Err(reason) => {
-                        skipped.add(reason, 1);
-                        false
-                    }
-                }
-            });
-            found = search.item;
-            if found.is_none() {
-                let not_in_lanes = self.queue.len().saturating_sub(search.examined);
-                skipped.add(SkipReason::Models, not_in_lanes as u64);
-            } else {
-                skipped = SkipCounts::default();
-            }
         }
 
         let mut events = Vec::new();
@@ -799,55 +759,13 @@ impl Horde {
         }
         self.workers.insert(worker_id, profile);
         self.check_in(worker_id, now, &mut events);
-
-        let mut assignments = Vec::new();
-        if let Some(request_id) = found {
-            let amount = query.amount;
-            if let (Some(entry), Some(worker)) = (
-                self.requests.get_mut(&request_id),
-                self.workers.get(&worker_id),
-            ) {
-                let model = matching::chosen_model(worker, &entry.spec)
-                    .cloned()
-                    .unwrap_or_else(|| Arc::from(""));
-                let timeout = self.config.job_timeout_ms(entry.spec.params.max_length);
-                let take = amount.min(entry.state.waiting);
-                for _ in 0..take {
-                    let job = Job {
-                        id: JobId(new_id()),
-                        request: request_id,
-                        worker: worker_id,
-                        model: model.clone(),
-                        started_at: now,
-                        deadline: now.plus_millis(timeout),
-                        status: JobStatus::Processing,
-                    };
-                    self.deadlines.insert((job.deadline, job.id));
-                    entry.jobs.push(job.id);
-                    assignments.push(Assignment {
-                        job: job.id,
-                        request: entry.spec.clone(),
-                        model: model.clone(),
-                        ttl_secs: timeout / 1000,
-                    });
-                    events.push(Event::JobChanged(job.clone()));
-                    self.jobs.insert(job.id, job);
-                }
-                entry.state.waiting -= take;
-                entry.state.processing += take;
-                if entry.state.waiting == 0 {
-                    // Out of line while all its generations are processing; the ticket in
-                    // the entry brings it back to its place on a restart.
-                    self.queue.remove(&request_id);
-                }
-                let state = entry.state;
-                self.touch(request_id, state.last_progress, now);
-                self.push_request_changed(request_id, &mut events);
+        let assignments = match found {
+            Some(request) => {
+                self.assign(request, worker_id, query.amount, now, new_id, &mut events)
             }
-        }
-        if let Some(worker) = self.workers.get(&worker_id) {
-            events.push(Event::WorkerChanged(worker.clone()));
-        }
+            None => Vec::new(),
+        };
+        self.push_worker_changed(worker_id, &mut events);
         Ok(Applied {
             value: PopResult {
                 worker: worker_id,
@@ -856,6 +774,107 @@ impl Horde {
             },
             events,
         })
+    }
+
+    /// The request `worker` should serve: the oldest eligible one of `priority_keys`, else
+    /// (unless in maintenance, where `priority_keys` is the owner alone and nothing else is
+    /// searched) the best eligible one of everyone. When there is none, the waiting requests
+    /// skipped, by reason.
+    fn search(&self, worker: &Worker, priority_keys: &[UserId]) -> (Option<RequestId>, SkipCounts) {
+        let lanes: Vec<Lane> = worker
+            .models
+            .iter()
+            .cloned()
+            .map(Lane::Model)
+            .chain([Lane::Any])
+            .collect();
+        let eligible = |id: &RequestId| {
+            self.requests
+                .get(id)
+                .is_some_and(|e| e.state.waiting > 0 && matching::check(worker, &e.spec).is_ok())
+        };
+        let mut skipped = SkipCounts::default();
+        let own = self
+            .queue
+            .find_first_of_keys(priority_keys, Some(&lanes), eligible);
+        if own.item.is_some() || worker.maintenance {
+            return (own.item, skipped);
+        }
+        let search = self.queue.find_first(Some(&lanes), |id| {
+            let Some(entry) = self.requests.get(id) else {
+                return false;
+            };
+            match matching::check(worker, &entry.spec) {
+                Ok(()) => entry.state.waiting > 0,
+                Err(reason) => {
+                    skipped.add(reason, 1);
+                    false
+                }
+            }
+        });
+        if search.item.is_some() {
+            return (search.item, SkipCounts::default());
+        }
+        // Requests in none of the worker's lanes were never looked at: their models differ.
+        let not_in_lanes = self.queue.len().saturating_sub(search.examined);
+        skipped.add(SkipReason::Models, not_in_lanes as u64);
+        (None, skipped)
+    }
+
+    /// Hands up to `amount` generations of `request_id` to `worker_id` as new jobs.
+    fn assign(
+        &mut self,
+        request_id: RequestId,
+        worker_id: WorkerId,
+        amount: u32,
+        now: Timestamp,
+        mut new_id: impl FnMut() -> Uuid,
+        events: &mut Vec<Event>,
+    ) -> Vec<Assignment> {
+        let mut assignments = Vec::new();
+        let (Some(entry), Some(worker)) = (
+            self.requests.get_mut(&request_id),
+            self.workers.get(&worker_id),
+        ) else {
+            return assignments;
+        };
+        let model = matching::chosen_model(worker, &entry.spec)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(""));
+        let timeout = self.config.job_timeout_ms(entry.spec.params.max_length);
+        let take = amount.min(entry.state.waiting);
+        for _ in 0..take {
+            let job = Job {
+                id: JobId(new_id()),
+                request: request_id,
+                worker: worker_id,
+                model: model.clone(),
+                started_at: now,
+                deadline: now.plus_millis(timeout),
+                status: JobStatus::Processing,
+            };
+            self.deadlines.insert((job.deadline, job.id));
+            entry.jobs.push(job.id);
+            assignments.push(Assignment {
+                job: job.id,
+                request: entry.spec.clone(),
+                model: model.clone(),
+                ttl_secs: timeout / 1000,
+            });
+            events.push(Event::JobChanged(job.clone()));
+            self.jobs.insert(job.id, job);
+        }
+        entry.state.waiting -= take;
+        entry.state.processing += take;
+        if entry.state.waiting == 0 {
+            // Out of line while all its generations are processing; the ticket in the entry
+            // brings it back to its place on a restart.
+            self.queue.remove(&request_id);
+        }
+        let last_progress = entry.state.last_progress;
+        self.touch(request_id, last_progress, now);
+        self.push_request_changed(request_id, events);
+        assignments
     }
 
     fn validate_pop(&self, query: &PopQuery) -> Result<UserPolicy, PopError> {
