@@ -102,6 +102,11 @@ impl ApiError {
         }
     }
 
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        self.status_and_rc().0
+    }
+
     /// The HTTP status and rc of this error: the one mapping in the server.
     fn status_and_rc(&self) -> (StatusCode, &'static str) {
         match self {

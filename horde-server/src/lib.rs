@@ -28,6 +28,7 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod store;
+pub mod web;
 
 use auth::Users;
 use error::ApiError;
@@ -275,8 +276,8 @@ impl AppState {
     }
 }
 
-/// The router: the API under `/api/v2`, CORS for browser clients, a 1 MiB body limit, and
-/// JSON errors for unknown paths.
+/// The router: the API under `/api/v2`, the web pages, CORS for browser clients, a 1 MiB body
+/// limit, and JSON errors for unknown paths.
 pub fn app(state: AppState) -> Router {
     let cors = CorsLayer::new()
         .allow_origin(Any)
@@ -295,6 +296,7 @@ pub fn app(state: AppState) -> Router {
         ]);
     Router::new()
         .nest("/api/v2", api::routes())
+        .merge(web::routes())
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(cors)

@@ -13,7 +13,7 @@ use crate::AppState;
 
 mod generate;
 mod status;
-mod users;
+pub(crate) mod users;
 mod workers;
 
 /// Routes under `/api/v2`.

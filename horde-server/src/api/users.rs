@@ -1,6 +1,6 @@
 //! Users and kudos: registration, find_user, users, admin changes, transfers.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -56,15 +56,27 @@ pub(crate) async fn register(
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     Json(body): Json<RegisterRequest>,
 ) -> Result<Response, ApiError> {
-    if !state.config().registration {
-        return Err(ApiError::RegistrationDisabled);
-    }
     let ip = connect.map_or([127, 0, 0, 1].into(), |Extension(ConnectInfo(addr))| {
         addr.ip()
     });
+    let (row, key) = register_user(&state, ip, &body.username).await?;
+    let body = json!({ "id": row.id.0, "username": username(&row), "api_key": key });
+    Ok((StatusCode::CREATED, JsonBody(body)).into_response())
+}
+
+/// Registers `alias` for a caller at `ip` (rate-limited per address) and commits the new
+/// user; returns the user and their API key, to be shown once.
+pub(crate) async fn register_user(
+    state: &AppState,
+    ip: IpAddr,
+    alias: &str,
+) -> Result<(UserRow, String), ApiError> {
+    if !state.config().registration {
+        return Err(ApiError::RegistrationDisabled);
+    }
     let limit = state.config().registrations_per_minute;
     let concurrency = state.config().horde.default_concurrency;
-    let body = state
+    state
         .change(|core, now| {
             if !core.allow_registration(ip, now, limit) {
                 return Err(ApiError::TooMany {
@@ -73,7 +85,7 @@ pub(crate) async fn register(
                         .into(),
                 });
             }
-            let (row, key) = core.users.register(&body.username, now, concurrency)?;
+            let (row, key) = core.users.register(alias, now, concurrency)?;
             core.horde.set_user(
                 row.id,
                 UserPolicy {
@@ -81,11 +93,9 @@ pub(crate) async fn register(
                     trusted: row.trusted,
                 },
             );
-            let body = json!({ "id": row.id.0, "username": username(&row), "api_key": key });
-            Ok((body, vec![Write::User(row)]))
+            Ok(((row.clone(), key), vec![Write::User(row)]))
         })
-        .await?;
-    Ok((StatusCode::CREATED, JsonBody(body)).into_response())
+        .await
 }
 
 pub(crate) async fn find_user(
