@@ -47,8 +47,9 @@ pub struct Config {
     pub registration: bool,
     /// Registrations allowed per IP address per minute. Default 10.
     pub registrations_per_minute: u32,
-    /// Administrators, as user ids (from `--admins alias#id,…`).
-    pub admins: Vec<UserId>,
+    /// Administrators as `alias#id` usernames (from `--admins`). Both parts must match a
+    /// user: a typo in the id does not make someone else an administrator.
+    pub admins: Vec<String>,
     /// Core rules and limits.
     pub horde: HordeConfig,
 }
@@ -258,7 +259,14 @@ impl AppState {
 
     /// Returns true if and only if `user` is an administrator.
     pub fn is_admin(&self, user: UserId) -> bool {
-        !user.is_anonymous() && self.shared.config.admins.contains(&user)
+        !user.is_anonymous()
+            && self.read(|core, _| {
+                self.shared.config.admins.iter().any(|name| {
+                    core.users
+                        .find_by_username(name)
+                        .is_some_and(|u| u.id == user)
+                })
+            })
     }
 
     /// Runs `tick` once and commits what it changed.

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use horde_core::UserId;
 use horde_server::{serve, AppState, Config};
 use tokio::net::TcpListener;
 
@@ -30,14 +29,15 @@ struct Args {
     admins: Vec<String>,
 }
 
-fn parse_admin(text: &str) -> Result<UserId, String> {
-    let (_, id) = text
-        .trim()
+fn parse_admin(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let (alias, id) = text
         .rsplit_once('#')
         .ok_or_else(|| format!("admin {text:?} is not alias#id"))?;
-    id.parse()
-        .map(UserId)
-        .map_err(|_| format!("admin {text:?} has no numeric id"))
+    if alias.is_empty() || id.parse::<u64>().is_err() {
+        return Err(format!("admin {text:?} is not alias#id"));
+    }
+    Ok(text.to_owned())
 }
 
 fn main() -> ExitCode {

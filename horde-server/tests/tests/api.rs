@@ -446,7 +446,7 @@ async fn workers_ownership_and_maintenance() {
 #[tokio::test]
 async fn transfers_follow_the_rules_and_idempotency_keys() {
     let server = TestServer::start_with(|config| {
-        config.admins = vec![horde_core::UserId(1)];
+        config.admins = vec!["admin#1".into()];
     })
     .await;
     let (admin, admin_key) = server.register("admin").await;
@@ -668,7 +668,7 @@ async fn state_survives_a_restart() {
 #[tokio::test]
 async fn admins_set_trust_and_concurrency() {
     let server = TestServer::start_with(|config| {
-        config.admins = vec![horde_core::UserId(1)];
+        config.admins = vec!["admin#1".into()];
     })
     .await;
     let (_, admin_key) = server.register("admin").await;
@@ -926,5 +926,28 @@ async fn web_pages_show_the_horde_and_register_people() {
         .unwrap();
     assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
     assert!(refused.text().await.unwrap().contains("class=\"error\""));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_admin_entry_must_match_alias_and_id() {
+    let server = TestServer::start_with(|config| {
+        config.admins = vec!["root#1".into()];
+    })
+    .await;
+    let (id, key) = server.register("not-root").await;
+    assert_eq!(id, 1);
+    assert_error(
+        &server
+            .call(
+                Method::PUT,
+                "/users/1",
+                Some(&key),
+                Some(json!({ "kudos": 1000 })),
+            )
+            .await,
+        StatusCode::FORBIDDEN,
+        "NotAdmin",
+    );
     server.stop().await;
 }
