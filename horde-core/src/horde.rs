@@ -1367,10 +1367,8 @@ impl Horde {
         } else {
             0
         };
-        let timeout = self.config.economy.online_timeout_secs;
-        let online = || self.workers.values().filter(|w| w.is_online(now, timeout));
         let is_possible = self.is_possible(id, now);
-        let threads: u64 = online().map(|w| u64::from(w.threads)).sum();
+        let (_, threads) = self.online_capacity(now);
         // A rough estimate: everything ahead shares the online threads at ~1 token/s each.
         let ahead = queue_position as u64 + u64::from(entry.state.waiting + entry.state.processing);
         let wait_time = if entry.state.is_open() {
@@ -1436,6 +1434,15 @@ impl Horde {
         let mut out: Vec<ModelStats> = stats.into_values().collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
+    }
+
+    /// Workers online at `now` and their threads. O(workers).
+    pub fn online_capacity(&self, now: Timestamp) -> (u64, u64) {
+        let timeout = self.config.economy.online_timeout_secs;
+        self.workers
+            .values()
+            .filter(|w| w.is_online(now, timeout))
+            .fold((0, 0), |(n, t), w| (n + 1, t + u64::from(w.threads)))
     }
 
     /// Waiting generations and their requested tokens, over all open requests.

@@ -59,10 +59,7 @@ fn page(title: &str, body: &str) -> Html<String> {
 
 async fn home(State(state): State<AppState>) -> Html<String> {
     let body = state.read(|core, now| {
-        let timeout = core.horde.config().economy.online_timeout_secs;
-        let online = core.horde.workers().filter(|w| w.is_online(now, timeout));
-        let (workers, threads) =
-            online.fold((0u64, 0u64), |(n, t), w| (n + 1, t + u64::from(w.threads)));
+        let (workers, threads) = core.horde.online_capacity(now);
         let (queued, queued_tokens) = core.horde.queued_totals();
         let (minute_requests, minute_tokens) = core.stats.since(now, 1);
         let (total_requests, total_tokens) = core.stats.total();

@@ -59,10 +59,7 @@ pub(crate) async fn models(
 
 pub(crate) async fn performance(State(state): State<AppState>) -> JsonBody<Value> {
     state.read(|core, now| {
-        let timeout = core.horde.config().economy.online_timeout_secs;
-        let online = core.horde.workers().filter(|w| w.is_online(now, timeout));
-        let (workers, threads) =
-            online.fold((0u64, 0u64), |(n, t), w| (n + 1, t + u64::from(w.threads)));
+        let (workers, threads) = core.horde.online_capacity(now);
         let (queued, queued_tokens) = core.horde.queued_totals();
         let (_, past_minute_tokens) = core.stats.since(now, 1);
         JsonBody(json!({
