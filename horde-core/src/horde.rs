@@ -366,6 +366,46 @@ struct RequestEntry {
     ticket: Option<Ticket>,
 }
 
+/// Waiting generations and processing jobs, counted as they change so that status figures
+/// never scan the requests.
+#[derive(Debug, Default)]
+struct Backlog {
+    /// Waiting generations and their requested tokens.
+    total: (u64, u64),
+    /// The same per model that requests name (requests for any model are only in `total`).
+    by_model: HashMap<Arc<str>, (u64, u64)>,
+    /// Jobs processing per model.
+    processing_by_model: HashMap<Arc<str>, u64>,
+}
+
+impl Backlog {
+    /// `delta` more (or fewer) waiting generations of `spec`.
+    fn waiting(&mut self, spec: &RequestSpec, delta: i64) {
+        let tokens = delta * i64::from(spec.params.max_length);
+        let apply = |(g, t): &mut (u64, u64)| {
+            *g = g.saturating_add_signed(delta);
+            *t = t.saturating_add_signed(tokens);
+        };
+        apply(&mut self.total);
+        for model in &spec.models {
+            let entry = self.by_model.entry(model.clone()).or_default();
+            apply(entry);
+            if entry.0 == 0 {
+                self.by_model.remove(model);
+            }
+        }
+    }
+
+    /// `delta` more (or fewer) jobs processing with `model`.
+    fn processing(&mut self, model: &Arc<str>, delta: i64) {
+        let entry = self.processing_by_model.entry(model.clone()).or_default();
+        *entry = entry.saturating_add_signed(delta);
+        if *entry == 0 {
+            self.processing_by_model.remove(model);
+        }
+    }
+}
+
 /// The whole horde: users' balances, workers, the queue, requests and jobs.
 ///
 /// ```
@@ -417,6 +457,7 @@ pub struct Horde {
     queue: PriorityQueue<UserId, Lane, RequestId>,
     /// Open generations (waiting + processing) per user.
     open_slots: HashMap<UserId, u32>,
+    backlog: Backlog,
     deadlines: BTreeSet<(Timestamp, JobId)>,
     expiries: BTreeSet<(Timestamp, RequestId)>,
     removals: BTreeSet<(Timestamp, RequestId)>,
@@ -479,6 +520,7 @@ impl Horde {
             requests: HashMap::new(),
             jobs: HashMap::new(),
             open_slots: HashMap::new(),
+            backlog: Backlog::default(),
             deadlines: BTreeSet::new(),
             expiries: BTreeSet::new(),
             removals: BTreeSet::new(),
@@ -496,6 +538,7 @@ impl Horde {
             for job in &jobs {
                 if job.status == JobStatus::Processing {
                     horde.deadlines.insert((job.deadline, job.id));
+                    horde.backlog.processing(&job.model, 1);
                 }
             }
             if let Some((_, closed_at)) = state.closed {
@@ -508,6 +551,7 @@ impl Horde {
                 *horde.open_slots.entry(spec.owner).or_default() +=
                     state.waiting + state.processing;
                 ticket = horde.enqueue_item(&spec);
+                horde.backlog.waiting(&spec, i64::from(state.waiting));
                 if state.waiting == 0 {
                     horde.queue.remove(&id);
                 }
@@ -656,6 +700,7 @@ impl Horde {
             closed: None,
         };
         *self.open_slots.entry(spec.owner).or_default() += n;
+        self.backlog.waiting(&spec, i64::from(n));
         let ticket = self.enqueue_item(&spec);
         self.expiries.insert((self.expiry_of(&state), spec.id));
         self.requests.insert(
@@ -854,6 +899,7 @@ impl Horde {
                 status: JobStatus::Processing,
             };
             self.deadlines.insert((job.deadline, job.id));
+            self.backlog.processing(&job.model, 1);
             entry.jobs.push(job.id);
             assignments.push(Assignment {
                 job: job.id,
@@ -865,6 +911,7 @@ impl Horde {
             self.jobs.insert(job.id, job);
         }
         entry.state.waiting -= take;
+        self.backlog.waiting(&entry.spec, -i64::from(take));
         entry.state.processing += take;
         if entry.state.waiting == 0 {
             // Out of line while all its generations are processing; the ticket in the entry
@@ -1046,6 +1093,7 @@ impl Horde {
             finished_at: now,
         };
         if let Some(job) = self.jobs.get_mut(&job_id) {
+            self.backlog.processing(&job.model, -1);
             job.status = JobStatus::Done(generation);
             events.push(Event::JobChanged(job.clone()));
         }
@@ -1115,6 +1163,7 @@ impl Horde {
             return;
         }
         job.status = JobStatus::Aborted(reason);
+        self.backlog.processing(&job.model, -1);
         self.deadlines.remove(&(job.deadline, job_id));
         events.push(Event::JobChanged(job.clone()));
         let request_id = job.request;
@@ -1127,6 +1176,7 @@ impl Horde {
         }
         entry.state.restarts += 1;
         entry.state.waiting += 1;
+        self.backlog.waiting(&entry.spec, 1);
         if entry.state.restarts > self.config.max_restarts {
             self.close(request_id, Outcome::Faulted, now, events);
         } else {
@@ -1166,6 +1216,7 @@ impl Horde {
             entry.state.waiting,
             entry.state.last_progress,
         );
+        self.backlog.waiting(&entry.spec, -i64::from(waiting));
         entry.state.waiting = 0;
         entry.state.closed = Some((outcome, now));
         self.release_slots(owner, waiting + aborted);
@@ -1397,7 +1448,7 @@ impl Horde {
     }
 
     /// Figures per model served by an online worker or asked for by a waiting request.
-    /// O(requests + workers).
+    /// O(workers + models): the backlog is counted as it changes.
     pub fn model_stats(&self, now: Timestamp) -> Vec<ModelStats> {
         let mut stats: HashMap<Arc<str>, ModelStats> = HashMap::new();
         let timeout = self.config.economy.online_timeout_secs;
@@ -1416,19 +1467,14 @@ impl Horde {
                 s.threads += worker.threads;
             }
         }
-        for entry in self.requests.values().filter(|e| e.state.is_open()) {
-            let waiting = u64::from(entry.state.waiting);
-            for model in &entry.spec.models {
-                let s = stats.entry(model.clone()).or_insert_with(|| blank(model));
-                s.queued += waiting;
-                s.queued_tokens += waiting * u64::from(entry.spec.params.max_length);
-            }
+        for (model, &(generations, tokens)) in &self.backlog.by_model {
+            let s = stats.entry(model.clone()).or_insert_with(|| blank(model));
+            s.queued = generations;
+            s.queued_tokens = tokens;
         }
-        for job in self.jobs.values() {
-            if job.status == JobStatus::Processing {
-                if let Some(s) = stats.get_mut(&job.model) {
-                    s.jobs += 1;
-                }
+        for (model, &jobs) in &self.backlog.processing_by_model {
+            if let Some(s) = stats.get_mut(model) {
+                s.jobs = jobs;
             }
         }
         let mut out: Vec<ModelStats> = stats.into_values().collect();
@@ -1445,16 +1491,9 @@ impl Horde {
             .fold((0, 0), |(n, t), w| (n + 1, t + u64::from(w.threads)))
     }
 
-    /// Waiting generations and their requested tokens, over all open requests.
-    /// O(requests).
+    /// Waiting generations and their requested tokens, over all open requests. O(1).
     pub fn queued_totals(&self) -> (u64, u64) {
-        self.requests
-            .values()
-            .filter(|e| e.state.is_open())
-            .fold((0, 0), |(n, t), e| {
-                let w = u64::from(e.state.waiting);
-                (n + w, t + w * u64::from(e.spec.params.max_length))
-            })
+        self.backlog.total
     }
 }
 

@@ -899,6 +899,24 @@ proptest! {
                     prop_assert!(!sim.store.specs.contains_key(id));
                 }
             }
+            // The backlog counted as it changes matches a recount.
+            let open: Vec<_> = sim.horde.requests.values().filter(|e| e.state.is_open()).collect();
+            let recount = |filter: &dyn Fn(&RequestSpec) -> bool| {
+                open.iter().filter(|e| filter(&e.spec)).fold((0u64, 0u64), |(g, t), e| {
+                    let w = u64::from(e.state.waiting);
+                    (g + w, t + w * u64::from(e.spec.params.max_length))
+                })
+            };
+            prop_assert_eq!(sim.horde.queued_totals(), recount(&|_| true));
+            for model in MODELS {
+                let counted = sim.horde.backlog.by_model.get(model).copied().unwrap_or_default();
+                prop_assert_eq!(counted, recount(&|spec| spec.models.iter().any(|m| &**m == model)));
+                let processing = sim.horde.jobs.values()
+                    .filter(|j| j.status == JobStatus::Processing && &*j.model == model)
+                    .count() as u64;
+                let counted = sim.horde.backlog.processing_by_model.get(model).copied().unwrap_or_default();
+                prop_assert_eq!(counted, processing);
+            }
             // Open generations per user match the requests.
             for user in 0..=5 {
                 let open: u32 = sim.horde.requests.values()
@@ -911,6 +929,8 @@ proptest! {
         // What was persisted restores to the same state.
         let copy = sim.store.restore(HordeConfig::default(), &sim.users);
         prop_assert_eq!(copy.queued_requests(), sim.horde.queued_requests());
+        prop_assert_eq!(copy.queued_totals(), sim.horde.queued_totals());
+        prop_assert_eq!(copy.model_stats(sim.now), sim.horde.model_stats(sim.now));
         for id in &enqueued {
             prop_assert_eq!(copy.status(*id, sim.now), sim.horde.status(*id, sim.now));
         }
