@@ -303,3 +303,31 @@ async fn sigkill_under_load_loses_nothing_acknowledged() {
     let exit = server.child.wait().unwrap();
     assert!(exit.success(), "{exit:?}");
 }
+
+#[test]
+fn bad_configuration_fails_with_a_clear_message() {
+    let run = |args: &[&str]| {
+        let dir = tempfile::tempdir().unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_horde-server"))
+            .args(args)
+            .env("HORDE_DB", dir.path().join("h.sqlite"))
+            .env("HORDE_LISTEN", "127.0.0.1:0")
+            .output()
+            .unwrap();
+        (
+            output.status,
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (status, stderr) = run(&["--db", "/nonexistent-dir/horde.sqlite"]);
+    assert!(!status.success());
+    assert!(stderr.contains("cannot open the database"), "{stderr}");
+    let (status, stderr) = run(&["--admins", "no-id-here"]);
+    assert_eq!(status.code(), Some(2));
+    assert!(stderr.contains("is not alias#id"), "{stderr}");
+    let (status, stderr) = run(&["--listen", "not-an-address"]);
+    assert_eq!(status.code(), Some(2));
+    assert!(stderr.contains("--listen"), "{stderr}");
+    let (status, stdout_or_err) = run(&["--version"]);
+    assert!(status.success(), "{stdout_or_err}");
+}
