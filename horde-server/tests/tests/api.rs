@@ -787,7 +787,7 @@ impl Noise {
         ];
         match self.next() % if depth > 2 { 7 } else { 9 } {
             0 => Value::Null,
-            1 => json!(self.next() % 2 == 0),
+            1 => json!(self.next().is_multiple_of(2)),
             2 => json!((self.next() % 5000) as i64 - 100),
             3 => json!(f64::from((self.next() % 1000) as u32) / 7.0 - 50.0),
             4 => json!(u64::MAX),
