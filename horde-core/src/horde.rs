@@ -349,6 +349,22 @@ pub struct ModelStats {
     pub jobs: u64,
 }
 
+/// The generation speed assumed per worker thread for wait estimates, in tokens per second
+/// (the horde does not measure workers' speed yet).
+pub const TOKENS_PER_SEC_PER_THREAD: u64 = 10;
+
+impl ModelStats {
+    /// Estimated tokens per second of the online workers serving this model.
+    pub fn performance(&self) -> u64 {
+        u64::from(self.threads) * TOKENS_PER_SEC_PER_THREAD
+    }
+
+    /// Estimated seconds until this model's waiting tokens are generated.
+    pub fn eta_secs(&self) -> u64 {
+        self.queued_tokens / self.performance().max(1)
+    }
+}
+
 /// Queue lanes: a request waits in one lane per acceptable model, or in `Any`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Lane {
@@ -1420,10 +1436,12 @@ impl Horde {
         };
         let is_possible = self.is_possible(id, now);
         let (_, threads) = self.online_capacity(now);
-        // A rough estimate: everything ahead shares the online threads at ~1 token/s each.
+        // A rough estimate: everything ahead shares the online threads.
         let ahead = queue_position as u64 + u64::from(entry.state.waiting + entry.state.processing);
         let wait_time = if entry.state.is_open() {
-            ahead * u64::from(entry.spec.params.max_length) / 10 / threads.max(1)
+            ahead * u64::from(entry.spec.params.max_length)
+                / TOKENS_PER_SEC_PER_THREAD
+                / threads.max(1)
         } else {
             0
         };

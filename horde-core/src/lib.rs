@@ -47,7 +47,7 @@ mod worker;
 pub use horde::{
     Applied, Assignment, EnqueueError, Event, Horde, HordeConfig, ModelStats, PopError, PopQuery,
     PopResult, RequestStatus, Submission, SubmitError, SubmitState, TransferError, UserPolicy,
-    WorkerUpdate, WorkerUpdateError,
+    WorkerUpdate, WorkerUpdateError, TOKENS_PER_SEC_PER_THREAD,
 };
 pub use ids::{JobId, RequestId, Timestamp, UserId, WorkerId};
 pub use kudos::{Kudos, ParseKudosError};

@@ -40,15 +40,13 @@ pub(crate) async fn models(
             .model_stats(now)
             .into_iter()
             .map(|m| {
-                // Seconds to clear this model's queue at ~10 tokens/s per thread.
-                let eta = m.queued_tokens / 10 / u64::from(m.threads.max(1));
                 json!({
                     "name": &*m.name,
                     "count": m.workers,
-                    "performance": 10.0 * f64::from(m.threads),
+                    "performance": m.performance(),
                     "queued": m.queued_tokens,
                     "jobs": m.queued + m.jobs,
-                    "eta": eta,
+                    "eta": m.eta_secs(),
                     "type": "text",
                 })
             })
