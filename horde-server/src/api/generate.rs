@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json as Json_;
+use axum::Json as JsonBody;
 use horde_core::{
     GenParams, GenerationState, Horde, JobId, Outcome, PopQuery, RequestId, RequestSpec,
     RequestStatus, Submission, SubmitState, Timestamp, WorkerId,
@@ -147,7 +147,7 @@ pub(crate) async fn request(
     let spec = body.into_spec(user, crate::now())?;
     if dry_run {
         let kudos = state.read(|core, now| core.horde.estimate(&spec, now));
-        return Ok(Json_(json!({ "kudos": kudos })).into_response());
+        return Ok(JsonBody(json!({ "kudos": kudos })).into_response());
     }
     let (id, kudos, possible) = state
         .change(|core, now| {
@@ -165,7 +165,7 @@ pub(crate) async fn request(
              until one can."
         );
     }
-    Ok((StatusCode::ACCEPTED, Json_(body)).into_response())
+    Ok((StatusCode::ACCEPTED, JsonBody(body)).into_response())
 }
 
 /// `GET /generate/text/status/{id}` body.
@@ -220,21 +220,21 @@ fn status_body(horde: &Horde, status: &RequestStatus) -> Value {
 pub(crate) async fn status(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json_<Value>, ApiError> {
+) -> Result<JsonBody<Value>, ApiError> {
     let id = RequestId(parse_uuid(&id, "RequestNotFound")?);
     state.read(|core, now| {
         let status = core
             .horde
             .status(id, now)
             .ok_or_else(|| ApiError::not_found("RequestNotFound", "no such request"))?;
-        Ok(Json_(status_body(&core.horde, &status)))
+        Ok(JsonBody(status_body(&core.horde, &status)))
     })
 }
 
 pub(crate) async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json_<Value>, ApiError> {
+) -> Result<JsonBody<Value>, ApiError> {
     let id = RequestId(parse_uuid(&id, "RequestNotFound")?);
     state
         .change(|core, now| {
@@ -247,7 +247,7 @@ pub(crate) async fn cancel(
                 .status(id, now)
                 .ok_or_else(|| ApiError::not_found("RequestNotFound", "no such request"))?;
             let body = status_body(&core.horde, &status);
-            Ok((Json_(body), core.absorb(applied.events)))
+            Ok((JsonBody(body), core.absorb(applied.events)))
         })
         .await
 }
@@ -270,7 +270,7 @@ pub(crate) async fn pop(
     State(state): State<AppState>,
     Registered(owner): Registered,
     Json(body): Json<PopRequest>,
-) -> Result<Json_<Value>, ApiError> {
+) -> Result<JsonBody<Value>, ApiError> {
     state
         .change(|core, now| {
             let priority_users = body
@@ -343,7 +343,7 @@ pub(crate) async fn pop(
                     })
                 }
             };
-            Ok((Json_(body), core.absorb(applied.events)))
+            Ok((JsonBody(body), core.absorb(applied.events)))
         })
         .await
 }
@@ -362,7 +362,7 @@ pub(crate) async fn submit(
     State(state): State<AppState>,
     Registered(owner): Registered,
     Json(body): Json<SubmitRequest>,
-) -> Result<Json_<Value>, ApiError> {
+) -> Result<JsonBody<Value>, ApiError> {
     let seed = match body.seed {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s),
@@ -381,7 +381,7 @@ pub(crate) async fn submit(
         .change(|core, now| {
             let applied = core.horde.submit(now, owner, JobId(body.id), submission)?;
             Ok((
-                Json_(json!({ "reward": applied.value })),
+                JsonBody(json!({ "reward": applied.value })),
                 core.absorb(applied.events),
             ))
         })
