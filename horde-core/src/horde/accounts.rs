@@ -1,0 +1,70 @@
+//! Kudos and users: transfers, admin adjustments, user policies, postings.
+
+use super::*;
+
+/// Why a transfer or an adjustment was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransferError {
+    /// A user does not exist.
+    #[error("unknown user")]
+    UnknownUser,
+    /// The ledger refused it.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+impl Horde {
+    /// Emits a posting and the account changes it caused, and re-prioritises the users.
+    pub(super) fn record_posting(&mut self, posting: Posting, events: &mut Vec<Event>) {
+        events.push(Event::Posted(posting));
+        for account in [posting.from, posting.to] {
+            if let crate::Account::User(user) = account {
+                let state = self.ledger.account(user);
+                self.queue.set_priority(&user, state.balance.milli());
+                let event = Event::AccountChanged { user, state };
+                if !events.contains(&event) {
+                    events.push(event);
+                }
+            }
+        }
+    }
+
+    /// `from` gives `amount` kudos to `to`.
+    pub fn transfer(
+        &mut self,
+        now: Timestamp,
+        from: UserId,
+        to: UserId,
+        amount: Kudos,
+    ) -> Result<Applied<Posting>, TransferError> {
+        if !self.users.contains_key(&from) || !self.users.contains_key(&to) {
+            return Err(TransferError::UnknownUser);
+        }
+        let posting = self.ledger.transfer(from, to, amount, now)?;
+        let mut events = Vec::new();
+        self.record_posting(posting, &mut events);
+        Ok(Applied {
+            value: posting,
+            events,
+        })
+    }
+
+    /// An administrator adds `delta` (negative: removes) to `user`'s balance.
+    pub fn admin_adjust(
+        &mut self,
+        now: Timestamp,
+        user: UserId,
+        delta: Kudos,
+    ) -> Result<Applied<Posting>, TransferError> {
+        if !self.users.contains_key(&user) {
+            return Err(TransferError::UnknownUser);
+        }
+        let posting = self.ledger.admin_adjust(user, delta, now)?;
+        let mut events = Vec::new();
+        self.record_posting(posting, &mut events);
+        Ok(Applied {
+            value: posting,
+            events,
+        })
+    }
+}

@@ -1,0 +1,143 @@
+//! Enqueue: a client's request joins the queue.
+
+use super::*;
+
+/// Why a request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnqueueError {
+    /// The prompt is empty.
+    #[error("the prompt must not be empty")]
+    EmptyPrompt,
+    /// A parameter is outside its range.
+    #[error("{field} must be between {min} and {max}")]
+    OutOfRange {
+        /// The parameter's API name.
+        field: &'static str,
+        /// Lowest allowed.
+        min: u32,
+        /// Highest allowed.
+        max: u32,
+    },
+    /// `max_context_length` is below `max_length`.
+    #[error("max_context_length must not be below max_length")]
+    TokenOverflow,
+    /// The user has too many generations open.
+    #[error("too many open generations: at most {limit} at once")]
+    TooManyPrompts {
+        /// The user's concurrency.
+        limit: u32,
+    },
+    /// The owner is not a known user.
+    #[error("unknown user")]
+    UnknownUser,
+    /// A request with this id exists.
+    #[error("a request with this id exists")]
+    DuplicateId,
+}
+
+impl Horde {
+    /// Queues a text-generation request. `spec.created_at` is set to `now`.
+    pub fn enqueue(
+        &mut self,
+        now: Timestamp,
+        mut spec: RequestSpec,
+    ) -> Result<Applied<RequestId>, EnqueueError> {
+        let GenParams {
+            n,
+            max_length,
+            max_context_length,
+        } = spec.params;
+        if spec.prompt.is_empty() {
+            return Err(EnqueueError::EmptyPrompt);
+        }
+        let out_of_range = |field| move |min, max| EnqueueError::OutOfRange { field, min, max };
+        in_range(n, N_RANGE, out_of_range("n"))?;
+        in_range(max_length, MAX_LENGTH_RANGE, out_of_range("max_length"))?;
+        in_range(
+            max_context_length,
+            MAX_CONTEXT_RANGE,
+            out_of_range("max_context_length"),
+        )?;
+        if max_context_length < max_length {
+            return Err(EnqueueError::TokenOverflow);
+        }
+        let policy = self
+            .users
+            .get(&spec.owner)
+            .ok_or(EnqueueError::UnknownUser)?;
+        if self.requests.contains_key(&spec.id) {
+            return Err(EnqueueError::DuplicateId);
+        }
+        let open = self.open_generations(spec.owner);
+        if open + n > policy.concurrency {
+            return Err(EnqueueError::TooManyPrompts {
+                limit: policy.concurrency,
+            });
+        }
+        spec.created_at = now;
+        let spec = Arc::new(spec);
+        let state = RequestState {
+            waiting: n,
+            processing: 0,
+            finished: 0,
+            restarts: 0,
+            kudos: Kudos::ZERO,
+            last_progress: now,
+            closed: None,
+        };
+        *self.open_slots.entry(spec.owner).or_default() += n;
+        self.backlog.waiting(&spec, i64::from(n));
+        let ticket = self.enqueue_item(&spec);
+        self.expiries.insert((self.expiry_of(&state), spec.id));
+        self.requests.insert(
+            spec.id,
+            RequestEntry {
+                spec: spec.clone(),
+                state,
+                jobs: Vec::new(),
+                ticket,
+            },
+        );
+        Ok(Applied {
+            value: spec.id,
+            events: vec![
+                Event::RequestQueued(spec.clone()),
+                Event::RequestChanged { id: spec.id, state },
+            ],
+        })
+    }
+
+    pub(super) fn enqueue_item(&mut self, spec: &RequestSpec) -> Option<Ticket> {
+        let priority = self.ledger.balance(spec.owner).milli();
+        self.queue.push(
+            spec.id,
+            spec.owner,
+            priority,
+            lanes_of(spec),
+            spec.created_at,
+        )
+    }
+
+    /// Puts a request whose generation went back to waiting back in line.
+    pub(super) fn requeue(&mut self, id: RequestId) {
+        let Some(entry) = self.requests.get(&id) else {
+            return;
+        };
+        if let Some(ticket) = entry.ticket {
+            let priority = self.ledger.balance(entry.spec.owner).milli();
+            self.queue.reinsert(
+                id,
+                entry.spec.owner,
+                priority,
+                lanes_of(&entry.spec),
+                ticket,
+            );
+        }
+    }
+
+    pub(super) fn expiry_of(&self, state: &RequestState) -> Timestamp {
+        state
+            .last_progress
+            .plus_secs(self.config.request_timeout_secs)
+    }
+}

@@ -1,0 +1,474 @@
+//! The `Horde` state machine: requests in, jobs out, kudos settled.
+//!
+//! Commands ([`Horde::enqueue`], [`Horde::pop`], [`Horde::submit`], [`Horde::cancel`],
+//! [`Horde::transfer`], [`Horde::tick`], …) take `now` and caller-minted ids, change the state
+//! all-or-nothing, and return the [`Event`]s that describe the change. A binary persists those
+//! events; [`Horde::restore`] rebuilds the same state from what it persisted.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::matching::{self, SkipCounts, SkipReason};
+use crate::queue::{PriorityQueue, Ticket};
+use crate::request::{
+    AbortReason, GenParams, Generation, GenerationState, Job, JobStatus, Outcome, RequestSpec,
+    RequestState,
+};
+use crate::{
+    AccountState, EconomyConfig, JobId, Kudos, Ledger, LedgerError, Posting, RequestId, Timestamp,
+    UserId, Worker, WorkerId,
+};
+
+/// Limits and timings of the horde. `Default` gives the documented defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HordeConfig {
+    /// Reward rules.
+    pub economy: EconomyConfig,
+    /// Priority a waiting request gains per second, in kudos. Default 1 kudos/s: after the
+    /// 20 minutes a request may wait, a request has gained 1200 kudos over newer ones.
+    pub ageing_per_sec: Kudos,
+    /// Generations (waiting plus processing) a user may have open at once, unless their
+    /// [`UserPolicy`] says otherwise. Default 30.
+    pub default_concurrency: u32,
+    /// Times a request's generations may fail or time out before the request is faulted.
+    /// Default 3.
+    pub max_restarts: u32,
+    /// A request without progress for this long expires. Default 1200 s.
+    pub request_timeout_secs: u64,
+    /// A closed request stays readable for this long. Default 1200 s.
+    pub retention_secs: u64,
+    /// Job deadline: this many seconds… Default 90.
+    pub job_timeout_base_secs: u64,
+    /// …plus this many milliseconds per token of `max_length`. Default 500 (512 tokens: 346 s).
+    pub job_timeout_per_token_ms: u64,
+}
+
+impl Default for HordeConfig {
+    fn default() -> Self {
+        HordeConfig {
+            economy: EconomyConfig::default(),
+            ageing_per_sec: Kudos::from_milli(1000),
+            default_concurrency: 30,
+            max_restarts: 3,
+            request_timeout_secs: 1200,
+            retention_secs: 1200,
+            job_timeout_base_secs: 90,
+            job_timeout_per_token_ms: 500,
+        }
+    }
+}
+
+impl HordeConfig {
+    /// How long a worker has to finish a job of `max_length` tokens.
+    pub fn job_timeout_ms(&self, max_length: u32) -> u64 {
+        self.job_timeout_base_secs * 1000 + self.job_timeout_per_token_ms * u64::from(max_length)
+    }
+}
+
+/// What the core needs to know of a user besides their balance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserPolicy {
+    /// Generations the user may have open at once.
+    pub concurrency: u32,
+    /// The user's workers count as trusted.
+    pub trusted: bool,
+}
+
+/// A change the core made, for a binary to persist. Replaying the latest value of every
+/// entity into [`Horde::restore`] gives back the same state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A request was accepted (its immutable part; stored once).
+    RequestQueued(Arc<RequestSpec>),
+    /// A request's mutable state changed.
+    RequestChanged {
+        /// Which request.
+        id: RequestId,
+        /// Its new state.
+        state: RequestState,
+    },
+    /// A job started or changed (finished, aborted).
+    JobChanged(Job),
+    /// A closed request's retention ended; it and its jobs can be deleted.
+    RequestRemoved(RequestId),
+    /// Kudos moved.
+    Posted(Posting),
+    /// A user's balance or details changed (the result of a posting).
+    AccountChanged {
+        /// Whose account.
+        user: UserId,
+        /// Its new state.
+        state: AccountState,
+    },
+    /// A worker was created or changed.
+    WorkerChanged(Worker),
+}
+
+/// A command's result and the events it caused.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied<T> {
+    /// What the command returns to its caller.
+    pub value: T,
+    /// What changed, in order.
+    pub events: Vec<Event>,
+}
+
+/// Queue lanes: a request waits in one lane per acceptable model, or in `Any`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Lane {
+    Any,
+    Model(Arc<str>),
+}
+
+#[derive(Debug)]
+struct RequestEntry {
+    spec: Arc<RequestSpec>,
+    state: RequestState,
+    jobs: Vec<JobId>,
+    /// Its place in line, kept while all its generations are processing (and it is out of
+    /// the queue) so that a restart puts it back where it was.
+    ticket: Option<Ticket>,
+}
+
+/// Waiting generations and processing jobs, counted as they change so that status figures
+/// never scan the requests.
+#[derive(Debug, Default)]
+struct Backlog {
+    /// Waiting generations and their requested tokens.
+    total: (u64, u64),
+    /// The same per model that requests name (requests for any model are only in `total`).
+    by_model: HashMap<Arc<str>, (u64, u64)>,
+    /// Jobs processing per model.
+    processing_by_model: HashMap<Arc<str>, u64>,
+}
+
+impl Backlog {
+    /// `delta` more (or fewer) waiting generations of `spec`.
+    fn waiting(&mut self, spec: &RequestSpec, delta: i64) {
+        let tokens = delta * i64::from(spec.params.max_length);
+        let apply = |(g, t): &mut (u64, u64)| {
+            *g = g.saturating_add_signed(delta);
+            *t = t.saturating_add_signed(tokens);
+        };
+        apply(&mut self.total);
+        for model in &spec.models {
+            let entry = self.by_model.entry(model.clone()).or_default();
+            apply(entry);
+            if entry.0 == 0 {
+                self.by_model.remove(model);
+            }
+        }
+    }
+
+    /// `delta` more (or fewer) jobs processing with `model`.
+    fn processing(&mut self, model: &Arc<str>, delta: i64) {
+        let entry = self.processing_by_model.entry(model.clone()).or_default();
+        *entry = entry.saturating_add_signed(delta);
+        if *entry == 0 {
+            self.processing_by_model.remove(model);
+        }
+    }
+}
+
+/// The whole horde: users' balances, workers, the queue, requests and jobs.
+///
+/// ```
+/// use horde_core::*;
+/// use uuid::Uuid;
+///
+/// let mut horde = Horde::new(HordeConfig::default());
+/// let volunteer = UserId(1);
+/// horde.set_user(volunteer, UserPolicy { concurrency: 30, trusted: false });
+/// let t0 = Timestamp::from_secs(1_000);
+///
+/// let mut spec = RequestSpec::new(RequestId(Uuid::from_u128(1)), UserId::ANONYMOUS, "Once upon a time", t0);
+/// spec.models = vec!["koboldcpp/Llama-3-8B".into()];
+/// horde.enqueue(t0, spec)?;
+///
+/// let query = PopQuery {
+///     owner: volunteer,
+///     name: "my-worker".into(),
+///     models: vec!["koboldcpp/Llama-3-8B".into()],
+///     max_length: 512,
+///     max_context_length: 4096,
+///     priority_users: vec![],
+///     nsfw: false,
+///     threads: 1,
+///     amount: 1,
+///     bridge_agent: "test:1:none".into(),
+/// };
+/// let mut next = 100u128;
+/// let popped = horde.pop(t0.plus_secs(1), query, || { next += 1; Uuid::from_u128(next) })?;
+/// let job = popped.value.assignments[0].job;
+///
+/// let done = horde.submit(t0.plus_secs(5), volunteer, job, Submission {
+///     state: SubmitState::Ok, text: "there was a horde.".into(), seed: None, metadata: None,
+/// })?;
+/// assert!(done.value.is_positive());
+/// assert_eq!(horde.ledger().balance(volunteer), done.value);
+/// assert_eq!(horde.ledger().balance(UserId::ANONYMOUS), -done.value);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Horde {
+    config: HordeConfig,
+    ledger: Ledger,
+    users: HashMap<UserId, UserPolicy>,
+    workers: HashMap<WorkerId, Worker>,
+    worker_names: HashMap<String, WorkerId>,
+    requests: HashMap<RequestId, RequestEntry>,
+    jobs: HashMap<JobId, Job>,
+    queue: PriorityQueue<UserId, Lane, RequestId>,
+    /// Open generations (waiting + processing) per user.
+    open_slots: HashMap<UserId, u32>,
+    backlog: Backlog,
+    deadlines: BTreeSet<(Timestamp, JobId)>,
+    expiries: BTreeSet<(Timestamp, RequestId)>,
+    removals: BTreeSet<(Timestamp, RequestId)>,
+}
+
+/// The lanes a request waits in: one per acceptable model, or `Any`.
+fn lanes_of(spec: &RequestSpec) -> Vec<Lane> {
+    if spec.models.is_empty() {
+        vec![Lane::Any]
+    } else {
+        spec.models.iter().cloned().map(Lane::Model).collect()
+    }
+}
+
+/// AI Horde's ranges of request and worker parameters.
+const N_RANGE: (u32, u32) = (1, 20);
+const MAX_LENGTH_RANGE: (u32, u32) = (16, 4096);
+const MAX_CONTEXT_RANGE: (u32, u32) = (80, 131_072);
+const THREADS_RANGE: (u32, u32) = (1, 50);
+const AMOUNT_RANGE: (u32, u32) = (1, 20);
+const WORKER_NAME_MAX: usize = 100;
+
+fn in_range<E>(
+    value: u32,
+    (min, max): (u32, u32),
+    err: impl FnOnce(u32, u32) -> E,
+) -> Result<(), E> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(err(min, max))
+    }
+}
+
+impl Horde {
+    /// An empty horde with only the Anonymous user.
+    pub fn new(config: HordeConfig) -> Horde {
+        Horde::restore(config, [], [], [], [])
+    }
+
+    /// Rebuilds a horde from persisted state: user policies, account states, workers, and
+    /// requests with their state and jobs (open requests are re-queued in creation order).
+    pub fn restore(
+        config: HordeConfig,
+        users: impl IntoIterator<Item = (UserId, UserPolicy)>,
+        accounts: impl IntoIterator<Item = (UserId, AccountState)>,
+        workers: impl IntoIterator<Item = Worker>,
+        requests: impl IntoIterator<Item = (Arc<RequestSpec>, RequestState, Vec<Job>)>,
+    ) -> Horde {
+        let anonymous = UserPolicy {
+            concurrency: config.default_concurrency,
+            trusted: false,
+        };
+        let mut horde = Horde {
+            queue: PriorityQueue::new(config.ageing_per_sec.milli()),
+            ledger: Ledger::restore(accounts),
+            users: HashMap::from([(UserId::ANONYMOUS, anonymous)]),
+            workers: HashMap::new(),
+            worker_names: HashMap::new(),
+            requests: HashMap::new(),
+            jobs: HashMap::new(),
+            open_slots: HashMap::new(),
+            backlog: Backlog::default(),
+            deadlines: BTreeSet::new(),
+            expiries: BTreeSet::new(),
+            removals: BTreeSet::new(),
+            config,
+        };
+        horde.users.extend(users);
+        for worker in workers {
+            horde.worker_names.insert(worker.name.clone(), worker.id);
+            horde.workers.insert(worker.id, worker);
+        }
+        let mut requests: Vec<_> = requests.into_iter().collect();
+        requests.sort_by_key(|(spec, ..)| (spec.created_at, spec.id));
+        for (spec, state, jobs) in requests {
+            let id = spec.id;
+            for job in &jobs {
+                if job.status == JobStatus::Processing {
+                    horde.deadlines.insert((job.deadline, job.id));
+                    horde.backlog.processing(&job.model, 1);
+                }
+            }
+            if let Some((_, closed_at)) = state.closed {
+                horde
+                    .removals
+                    .insert((closed_at.plus_secs(horde.config.retention_secs), id));
+            }
+            let mut ticket = None;
+            if state.is_open() {
+                *horde.open_slots.entry(spec.owner).or_default() +=
+                    state.waiting + state.processing;
+                ticket = horde.enqueue_item(&spec);
+                horde.backlog.waiting(&spec, i64::from(state.waiting));
+                if state.waiting == 0 {
+                    horde.queue.remove(&id);
+                }
+                horde.expiries.insert((horde.expiry_of(&state), id));
+            }
+            let job_ids = jobs.iter().map(|j| j.id).collect();
+            horde.jobs.extend(jobs.into_iter().map(|j| (j.id, j)));
+            horde.requests.insert(
+                id,
+                RequestEntry {
+                    spec,
+                    state,
+                    jobs: job_ids,
+                    ticket,
+                },
+            );
+        }
+        horde
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &HordeConfig {
+        &self.config
+    }
+
+    /// The ledger (balances and details).
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// Registers a user or changes their policy. Users must be known before they request,
+    /// run workers or receive transfers.
+    pub fn set_user(&mut self, user: UserId, policy: UserPolicy) {
+        self.users.insert(user, policy);
+    }
+
+    /// The policy of `user`, if known.
+    pub fn user(&self, user: UserId) -> Option<UserPolicy> {
+        self.users.get(&user).copied()
+    }
+
+    /// Generations `user` has open (waiting plus processing).
+    pub fn open_generations(&self, user: UserId) -> u32 {
+        self.open_slots.get(&user).copied().unwrap_or(0)
+    }
+
+    /// A worker by id.
+    pub fn worker(&self, id: WorkerId) -> Option<&Worker> {
+        self.workers.get(&id)
+    }
+
+    /// A worker by name.
+    pub fn worker_by_name(&self, name: &str) -> Option<&Worker> {
+        self.workers.get(self.worker_names.get(name)?)
+    }
+
+    /// All workers, in no particular order.
+    pub fn workers(&self) -> impl Iterator<Item = &Worker> {
+        self.workers.values()
+    }
+
+    /// A request's immutable part and state.
+    pub fn request(&self, id: RequestId) -> Option<(&Arc<RequestSpec>, &RequestState)> {
+        self.requests.get(&id).map(|e| (&e.spec, &e.state))
+    }
+
+    /// A job by id.
+    pub fn job(&self, id: JobId) -> Option<&Job> {
+        self.jobs.get(&id)
+    }
+
+    /// Requests waiting in the queue (open with generations not yet started, or processing).
+    pub fn queued_requests(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Number of requests held (open and recently closed).
+    pub fn request_count(&self) -> usize {
+        self.requests.len()
+    }
+
+    /// How many queued requests are ahead of `id`, or `None` if it is not queued.
+    pub fn queue_position(&self, id: RequestId) -> Option<usize> {
+        self.queue.position(&id)
+    }
+
+    /// The earliest time at which [`Horde::tick`] has something to do, if any.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        [
+            self.deadlines.first().map(|d| d.0),
+            self.expiries.first().map(|d| d.0),
+            self.removals.first().map(|d| d.0),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Moves a request's expiry after progress at `now`.
+    fn touch(&mut self, id: RequestId, old_progress: Timestamp, now: Timestamp) {
+        let timeout = self.config.request_timeout_secs;
+        self.expiries.remove(&(old_progress.plus_secs(timeout), id));
+        if let Some(entry) = self.requests.get_mut(&id) {
+            entry.state.last_progress = now;
+            if entry.state.is_open() {
+                self.expiries.insert((now.plus_secs(timeout), id));
+            }
+        }
+    }
+
+    fn push_request_changed(&self, id: RequestId, events: &mut Vec<Event>) {
+        if let Some(entry) = self.requests.get(&id) {
+            events.push(Event::RequestChanged {
+                id,
+                state: entry.state,
+            });
+        }
+    }
+
+    fn push_worker_changed(&self, id: WorkerId, events: &mut Vec<Event>) {
+        if let Some(worker) = self.workers.get(&id) {
+            events.push(Event::WorkerChanged(worker.clone()));
+        }
+    }
+
+    fn release_slots(&mut self, user: UserId, count: u32) {
+        if let Some(open) = self.open_slots.get_mut(&user) {
+            *open = open.saturating_sub(count);
+            if *open == 0 {
+                self.open_slots.remove(&user);
+            }
+        }
+    }
+}
+
+mod accounts;
+mod enqueue;
+mod pop;
+mod status;
+mod submit;
+mod tick;
+mod workers;
+
+pub use accounts::TransferError;
+pub use enqueue::EnqueueError;
+pub use pop::{Assignment, PopError, PopQuery, PopResult};
+pub use status::{ModelStats, RequestStatus, TOKENS_PER_SEC_PER_THREAD};
+pub use submit::{Submission, SubmitError, SubmitState};
+pub use workers::{WorkerUpdate, WorkerUpdateError};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,324 @@
+//! Pop: a worker checks in and is handed jobs; uptime is earned at check-in.
+
+use super::*;
+
+/// What a worker reports when it asks for work.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PopQuery {
+    /// The worker's owner (the caller).
+    pub owner: UserId,
+    /// The worker's unique name.
+    pub name: String,
+    /// Models it serves (at least one).
+    pub models: Vec<Arc<str>>,
+    /// Most tokens it generates.
+    pub max_length: u32,
+    /// Most context it accepts.
+    pub max_context_length: u32,
+    /// Users it serves first.
+    pub priority_users: Vec<UserId>,
+    /// It accepts NSFW requests.
+    pub nsfw: bool,
+    /// Parallel jobs it runs, 1–50.
+    pub threads: u32,
+    /// Jobs it takes at once from one request with `n > 1`, 1–20.
+    pub amount: u32,
+    /// Its bridge software.
+    pub bridge_agent: String,
+}
+
+/// Why a pop was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PopError {
+    /// Anonymous cannot run workers.
+    #[error("anonymous users cannot run workers")]
+    Anonymous,
+    /// The caller is not a known user.
+    #[error("unknown user")]
+    UnknownUser,
+    /// The worker name belongs to another user.
+    #[error("this worker name belongs to another user")]
+    WrongCredentials,
+    /// The worker is in maintenance and its owner has nothing queued.
+    #[error("the worker is in maintenance")]
+    Maintenance,
+    /// The name is empty or too long.
+    #[error("the worker name must be 1 to 100 characters")]
+    InvalidName,
+    /// No model was named.
+    #[error("a worker must serve at least one model")]
+    NoModels,
+    /// A parameter is outside its range.
+    #[error("{field} must be between {min} and {max}")]
+    OutOfRange {
+        /// The parameter's API name.
+        field: &'static str,
+        /// Lowest allowed.
+        min: u32,
+        /// Highest allowed.
+        max: u32,
+    },
+}
+
+/// A job handed to a worker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assignment {
+    /// The job's id (to submit with).
+    pub job: JobId,
+    /// The request it serves.
+    pub request: Arc<RequestSpec>,
+    /// The model to generate with.
+    pub model: Arc<str>,
+    /// Seconds until the job times out.
+    pub ttl_secs: u64,
+}
+
+/// The answer to a pop.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PopResult {
+    /// The worker (created by this pop if new).
+    pub worker: WorkerId,
+    /// Jobs handed out: none, or up to `amount` from one request.
+    pub assignments: Vec<Assignment>,
+    /// When nothing was handed out: waiting requests skipped, by reason.
+    pub skipped: SkipCounts,
+}
+
+impl Horde {
+    /// A worker asks for work. Creates the worker on its first pop (with an id from `new_id`),
+    /// records its check-in (earning uptime), and hands out up to `amount` jobs of the first
+    /// request it may serve: first requests of its owner and `priority_users`, oldest first;
+    /// then everyone's, by effective priority. Job ids come from `new_id`.
+    pub fn pop(
+        &mut self,
+        now: Timestamp,
+        query: PopQuery,
+        mut new_id: impl FnMut() -> Uuid,
+    ) -> Result<Applied<PopResult>, PopError> {
+        let owner_policy = self.validate_pop(&query)?;
+        let existing = self.worker_names.get(&query.name).copied();
+        let mut profile = match existing.and_then(|id| self.workers.get(&id)) {
+            Some(worker) if worker.owner != query.owner => return Err(PopError::WrongCredentials),
+            Some(worker) => worker.clone(),
+            None => Worker::new(WorkerId(new_id()), query.owner, query.name.clone(), now),
+        };
+        profile.models = query.models;
+        profile.max_length = query.max_length;
+        profile.max_context_length = query.max_context_length;
+        profile.nsfw = query.nsfw;
+        profile.threads = query.threads;
+        profile.bridge_agent = query.bridge_agent;
+        profile.trusted = owner_policy.trusted;
+        let mut priority_keys = vec![query.owner];
+        for user in query.priority_users {
+            if !priority_keys.contains(&user) {
+                priority_keys.push(user);
+            }
+        }
+        profile.priority_users = priority_keys[1..].to_vec();
+
+        let keys = if profile.maintenance {
+            &priority_keys[..1]
+        } else {
+            &priority_keys[..]
+        };
+        let (found, skipped) = self.search(&profile, keys);
+        if found.is_none() && profile.maintenance {
+            return Err(PopError::Maintenance);
+        }
+
+        let mut events = Vec::new();
+        let worker_id = profile.id;
+        if existing.is_none() {
+            self.worker_names.insert(profile.name.clone(), worker_id);
+        }
+        self.workers.insert(worker_id, profile);
+        self.check_in(worker_id, now, &mut events);
+        let assignments = match found {
+            Some(request) => {
+                self.assign(request, worker_id, query.amount, now, new_id, &mut events)
+            }
+            None => Vec::new(),
+        };
+        self.push_worker_changed(worker_id, &mut events);
+        Ok(Applied {
+            value: PopResult {
+                worker: worker_id,
+                assignments,
+                skipped,
+            },
+            events,
+        })
+    }
+
+    /// The request `worker` should serve: the oldest eligible one of `priority_keys`, else
+    /// (unless in maintenance, where `priority_keys` is the owner alone and nothing else is
+    /// searched) the best eligible one of everyone. When there is none, the waiting requests
+    /// skipped, by reason.
+    pub(super) fn search(
+        &self,
+        worker: &Worker,
+        priority_keys: &[UserId],
+    ) -> (Option<RequestId>, SkipCounts) {
+        let lanes: Vec<Lane> = worker
+            .models
+            .iter()
+            .cloned()
+            .map(Lane::Model)
+            .chain([Lane::Any])
+            .collect();
+        let eligible = |id: &RequestId| {
+            self.requests
+                .get(id)
+                .is_some_and(|e| e.state.waiting > 0 && matching::check(worker, &e.spec).is_ok())
+        };
+        let mut skipped = SkipCounts::default();
+        let own = self
+            .queue
+            .find_first_of_keys(priority_keys, Some(&lanes), eligible);
+        if own.item.is_some() || worker.maintenance {
+            return (own.item, skipped);
+        }
+        let search = self.queue.find_first(Some(&lanes), |id| {
+            let Some(entry) = self.requests.get(id) else {
+                return false;
+            };
+            match matching::check(worker, &entry.spec) {
+                Ok(()) => entry.state.waiting > 0,
+                Err(reason) => {
+                    skipped.add(reason, 1);
+                    false
+                }
+            }
+        });
+        if search.item.is_some() {
+            return (search.item, SkipCounts::default());
+        }
+        // Requests in none of the worker's lanes were never looked at: their models differ.
+        let not_in_lanes = self.queue.len().saturating_sub(search.examined);
+        skipped.add(SkipReason::Models, not_in_lanes as u64);
+        (None, skipped)
+    }
+
+    /// Hands up to `amount` generations of `request_id` to `worker_id` as new jobs.
+    pub(super) fn assign(
+        &mut self,
+        request_id: RequestId,
+        worker_id: WorkerId,
+        amount: u32,
+        now: Timestamp,
+        mut new_id: impl FnMut() -> Uuid,
+        events: &mut Vec<Event>,
+    ) -> Vec<Assignment> {
+        let mut assignments = Vec::new();
+        let (Some(entry), Some(worker)) = (
+            self.requests.get_mut(&request_id),
+            self.workers.get(&worker_id),
+        ) else {
+            return assignments;
+        };
+        let model = matching::chosen_model(worker, &entry.spec)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(""));
+        let timeout = self.config.job_timeout_ms(entry.spec.params.max_length);
+        let take = amount.min(entry.state.waiting);
+        for _ in 0..take {
+            let job = Job {
+                id: JobId(new_id()),
+                request: request_id,
+                worker: worker_id,
+                model: model.clone(),
+                started_at: now,
+                deadline: now.plus_millis(timeout),
+                status: JobStatus::Processing,
+            };
+            self.deadlines.insert((job.deadline, job.id));
+            self.backlog.processing(&job.model, 1);
+            entry.jobs.push(job.id);
+            assignments.push(Assignment {
+                job: job.id,
+                request: entry.spec.clone(),
+                model: model.clone(),
+                ttl_secs: timeout / 1000,
+            });
+            events.push(Event::JobChanged(job.clone()));
+            self.jobs.insert(job.id, job);
+        }
+        entry.state.waiting -= take;
+        self.backlog.waiting(&entry.spec, -i64::from(take));
+        entry.state.processing += take;
+        if entry.state.waiting == 0 {
+            // Out of line while all its generations are processing; the ticket in the entry
+            // brings it back to its place on a restart.
+            self.queue.remove(&request_id);
+        }
+        let last_progress = entry.state.last_progress;
+        self.touch(request_id, last_progress, now);
+        self.push_request_changed(request_id, events);
+        assignments
+    }
+
+    pub(super) fn validate_pop(&self, query: &PopQuery) -> Result<UserPolicy, PopError> {
+        if query.owner.is_anonymous() {
+            return Err(PopError::Anonymous);
+        }
+        let policy = *self.users.get(&query.owner).ok_or(PopError::UnknownUser)?;
+        if query.name.trim().is_empty() || query.name.chars().count() > WORKER_NAME_MAX {
+            return Err(PopError::InvalidName);
+        }
+        if query.models.is_empty() {
+            return Err(PopError::NoModels);
+        }
+        let out_of_range = |field| move |min, max| PopError::OutOfRange { field, min, max };
+        in_range(query.threads, THREADS_RANGE, out_of_range("threads"))?;
+        in_range(query.amount, AMOUNT_RANGE, out_of_range("amount"))?;
+        in_range(
+            query.max_length,
+            MAX_LENGTH_RANGE,
+            out_of_range("max_length"),
+        )?;
+        in_range(
+            query.max_context_length,
+            MAX_CONTEXT_RANGE,
+            out_of_range("max_context_length"),
+        )?;
+        Ok(policy)
+    }
+
+    /// Records a worker's check-in and pays any uptime award that fell due.
+    pub(super) fn check_in(&mut self, id: WorkerId, now: Timestamp, events: &mut Vec<Event>) {
+        let economy = &self.config.economy;
+        let Some(worker) = self.workers.get_mut(&id) else {
+            return;
+        };
+        let due = worker.check_in(
+            now,
+            economy.online_timeout_secs,
+            economy.uptime_interval_secs,
+        );
+        if due == 0 {
+            return;
+        }
+        let size = worker
+            .models
+            .iter()
+            .map(|m| economy.model_size_b(m))
+            .fold(0.0, f64::max);
+        let per_interval = economy.uptime_reward(size, worker.max_context_length);
+        let Some(award) = i64::try_from(due)
+            .ok()
+            .and_then(|d| per_interval.milli().checked_mul(d))
+            .map(Kudos::from_milli)
+        else {
+            return;
+        };
+        let owner = worker.owner;
+        if let Ok(posting) = self.ledger.award_uptime(owner, award, now) {
+            worker.kudos_uptime = worker
+                .kudos_uptime
+                .checked_add(award)
+                .unwrap_or(worker.kudos_uptime);
+            self.record_posting(posting, events);
+        }
+    }
+}

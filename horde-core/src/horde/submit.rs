@@ -1,0 +1,255 @@
+//! Finishing work: submit, job aborts, closing and cancelling requests.
+
+use super::*;
+
+/// How a worker reports a job's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubmitState {
+    /// A generation.
+    Ok,
+    /// A censored generation (paid like `Ok`).
+    Censored,
+    /// The worker failed: no reward; the generation goes back to the queue.
+    Faulted,
+}
+
+/// A worker's result for a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submission {
+    /// Ok, censored or faulted.
+    pub state: SubmitState,
+    /// The text.
+    pub text: String,
+    /// The seed, if the backend reports one.
+    pub seed: Option<String>,
+    /// Backend metadata, JSON text.
+    pub metadata: Option<Arc<str>>,
+}
+
+/// Why a submission was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    /// No such job (or its request is gone).
+    #[error("no such job")]
+    UnknownJob,
+    /// The job belongs to another user's worker.
+    #[error("this job belongs to another worker")]
+    WrongCredentials,
+    /// The job was already submitted.
+    #[error("this generation was already submitted")]
+    Duplicate,
+    /// The job timed out, failed or was cancelled.
+    #[error("this generation was aborted")]
+    Aborted,
+    /// Settling would overflow a balance.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+impl Horde {
+    /// A worker's owner submits a job's result. Ok and censored generations are paid: the
+    /// requester pays the worker's owner the reward, returned. Faulted ones earn nothing and
+    /// go back to the queue (the request faults after too many restarts).
+    pub fn submit(
+        &mut self,
+        now: Timestamp,
+        caller: UserId,
+        job_id: JobId,
+        submission: Submission,
+    ) -> Result<Applied<Kudos>, SubmitError> {
+        let job = self.jobs.get(&job_id).ok_or(SubmitError::UnknownJob)?;
+        let worker = self
+            .workers
+            .get(&job.worker)
+            .ok_or(SubmitError::UnknownJob)?;
+        if worker.owner != caller {
+            return Err(SubmitError::WrongCredentials);
+        }
+        match job.status {
+            JobStatus::Processing => {}
+            JobStatus::Done(_) => return Err(SubmitError::Duplicate),
+            JobStatus::Aborted(_) => return Err(SubmitError::Aborted),
+        }
+        let entry = self
+            .requests
+            .get(&job.request)
+            .ok_or(SubmitError::UnknownJob)?;
+        let (request_id, worker_id, earner, deadline) =
+            (job.request, job.worker, worker.owner, job.deadline);
+        let mut events = Vec::new();
+        let generation_state = match submission.state {
+            SubmitState::Faulted => {
+                self.check_in(worker_id, now, &mut events);
+                self.abort_job(job_id, AbortReason::Faulted, now, &mut events);
+                self.push_worker_changed(worker_id, &mut events);
+                return Ok(Applied {
+                    value: Kudos::ZERO,
+                    events,
+                });
+            }
+            SubmitState::Ok => GenerationState::Ok,
+            SubmitState::Censored => GenerationState::Censored,
+        };
+        let economy = &self.config.economy;
+        let params = entry.spec.params;
+        let tokens = economy.generation_tokens(&submission.text, params.max_length);
+        let context = economy.context_tokens(
+            &entry.spec.prompt,
+            params.max_length,
+            params.max_context_length,
+        );
+        let reward = economy.generation_reward(economy.model_size_b(&job.model), tokens, context);
+        let requester = entry.spec.owner;
+        let posting = self
+            .ledger
+            .settle_generation(requester, earner, reward, now)?;
+        self.record_posting(posting, &mut events);
+        self.check_in(worker_id, now, &mut events);
+        self.deadlines.remove(&(deadline, job_id));
+        let generation = Generation {
+            text: submission.text,
+            seed: submission.seed,
+            state: generation_state,
+            metadata: submission.metadata,
+            tokens,
+            reward,
+            finished_at: now,
+        };
+        if let Some(job) = self.jobs.get_mut(&job_id) {
+            self.backlog.processing(&job.model, -1);
+            job.status = JobStatus::Done(generation);
+            events.push(Event::JobChanged(job.clone()));
+        }
+        if let Some(worker) = self.workers.get_mut(&worker_id) {
+            worker.requests_fulfilled += 1;
+            worker.tokens_generated += u64::from(tokens);
+            worker.kudos_generated = worker
+                .kudos_generated
+                .checked_add(reward)
+                .unwrap_or(worker.kudos_generated);
+        }
+        self.release_slots(requester, 1);
+        if let Some(entry) = self.requests.get_mut(&request_id) {
+            entry.state.processing -= 1;
+            entry.state.finished += 1;
+            entry.state.kudos = entry
+                .state
+                .kudos
+                .checked_add(reward)
+                .unwrap_or(entry.state.kudos);
+            let (old, all_done) = (
+                entry.state.last_progress,
+                entry.state.finished >= entry.spec.params.n,
+            );
+            self.touch(request_id, old, now);
+            if all_done {
+                self.close(request_id, Outcome::Done, now, &mut events);
+            } else {
+                self.push_request_changed(request_id, &mut events);
+            }
+        }
+        self.push_worker_changed(worker_id, &mut events);
+        Ok(Applied {
+            value: reward,
+            events,
+        })
+    }
+
+    /// Ends a processing job without a generation. Faults and time-outs count as restarts
+    /// and put the generation back to waiting; past `max_restarts` the request faults.
+    pub(super) fn abort_job(
+        &mut self,
+        job_id: JobId,
+        reason: AbortReason,
+        now: Timestamp,
+        events: &mut Vec<Event>,
+    ) {
+        let Some(job) = self.jobs.get_mut(&job_id) else {
+            return;
+        };
+        if job.status != JobStatus::Processing {
+            return;
+        }
+        job.status = JobStatus::Aborted(reason);
+        self.backlog.processing(&job.model, -1);
+        self.deadlines.remove(&(job.deadline, job_id));
+        events.push(Event::JobChanged(job.clone()));
+        let request_id = job.request;
+        let Some(entry) = self.requests.get_mut(&request_id) else {
+            return;
+        };
+        entry.state.processing -= 1;
+        if reason == AbortReason::Cancelled {
+            return;
+        }
+        entry.state.restarts += 1;
+        entry.state.waiting += 1;
+        self.backlog.waiting(&entry.spec, 1);
+        if entry.state.restarts > self.config.max_restarts {
+            self.close(request_id, Outcome::Faulted, now, events);
+        } else {
+            self.requeue(request_id);
+            self.push_request_changed(request_id, events);
+        }
+    }
+
+    /// Ends an open request: aborts its processing jobs, drops its waiting generations, and
+    /// schedules its removal after the retention time.
+    pub(super) fn close(
+        &mut self,
+        id: RequestId,
+        outcome: Outcome,
+        now: Timestamp,
+        events: &mut Vec<Event>,
+    ) {
+        let Some(entry) = self.requests.get(&id) else {
+            return;
+        };
+        if !entry.state.is_open() {
+            return;
+        }
+        let processing: Vec<JobId> = entry
+            .jobs
+            .iter()
+            .copied()
+            .filter(|j| {
+                self.jobs
+                    .get(j)
+                    .is_some_and(|j| j.status == JobStatus::Processing)
+            })
+            .collect();
+        let aborted = processing.len() as u32;
+        for job in processing {
+            self.abort_job(job, AbortReason::Cancelled, now, events);
+        }
+        let Some(entry) = self.requests.get_mut(&id) else {
+            return;
+        };
+        let (owner, waiting, last) = (
+            entry.spec.owner,
+            entry.state.waiting,
+            entry.state.last_progress,
+        );
+        self.backlog.waiting(&entry.spec, -i64::from(waiting));
+        entry.state.waiting = 0;
+        entry.state.closed = Some((outcome, now));
+        self.release_slots(owner, waiting + aborted);
+        self.queue.remove(&id);
+        self.expiries
+            .remove(&(last.plus_secs(self.config.request_timeout_secs), id));
+        self.removals
+            .insert((now.plus_secs(self.config.retention_secs), id));
+        self.push_request_changed(id, events);
+    }
+
+    /// The client cancels a request: generations already finished stay (and stay paid);
+    /// jobs in progress are aborted and will not be paid. Cancelling a closed request changes
+    /// nothing. Returns `None` for an unknown request.
+    pub fn cancel(&mut self, now: Timestamp, id: RequestId) -> Option<Applied<()>> {
+        self.requests.get(&id)?;
+        let mut events = Vec::new();
+        self.close(id, Outcome::Cancelled, now, &mut events);
+        Some(Applied { value: (), events })
+    }
+}
