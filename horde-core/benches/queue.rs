@@ -36,7 +36,7 @@ fn spec(owner: u64, i: u64) -> RequestSpec {
 fn populated() -> (Horde, RequestId) {
     let mut horde = Horde::new(HordeConfig::default());
     for user in 0..=USERS + 1 {
-        horde.set_user(
+        let _registered = horde.set_user(
             UserId(user),
             UserPolicy {
                 concurrency: 1_000_000,

@@ -141,6 +141,8 @@ impl std::ops::SubAssign for Kudos {
     }
 }
 
+/// Panics on overflow, like `+`; use it only where the sum is known to fit (a ledger sums its
+/// balances in 128 bits instead).
 impl std::iter::Sum for Kudos {
     fn sum<I: Iterator<Item = Kudos>>(iter: I) -> Kudos {
         iter.fold(Kudos::ZERO, |a, b| a + b)

@@ -129,9 +129,16 @@ impl Ledger {
 
     /// A ledger holding the given users' states (from storage). The horde account's balance is
     /// derived so that the total is zero.
+    ///
+    /// The sum is taken in 128 bits: users' balances may each be near the `i64` limits (an
+    /// administrator may grant almost 9.2e15 kudos to one user and take as much from another),
+    /// so a running 64-bit sum could overflow part-way depending on the order of the accounts
+    /// even though the final sum fits. The horde's balance always fits, because it was reached
+    /// by checked postings; should a damaged store hand in states whose sum does not fit, the
+    /// horde's balance saturates rather than panicking.
     pub fn restore(users: impl IntoIterator<Item = (UserId, AccountState)>) -> Ledger {
         let users: HashMap<_, _> = users.into_iter().collect();
-        let horde = -users.values().map(|s| s.balance).sum::<Kudos>();
+        let horde = saturate(-sum_milli(users.values().map(|s| s.balance)));
         Ledger { users, horde }
     }
 
@@ -151,8 +158,9 @@ impl Ledger {
     }
 
     /// The sum of all balances, horde included. Always zero; exposed for tests and checks.
+    /// Summed in 128 bits, so it never overflows part-way (see [`Ledger::restore`]).
     pub fn total(&self) -> Kudos {
-        self.users.values().map(|s| s.balance).sum::<Kudos>() + self.horde
+        saturate(sum_milli(self.users.values().map(|s| s.balance)) + i128::from(self.horde.milli()))
     }
 
     /// Users with a ledger entry and their states, in no particular order.
@@ -346,6 +354,16 @@ enum AccountSide {
     User(UserId, AccountState),
 }
 
+/// The exact sum of `amounts` in thousandths; cannot overflow for fewer than 2^64 amounts.
+fn sum_milli(amounts: impl Iterator<Item = Kudos>) -> i128 {
+    amounts.map(|k| i128::from(k.milli())).sum()
+}
+
+/// `milli` as kudos, clamped to the representable range.
+fn saturate(milli: i128) -> Kudos {
+    Kudos::from_milli(i64::try_from(milli).unwrap_or(if milli < 0 { i64::MIN } else { i64::MAX }))
+}
+
 fn non_negative(amount: Kudos) -> Result<Kudos, LedgerError> {
     if amount.is_negative() {
         Err(LedgerError::NotPositive)
@@ -451,6 +469,24 @@ mod tests {
         );
         assert_eq!(l.balance(UserId(3)), Kudos::ZERO);
         assert_eq!(l.total(), Kudos::ZERO);
+    }
+
+    #[test]
+    fn restore_and_total_never_overflow_part_way() {
+        // Grants near the limit to two users and a removal from a third: every balance and the
+        // horde's fit, but a 64-bit running sum overflows in some orders of the accounts.
+        let big = k(8_900_000_000_000_000_000);
+        let mut l = Ledger::new();
+        l.admin_adjust(UserId(1), big, T).unwrap();
+        l.admin_adjust(UserId(2), -big, T).unwrap();
+        l.admin_adjust(UserId(3), big, T).unwrap();
+        assert_eq!(l.total(), Kudos::ZERO);
+        let states: Vec<_> = l.accounts().map(|(id, s)| (id, *s)).collect();
+        for order in [[0, 1, 2], [0, 2, 1], [2, 0, 1], [1, 0, 2]] {
+            let copy = Ledger::restore(order.iter().map(|&i| states[i]));
+            assert_eq!(copy.horde_balance(), l.horde_balance());
+            assert_eq!(copy.total(), Kudos::ZERO);
+        }
     }
 
     #[test]

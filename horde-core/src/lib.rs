@@ -45,9 +45,9 @@ pub mod reward;
 mod worker;
 
 pub use horde::{
-    Applied, Assignment, EnqueueError, Event, Horde, HordeConfig, ModelStats, PopError, PopQuery,
-    PopResult, RequestStatus, Submission, SubmitError, SubmitState, TransferError, UserPolicy,
-    WorkerUpdate, WorkerUpdateError, TOKENS_PER_SEC_PER_THREAD,
+    Applied, Assignment, EnqueueError, Event, Horde, HordeConfig, Limits, ModelStats, OverLimit,
+    PopError, PopQuery, PopResult, RequestStatus, Submission, SubmitError, SubmitState,
+    TransferError, UserPolicy, WorkerUpdate, WorkerUpdateError, TOKENS_PER_SEC_PER_THREAD,
 };
 pub use ids::{JobId, RequestId, Timestamp, UserId, WorkerId};
 pub use kudos::{Kudos, ParseKudosError};

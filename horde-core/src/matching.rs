@@ -80,13 +80,11 @@ impl SkipCounts {
 /// request.params.max_length = 1024;
 /// assert_eq!(matching::check(&worker, &request), Err(SkipReason::MaxLength));
 /// ```
+///
+/// Both model lists are sorted (the horde sorts them as requests and workers arrive), so the
+/// model rule costs O(r log w) for r requested and w served models.
 pub fn check(worker: &Worker, request: &RequestSpec) -> Result<(), SkipReason> {
-    if !request.models.is_empty()
-        && !request
-            .models
-            .iter()
-            .any(|m| worker.models.iter().any(|w| w == m))
-    {
+    if !request.models.is_empty() && !shares_a_name(&request.models, &worker.models) {
         return Err(SkipReason::Models);
     }
     if request.params.max_length > worker.max_length {
@@ -109,8 +107,14 @@ pub fn check(worker: &Worker, request: &RequestSpec) -> Result<(), SkipReason> {
     Ok(())
 }
 
-/// The model `worker` serves `request` with: the first of the worker's models the request
-/// accepts.
+/// Returns true if and only if the sorted lists `a` and `b` have a name in common.
+fn shares_a_name(a: &[std::sync::Arc<str>], b: &[std::sync::Arc<str>]) -> bool {
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    short.iter().any(|name| long.binary_search(name).is_ok())
+}
+
+/// The model `worker` serves `request` with: the first of the worker's models (in sorted
+/// order) the request accepts.
 pub fn chosen_model<'w>(
     worker: &'w Worker,
     request: &RequestSpec,
@@ -118,5 +122,5 @@ pub fn chosen_model<'w>(
     worker
         .models
         .iter()
-        .find(|w| request.models.is_empty() || request.models.contains(w))
+        .find(|w| request.models.is_empty() || request.models.binary_search(w).is_ok())
 }

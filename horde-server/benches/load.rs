@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use horde_core::{RequestId, RequestSpec, UserPolicy};
+use horde_server::error::ApiError;
 use horde_server::store::Write;
-use horde_server::{serve, AppState, Config};
+use horde_server::{serve, Clock, Config, Driver};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 
@@ -63,7 +64,7 @@ async fn run(secs: u64, tasks: usize) {
         registrations_per_minute: 100_000,
         ..Config::default()
     };
-    let state = AppState::open(config).expect("open");
+    let state = Driver::open(config, Clock::System).expect("open");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -112,35 +113,31 @@ async fn register_all(client: &reqwest::Client, base: &str, tasks: usize) -> Vec
 
 /// Enqueues `count` requests from 1,000 users over 20 models, directly through the core (and
 /// committed to the database like any other change).
-async fn fill_queue(state: &AppState, count: usize) {
+async fn fill_queue(state: &Driver, count: usize) {
     let users: Vec<horde_core::UserId> = state
-        .change(|core, now| {
+        .change(|txn| {
             let mut ids = Vec::new();
-            let mut writes = Vec::new();
             for i in 0..1000 {
-                let (mut row, _) = core.users.register(&format!("filler{i}"), now, 1000)?;
-                row.concurrency = 1000;
-                core.users.insert(row.clone());
-                core.horde.set_user(
-                    row.id,
-                    UserPolicy {
-                        concurrency: 1000,
-                        trusted: false,
-                    },
-                );
+                let now = txn.now();
+                let (row, _) = txn.core_mut().users.register(&format!("filler{i}"), now)?;
+                txn.write(Write::User(row.clone()));
+                let policy = UserPolicy {
+                    concurrency: 1000,
+                    trusted: false,
+                };
+                txn.apply(|horde, _| Ok::<_, ApiError>(horde.set_user(row.id, policy)))?;
                 ids.push(row.id);
-                writes.push(Write::User(row));
             }
-            Ok((ids, writes))
+            Ok(ids)
         })
         .await
         .expect("users");
     for chunk in 0..count / 1000 {
         let users = users.clone();
         state
-            .change(move |core, now| {
-                let mut writes = Vec::new();
+            .change(move |txn| {
                 for i in 0..1000 {
+                    let now = txn.now();
                     let n = chunk * 1000 + i;
                     let mut spec = RequestSpec::new(
                         RequestId(uuid::Uuid::now_v7()),
@@ -149,10 +146,9 @@ async fn fill_queue(state: &AppState, count: usize) {
                         now,
                     );
                     spec.models = vec![model(n % MODELS).into()];
-                    let applied = core.horde.enqueue(now, spec)?;
-                    writes.extend(core.absorb(applied.events));
+                    txn.apply(|horde, now| horde.enqueue(now, spec))?;
                 }
-                Ok(((), writes))
+                Ok(())
             })
             .await
             .expect("fill");

@@ -80,12 +80,7 @@ impl Users {
     }
 
     /// Registers `alias` at `now`: returns the new row (to persist) and its API key, shown once.
-    pub fn register(
-        &mut self,
-        alias: &str,
-        now: Timestamp,
-        concurrency: u32,
-    ) -> Result<(UserRow, String), ApiError> {
+    pub fn register(&mut self, alias: &str, now: Timestamp) -> Result<(UserRow, String), ApiError> {
         let alias = alias.trim();
         if alias.is_empty() || alias.chars().count() > ALIAS_MAX || alias.contains('#') {
             return Err(ApiError::invalid(
@@ -107,8 +102,6 @@ impl Users {
             alias: alias.to_owned(),
             key_hash: Some(hash_key(&self.secret, &key)),
             created_at: now.millis(),
-            concurrency,
-            trusted: false,
         };
         self.insert(row.clone());
         Ok((row, key))
@@ -149,7 +142,7 @@ mod tests {
     #[test]
     fn keys_are_22_url_safe_chars_and_only_hashes_are_kept() {
         let mut users = Users::new([7; 32], []);
-        let (row, key) = users.register("alice", Timestamp(0), 30).unwrap();
+        let (row, key) = users.register("alice", Timestamp(0)).unwrap();
         assert_eq!(key.len(), 22);
         assert!(key
             .chars()
@@ -168,7 +161,7 @@ mod tests {
             Some(row.id)
         );
         assert!(users.find_by_username("alice#999").is_none());
-        assert!(users.register("a#b", Timestamp(0), 30).is_err());
-        assert!(users.register("  ", Timestamp(0), 30).is_err());
+        assert!(users.register("a#b", Timestamp(0)).is_err());
+        assert!(users.register("  ", Timestamp(0)).is_err());
     }
 }

@@ -76,8 +76,14 @@ pub enum ApiError {
     /// The job was aborted.
     #[error("this generation was aborted (timed out, faulted or cancelled)")]
     AbortedGen,
-    /// The database could not commit; the change may not be durable.
-    #[error("storage failure")]
+    /// An `Idempotency-Key` was reused with a different request.
+    #[error("this Idempotency-Key was used for a different transfer")]
+    IdempotencyKeyConflict,
+    /// The database could not commit; the server refuses changes until it is restarted.
+    #[error(
+        "the server could not write to its database and stopped accepting requests; it will be \
+         back after a restart"
+    )]
     Storage,
     /// A bug; the message is logged, not shown.
     #[error("internal error")]
@@ -124,6 +130,7 @@ impl ApiError {
             ApiError::TooMany { rc, .. } => (StatusCode::TOO_MANY_REQUESTS, rc),
             ApiError::DuplicateGen => (StatusCode::BAD_REQUEST, "DuplicateGen"),
             ApiError::AbortedGen => (StatusCode::BAD_REQUEST, "AbortedGen"),
+            ApiError::IdempotencyKeyConflict => (StatusCode::CONFLICT, "IdempotencyKeyConflict"),
             ApiError::Storage => (StatusCode::SERVICE_UNAVAILABLE, "StorageFailure"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
         }
@@ -178,6 +185,9 @@ impl From<EnqueueError> for ApiError {
             },
             EnqueueError::UnknownUser => ApiError::InvalidApiKey,
             EnqueueError::DuplicateId => ApiError::Internal(message),
+            EnqueueError::OverLimit(limit) => {
+                ApiError::invalid("ValidationError", limit.field, message)
+            }
         }
     }
 }
@@ -196,6 +206,9 @@ impl From<PopError> for ApiError {
             PopError::NoModels => ApiError::invalid("ValidationError", "models", message),
             PopError::OutOfRange { field, .. } => {
                 ApiError::invalid("ValidationError", field, message)
+            }
+            PopError::OverLimit(limit) => {
+                ApiError::invalid("ValidationError", limit.field, message)
             }
         }
     }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use horde_server::{serve, AppState, Config};
+use horde_server::{serve, Clock, Config, Driver};
 use tokio::net::TcpListener;
 
 /// A horde server speaking the AI Horde v2 text API.
@@ -27,6 +27,10 @@ struct Args {
     /// Administrators, as `alias#id` separated by commas.
     #[arg(long, env = "HORDE_ADMINS", value_delimiter = ',')]
     admins: Vec<String>,
+    /// Cap the database at this many 4 KiB pages. At the cap, commits fail and the server
+    /// stops as it does when the disk is full (exit status 1), keeping everything acknowledged.
+    #[arg(long, env = "HORDE_MAX_DB_PAGES")]
+    max_db_pages: Option<u32>,
 }
 
 fn parse_admin(text: &str) -> Result<String, String> {
@@ -73,6 +77,7 @@ fn main() -> ExitCode {
         registration: !(args.no_registration || registration_env_off),
         registrations_per_minute: args.registrations_per_minute,
         admins,
+        max_db_pages: args.max_db_pages,
         ..Config::default()
     };
     let runtime = match tokio::runtime::Runtime::new() {
@@ -83,17 +88,18 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let state = match tokio::task::spawn_blocking(move || AppState::open(config)).await {
-            Ok(Ok(state)) => state,
-            Ok(Err(e)) => {
-                eprintln!("horde-server: cannot open the database: {e}");
-                return ExitCode::FAILURE;
-            }
-            Err(e) => {
-                eprintln!("horde-server: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
+        let state =
+            match tokio::task::spawn_blocking(move || Driver::open(config, Clock::System)).await {
+                Ok(Ok(state)) => state,
+                Ok(Err(e)) => {
+                    eprintln!("horde-server: cannot open the database: {e}");
+                    return ExitCode::FAILURE;
+                }
+                Err(e) => {
+                    eprintln!("horde-server: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
         let listener = match TcpListener::bind(args.listen).await {
             Ok(listener) => listener,
             Err(e) => {

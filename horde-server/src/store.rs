@@ -18,7 +18,7 @@ use std::thread::JoinHandle;
 
 use horde_core::{
     Account, AccountState, Event, Job, JobStatus, KudosDetails, RequestSpec, RequestState, UserId,
-    Worker,
+    UserPolicy, Worker,
 };
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
@@ -44,7 +44,8 @@ pub enum StoreError {
     Commit(String),
 }
 
-/// A user as stored (the account state is stored by the core's events).
+/// A user's identity as stored. Their policy and account state are stored from the core's
+/// events (`UserChanged`, `AccountChanged`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRow {
     /// Numeric id.
@@ -55,10 +56,6 @@ pub struct UserRow {
     pub key_hash: Option<[u8; 32]>,
     /// Registration time, ms since the epoch.
     pub created_at: u64,
-    /// Open generations allowed.
-    pub concurrency: u32,
-    /// Workers count as trusted.
-    pub trusted: bool,
 }
 
 /// One thing to write.
@@ -66,7 +63,8 @@ pub struct UserRow {
 pub enum Write {
     /// A change the core reported.
     Event(Event),
-    /// A user was created or changed (registration, admin).
+    /// A user's identity was created or changed (registration, a new key). Their policy
+    /// follows as a core event in the same commit.
     User(UserRow),
     /// A transfer's idempotency key and the response it got.
     Idempotency {
@@ -74,6 +72,8 @@ pub enum Write {
         user: UserId,
         /// The `Idempotency-Key` header.
         key: String,
+        /// What was asked (to tell a retry from a different request).
+        request: String,
         /// The JSON response body.
         response: String,
     },
@@ -89,14 +89,14 @@ struct Batch {
 pub struct Loaded {
     /// The secret that salts API-key hashes.
     pub secret: [u8; 32],
-    /// Users with their account states.
-    pub users: Vec<(UserRow, AccountState)>,
+    /// Users with their policies and account states.
+    pub users: Vec<(UserRow, UserPolicy, AccountState)>,
     /// Workers.
     pub workers: Vec<Worker>,
     /// Requests with their state and jobs.
     pub requests: Vec<(Arc<RequestSpec>, RequestState, Vec<Job>)>,
-    /// Transfer idempotency keys and their responses.
-    pub idempotency: Vec<(UserId, String, String)>,
+    /// Transfer idempotency keys: sender, key, request, response.
+    pub idempotency: Vec<(UserId, String, String, String)>,
     /// Finished generations per minute: (minute since epoch, requests, tokens).
     pub minutes: Vec<(u64, u64, u64)>,
 }
@@ -156,6 +156,8 @@ const MIGRATIONS: &[&str] = &[
         requests INTEGER NOT NULL,
         tokens INTEGER NOT NULL
      );",
+    // 2: what a transfer under an idempotency key asked, to refuse a different body.
+    "ALTER TABLE idempotency ADD COLUMN request TEXT NOT NULL DEFAULT '';",
 ];
 
 /// Opens (creating and migrating if needed) the database at `path`.
@@ -189,9 +191,12 @@ pub fn migrate(conn: &mut Connection) -> Result<i64, StoreError> {
 
 impl Store {
     /// Opens the database, loads everything, and starts the writer thread.
-    pub fn open(path: &Path, default_concurrency: u32) -> Result<(Store, Loaded), StoreError> {
+    pub fn open(path: &Path, config: &crate::Config) -> Result<(Store, Loaded), StoreError> {
         let conn = open_connection(path)?;
-        let loaded = load(&conn, default_concurrency)?;
+        if let Some(pages) = config.max_db_pages {
+            conn.pragma_update(None, "max_page_count", pages)?;
+        }
+        let loaded = load(&conn, config.horde.default_concurrency)?;
         let (sender, receiver) = mpsc::channel::<Batch>();
         let writer = std::thread::Builder::new()
             .name("horde-store-writer".into())
@@ -249,6 +254,9 @@ impl Committed {
 const MAX_BATCHES_PER_COMMIT: usize = 4096;
 
 fn run_writer(mut conn: Connection, receiver: mpsc::Receiver<Batch>) {
+    // After a failed commit, later batches may depend on the changes that were lost (a job of
+    // a request that was never stored): the writer refuses everything from then on.
+    let mut failure: Option<String> = None;
     while let Ok(first) = receiver.recv() {
         let mut batches = vec![first];
         while batches.len() < MAX_BATCHES_PER_COMMIT {
@@ -257,10 +265,14 @@ fn run_writer(mut conn: Connection, receiver: mpsc::Receiver<Batch>) {
                 Err(_) => break,
             }
         }
-        let result = write_batches(&mut conn, &batches).map_err(|e| {
-            tracing::error!(error = %e, "commit failed");
-            e.to_string()
-        });
+        let result = match &failure {
+            Some(e) => Err(format!("an earlier commit failed: {e}")),
+            None => write_batches(&mut conn, &batches).map_err(|e| {
+                tracing::error!(error = %e, "commit failed");
+                failure = Some(e.to_string());
+                e.to_string()
+            }),
+        };
         for batch in batches {
             let _ = batch.ack.send(result.clone());
         }
@@ -291,30 +303,29 @@ fn apply(tx: &Transaction<'_>, write: &Write) -> Result<(), StoreError> {
     match write {
         Write::User(user) => {
             tx.prepare_cached(
-                "INSERT INTO users (id, alias, key_hash, created_at, concurrency, trusted)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                "INSERT INTO users (id, alias, key_hash, created_at, concurrency)
+                 VALUES (?1, ?2, ?3, ?4, 0)
                  ON CONFLICT (id) DO UPDATE SET alias = excluded.alias,
-                    key_hash = excluded.key_hash, concurrency = excluded.concurrency,
-                    trusted = excluded.trusted",
+                    key_hash = excluded.key_hash",
             )?
             .execute(params![
                 user.id.0 as i64,
                 user.alias,
                 user.key_hash.map(|h| h.to_vec()),
                 user.created_at as i64,
-                user.concurrency,
-                user.trusted,
             ])?;
         }
         Write::Idempotency {
             user,
             key,
+            request,
             response,
         } => {
             tx.prepare_cached(
-                "INSERT OR REPLACE INTO idempotency (user, key, response) VALUES (?1, ?2, ?3)",
+                "INSERT OR REPLACE INTO idempotency (user, key, request, response)
+                 VALUES (?1, ?2, ?3, ?4)",
             )?
-            .execute(params![user.0 as i64, key, response])?;
+            .execute(params![user.0 as i64, key, request, response])?;
         }
         Write::Event(event) => apply_event(tx, event)?,
     }
@@ -393,6 +404,10 @@ fn apply_event(tx: &Transaction<'_>, event: &Event) -> Result<(), StoreError> {
                 d.admin.milli(),
             ])?;
         }
+        Event::UserChanged { user, policy } => {
+            tx.prepare_cached("UPDATE users SET concurrency = ?2, trusted = ?3 WHERE id = ?1")?
+                .execute(params![user.0 as i64, policy.concurrency, policy.trusted])?;
+        }
         Event::WorkerChanged(worker) => {
             tx.prepare_cached("INSERT OR REPLACE INTO workers (id, data) VALUES (?1, ?2)")?
                 .execute(params![
@@ -421,6 +436,8 @@ fn load(conn: &Connection, default_concurrency: u32) -> Result<Loaded, StoreErro
             alias: row.get(1)?,
             key_hash: key_hash.and_then(|h| h.try_into().ok()),
             created_at: row.get::<_, i64>(3)? as u64,
+        };
+        let policy = UserPolicy {
             concurrency: row.get(4)?,
             trusted: row.get(5)?,
         };
@@ -435,7 +452,7 @@ fn load(conn: &Connection, default_concurrency: u32) -> Result<Loaded, StoreErro
                 admin: kudos(row.get(12)?),
             },
         };
-        users.push((user, state));
+        users.push((user, policy, state));
     }
 
     let mut workers = Vec::new();
@@ -468,13 +485,14 @@ fn load(conn: &Connection, default_concurrency: u32) -> Result<Loaded, StoreErro
     }
 
     let mut idempotency = Vec::new();
-    let mut stmt = conn.prepare("SELECT user, key, response FROM idempotency")?;
+    let mut stmt = conn.prepare("SELECT user, key, request, response FROM idempotency")?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
         idempotency.push((
             UserId(row.get::<_, i64>(0)? as u64),
             row.get(1)?,
             row.get(2)?,
+            row.get(3)?,
         ));
     }
 

@@ -16,11 +16,11 @@ use serde::Deserialize;
 
 use crate::api::users::register_user;
 use crate::auth::username;
+use crate::driver::Driver;
 use crate::error::ApiError;
-use crate::AppState;
 
 /// Routes of the web pages.
-pub fn routes() -> Router<AppState> {
+pub fn routes() -> Router<Driver> {
     Router::new()
         .route("/", get(home))
         .route("/register", get(register_form).post(register))
@@ -57,10 +57,10 @@ fn page(title: &str, body: &str) -> Html<String> {
     ))
 }
 
-async fn home(State(state): State<AppState>) -> Html<String> {
+async fn home(State(state): State<Driver>) -> Html<String> {
     let body = state.read(|core, now| {
-        let (workers, threads) = core.horde.online_capacity(now);
-        let (queued, queued_tokens) = core.horde.queued_totals();
+        let (workers, threads) = core.horde().online_capacity(now);
+        let (queued, queued_tokens) = core.horde().queued_totals();
         let (minute_requests, minute_tokens) = core.stats.since(now, 1);
         let (total_requests, total_tokens) = core.stats.total();
         let mut body = String::from(
@@ -85,7 +85,7 @@ async fn home(State(state): State<AppState>) -> Html<String> {
         body.push_str(
             "</table><h2>Models</h2><table><tr><th>Model</th><th>Workers</th><th>Waiting</th></tr>",
         );
-        for model in core.horde.model_stats(now) {
+        for model in core.horde().model_stats(now) {
             let _ = write!(
                 body,
                 "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -110,7 +110,7 @@ fn form(message: &str) -> String {
     )
 }
 
-async fn register_form(State(state): State<AppState>) -> Response {
+async fn register_form(State(state): State<Driver>) -> Response {
     if !state.config().registration {
         let body = "<p class=\"error\">Registration is disabled on this horde.</p>";
         return (StatusCode::FORBIDDEN, page("Register", body)).into_response();
@@ -124,7 +124,7 @@ struct RegisterForm {
 }
 
 async fn register(
-    State(state): State<AppState>,
+    State(state): State<Driver>,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     form_data: Result<Form<RegisterForm>, FormRejection>,
 ) -> Response {

@@ -14,6 +14,16 @@ pub enum TransferError {
 }
 
 impl Horde {
+    /// Registers a user or changes their policy. Users must be known before they request,
+    /// run workers or receive transfers.
+    pub fn set_user(&mut self, user: UserId, policy: UserPolicy) -> Applied<()> {
+        self.users.insert(user, policy);
+        Applied {
+            value: (),
+            events: vec![Event::UserChanged { user, policy }],
+        }
+    }
+
     /// Emits a posting and the account changes it caused, and re-prioritises the users.
     pub(super) fn record_posting(&mut self, posting: Posting, events: &mut Vec<Event>) {
         events.push(Event::Posted(posting));

@@ -33,10 +33,15 @@ pub enum EnqueueError {
     /// A request with this id exists.
     #[error("a request with this id exists")]
     DuplicateId,
+    /// A list or text is over its limit.
+    #[error(transparent)]
+    OverLimit(#[from] OverLimit),
 }
 
 impl Horde {
-    /// Queues a text-generation request. `spec.created_at` is set to `now`.
+    /// Queues a text-generation request. `spec.created_at` is set to `now`; its model list is
+    /// sorted and de-duplicated. Inputs over the [`Limits`] are refused, so the work done here
+    /// (and on every later pop that looks at the request) is bounded.
     pub fn enqueue(
         &mut self,
         now: Timestamp,
@@ -50,6 +55,16 @@ impl Horde {
         if spec.prompt.is_empty() {
             return Err(EnqueueError::EmptyPrompt);
         }
+        let limits = &self.config.limits;
+        OverLimit::chars("prompt", &spec.prompt, limits.max_prompt_chars)?;
+        OverLimit::entries("models", &spec.models, limits.max_models)?;
+        for model in &spec.models {
+            OverLimit::chars("models", model, limits.max_model_name_chars)?;
+        }
+        OverLimit::entries("workers", &spec.workers, limits.max_request_workers)?;
+        normalize_names(&mut spec.models);
+        spec.workers.sort_unstable();
+        spec.workers.dedup();
         let out_of_range = |field| move |min, max| EnqueueError::OutOfRange { field, min, max };
         in_range(n, N_RANGE, out_of_range("n"))?;
         in_range(max_length, MAX_LENGTH_RANGE, out_of_range("max_length"))?;

@@ -21,6 +21,7 @@ use crate::{
     AccountState, EconomyConfig, JobId, Kudos, Ledger, LedgerError, Posting, RequestId, Timestamp,
     UserId, Worker, WorkerId,
 };
+use limits::normalize_names;
 
 /// Limits and timings of the horde. `Default` gives the documented defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,6 +29,8 @@ use crate::{
 pub struct HordeConfig {
     /// Reward rules.
     pub economy: EconomyConfig,
+    /// Size limits of requests and workers.
+    pub limits: Limits,
     /// Priority a waiting request gains per second, in kudos. Default 1 kudos/s: after the
     /// 20 minutes a request may wait, a request has gained 1200 kudos over newer ones.
     pub ageing_per_sec: Kudos,
@@ -51,6 +54,7 @@ impl Default for HordeConfig {
     fn default() -> Self {
         HordeConfig {
             economy: EconomyConfig::default(),
+            limits: Limits::default(),
             ageing_per_sec: Kudos::from_milli(1000),
             default_concurrency: 30,
             max_restarts: 3,
@@ -106,10 +110,19 @@ pub enum Event {
     },
     /// A worker was created or changed.
     WorkerChanged(Worker),
+    /// A user was registered or their policy changed.
+    UserChanged {
+        /// Which user.
+        user: UserId,
+        /// Their new policy.
+        policy: UserPolicy,
+    },
 }
 
-/// A command's result and the events it caused.
+/// A command's result and the events it caused. The events must reach the store, or memory
+/// and disk drift apart: hence `#[must_use]`.
 #[derive(Debug, Clone, PartialEq)]
+#[must_use = "the events of a command must be persisted"]
 pub struct Applied<T> {
     /// What the command returns to its caller.
     pub value: T,
@@ -182,7 +195,7 @@ impl Backlog {
 ///
 /// let mut horde = Horde::new(HordeConfig::default());
 /// let volunteer = UserId(1);
-/// horde.set_user(volunteer, UserPolicy { concurrency: 30, trusted: false });
+/// let _registered = horde.set_user(volunteer, UserPolicy { concurrency: 30, trusted: false });
 /// let t0 = Timestamp::from_secs(1_000);
 ///
 /// let mut spec = RequestSpec::new(RequestId(Uuid::from_u128(1)), UserId::ANONYMOUS, "Once upon a time", t0);
@@ -219,6 +232,9 @@ pub struct Horde {
     ledger: Ledger,
     users: HashMap<UserId, UserPolicy>,
     workers: HashMap<WorkerId, Worker>,
+    /// The size in billions of each worker's largest model, computed when it checks in, so
+    /// that estimates and uptime awards do not parse every model name each time.
+    worker_sizes: HashMap<WorkerId, f64>,
     worker_names: HashMap<String, WorkerId>,
     requests: HashMap<RequestId, RequestEntry>,
     jobs: HashMap<JobId, Job>,
@@ -246,7 +262,6 @@ const MAX_LENGTH_RANGE: (u32, u32) = (16, 4096);
 const MAX_CONTEXT_RANGE: (u32, u32) = (80, 131_072);
 const THREADS_RANGE: (u32, u32) = (1, 50);
 const AMOUNT_RANGE: (u32, u32) = (1, 20);
-const WORKER_NAME_MAX: usize = 100;
 
 fn in_range<E>(
     value: u32,
@@ -284,6 +299,7 @@ impl Horde {
             ledger: Ledger::restore(accounts),
             users: HashMap::from([(UserId::ANONYMOUS, anonymous)]),
             workers: HashMap::new(),
+            worker_sizes: HashMap::new(),
             worker_names: HashMap::new(),
             requests: HashMap::new(),
             jobs: HashMap::new(),
@@ -295,13 +311,20 @@ impl Horde {
             config,
         };
         horde.users.extend(users);
-        for worker in workers {
+        for mut worker in workers {
+            // Stores written before model lists were kept sorted.
+            normalize_names(&mut worker.models);
+            let size = horde.largest_model_b(&worker.models);
+            horde.worker_sizes.insert(worker.id, size);
             horde.worker_names.insert(worker.name.clone(), worker.id);
             horde.workers.insert(worker.id, worker);
         }
         let mut requests: Vec<_> = requests.into_iter().collect();
         requests.sort_by_key(|(spec, ..)| (spec.created_at, spec.id));
-        for (spec, state, jobs) in requests {
+        for (mut spec, state, jobs) in requests {
+            if !spec.models.is_sorted() || spec.models.windows(2).any(|w| w[0] == w[1]) {
+                normalize_names(&mut Arc::make_mut(&mut spec).models);
+            }
             let id = spec.id;
             for job in &jobs {
                 if job.status == JobStatus::Processing {
@@ -348,12 +371,6 @@ impl Horde {
     /// The ledger (balances and details).
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
-    }
-
-    /// Registers a user or changes their policy. Users must be known before they request,
-    /// run workers or receive transfers.
-    pub fn set_user(&mut self, user: UserId, policy: UserPolicy) {
-        self.users.insert(user, policy);
     }
 
     /// The policy of `user`, if known.
@@ -418,6 +435,14 @@ impl Horde {
         .min()
     }
 
+    /// The size in billions of the largest of `models` (0 for none).
+    fn largest_model_b(&self, models: &[Arc<str>]) -> f64 {
+        models
+            .iter()
+            .map(|m| self.config.economy.model_size_b(m))
+            .fold(0.0, f64::max)
+    }
+
     /// Moves a request's expiry after progress at `now`.
     fn touch(&mut self, id: RequestId, old_progress: Timestamp, now: Timestamp) {
         let timeout = self.config.request_timeout_secs;
@@ -457,6 +482,7 @@ impl Horde {
 
 mod accounts;
 mod enqueue;
+mod limits;
 mod pop;
 mod status;
 mod submit;
@@ -465,6 +491,7 @@ mod workers;
 
 pub use accounts::TransferError;
 pub use enqueue::EnqueueError;
+pub use limits::{Limits, OverLimit};
 pub use pop::{Assignment, PopError, PopQuery, PopResult};
 pub use status::{ModelStats, RequestStatus, TOKENS_PER_SEC_PER_THREAD};
 pub use submit::{Submission, SubmitError, SubmitState};

@@ -42,9 +42,12 @@ pub enum PopError {
     /// The worker is in maintenance and its owner has nothing queued.
     #[error("the worker is in maintenance")]
     Maintenance,
-    /// The name is empty or too long.
-    #[error("the worker name must be 1 to 100 characters")]
+    /// The name is empty.
+    #[error("the worker name must not be blank")]
     InvalidName,
+    /// A list or text is over its limit.
+    #[error(transparent)]
+    OverLimit(#[from] OverLimit),
     /// No model was named.
     #[error("a worker must serve at least one model")]
     NoModels,
@@ -103,6 +106,9 @@ impl Horde {
             None => Worker::new(WorkerId(new_id()), query.owner, query.name.clone(), now),
         };
         profile.models = query.models;
+        normalize_names(&mut profile.models);
+        let size = self.largest_model_b(&profile.models);
+        self.worker_sizes.insert(profile.id, size);
         profile.max_length = query.max_length;
         profile.max_context_length = query.max_context_length;
         profile.nsfw = query.nsfw;
@@ -263,12 +269,28 @@ impl Horde {
             return Err(PopError::Anonymous);
         }
         let policy = *self.users.get(&query.owner).ok_or(PopError::UnknownUser)?;
-        if query.name.trim().is_empty() || query.name.chars().count() > WORKER_NAME_MAX {
+        if query.name.trim().is_empty() {
             return Err(PopError::InvalidName);
         }
+        let limits = &self.config.limits;
+        OverLimit::chars("name", &query.name, limits.max_worker_name_chars)?;
         if query.models.is_empty() {
             return Err(PopError::NoModels);
         }
+        OverLimit::entries("models", &query.models, limits.max_models)?;
+        for model in &query.models {
+            OverLimit::chars("models", model, limits.max_model_name_chars)?;
+        }
+        OverLimit::entries(
+            "priority_usernames",
+            &query.priority_users,
+            limits.max_priority_users,
+        )?;
+        OverLimit::chars(
+            "bridge_agent",
+            &query.bridge_agent,
+            limits.max_bridge_agent_chars,
+        )?;
         let out_of_range = |field| move |min, max| PopError::OutOfRange { field, min, max };
         in_range(query.threads, THREADS_RANGE, out_of_range("threads"))?;
         in_range(query.amount, AMOUNT_RANGE, out_of_range("amount"))?;
@@ -299,11 +321,7 @@ impl Horde {
         if due == 0 {
             return;
         }
-        let size = worker
-            .models
-            .iter()
-            .map(|m| economy.model_size_b(m))
-            .fold(0.0, f64::max);
+        let size = self.worker_sizes.get(&id).copied().unwrap_or(0.0);
         let per_interval = economy.uptime_reward(size, worker.max_context_length);
         let Some(award) = i64::try_from(due)
             .ok()

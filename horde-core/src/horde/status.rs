@@ -55,26 +55,24 @@ impl ModelStats {
 impl Horde {
     /// What `spec` is expected to cost: `n` generations of `max_length` tokens by the largest
     /// model it accepts (or, when it accepts any, the largest model an online worker serves).
-    /// O(workers).
+    /// O(workers + models of `spec`).
     pub fn estimate(&self, spec: &RequestSpec, now: Timestamp) -> Kudos {
         let economy = &self.config.economy;
         let timeout = economy.online_timeout_secs;
-        let largest = |models: &mut dyn Iterator<Item = &Arc<str>>| {
-            models
-                .map(|m| economy.model_size_b(m))
-                .fold(None, |acc: Option<f64>, s| {
-                    Some(acc.map_or(s, |a| a.max(s)))
-                })
+        let largest = |sizes: &mut dyn Iterator<Item = f64>| {
+            sizes.fold(None, |acc: Option<f64>, s| {
+                Some(acc.map_or(s, |a| a.max(s)))
+            })
         };
         let size = if spec.models.is_empty() {
             let mut online = self
                 .workers
                 .values()
                 .filter(|w| w.is_online(now, timeout))
-                .flat_map(|w| w.models.iter());
+                .filter_map(|w| self.worker_sizes.get(&w.id).copied());
             largest(&mut online)
         } else {
-            largest(&mut spec.models.iter())
+            largest(&mut spec.models.iter().map(|m| economy.model_size_b(m)))
         }
         .unwrap_or(economy.unknown_model_size_b);
         let p = spec.params;

@@ -15,6 +15,7 @@ struct Store {
     jobs: HashMap<JobId, Job>,
     accounts: HashMap<UserId, AccountState>,
     workers: HashMap<WorkerId, Worker>,
+    users: HashMap<UserId, UserPolicy>,
     postings: Vec<Posting>,
 }
 
@@ -43,11 +44,15 @@ impl Store {
                 Event::WorkerChanged(w) => {
                     self.workers.insert(w.id, w.clone());
                 }
+                Event::UserChanged { user, policy } => {
+                    self.users.insert(*user, *policy);
+                }
             }
         }
     }
 
-    fn restore(&self, config: HordeConfig, users: &HashMap<UserId, UserPolicy>) -> Horde {
+    /// The horde rebuilt from what was persisted; user policies too come from events only.
+    fn restore(&self, config: HordeConfig) -> Horde {
         let requests = self.specs.values().map(|spec| {
             let jobs = self
                 .jobs
@@ -59,7 +64,7 @@ impl Store {
         });
         Horde::restore(
             config,
-            users.iter().map(|(u, p)| (*u, *p)),
+            self.users.iter().map(|(u, p)| (*u, *p)),
             self.accounts.iter().map(|(u, s)| (*u, *s)),
             self.workers.values().cloned(),
             requests.collect::<Vec<_>>(),
@@ -102,7 +107,8 @@ impl Sim {
             concurrency,
             trusted: false,
         };
-        self.horde.set_user(user, policy);
+        let applied = self.horde.set_user(user, policy);
+        self.store.apply(&applied.events);
         self.users.insert(user, policy);
     }
 
@@ -519,13 +525,7 @@ fn processing_requests_do_not_expire() {
         ..HordeConfig::default()
     });
     for user in 1..=3 {
-        sim.horde.set_user(
-            UserId(user),
-            UserPolicy {
-                concurrency: 30,
-                trusted: false,
-            },
-        );
+        sim.add_user(UserId(user), 30);
     }
     let id = sim.request(1);
     let (_, job) = sim.pop(2, "w").unwrap();
@@ -648,15 +648,19 @@ fn worker_rename_and_name_clashes() {
         sim.horde.update_worker(UserId(2), false, a, rename("b")),
         Err(WorkerUpdateError::InvalidName)
     );
-    sim.horde
+    let renamed = sim
+        .horde
         .update_worker(UserId(2), false, a, rename("c"))
         .unwrap();
+    sim.store.apply(&renamed.events);
     assert!(sim.horde.worker_by_name("a").is_none());
     assert_eq!(sim.horde.worker_by_name("c").unwrap().id, a);
     // Admins may change others' workers.
-    sim.horde
+    let renamed = sim
+        .horde
         .update_worker(UserId(5), true, a, rename("d"))
         .unwrap();
+    sim.store.apply(&renamed.events);
 }
 
 #[test]
@@ -675,7 +679,7 @@ fn restore_from_events_gives_the_same_horde() {
     assert_eq!(third, processing);
     let late = sim.request(4);
 
-    let mut copy = sim.store.restore(HordeConfig::default(), &sim.users);
+    let mut copy = sim.store.restore(HordeConfig::default());
     for user in 0..=5 {
         assert_eq!(
             copy.ledger().account(UserId(user)),
@@ -927,7 +931,7 @@ proptest! {
             }
         }
         // What was persisted restores to the same state.
-        let copy = sim.store.restore(HordeConfig::default(), &sim.users);
+        let copy = sim.store.restore(HordeConfig::default());
         prop_assert_eq!(copy.queued_requests(), sim.horde.queued_requests());
         prop_assert_eq!(copy.queued_totals(), sim.horde.queued_totals());
         prop_assert_eq!(copy.model_stats(sim.now), sim.horde.model_stats(sim.now));
@@ -975,4 +979,123 @@ fn estimates_price_the_largest_acceptable_model() {
     sim.pop(2, "w");
     let eight = economy.generation_reward(8.0, 80, 80);
     assert_eq!(sim.horde.estimate(&spec, sim.now), eight + eight);
+}
+
+#[test]
+fn inputs_over_the_limits_are_refused_and_lists_are_deduplicated() {
+    let mut sim = Sim::new();
+    let limits = Limits::default();
+    let names = |count: usize| -> Vec<Arc<str>> {
+        (0..count)
+            .map(|i| Arc::from(format!("org/model-{i}")))
+            .collect()
+    };
+
+    let mut spec = sim.spec(1);
+    spec.models = names(limits.max_models + 1);
+    assert_eq!(
+        sim.enqueue(spec),
+        Err(EnqueueError::OverLimit(OverLimit {
+            field: "models",
+            max: 200,
+            unit: "entries"
+        }))
+    );
+    let mut spec = sim.spec(1);
+    spec.models = vec!["x".repeat(limits.max_model_name_chars + 1).into()];
+    assert!(matches!(
+        sim.enqueue(spec),
+        Err(EnqueueError::OverLimit(OverLimit {
+            field: "models",
+            ..
+        }))
+    ));
+    let mut spec = sim.spec(1);
+    // Multi-byte characters count as one each: exactly at the limit passes.
+    spec.prompt = "é".repeat(limits.max_prompt_chars).into();
+    sim.enqueue(spec).unwrap();
+    let mut spec = sim.spec(1);
+    spec.prompt = "é".repeat(limits.max_prompt_chars + 1).into();
+    assert!(matches!(
+        sim.enqueue(spec),
+        Err(EnqueueError::OverLimit(OverLimit {
+            field: "prompt",
+            ..
+        }))
+    ));
+    let mut spec = sim.spec(1);
+    spec.workers = (0..6).map(|i| WorkerId(Uuid::from_u128(i))).collect();
+    assert!(matches!(
+        sim.enqueue(spec),
+        Err(EnqueueError::OverLimit(OverLimit {
+            field: "workers",
+            ..
+        }))
+    ));
+
+    // Duplicates are dropped and the list sorted, at the limit.
+    let mut spec = sim.spec(1);
+    let mut models = names(limits.max_models - 3);
+    models.reverse();
+    models.extend(names(3));
+    spec.models = models;
+    let id = sim.enqueue(spec).unwrap();
+    let (spec, _) = sim.horde.request(id).unwrap();
+    assert!(spec.models.is_sorted());
+    assert_eq!(spec.models.len(), limits.max_models - 3);
+
+    let mut query = sim.query(2, "w");
+    query.models = names(limits.max_models + 1);
+    assert!(matches!(
+        sim.pop_with(query),
+        Err(PopError::OverLimit(OverLimit {
+            field: "models",
+            ..
+        }))
+    ));
+    let mut query = sim.query(2, "w");
+    query.name = "n".repeat(limits.max_worker_name_chars + 1);
+    assert!(matches!(
+        sim.pop_with(query),
+        Err(PopError::OverLimit(OverLimit { field: "name", .. }))
+    ));
+    let mut query = sim.query(2, "w");
+    query.priority_users = (0..=limits.max_priority_users as u64).map(UserId).collect();
+    assert!(matches!(
+        sim.pop_with(query),
+        Err(PopError::OverLimit(OverLimit {
+            field: "priority_usernames",
+            ..
+        }))
+    ));
+    let mut query = sim.query(2, "w");
+    query.bridge_agent = "b".repeat(limits.max_bridge_agent_chars + 1);
+    assert!(matches!(
+        sim.pop_with(query),
+        Err(PopError::OverLimit(OverLimit {
+            field: "bridge_agent",
+            ..
+        }))
+    ));
+
+    // A worker at the limit, models given in reverse and doubled, serves a request naming
+    // only its last model.
+    let mut query = sim.query(2, "w");
+    let mut models = names(limits.max_models);
+    models.reverse();
+    query.models = models.iter().chain(models.iter()).cloned().collect();
+    query.models.truncate(limits.max_models);
+    let mut spec = sim.spec(3);
+    spec.models = vec![models[0].clone()];
+    let wanted = sim.enqueue(spec).unwrap();
+    let popped = sim.pop_with(query).unwrap();
+    assert_eq!(popped.assignments.len(), 1);
+    let worker = sim.horde.worker(popped.worker).unwrap();
+    assert!(worker.models.is_sorted());
+    assert_eq!(worker.models.len(), limits.max_models);
+    let (wanted, _) = sim.horde.request(wanted).unwrap();
+    assert_eq!(matching::check(worker, wanted), Ok(()));
+    let mut other = (**wanted).clone();
+    other.models = vec!["org/unserved".into()];
+    assert_eq!(matching::check(worker, &other), Err(SkipReason::Models));
 }

@@ -6,6 +6,7 @@ impl Horde {
     /// Does what time makes due at `now`: jobs past their deadline go back to the queue (or
     /// fault their request), requests without progress for too long expire, closed requests
     /// past retention are removed.
+    #[must_use = "the events of tick must be persisted"]
     pub fn tick(&mut self, now: Timestamp) -> Vec<Event> {
         let mut events = Vec::new();
         while let Some(&(deadline, job)) = self.deadlines.first() {

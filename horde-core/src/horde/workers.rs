@@ -50,7 +50,10 @@ impl Horde {
                 .worker_names
                 .get(name)
                 .is_some_and(|other| *other != id);
-            if taken || name.trim().is_empty() || name.chars().count() > WORKER_NAME_MAX {
+            if taken
+                || name.trim().is_empty()
+                || name.chars().count() > self.config.limits.max_worker_name_chars
+            {
                 return Err(WorkerUpdateError::InvalidName);
             }
         }

@@ -15,8 +15,8 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::{parse_uuid, Caller, Json, Registered};
+use crate::driver::Driver;
 use crate::error::ApiError;
-use crate::AppState;
 
 /// `params` of a generation request: the fields the core needs, plus the sampler and format
 /// fields passed to the worker. Unknown keys are dropped (KoboldAI rejects them).
@@ -139,23 +139,22 @@ fn new_id() -> Uuid {
 }
 
 pub(crate) async fn request(
-    State(state): State<AppState>,
+    State(state): State<Driver>,
     Caller(user): Caller,
     Json(body): Json<AsyncRequest>,
 ) -> Result<Response, ApiError> {
     let dry_run = body.dry_run.unwrap_or(false);
-    let spec = body.into_spec(user, crate::now())?;
+    let spec = body.into_spec(user, state.now())?;
     if dry_run {
-        let kudos = state.read(|core, now| core.horde.estimate(&spec, now));
+        let kudos = state.read(|core, now| core.horde().estimate(&spec, now));
         return Ok(JsonBody(json!({ "kudos": kudos })).into_response());
     }
     let (id, kudos, possible) = state
-        .change(|core, now| {
-            let kudos = core.horde.estimate(&spec, now);
-            let applied = core.horde.enqueue(now, spec)?;
-            let id = applied.value;
-            let possible = core.horde.is_possible(id, now);
-            Ok(((id, kudos, possible), core.absorb(applied.events)))
+        .change(|txn| {
+            let kudos = txn.core().horde().estimate(&spec, txn.now());
+            let id = txn.apply(|horde, now| horde.enqueue(now, spec))?;
+            let possible = txn.core().horde().is_possible(id, txn.now());
+            Ok((id, kudos, possible))
         })
         .await?;
     let mut body = json!({ "id": id.to_string(), "kudos": kudos });
@@ -218,36 +217,31 @@ fn status_body(horde: &Horde, status: &RequestStatus) -> Value {
 }
 
 pub(crate) async fn status(
-    State(state): State<AppState>,
+    State(state): State<Driver>,
     Path(id): Path<String>,
 ) -> Result<JsonBody<Value>, ApiError> {
     let id = RequestId(parse_uuid(&id, "RequestNotFound")?);
     state.read(|core, now| {
         let status = core
-            .horde
+            .horde()
             .status(id, now)
             .ok_or_else(|| ApiError::not_found("RequestNotFound", "no such request"))?;
-        Ok(JsonBody(status_body(&core.horde, &status)))
+        Ok(JsonBody(status_body(core.horde(), &status)))
     })
 }
 
 pub(crate) async fn cancel(
-    State(state): State<AppState>,
+    State(state): State<Driver>,
     Path(id): Path<String>,
 ) -> Result<JsonBody<Value>, ApiError> {
     let id = RequestId(parse_uuid(&id, "RequestNotFound")?);
     state
-        .change(|core, now| {
-            let applied = core
-                .horde
-                .cancel(now, id)
-                .ok_or_else(|| ApiError::not_found("RequestNotFound", "no such request"))?;
-            let status = core
-                .horde
-                .status(id, now)
-                .ok_or_else(|| ApiError::not_found("RequestNotFound", "no such request"))?;
-            let body = status_body(&core.horde, &status);
-            Ok((JsonBody(body), core.absorb(applied.events)))
+        .change(|txn| {
+            let not_found = || ApiError::not_found("RequestNotFound", "no such request");
+            txn.apply(|horde, now| horde.cancel(now, id).ok_or_else(not_found))?;
+            let horde = txn.core().horde();
+            let status = horde.status(id, txn.now()).ok_or_else(not_found)?;
+            Ok(JsonBody(status_body(horde, &status)))
         })
         .await
 }
@@ -267,17 +261,17 @@ pub(crate) struct PopRequest {
 }
 
 pub(crate) async fn pop(
-    State(state): State<AppState>,
+    State(state): State<Driver>,
     Registered(owner): Registered,
     Json(body): Json<PopRequest>,
 ) -> Result<JsonBody<Value>, ApiError> {
     state
-        .change(|core, now| {
+        .change(|txn| {
             let priority_users = body
                 .priority_usernames
                 .unwrap_or_default()
                 .iter()
-                .filter_map(|name| core.users.find_by_username(name).map(|u| u.id))
+                .filter_map(|name| txn.core().users.find_by_username(name).map(|u| u.id))
                 .collect();
             let query = PopQuery {
                 owner,
@@ -299,8 +293,7 @@ pub(crate) async fn pop(
                     .bridge_agent
                     .unwrap_or_else(|| "unknown:0:unknown".into()),
             };
-            let applied = core.horde.pop(now, query, new_id)?;
-            let result = applied.value;
+            let result = txn.apply(|horde, now| horde.pop(now, query, new_id))?;
             let body = match result.assignments.first() {
                 Some(first) => {
                     let spec = &first.request;
@@ -343,7 +336,7 @@ pub(crate) async fn pop(
                     })
                 }
             };
-            Ok((JsonBody(body), core.absorb(applied.events)))
+            Ok(JsonBody(body))
         })
         .await
 }
@@ -359,7 +352,7 @@ pub(crate) struct SubmitRequest {
 }
 
 pub(crate) async fn submit(
-    State(state): State<AppState>,
+    State(state): State<Driver>,
     Registered(owner): Registered,
     Json(body): Json<SubmitRequest>,
 ) -> Result<JsonBody<Value>, ApiError> {
@@ -378,12 +371,10 @@ pub(crate) async fn submit(
             .map(|m| Arc::from(m.to_string())),
     };
     state
-        .change(|core, now| {
-            let applied = core.horde.submit(now, owner, JobId(body.id), submission)?;
-            Ok((
-                JsonBody(json!({ "reward": applied.value })),
-                core.absorb(applied.events),
-            ))
+        .change(|txn| {
+            let reward =
+                txn.apply(|horde, now| horde.submit(now, owner, JobId(body.id), submission))?;
+            Ok(JsonBody(json!({ "reward": reward })))
         })
         .await
 }

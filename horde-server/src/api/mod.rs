@@ -8,8 +8,8 @@ use axum::Router;
 use horde_core::UserId;
 use serde::de::DeserializeOwned;
 
+use crate::driver::Driver;
 use crate::error::ApiError;
-use crate::AppState;
 
 mod generate;
 mod status;
@@ -17,7 +17,7 @@ pub(crate) mod users;
 mod workers;
 
 /// Routes under `/api/v2`.
-pub fn routes() -> Router<AppState> {
+pub fn routes() -> Router<Driver> {
     Router::new()
         .route("/register", post(users::register))
         .route("/find_user", get(users::find_user))
@@ -39,6 +39,19 @@ pub fn routes() -> Router<AppState> {
         .route("/status/performance", get(status::performance))
         .route("/stats/text/totals", get(status::totals))
         .method_not_allowed_fallback(method_not_allowed)
+}
+
+/// Once a commit has failed, every call is answered `503 StorageFailure`: memory may hold
+/// changes the database lacks, and the server is on its way down (see [`Driver`]).
+pub async fn refuse_after_failure(
+    axum::extract::State(driver): axum::extract::State<Driver>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if driver.is_failed() {
+        return axum::response::IntoResponse::into_response(ApiError::Storage);
+    }
+    next.run(request).await
 }
 
 /// Unknown paths.
@@ -79,10 +92,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
 #[derive(Debug, Clone, Copy)]
 pub struct Caller(pub UserId);
 
-impl FromRequestParts<AppState> for Caller {
+impl FromRequestParts<Driver> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &Driver) -> Result<Self, ApiError> {
         let key = parts
             .headers
             .get("apikey")
@@ -98,10 +111,10 @@ impl FromRequestParts<AppState> for Caller {
 #[derive(Debug, Clone, Copy)]
 pub struct Registered(pub UserId);
 
-impl FromRequestParts<AppState> for Registered {
+impl FromRequestParts<Driver> for Registered {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &Driver) -> Result<Self, ApiError> {
         let Caller(user) = Caller::from_request_parts(parts, state).await?;
         if user.is_anonymous() {
             return Err(ApiError::AnonForbidden(

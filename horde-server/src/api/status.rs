@@ -5,8 +5,8 @@ use axum::Json as JsonBody;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::driver::Driver;
 use crate::error::ApiError;
-use crate::AppState;
 
 pub(crate) async fn heartbeat() -> JsonBody<Value> {
     JsonBody(json!({ "message": "OK", "version": env!("CARGO_PKG_VERSION") }))
@@ -19,7 +19,7 @@ pub(crate) struct ModelsQuery {
 }
 
 pub(crate) async fn models(
-    State(state): State<AppState>,
+    State(state): State<Driver>,
     query: Result<Query<ModelsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<JsonBody<Value>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::BadJson(e.body_text()))?;
@@ -36,7 +36,7 @@ pub(crate) async fn models(
     }
     Ok(state.read(|core, now| {
         let models: Vec<Value> = core
-            .horde
+            .horde()
             .model_stats(now)
             .into_iter()
             .map(|m| {
@@ -55,10 +55,10 @@ pub(crate) async fn models(
     }))
 }
 
-pub(crate) async fn performance(State(state): State<AppState>) -> JsonBody<Value> {
+pub(crate) async fn performance(State(state): State<Driver>) -> JsonBody<Value> {
     state.read(|core, now| {
-        let (workers, threads) = core.horde.online_capacity(now);
-        let (queued, queued_tokens) = core.horde.queued_totals();
+        let (workers, threads) = core.horde().online_capacity(now);
+        let (queued, queued_tokens) = core.horde().queued_totals();
         let (_, past_minute_tokens) = core.stats.since(now, 1);
         JsonBody(json!({
             "queued_text_requests": queued,
@@ -73,7 +73,7 @@ pub(crate) async fn performance(State(state): State<AppState>) -> JsonBody<Value
     })
 }
 
-pub(crate) async fn totals(State(state): State<AppState>) -> JsonBody<Value> {
+pub(crate) async fn totals(State(state): State<Driver>) -> JsonBody<Value> {
     state.read(|core, now| {
         let period = |minutes| {
             let (requests, tokens) = core.stats.since(now, minutes);

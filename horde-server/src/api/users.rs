@@ -12,15 +12,23 @@ use serde_json::{json, Value};
 
 use super::{Caller, Json, Registered};
 use crate::auth::username;
+use crate::driver::{Core, Driver, IdempotentAnswer};
 use crate::error::ApiError;
 use crate::store::{UserRow, Write};
-use crate::{AppState, Core};
 
 /// The public view of a user, as `find_user` and `users/{id}` answer.
 fn user_body(core: &Core, row: &UserRow, now: Timestamp) -> Value {
-    let account = core.horde.ledger().account(row.id);
+    let account = core.horde().ledger().account(row.id);
+    let policy = core.horde().user(row.id).unwrap_or(UserPolicy {
+        concurrency: 0,
+        trusted: false,
+    });
     let d = account.details;
-    let workers: Vec<_> = core.horde.workers().filter(|w| w.owner == row.id).collect();
+    let workers: Vec<_> = core
+        .horde()
+        .workers()
+        .filter(|w| w.owner == row.id)
+        .collect();
     let tokens: u64 = workers.iter().map(|w| w.tokens_generated).sum();
     let fulfilled: u64 = workers.iter().map(|w| w.requests_fulfilled).sum();
     json!({
@@ -35,8 +43,8 @@ fn user_body(core: &Core, row: &UserRow, now: Timestamp) -> Value {
             "admin": d.admin,
             "uptime": d.uptime,
         },
-        "concurrency": row.concurrency,
-        "trusted": row.trusted,
+        "concurrency": policy.concurrency,
+        "trusted": policy.trusted,
         "worker_ids": workers.iter().map(|w| w.id.to_string()).collect::<Vec<_>>(),
         "worker_count": workers.len(),
         "records": {
@@ -52,7 +60,7 @@ pub(crate) struct RegisterRequest {
 }
 
 pub(crate) async fn register(
-    State(state): State<AppState>,
+    State(state): State<Driver>,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     Json(body): Json<RegisterRequest>,
 ) -> Result<Response, ApiError> {
@@ -67,7 +75,7 @@ pub(crate) async fn register(
 /// Registers `alias` for a caller at `ip` (rate-limited per address) and commits the new
 /// user; returns the user and their API key, to be shown once.
 pub(crate) async fn register_user(
-    state: &AppState,
+    state: &Driver,
     ip: IpAddr,
     alias: &str,
 ) -> Result<(UserRow, String), ApiError> {
@@ -77,29 +85,29 @@ pub(crate) async fn register_user(
     let limit = state.config().registrations_per_minute;
     let concurrency = state.config().horde.default_concurrency;
     state
-        .change(|core, now| {
-            if !core.allow_registration(ip, now, limit) {
+        .change(|txn| {
+            let now = txn.now();
+            if !txn.core_mut().allow_registration(ip, now, limit) {
                 return Err(ApiError::TooMany {
                     rc: "RateLimited",
                     message: "too many registrations from this address; try again in a minute"
                         .into(),
                 });
             }
-            let (row, key) = core.users.register(alias, now, concurrency)?;
-            core.horde.set_user(
-                row.id,
-                UserPolicy {
-                    concurrency: row.concurrency,
-                    trusted: row.trusted,
-                },
-            );
-            Ok(((row.clone(), key), vec![Write::User(row)]))
+            let (row, key) = txn.core_mut().users.register(alias, now)?;
+            txn.write(Write::User(row.clone()));
+            let policy = UserPolicy {
+                concurrency,
+                trusted: false,
+            };
+            txn.apply(|horde, _| Ok::<_, ApiError>(horde.set_user(row.id, policy)))?;
+            Ok((row, key))
         })
         .await
 }
 
 pub(crate) async fn find_user(
-    State(state): State<AppState>,
+    State(state): State<Driver>,
     Caller(user): Caller,
 ) -> Result<JsonBody<Value>, ApiError> {
     state.read(|core, now| {
@@ -112,7 +120,7 @@ pub(crate) async fn find_user(
 }
 
 pub(crate) async fn one(
-    State(state): State<AppState>,
+    State(state): State<Driver>,
     Path(id): Path<String>,
 ) -> Result<JsonBody<Value>, ApiError> {
     let id = parse_user_id(&id)?;
@@ -141,7 +149,7 @@ pub(crate) struct ListQuery {
 const PAGE_SIZE: usize = 25;
 
 pub(crate) async fn list(
-    State(state): State<AppState>,
+    State(state): State<Driver>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<JsonBody<Value>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::BadJson(e.body_text()))?;
@@ -162,7 +170,7 @@ pub(crate) async fn list(
         if by_age {
             rows.sort_by_key(|r| (r.created_at, r.id));
         } else {
-            let ledger = core.horde.ledger();
+            let ledger = core.horde().ledger();
             rows.sort_by_key(|r| (std::cmp::Reverse(ledger.balance(r.id)), r.id));
         }
         let users: Vec<Value> = rows
@@ -183,8 +191,9 @@ pub(crate) struct UserUpdate {
     concurrency: Option<u32>,
 }
 
+/// Answers AI Horde's `ModifyUser` shape: the new values of what changed.
 pub(crate) async fn update(
-    State(state): State<AppState>,
+    State(state): State<Driver>,
     Registered(caller): Registered,
     Path(id): Path<String>,
     Json(body): Json<UserUpdate>,
@@ -193,6 +202,13 @@ pub(crate) async fn update(
         return Err(ApiError::NotAdmin);
     }
     let id = parse_user_id(&id)?;
+    if body.kudos.is_none() && body.trusted.is_none() && body.concurrency.is_none() {
+        return Err(ApiError::invalid(
+            "NoValidActions",
+            "kudos",
+            "nothing to change: send kudos, trusted or concurrency",
+        ));
+    }
     if body.concurrency.is_some_and(|c| c > 500) {
         return Err(ApiError::invalid(
             "ValidationError",
@@ -201,31 +217,30 @@ pub(crate) async fn update(
         ));
     }
     state
-        .change(|core, now| {
-            let mut row = core
-                .users
-                .get(id)
-                .cloned()
-                .ok_or_else(|| ApiError::not_found("UserNotFound", "no such user"))?;
-            let mut writes = Vec::new();
+        .change(|txn| {
+            let not_found = || ApiError::not_found("UserNotFound", "no such user");
+            txn.core().users.get(id).ok_or_else(not_found)?;
+            let old = txn.core().horde().user(id).ok_or_else(not_found)?;
+            let mut answer = serde_json::Map::new();
             if let Some(delta) = body.kudos {
-                let applied = core.horde.admin_adjust(now, id, delta)?;
-                writes.extend(core.absorb(applied.events));
+                txn.apply(|horde, now| horde.admin_adjust(now, id, delta))?;
+                let balance = txn.core().horde().ledger().balance(id);
+                answer.insert("new_kudos".into(), json!(balance));
             }
             if body.trusted.is_some() || body.concurrency.is_some() {
-                row.trusted = body.trusted.unwrap_or(row.trusted);
-                row.concurrency = body.concurrency.unwrap_or(row.concurrency);
-                core.horde.set_user(
-                    id,
-                    UserPolicy {
-                        concurrency: row.concurrency,
-                        trusted: row.trusted,
-                    },
-                );
-                core.users.insert(row.clone());
-                writes.push(Write::User(row.clone()));
+                let policy = UserPolicy {
+                    trusted: body.trusted.unwrap_or(old.trusted),
+                    concurrency: body.concurrency.unwrap_or(old.concurrency),
+                };
+                txn.apply(|horde, _| Ok::<_, ApiError>(horde.set_user(id, policy)))?;
+                if body.trusted.is_some() {
+                    answer.insert("trusted".into(), json!(policy.trusted));
+                }
+                if body.concurrency.is_some() {
+                    answer.insert("concurrency".into(), json!(policy.concurrency));
+                }
             }
-            Ok((JsonBody(user_body(core, &row, now)), writes))
+            Ok(JsonBody(Value::Object(answer)))
         })
         .await
 }
@@ -238,7 +253,7 @@ pub(crate) struct TransferRequest {
 }
 
 pub(crate) async fn transfer(
-    State(state): State<AppState>,
+    State(state): State<Driver>,
     Caller(from): Caller,
     headers: HeaderMap,
     Json(body): Json<TransferRequest>,
@@ -262,14 +277,11 @@ pub(crate) async fn transfer(
             "cannot transfer a negative amount",
         ));
     }
-    let idempotency_key = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|k| !k.is_empty() && k.len() <= 200)
-        .map(str::to_owned);
+    let idempotency_key = idempotency_key(&headers)?;
+    // What a retry must repeat: the receiver and the amount.
+    let request = format!("{} {amount}", body.username.trim());
     state
-        .change(|core, now| {
+        .change(|txn| {
             if from.is_anonymous() {
                 return Err(amount_error(
                     "KudosTransferFromAnon",
@@ -277,32 +289,63 @@ pub(crate) async fn transfer(
                 ));
             }
             if let Some(key) = &idempotency_key {
-                if let Some(previous) = core.idempotency.get(&(from, key.clone())) {
-                    let body = serde_json::from_str(previous)
+                if let Some(previous) = txn.core().idempotency.get(&(from, key.clone())) {
+                    // Keys stored before requests were recorded have an empty request.
+                    if !previous.request.is_empty() && previous.request != request {
+                        return Err(ApiError::IdempotencyKeyConflict);
+                    }
+                    let body = serde_json::from_str(&previous.response)
                         .map_err(|e| ApiError::Internal(e.to_string()))?;
-                    return Ok((JsonBody(body), Vec::new()));
+                    return Ok(JsonBody(body));
                 }
             }
-            let to = core
+            let to = txn
+                .core()
                 .users
                 .find_by_username(&body.username)
                 .map(|u| u.id)
                 .ok_or_else(|| {
                     ApiError::not_found("UserNotFound", format!("no user {}", body.username))
                 })?;
-            let applied = core.horde.transfer(now, from, to, amount)?;
-            let response = json!({ "transferred": applied.value.amount });
-            let mut writes = core.absorb(applied.events);
+            let posting = txn.apply(|horde, now| horde.transfer(now, from, to, amount))?;
+            let response = json!({ "transferred": posting.amount });
             if let Some(key) = idempotency_key {
-                let text = response.to_string();
-                core.idempotency.insert((from, key.clone()), text.clone());
-                writes.push(Write::Idempotency {
+                let answer = IdempotentAnswer {
+                    request,
+                    response: response.to_string(),
+                };
+                txn.write(Write::Idempotency {
                     user: from,
-                    key,
-                    response: text,
+                    key: key.clone(),
+                    request: answer.request.clone(),
+                    response: answer.response.clone(),
                 });
+                txn.core_mut().idempotency.insert((from, key), answer);
             }
-            Ok((JsonBody(response), writes))
+            Ok(JsonBody(response))
         })
         .await
+}
+
+/// Longest `Idempotency-Key` accepted.
+const IDEMPOTENCY_KEY_MAX: usize = 200;
+
+/// The `Idempotency-Key` header, if any. One that is not text or is over 200 characters is
+/// refused: ignoring it would make a retry pay twice.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let invalid =
+        |message: String| ApiError::invalid("InvalidIdempotencyKey", "Idempotency-Key", message);
+    let key = value
+        .to_str()
+        .map_err(|_| invalid("the Idempotency-Key header must be visible ASCII".into()))?
+        .trim();
+    if key.chars().count() > IDEMPOTENCY_KEY_MAX {
+        return Err(invalid(format!(
+            "the Idempotency-Key header must be at most {IDEMPOTENCY_KEY_MAX} characters"
+        )));
+    }
+    Ok((!key.is_empty()).then(|| key.to_owned()))
 }

@@ -8,8 +8,8 @@ use serde_json::{json, Value};
 
 use super::{parse_uuid, Caller, Json, Registered};
 use crate::auth::username;
+use crate::driver::{Core, Driver};
 use crate::error::ApiError;
-use crate::{AppState, Core};
 
 fn worker_body(
     core: &Core,
@@ -17,7 +17,7 @@ fn worker_body(
     now: Timestamp,
     viewer: Option<horde_core::UserId>,
 ) -> Value {
-    let timeout = core.horde.config().economy.online_timeout_secs;
+    let timeout = core.horde().config().economy.online_timeout_secs;
     let uptime_secs = worker.uptime_ms / 1000;
     let performance = if uptime_secs > 0 {
         worker.tokens_generated as f64 / uptime_secs as f64
@@ -63,7 +63,7 @@ pub(crate) struct ListQuery {
 }
 
 pub(crate) async fn list(
-    State(state): State<AppState>,
+    State(state): State<Driver>,
     Caller(viewer): Caller,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<JsonBody<Value>, ApiError> {
@@ -72,7 +72,7 @@ pub(crate) async fn list(
         return Ok(JsonBody(json!([])));
     }
     state.read(|core, now| {
-        let mut workers: Vec<&Worker> = core.horde.workers().collect();
+        let mut workers: Vec<&Worker> = core.horde().workers().collect();
         workers.sort_by(|a, b| a.name.cmp(&b.name));
         let list = workers
             .into_iter()
@@ -83,14 +83,14 @@ pub(crate) async fn list(
 }
 
 pub(crate) async fn one(
-    State(state): State<AppState>,
+    State(state): State<Driver>,
     Caller(viewer): Caller,
     Path(id): Path<String>,
 ) -> Result<JsonBody<Value>, ApiError> {
     let id = WorkerId(parse_uuid(&id, "WorkerNotFound")?);
     state.read(|core, now| {
         let worker = core
-            .horde
+            .horde()
             .worker(id)
             .ok_or_else(|| ApiError::not_found("WorkerNotFound", "no such worker"))?;
         Ok(JsonBody(worker_body(core, worker, now, Some(viewer))))
@@ -98,13 +98,13 @@ pub(crate) async fn one(
 }
 
 pub(crate) async fn by_name(
-    State(state): State<AppState>,
+    State(state): State<Driver>,
     Caller(viewer): Caller,
     Path(name): Path<String>,
 ) -> Result<JsonBody<Value>, ApiError> {
     state.read(|core, now| {
         let worker = core
-            .horde
+            .horde()
             .worker_by_name(&name)
             .ok_or_else(|| ApiError::not_found("WorkerNotFound", "no such worker"))?;
         Ok(JsonBody(worker_body(core, worker, now, Some(viewer))))
@@ -124,7 +124,7 @@ pub(crate) struct UpdateRequest {
 const TEXT_MAX: usize = 1000;
 
 pub(crate) async fn update(
-    State(state): State<AppState>,
+    State(state): State<Driver>,
     Registered(caller): Registered,
     Path(id): Path<String>,
     Json(body): Json<UpdateRequest>,
@@ -150,14 +150,19 @@ pub(crate) async fn update(
         name: body.name,
     };
     state
-        .change(|core, now| {
-            let applied = core.horde.update_worker(caller, as_admin, id, update)?;
-            let worker = core
-                .horde
+        .change(|txn| {
+            txn.apply(|horde, _| horde.update_worker(caller, as_admin, id, update))?;
+            let worker = txn
+                .core()
+                .horde()
                 .worker(id)
                 .ok_or_else(|| ApiError::not_found("WorkerNotFound", "no such worker"))?;
-            let body = worker_body(core, worker, now, Some(caller));
-            Ok((JsonBody(body), core.absorb(applied.events)))
+            Ok(JsonBody(worker_body(
+                txn.core(),
+                worker,
+                txn.now(),
+                Some(caller),
+            )))
         })
         .await
 }

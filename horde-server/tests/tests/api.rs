@@ -474,7 +474,20 @@ async fn transfers_follow_the_rules_and_idempotency_keys() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{granted}");
-    assert_eq!(milli(&granted["kudos"]), 100_000);
+    // AI Horde's ModifyUser shape: only what changed.
+    assert_eq!(granted, json!({ "new_kudos": 100 }));
+    assert_error(
+        &server
+            .call(
+                Method::PUT,
+                &format!("/users/{bob}"),
+                Some(&admin_key),
+                Some(json!({})),
+            )
+            .await,
+        StatusCode::BAD_REQUEST,
+        "NoValidActions",
+    );
 
     let transfer = |amount: Value, to: String, key: Option<String>| {
         let mut request = server
@@ -719,6 +732,12 @@ async fn admins_set_trust_and_concurrency() {
         StatusCode::BAD_REQUEST,
         "ValidationError",
     );
+    // Policies are persisted through the core's events: a restart keeps them.
+    let dir = server.stop().await;
+    let server = TestServer::start_in(dir, |_| {}).await;
+    let (_, me) = server.get("/find_user", Some(&bob_key)).await;
+    assert_eq!(me["trusted"], true, "{me}");
+    assert_eq!(me["concurrency"], 2, "{me}");
     server.stop().await;
 }
 

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use horde_server::{serve, AppState, Config};
+use horde_server::{serve, Clock, Config, Driver};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tempfile::TempDir;
@@ -30,13 +30,22 @@ impl TestServer {
 
     /// Starts on the database in `dir` (which may hold one from an earlier server).
     pub(crate) async fn start_in(dir: TempDir, tweak: impl FnOnce(&mut Config)) -> TestServer {
+        Self::start_with_clock(dir, Clock::System, tweak).await
+    }
+
+    /// Starts on the database in `dir` with `clock` (a manual clock lets a test move time).
+    pub(crate) async fn start_with_clock(
+        dir: TempDir,
+        clock: Clock,
+        tweak: impl FnOnce(&mut Config),
+    ) -> TestServer {
         let mut config = Config {
             db: db_path(&dir),
             registrations_per_minute: 1000,
             ..Config::default()
         };
         tweak(&mut config);
-        let state = tokio::task::spawn_blocking(move || AppState::open(config))
+        let state = tokio::task::spawn_blocking(move || Driver::open(config, clock))
             .await
             .unwrap()
             .unwrap();

@@ -1,0 +1,88 @@
+//! Input limits: how large a request or a worker's report may be, so that every command does
+//! bounded work under the server's lock (and a restart replays bounded work too).
+//!
+//! The defaults follow AI Horde where it states a limit (model names of at most 255 characters,
+//! at most 5 workers named by a request, a `bridge_agent` of at most 1000 characters, worker
+//! names of at most 100); the others are set far above what real clients send.
+
+use serde::{Deserialize, Serialize};
+
+/// Size limits of requests and workers. `Default` gives the documented defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Most models a request may accept, and a worker may serve. Default 200.
+    pub max_models: usize,
+    /// Longest model name, in characters. Default 255 (AI Horde's).
+    pub max_model_name_chars: usize,
+    /// Longest prompt, in characters. Default 400 000 (over 100 000 tokens; the request body
+    /// limit of the server is 1 MiB).
+    pub max_prompt_chars: usize,
+    /// Most workers a request may name in `workers`. Default 5 (AI Horde's).
+    pub max_request_workers: usize,
+    /// Most users a worker may name in `priority_usernames`. Default 100.
+    pub max_priority_users: usize,
+    /// Longest worker name, in characters. Default 100 (AI Horde's).
+    pub max_worker_name_chars: usize,
+    /// Longest `bridge_agent`, in characters. Default 1000 (AI Horde's).
+    pub max_bridge_agent_chars: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_models: 200,
+            max_model_name_chars: 255,
+            max_prompt_chars: 400_000,
+            max_request_workers: 5,
+            max_priority_users: 100,
+            max_worker_name_chars: 100,
+            max_bridge_agent_chars: 1000,
+        }
+    }
+}
+
+/// An input over one of the [`Limits`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{field} is over its limit of {max} {unit}")]
+pub struct OverLimit {
+    /// The field's API name.
+    pub field: &'static str,
+    /// The limit.
+    pub max: usize,
+    /// What is counted: `"entries"` or `"characters"`.
+    pub unit: &'static str,
+}
+
+impl OverLimit {
+    /// Checks that `list` has at most `max` entries.
+    pub(crate) fn entries<T>(field: &'static str, list: &[T], max: usize) -> Result<(), OverLimit> {
+        if list.len() > max {
+            return Err(OverLimit {
+                field,
+                max,
+                unit: "entries",
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks that `text` has at most `max` characters, without counting them when its byte
+    /// length already fits (a character is at least one byte).
+    pub(crate) fn chars(field: &'static str, text: &str, max: usize) -> Result<(), OverLimit> {
+        if text.len() > max && text.chars().count() > max {
+            return Err(OverLimit {
+                field,
+                max,
+                unit: "characters",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Sorts and de-duplicates names in O(n log n), so that lookups can binary-search them.
+pub(crate) fn normalize_names(names: &mut Vec<std::sync::Arc<str>>) {
+    names.sort_unstable();
+    names.dedup();
+}

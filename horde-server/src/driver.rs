@@ -1,0 +1,367 @@
+//! The driver: the one place where the pure core meets time, storage and failure.
+//!
+//! It owns the [`Horde`] (inside [`Core`], behind a `parking_lot::Mutex` that is held only
+//! around synchronous calls), the [`Clock`], the timer and the [`Store`]. Handlers never touch
+//! the core's state directly:
+//!
+//! * [`Driver::read`] runs a closure over the core and `now`.
+//! * [`Driver::change`] runs a closure with a [`Txn`]. The only way to run a core command is
+//!   [`Txn::apply`], which absorbs the command's events into the transaction, so no event can
+//!   be forgotten. When the closure returns, everything it applied is handed to the store's
+//!   writer *before* the lock is released (commit order is apply order), and the response
+//!   waits for the commit. A closure that fails after applying commands still has what it
+//!   applied committed: memory never holds a change the database does not get.
+//! * The timer sleeps until the core's [`Horde::next_deadline`] and is woken when a change
+//!   moves that deadline earlier; it runs [`Horde::tick`] like any other change.
+//!
+//! **Fail-stop.** If a commit fails (disk full, I/O error), memory holds changes the database
+//! lacks. The driver then stops: every later call answers `503 StorageFailure`, the store
+//! writes nothing more, and [`Driver::failed`] resolves so that the server shuts down and the
+//! process exits non-zero. A supervisor restarts it, and the restart rebuilds the state from
+//! the database — the last state that was acknowledged.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use horde_core::{Applied, Event, Horde, JobStatus, Timestamp, UserId};
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use crate::auth::Users;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::stats::Stats;
+use crate::store::{Store, StoreError, Write};
+
+/// A transfer answered earlier under an `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotentAnswer {
+    /// What was asked (receiver and amount), to tell a retry from a different request.
+    pub request: String,
+    /// The JSON response body sent.
+    pub response: String,
+}
+
+/// Everything under the core lock.
+#[derive(Debug)]
+pub struct Core {
+    horde: Horde,
+    /// Registered users and their keys.
+    pub users: Users,
+    /// Transfers by `(sender, Idempotency-Key)`.
+    pub idempotency: HashMap<(UserId, String), IdempotentAnswer>,
+    /// Finished generations per minute.
+    pub stats: Stats,
+    registrations: HashMap<IpAddr, (u64, u32)>,
+}
+
+impl Core {
+    /// The domain state, read-only: changes go through [`Txn::apply`].
+    pub fn horde(&self) -> &Horde {
+        &self.horde
+    }
+
+    /// Records what `events` mean for the stats and wraps them as writes.
+    fn absorb(&mut self, events: Vec<Event>, writes: &mut Vec<Write>) {
+        for event in &events {
+            if let Event::JobChanged(job) = event {
+                if let JobStatus::Done(generation) = &job.status {
+                    self.stats.record(
+                        generation.finished_at.millis() / 60_000,
+                        1,
+                        u64::from(generation.tokens),
+                    );
+                }
+            }
+        }
+        writes.extend(events.into_iter().map(Write::Event));
+    }
+}
+
+/// One change in progress: the core, `now`, and the writes collected so far.
+#[derive(Debug)]
+pub struct Txn<'a> {
+    core: &'a mut Core,
+    now: Timestamp,
+    writes: Vec<Write>,
+}
+
+impl Txn<'_> {
+    /// The time of this change.
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    /// The core, read-only.
+    pub fn core(&self) -> &Core {
+        self.core
+    }
+
+    /// The parts of the core the server keeps beside the horde (users, idempotency keys,
+    /// stats); their writes go through [`Txn::write`].
+    pub fn core_mut(&mut self) -> CoreParts<'_> {
+        CoreParts {
+            users: &mut self.core.users,
+            idempotency: &mut self.core.idempotency,
+            registrations: &mut self.core.registrations,
+        }
+    }
+
+    /// Runs a core command at this change's `now` and absorbs its events.
+    pub fn apply<T, E>(
+        &mut self,
+        command: impl FnOnce(&mut Horde, Timestamp) -> Result<Applied<T>, E>,
+    ) -> Result<T, E> {
+        let applied = command(&mut self.core.horde, self.now)?;
+        self.core.absorb(applied.events, &mut self.writes);
+        Ok(applied.value)
+    }
+
+    /// Adds a write that is not a core event (a new user's identity, an idempotency key).
+    pub fn write(&mut self, write: Write) {
+        self.writes.push(write);
+    }
+}
+
+/// Mutable access to what the server keeps beside the horde.
+#[derive(Debug)]
+pub struct CoreParts<'a> {
+    /// Registered users and their keys.
+    pub users: &'a mut Users,
+    /// Transfers by `(sender, Idempotency-Key)`.
+    pub idempotency: &'a mut HashMap<(UserId, String), IdempotentAnswer>,
+    registrations: &'a mut HashMap<IpAddr, (u64, u32)>,
+}
+
+impl CoreParts<'_> {
+    /// Counts a registration from `ip` at `now`; false if over the per-minute limit.
+    pub fn allow_registration(&mut self, ip: IpAddr, now: Timestamp, limit: u32) -> bool {
+        let minute = now.millis() / 60_000;
+        if self.registrations.len() > 10_000 {
+            self.registrations.retain(|_, (m, _)| *m == minute);
+        }
+        let entry = self.registrations.entry(ip).or_insert((minute, 0));
+        if entry.0 != minute {
+            *entry = (minute, 0);
+        }
+        entry.1 += 1;
+        entry.1 <= limit
+    }
+}
+
+/// A handle to the driver; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Driver {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    core: Mutex<Core>,
+    store: Store,
+    config: Config,
+    clock: Clock,
+    /// The deadline the timer sleeps until, in ms (`u64::MAX`: none).
+    scheduled: AtomicU64,
+    /// Wakes the timer when a change moves the next deadline earlier.
+    timer: Notify,
+    /// Set once a commit failed; never cleared.
+    failed: AtomicBool,
+    /// Notified when `failed` is set.
+    failure: Notify,
+}
+
+impl Driver {
+    /// Opens the database (creating and migrating it) and rebuilds the core from it.
+    pub fn open(config: Config, clock: Clock) -> Result<Driver, StoreError> {
+        let (store, loaded) = Store::open(&config.db, &config)?;
+        let policies: Vec<_> = loaded.users.iter().map(|u| (u.0.id, u.1)).collect();
+        let accounts: Vec<_> = loaded.users.iter().map(|u| (u.0.id, u.2)).collect();
+        let horde = Horde::restore(
+            config.horde.clone(),
+            policies,
+            accounts,
+            loaded.workers,
+            loaded.requests,
+        );
+        let users = Users::new(loaded.secret, loaded.users.into_iter().map(|u| u.0));
+        let mut stats = Stats::default();
+        for (minute, requests, tokens) in loaded.minutes {
+            stats.record(minute, requests, tokens);
+        }
+        let idempotency = loaded
+            .idempotency
+            .into_iter()
+            .map(|(user, key, request, response)| {
+                ((user, key), IdempotentAnswer { request, response })
+            })
+            .collect();
+        tracing::info!(
+            db = %config.db.display(),
+            users = users.iter().count(),
+            requests = horde.request_count(),
+            queued = horde.queued_requests(),
+            "state restored"
+        );
+        Ok(Driver {
+            shared: Arc::new(Shared {
+                core: Mutex::new(Core {
+                    horde,
+                    users,
+                    idempotency,
+                    stats,
+                    registrations: HashMap::new(),
+                }),
+                store,
+                config,
+                clock,
+                scheduled: AtomicU64::new(u64::MAX),
+                timer: Notify::new(),
+                failed: AtomicBool::new(false),
+                failure: Notify::new(),
+            }),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// The current time.
+    pub fn now(&self) -> Timestamp {
+        self.shared.clock.now()
+    }
+
+    /// Reads the core under the lock.
+    pub fn read<T>(&self, f: impl FnOnce(&Core, Timestamp) -> T) -> T {
+        let core = self.shared.core.lock();
+        f(&core, self.now())
+    }
+
+    /// Runs `f` as one change and waits until what it applied is committed. Refused with
+    /// `StorageFailure` once a commit has failed.
+    pub async fn change<T>(
+        &self,
+        f: impl FnOnce(&mut Txn<'_>) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        if self.is_failed() {
+            return Err(ApiError::Storage);
+        }
+        let (result, committed) = {
+            let mut core = self.shared.core.lock();
+            let mut txn = Txn {
+                now: self.now(),
+                core: &mut core,
+                writes: Vec::new(),
+            };
+            let result = f(&mut txn);
+            let writes = std::mem::take(&mut txn.writes);
+            let next = core.horde.next_deadline();
+            if writes.is_empty() {
+                return result;
+            }
+            let committed = self.shared.store.submit(writes);
+            self.wake_timer_for(next);
+            (result, committed)
+        };
+        if let Err(e) = committed.wait().await {
+            self.fail(&e);
+            return Err(ApiError::Storage);
+        }
+        result
+    }
+
+    /// Returns true if and only if `user` is an administrator.
+    pub fn is_admin(&self, user: UserId) -> bool {
+        !user.is_anonymous()
+            && self.read(|core, _| {
+                self.shared.config.admins.iter().any(|name| {
+                    core.users
+                        .find_by_username(name)
+                        .is_some_and(|u| u.id == user)
+                })
+            })
+    }
+
+    /// Returns true if and only if a commit has failed (the driver refuses all changes).
+    pub fn is_failed(&self) -> bool {
+        self.shared.failed.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once a commit has failed.
+    pub async fn failed(&self) {
+        loop {
+            let notified = self.shared.failure.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_failed() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    fn fail(&self, error: &StoreError) {
+        if !self.shared.failed.swap(true, Ordering::SeqCst) {
+            tracing::error!(
+                %error,
+                "a commit failed: refusing all changes and stopping; the restart rebuilds the \
+                 state from the database"
+            );
+        }
+        self.shared.failure.notify_waiters();
+    }
+
+    fn wake_timer_for(&self, next: Option<Timestamp>) {
+        let next = next.map_or(u64::MAX, |t| t.millis());
+        if next < self.shared.scheduled.load(Ordering::SeqCst) {
+            self.shared.timer.notify_one();
+        }
+    }
+
+    /// Runs the core's `tick` at `now` and commits what it changed.
+    pub async fn tick(&self) -> Result<(), ApiError> {
+        self.change(|txn| {
+            txn.apply(|horde, now| {
+                Ok::<_, ApiError>(Applied {
+                    value: (),
+                    events: horde.tick(now),
+                })
+            })
+        })
+        .await
+    }
+
+    /// The timer: sleeps until the core's next deadline (or until a change moves it earlier),
+    /// then ticks. Runs until the task is aborted or the driver fails.
+    pub async fn drive_timer(self) {
+        loop {
+            if self.is_failed() {
+                return;
+            }
+            let next = self.read(|core, _| core.horde.next_deadline());
+            self.shared
+                .scheduled
+                .store(next.map_or(u64::MAX, |t| t.millis()), Ordering::SeqCst);
+            if next.is_some_and(|at| at <= self.now()) {
+                if let Err(e) = self.tick().await {
+                    tracing::warn!(error = %e, "tick failed");
+                }
+                continue;
+            }
+            tokio::select! {
+                () = self.shared.clock.sleep_until(next) => {}
+                () = self.shared.timer.notified() => {}
+            }
+        }
+    }
+
+    /// Stops the writer after it commits what it has.
+    pub fn close(&self) {
+        self.shared.store.close();
+    }
+}
