@@ -1,5 +1,9 @@
 //! The API through real HTTP.
 
+use std::time::Duration;
+
+use horde_core::Timestamp;
+use horde_server::Clock;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -533,8 +537,21 @@ async fn transfers_follow_the_rules_and_idempotency_keys() {
     let first = transfer(json!(12.5), bob_name.clone(), key.clone()).await;
     assert_eq!(first.0, StatusCode::OK, "{}", first.1);
     assert_eq!(milli(&first.1["transferred"]), 12_500);
-    let again = transfer(json!(12.5), bob_name.clone(), key).await;
+    let again = transfer(json!(12.5), bob_name.clone(), key.clone()).await;
     assert_eq!(again, first);
+    // The same key with another amount is a conflict, not a silent success.
+    assert_error(
+        &transfer(json!(13), bob_name.clone(), key).await,
+        StatusCode::CONFLICT,
+        "IdempotencyKeyConflict",
+    );
+    // A key too long to keep is refused rather than ignored (a retry would pay twice).
+    let long = Some("k".repeat(201));
+    assert_error(
+        &transfer(json!(1), bob_name.clone(), long).await,
+        StatusCode::BAD_REQUEST,
+        "InvalidIdempotencyKey",
+    );
     let (_, bob_user) = server.get("/find_user", Some(&bob_key)).await;
     assert_eq!(milli(&bob_user["kudos"]), 12_500, "transferred once");
     assert_eq!(milli(&bob_user["kudos_details"]["received"]), 12_500);
@@ -743,25 +760,31 @@ async fn admins_set_trust_and_concurrency() {
 
 #[tokio::test]
 async fn the_timer_returns_timed_out_jobs_to_the_queue() {
-    // Jobs time out at once, so the server's one-second tick must abort them.
-    let server = TestServer::start_with(|config| {
-        config.horde.job_timeout_base_secs = 0;
-        config.horde.job_timeout_per_token_ms = 0;
-    })
-    .await;
+    // A manual clock: the driver's timer must wake when the clock passes the job's deadline,
+    // with no sleeping in the test and no polling in the server.
+    let (clock, hands) = Clock::manual(Timestamp::from_secs(1_800_000_000));
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with_clock(dir, clock, |_| {}).await;
     let (_, key) = server.register("slow").await;
     let id = request(&server, None, "will time out").await;
     let job = pop(&server, &key, "slow-worker").await;
+    let ttl = job["ttl"].as_u64().unwrap();
+    let path = format!("/generate/text/status/{id}");
+    let status_of = || server.get(&path, None);
+    // Just before the deadline nothing happens.
+    hands.advance(Duration::from_secs(ttl - 1));
+    tokio::task::yield_now().await;
+    let (_, status) = status_of().await;
+    assert_eq!(status["processing"], 1, "{status}");
+    // Past it the timer returns the job to the queue.
+    hands.advance(Duration::from_secs(2));
     let mut status = Value::Null;
-    for _ in 0..50 {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        status = server
-            .get(&format!("/generate/text/status/{id}"), None)
-            .await
-            .1;
+    for _ in 0..200 {
+        status = status_of().await.1;
         if status["restarted"] == 1 {
             break;
         }
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert_eq!(status["restarted"], 1, "{status}");
     assert_eq!(status["waiting"], 1, "{status}");
@@ -770,6 +793,101 @@ async fn the_timer_returns_timed_out_jobs_to_the_queue() {
         StatusCode::BAD_REQUEST,
         "AbortedGen",
     );
+    // A request that makes no progress expires after 20 minutes of the clock.
+    hands.advance(Duration::from_secs(20 * 60 + 1));
+    for _ in 0..200 {
+        status = status_of().await.1;
+        if status["done"] == true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(status["done"], true, "{status}");
+    assert_eq!(status["faulted"], true, "{status}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn inputs_over_the_limits_are_refused_with_the_limit_named() {
+    let server = TestServer::start().await;
+    let (_, key) = server.register("w").await;
+    let many = |n: usize| (0..n).map(|i| format!("m{i}")).collect::<Vec<_>>();
+    // 90,000 model names: refused at once, naming the limit.
+    for count in [201, 90_000] {
+        let got = server
+            .post(
+                "/generate/text/async",
+                None,
+                json!({ "prompt": "x", "models": many(count) }),
+            )
+            .await;
+        assert_error(&got, StatusCode::BAD_REQUEST, "ValidationError");
+        assert!(
+            got.1["message"].as_str().unwrap().contains("limit of 200"),
+            "{}",
+            got.1
+        );
+        assert!(got.1["errors"]["models"].is_string(), "{}", got.1);
+        let got = server
+            .post(
+                "/generate/text/pop",
+                Some(&key),
+                json!({ "name": "w", "models": many(count) }),
+            )
+            .await;
+        assert_error(&got, StatusCode::BAD_REQUEST, "ValidationError");
+        assert!(got.1["message"].as_str().unwrap().contains("limit of 200"));
+    }
+    let got = server
+        .post(
+            "/generate/text/async",
+            None,
+            json!({ "prompt": "x".repeat(400_001) }),
+        )
+        .await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "ValidationError");
+    assert!(got.1["errors"]["prompt"].is_string(), "{}", got.1);
+    // At the limit, with duplicates, it is accepted and served.
+    let mut models = many(198);
+    models.push(MODEL.into());
+    models.push(MODEL.into());
+    let (status, body) = server
+        .post(
+            "/generate/text/async",
+            None,
+            json!({ "prompt": "at the limit", "models": models }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let job = pop(&server, &key, "limit-worker").await;
+    assert_eq!(job["payload"]["prompt"], "at the limit");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn huge_admin_grants_survive_a_restart() {
+    // Balances near the i64 limit whose 64-bit running sum overflows in some orders.
+    let server = TestServer::start_with(|config| config.admins = vec!["admin#1".into()]).await;
+    let (_, admin_key) = server.register("admin").await;
+    let mut ids = Vec::new();
+    for name in ["a", "b", "c"] {
+        ids.push(server.register(name).await.0);
+    }
+    for (id, kudos) in ids.iter().zip([8.9e15, -8.9e15, 8.9e15]) {
+        let (status, body) = server
+            .call(
+                Method::PUT,
+                &format!("/users/{id}"),
+                Some(&admin_key),
+                Some(json!({ "kudos": kudos })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let dir = server.stop().await;
+    let server = TestServer::start_in(dir, |_| {}).await;
+    let (_, user) = server.get(&format!("/users/{}", ids[0]), None).await;
+    assert_eq!(user["kudos"].as_f64(), Some(8.9e15), "{user}");
     server.stop().await;
 }
 

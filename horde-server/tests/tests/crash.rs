@@ -331,3 +331,80 @@ fn bad_configuration_fails_with_a_clear_message() {
     let (status, stdout_or_err) = run(&["--version"]);
     assert!(status.success(), "{stdout_or_err}");
 }
+
+/// A database that cannot grow (as on a full disk): the first failed commit makes the server
+/// refuse everything with 503 and exit non-zero; a restart has every acknowledged request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_commit_stops_the_server_and_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("horde.sqlite");
+    let mut server = start_binary(&db, &["--max-db-pages", "80"]).await;
+    let client = reqwest::Client::new();
+    let key = register(&client, &server.base, "filler").await;
+    let mut acked = Vec::new();
+    let mut refused = None;
+    for i in 0..2_000 {
+        let response = client
+            .post(format!("{}/generate/text/async", server.base))
+            .header("apikey", &key)
+            .json(&json!({ "prompt": format!("{i} {}", "x".repeat(8_000)) }))
+            .send()
+            .await;
+        let Ok(response) = response else {
+            break; // the server is gone
+        };
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        if status == StatusCode::ACCEPTED {
+            acked.push(body["id"].as_str().unwrap().to_owned());
+            if acked.len() % 25 == 0 {
+                // Stay under the concurrency limit: cancel what is queued so far.
+                for id in &acked[acked.len() - 25..] {
+                    client
+                        .delete(format!("{}/generate/text/status/{id}", server.base))
+                        .send()
+                        .await
+                        .unwrap();
+                }
+            }
+            continue;
+        }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["rc"], "StorageFailure", "{body}");
+        refused = Some(body);
+        break;
+    }
+    assert!(refused.is_some(), "the database never filled up");
+    assert!(acked.len() >= 3, "{} acknowledged", acked.len());
+    // The server stops by itself, with a failure status for its supervisor.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the server did not stop");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!status.success(), "{status:?}");
+
+    // Restarted without the cap, it has everything it acknowledged.
+    let mut server = start_binary(&db, &[]).await;
+    for id in &acked {
+        let response = client
+            .get(format!("{}/generate/text/status/{id}", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "request {id} was lost");
+    }
+    let response = client
+        .post(format!("{}/generate/text/async", server.base))
+        .header("apikey", &key)
+        .json(&json!({ "prompt": "after the restart" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+}
