@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use horde_core::HordeConfig;
 
+use crate::http::HttpConfig;
+
 /// How the server runs. `Default` is what `horde-server` with no arguments uses, except for
 /// the listen address, which the binary fills in.
 #[derive(Debug, Clone)]
@@ -23,6 +25,8 @@ pub struct Config {
     pub admins: Vec<String>,
     /// Core rules and limits.
     pub horde: HordeConfig,
+    /// Connection limits and timeouts.
+    pub http: HttpConfig,
 }
 
 impl Default for Config {
@@ -34,6 +38,7 @@ impl Default for Config {
             registrations_per_minute: 10,
             admins: Vec::new(),
             horde: HordeConfig::default(),
+            http: HttpConfig::default(),
         }
     }
 }

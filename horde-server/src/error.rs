@@ -20,6 +20,9 @@ pub enum ApiError {
     /// The body is not valid JSON or has wrong types or missing fields.
     #[error("invalid request body: {0}")]
     BadJson(String),
+    /// The body did not arrive within the read timeout.
+    #[error("the request body was not received in time")]
+    RequestTimeout,
     /// The body is larger than the server accepts.
     #[error("the request body is too large")]
     PayloadTooLarge,
@@ -118,6 +121,7 @@ impl ApiError {
         match self {
             ApiError::BadJson(_) => (StatusCode::BAD_REQUEST, "BadRequest"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge"),
+            ApiError::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "RequestTimeout"),
             ApiError::Validation { rc, .. } => (StatusCode::BAD_REQUEST, rc),
             ApiError::InvalidApiKey => (StatusCode::UNAUTHORIZED, "InvalidAPIKey"),
             ApiError::AnonForbidden(_) => (StatusCode::FORBIDDEN, "AnonForbidden"),

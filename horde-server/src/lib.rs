@@ -8,13 +8,14 @@
 //!   graceful shutdown (for the binary and end-to-end tests on port 0).
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, Method};
 use axum::Router;
 use tokio::net::TcpListener;
 use tower_http::cors::{Any, CorsLayer};
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub mod api;
@@ -23,6 +24,7 @@ pub mod clock;
 pub mod config;
 pub mod driver;
 pub mod error;
+pub mod http;
 pub mod stats;
 pub mod store;
 pub mod web;
@@ -35,8 +37,9 @@ pub use driver::Driver;
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
 /// The router: the API under `/api/v2`, the web pages, CORS for browser clients, a 1 MiB body
-/// limit, and JSON errors for unknown paths.
+/// limit, a time limit on reading a body, and JSON errors for unknown paths.
 pub fn app(driver: Driver) -> Router {
+    let read_timeout = Duration::from_secs(driver.config().http.read_timeout_secs.max(1));
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([
@@ -61,6 +64,7 @@ pub fn app(driver: Driver) -> Router {
             api::refuse_after_failure,
         ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(RequestBodyTimeoutLayer::new(read_timeout))
         .layer(cors)
         // Each request as a `debug` span with its method and path (`RUST_LOG=tower_http=debug`).
         .layer(TraceLayer::new_for_http())
@@ -83,16 +87,10 @@ pub async fn serve(
             () = failed.failed() => {}
         }
     };
-    let result = axum::serve(
-        listener,
-        app(driver.clone()).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(stop)
-    .await;
+    http::serve_connections(listener, app(driver.clone()), &driver.config().http, stop).await;
     timer.abort();
     let closing = driver.clone();
     let _ = tokio::task::spawn_blocking(move || closing.close()).await;
-    result?;
     if driver.is_failed() {
         return Err(std::io::Error::other(
             "a database commit failed; stopped so that a restart rebuilds the state from the \

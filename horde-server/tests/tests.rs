@@ -1,6 +1,7 @@
 //! Integration tests of horde-server through real HTTP on loopback.
 //!
 //! `api`: the endpoints, served in-process by `serve` on port 0 with a file database.
+//! `connections`: read timeouts, the connection cap, bounded graceful shutdown.
 //! `crash`: the real binary, killed with SIGKILL under load and restarted.
 //! `sdk`: the Python `horde-sdk` against the real binary (when `.ci/run` provides it).
 
@@ -9,6 +10,8 @@
 
 #[path = "tests/api.rs"]
 mod api;
+#[path = "tests/connections.rs"]
+mod connections;
 #[path = "tests/crash.rs"]
 mod crash;
 #[path = "tests/sdk.rs"]

@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 /// A horde-server running in this process on `127.0.0.1:<random port>`.
 pub(crate) struct TestServer {
     pub(crate) base: String,
+    pub(crate) addr: std::net::SocketAddr,
     pub(crate) client: reqwest::Client,
     pub(crate) dir: TempDir,
     shutdown: Option<oneshot::Sender<()>>,
@@ -57,10 +58,26 @@ impl TestServer {
         }));
         TestServer {
             base: format!("http://{addr}/api/v2"),
+            addr,
             client: reqwest::Client::new(),
             dir,
             shutdown: Some(tx),
             task: Some(task),
+        }
+    }
+
+    /// Asks the server to stop without waiting for it.
+    pub(crate) fn begin_stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Waits until the server has stopped; returns its result.
+    pub(crate) async fn stopped(&mut self) -> std::io::Result<()> {
+        match self.task.take() {
+            Some(task) => task.await.unwrap(),
+            None => Ok(()),
         }
     }
 
