@@ -355,19 +355,29 @@ where
             score: 0,
             seq: entry.seq,
         });
+        // Each key walks the shorter of its own lanes and the wanted ones, so many keys with
+        // few lanes each, searched for a worker of many models, cost O(Σ min(l_k, l)).
+        let wanted: Option<HashSet<&L>> = lanes.map(|lanes| lanes.iter().collect());
         for key in keys {
             let Some(queue) = self.keys.get(key) else {
                 continue;
             };
-            match lanes {
-                None => search.add_stream(queue.priority, &queue.all),
-                Some(lanes) => {
+            match (lanes, &wanted) {
+                (Some(lanes), Some(wanted)) if lanes.len() <= queue.lanes.len() => {
                     for lane in lanes {
                         if let Some(stream) = queue.lanes.get(lane) {
                             search.add_stream(queue.priority, stream);
                         }
                     }
                 }
+                (Some(_), Some(wanted)) => {
+                    for (lane, stream) in &queue.lanes {
+                        if wanted.contains(lane) {
+                            search.add_stream(queue.priority, stream);
+                        }
+                    }
+                }
+                _ => search.add_stream(queue.priority, &queue.all),
             }
         }
         search.run(pred)

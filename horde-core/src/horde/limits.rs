@@ -20,12 +20,17 @@ pub struct Limits {
     pub max_prompt_chars: usize,
     /// Most workers a request may name in `workers`. Default 5 (AI Horde's).
     pub max_request_workers: usize,
-    /// Most users a worker may name in `priority_usernames`. Default 100.
+    /// Most users a worker may name in `priority_usernames`. Default 20: a pop searches each
+    /// priority user's requests in each of the worker's model lanes, so this bounds that part
+    /// of a pop to (1 + 20) × 201 lane lookups.
     pub max_priority_users: usize,
     /// Longest worker name, in characters. Default 100 (AI Horde's).
     pub max_worker_name_chars: usize,
     /// Longest `bridge_agent`, in characters. Default 1000 (AI Horde's).
     pub max_bridge_agent_chars: usize,
+    /// Most due items (deadlines, expiries, removals) one `tick` handles; the rest wait for
+    /// the next call. Default 256.
+    pub max_tick_batch: usize,
 }
 
 impl Default for Limits {
@@ -35,9 +40,10 @@ impl Default for Limits {
             max_model_name_chars: 255,
             max_prompt_chars: 400_000,
             max_request_workers: 5,
-            max_priority_users: 100,
+            max_priority_users: 20,
             max_worker_name_chars: 100,
             max_bridge_agent_chars: 1000,
+            max_tick_batch: 256,
         }
     }
 }

@@ -5,7 +5,7 @@
 //! all-or-nothing, and return the [`Event`]s that describe the change. A binary persists those
 //! events; [`Horde::restore`] rebuilds the same state from what it persisted.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -22,6 +22,7 @@ use crate::{
     UserId, Worker, WorkerId,
 };
 use limits::normalize_names;
+use online::Online;
 
 /// Limits and timings of the horde. `Default` gives the documented defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -154,9 +155,9 @@ struct Backlog {
     /// Waiting generations and their requested tokens.
     total: (u64, u64),
     /// The same per model that requests name (requests for any model are only in `total`).
-    by_model: HashMap<Arc<str>, (u64, u64)>,
+    by_model: BTreeMap<Arc<str>, (u64, u64)>,
     /// Jobs processing per model.
-    processing_by_model: HashMap<Arc<str>, u64>,
+    processing_by_model: BTreeMap<Arc<str>, u64>,
 }
 
 impl Backlog {
@@ -235,6 +236,7 @@ pub struct Horde {
     /// The size in billions of each worker's largest model, computed when it checks in, so
     /// that estimates and uptime awards do not parse every model name each time.
     worker_sizes: HashMap<WorkerId, f64>,
+    online: Online,
     worker_names: HashMap<String, WorkerId>,
     requests: HashMap<RequestId, RequestEntry>,
     jobs: HashMap<JobId, Job>,
@@ -300,6 +302,7 @@ impl Horde {
             users: HashMap::from([(UserId::ANONYMOUS, anonymous)]),
             workers: HashMap::new(),
             worker_sizes: HashMap::new(),
+            online: Online::default(),
             worker_names: HashMap::new(),
             requests: HashMap::new(),
             jobs: HashMap::new(),
@@ -317,7 +320,10 @@ impl Horde {
             let size = horde.largest_model_b(&worker.models);
             horde.worker_sizes.insert(worker.id, size);
             horde.worker_names.insert(worker.name.clone(), worker.id);
-            horde.workers.insert(worker.id, worker);
+            let id = worker.id;
+            horde.workers.insert(id, worker);
+            // Workers that went offline while the server was down leave at the first tick.
+            horde.refresh_online(id);
         }
         let mut requests: Vec<_> = requests.into_iter().collect();
         requests.sort_by_key(|(spec, ..)| (spec.created_at, spec.id));
@@ -429,10 +435,23 @@ impl Horde {
             self.deadlines.first().map(|d| d.0),
             self.expiries.first().map(|d| d.0),
             self.removals.first().map(|d| d.0),
+            self.online.next_expiry(),
         ]
         .into_iter()
         .flatten()
         .min()
+    }
+
+    /// Re-counts worker `id` among the online workers after a check-in or a change: online
+    /// until `online_timeout_secs` after its last check-in, unless in maintenance.
+    fn refresh_online(&mut self, id: WorkerId) {
+        let Some(worker) = self.workers.get(&id) else {
+            return;
+        };
+        let timeout_ms = self.config.economy.online_timeout_secs.saturating_mul(1000);
+        let until = worker.last_seen.plus_millis(timeout_ms.saturating_add(1));
+        let size = self.worker_sizes.get(&id).copied().unwrap_or(0.0);
+        self.online.set(worker, size, until);
     }
 
     /// The size in billions of the largest of `models` (0 for none).
@@ -483,6 +502,7 @@ impl Horde {
 mod accounts;
 mod enqueue;
 mod limits;
+mod online;
 mod pop;
 mod status;
 mod submit;

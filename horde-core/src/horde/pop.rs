@@ -318,9 +318,14 @@ impl Horde {
             economy.online_timeout_secs,
             economy.uptime_interval_secs,
         );
+        self.refresh_online(id);
         if due == 0 {
             return;
         }
+        let economy = &self.config.economy;
+        let Some(worker) = self.workers.get_mut(&id) else {
+            return;
+        };
         let size = self.worker_sizes.get(&id).copied().unwrap_or(0.0);
         let per_interval = economy.uptime_reward(size, worker.max_context_length);
         let Some(award) = i64::try_from(due)

@@ -55,24 +55,18 @@ impl ModelStats {
 impl Horde {
     /// What `spec` is expected to cost: `n` generations of `max_length` tokens by the largest
     /// model it accepts (or, when it accepts any, the largest model an online worker serves).
-    /// O(workers + models of `spec`).
-    pub fn estimate(&self, spec: &RequestSpec, now: Timestamp) -> Kudos {
+    /// O(models of `spec`): online workers' sizes are kept in order as they change.
+    pub fn estimate(&self, spec: &RequestSpec, _now: Timestamp) -> Kudos {
         let economy = &self.config.economy;
-        let timeout = economy.online_timeout_secs;
-        let largest = |sizes: &mut dyn Iterator<Item = f64>| {
-            sizes.fold(None, |acc: Option<f64>, s| {
-                Some(acc.map_or(s, |a| a.max(s)))
-            })
-        };
         let size = if spec.models.is_empty() {
-            let mut online = self
-                .workers
-                .values()
-                .filter(|w| w.is_online(now, timeout))
-                .filter_map(|w| self.worker_sizes.get(&w.id).copied());
-            largest(&mut online)
+            self.online.largest_size_b()
         } else {
-            largest(&mut spec.models.iter().map(|m| economy.model_size_b(m)))
+            spec.models
+                .iter()
+                .map(|m| economy.model_size_b(m))
+                .fold(None, |acc: Option<f64>, s| {
+                    Some(acc.map_or(s, |a| a.max(s)))
+                })
         }
         .unwrap_or(economy.unknown_model_size_b);
         let p = spec.params;
@@ -82,17 +76,34 @@ impl Horde {
     }
 
     /// Returns true if and only if some online worker could serve request `id` now (or it
-    /// has closed). O(workers).
+    /// has closed). Only online workers serving one of the request's models are examined,
+    /// each once, stopping at the first that may serve it: O(r + k·r log w) for k such
+    /// workers (for a request of any model, the online workers until the first match).
     pub fn is_possible(&self, id: RequestId, now: Timestamp) -> bool {
         let Some(entry) = self.requests.get(&id) else {
             return false;
         };
+        if !entry.state.is_open() {
+            return true;
+        }
         let timeout = self.config.economy.online_timeout_secs;
-        !entry.state.is_open()
-            || self
-                .workers
-                .values()
-                .any(|w| w.is_online(now, timeout) && matching::check(w, &entry.spec).is_ok())
+        let serves = |worker_id: &WorkerId| {
+            self.workers.get(worker_id).is_some_and(|w| {
+                w.is_online(now, timeout) && matching::check(w, &entry.spec).is_ok()
+            })
+        };
+        if entry.spec.models.is_empty() {
+            return self.online.worker_ids().any(serves);
+        }
+        let mut examined = std::collections::HashSet::new();
+        entry.spec.models.iter().any(|model| {
+            self.online.of_model(model).is_some_and(|presence| {
+                presence
+                    .workers
+                    .iter()
+                    .any(|w| examined.insert(*w) && serves(w))
+            })
+        })
     }
 
     /// A request's progress at `now`, or `None` if unknown.
@@ -104,7 +115,7 @@ impl Horde {
             0
         };
         let is_possible = self.is_possible(id, now);
-        let (_, threads) = self.online_capacity(now);
+        let (_, threads) = self.online.capacity();
         // A rough estimate: everything ahead shares the online threads.
         let ahead = queue_position as u64 + u64::from(entry.state.waiting + entry.state.processing);
         let wait_time = if entry.state.is_open() {
@@ -134,48 +145,50 @@ impl Horde {
         })
     }
 
-    /// Figures per model served by an online worker or asked for by a waiting request.
-    /// O(workers + models): the backlog is counted as it changes.
-    pub fn model_stats(&self, now: Timestamp) -> Vec<ModelStats> {
-        let mut stats: HashMap<Arc<str>, ModelStats> = HashMap::new();
-        let timeout = self.config.economy.online_timeout_secs;
-        let blank = |name: &Arc<str>| ModelStats {
-            name: name.clone(),
-            workers: 0,
-            threads: 0,
-            queued: 0,
-            queued_tokens: 0,
-            jobs: 0,
-        };
-        for worker in self.workers.values().filter(|w| w.is_online(now, timeout)) {
-            for model in &worker.models {
-                let s = stats.entry(model.clone()).or_insert_with(|| blank(model));
-                s.workers += 1;
-                s.threads += worker.threads;
+    /// Figures per model served by an online worker or asked for by a waiting request, in
+    /// name order, as of the last check-in or tick. O(m) for m such models: online workers and
+    /// the backlog are counted per model, in name order, as they change, and merged here.
+    pub fn model_stats(&self, _now: Timestamp) -> Vec<ModelStats> {
+        let mut online = self.online.models().peekable();
+        let mut queued = self.backlog.by_model.iter().peekable();
+        let mut out = Vec::new();
+        loop {
+            let name = match (online.peek(), queued.peek()) {
+                (None, None) => break,
+                (Some((a, _)), Some((b, _))) => (*a).min(*b).clone(),
+                (Some((a, _)), None) => (*a).clone(),
+                (None, Some((b, _))) => (*b).clone(),
+            };
+            let mut stats = ModelStats {
+                name,
+                workers: 0,
+                threads: 0,
+                queued: 0,
+                queued_tokens: 0,
+                jobs: 0,
+            };
+            if let Some((_, presence)) = online.next_if(|(m, _)| **m == stats.name) {
+                stats.workers = u32::try_from(presence.workers.len()).unwrap_or(u32::MAX);
+                stats.threads = u32::try_from(presence.threads).unwrap_or(u32::MAX);
             }
-        }
-        for (model, &(generations, tokens)) in &self.backlog.by_model {
-            let s = stats.entry(model.clone()).or_insert_with(|| blank(model));
-            s.queued = generations;
-            s.queued_tokens = tokens;
-        }
-        for (model, &jobs) in &self.backlog.processing_by_model {
-            if let Some(s) = stats.get_mut(model) {
-                s.jobs = jobs;
+            if let Some((_, &(generations, tokens))) = queued.next_if(|(m, _)| **m == stats.name) {
+                stats.queued = generations;
+                stats.queued_tokens = tokens;
             }
+            stats.jobs = self
+                .backlog
+                .processing_by_model
+                .get(&stats.name)
+                .copied()
+                .unwrap_or(0);
+            out.push(stats);
         }
-        let mut out: Vec<ModelStats> = stats.into_values().collect();
-        out.sort_by(|a, b| a.name.cmp(&b.name));
         out
     }
 
-    /// Workers online at `now` and their threads. O(workers).
-    pub fn online_capacity(&self, now: Timestamp) -> (u64, u64) {
-        let timeout = self.config.economy.online_timeout_secs;
-        self.workers
-            .values()
-            .filter(|w| w.is_online(now, timeout))
-            .fold((0, 0), |(n, t), w| (n + 1, t + u64::from(w.threads)))
+    /// Workers online and their threads, as of the last check-in or tick. O(1).
+    pub fn online_capacity(&self, _now: Timestamp) -> (u64, u64) {
+        self.online.capacity()
     }
 
     /// Waiting generations and their requested tokens, over all open requests. O(1).

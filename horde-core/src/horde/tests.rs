@@ -117,10 +117,16 @@ impl Sim {
         Uuid::from_u128(self.next_id)
     }
 
+    /// Moves the clock and ticks, as the server's timer does, until nothing more is due.
     fn advance(&mut self, secs: u64) {
         self.now = self.now.plus_secs(secs);
-        let events = self.horde.tick(self.now);
-        self.store.apply(&events);
+        loop {
+            let events = self.horde.tick(self.now);
+            self.store.apply(&events);
+            if self.horde.next_deadline().is_none_or(|at| at > self.now) {
+                break;
+            }
+        }
     }
 
     fn spec(&mut self, owner: u64) -> RequestSpec {
@@ -921,6 +927,13 @@ proptest! {
                 let counted = sim.horde.backlog.processing_by_model.get(model).copied().unwrap_or_default();
                 prop_assert_eq!(counted, processing);
             }
+            // The online index matches a recount of the workers.
+            let timeout = sim.horde.config.economy.online_timeout_secs;
+            let online: Vec<&Worker> = sim.horde.workers.values()
+                .filter(|w| w.is_online(sim.now, timeout))
+                .collect();
+            let threads = online.iter().map(|w| u64::from(w.threads)).sum();
+            prop_assert_eq!(sim.horde.online_capacity(sim.now), (online.len() as u64, threads));
             // Open generations per user match the requests.
             for user in 0..=5 {
                 let open: u32 = sim.horde.requests.values()
@@ -930,8 +943,12 @@ proptest! {
                 prop_assert_eq!(sim.horde.open_generations(UserId(user)), open);
             }
         }
-        // What was persisted restores to the same state.
-        let copy = sim.store.restore(HordeConfig::default());
+        // What was persisted restores to the same state, once a first tick has taken
+        // offline the workers whose time ran out (the server's timer does that at start).
+        let mut copy = sim.store.restore(HordeConfig::default());
+        while copy.next_deadline().is_some_and(|at| at <= sim.now) {
+            let _events = copy.tick(sim.now);
+        }
         prop_assert_eq!(copy.queued_requests(), sim.horde.queued_requests());
         prop_assert_eq!(copy.queued_totals(), sim.horde.queued_totals());
         prop_assert_eq!(copy.model_stats(sim.now), sim.horde.model_stats(sim.now));
@@ -1098,4 +1115,25 @@ fn inputs_over_the_limits_are_refused_and_lists_are_deduplicated() {
     let mut other = (**wanted).clone();
     other.models = vec!["org/unserved".into()];
     assert_eq!(matching::check(worker, &other), Err(SkipReason::Models));
+}
+
+#[test]
+fn a_tick_handles_a_bounded_batch_and_says_when_more_is_due() {
+    let mut config = HordeConfig::default();
+    config.limits.max_tick_batch = 2;
+    let mut sim = Sim::with_config(config);
+    let ids: Vec<_> = (0..5).map(|_| sim.request(1)).collect();
+    let later = sim.now.plus_secs(1201);
+    let first = sim.horde.tick(later);
+    sim.store.apply(&first);
+    let expired = |sim: &Sim| {
+        ids.iter()
+            .filter(|id| !sim.horde.request(**id).unwrap().1.is_open())
+            .count()
+    };
+    assert_eq!(expired(&sim), 2);
+    assert!(sim.horde.next_deadline().is_some_and(|at| at <= later));
+    sim.now = later;
+    sim.advance(0);
+    assert_eq!(expired(&sim), 5);
 }

@@ -5,19 +5,31 @@ use super::*;
 impl Horde {
     /// Does what time makes due at `now`: jobs past their deadline go back to the queue (or
     /// fault their request), requests without progress for too long expire, closed requests
-    /// past retention are removed.
+    /// past retention are removed, workers that stopped checking in go offline.
+    ///
+    /// At most [`Limits::max_tick_batch`] items are handled per call, so that one call holds
+    /// a caller's lock for a bounded time; when more are due, [`Horde::next_deadline`] is
+    /// still at or before `now` and the caller calls again.
     #[must_use = "the events of tick must be persisted"]
     pub fn tick(&mut self, now: Timestamp) -> Vec<Event> {
         let mut events = Vec::new();
+        let mut budget = self.config.limits.max_tick_batch.max(1);
+        let mut spend = || {
+            if budget == 0 {
+                return false;
+            }
+            budget -= 1;
+            true
+        };
         while let Some(&(deadline, job)) = self.deadlines.first() {
-            if deadline > now {
+            if deadline > now || !spend() {
                 break;
             }
             self.deadlines.pop_first();
             self.abort_job(job, AbortReason::TimedOut, now, &mut events);
         }
         while let Some(&(at, id)) = self.expiries.first() {
-            if at > now {
+            if at > now || !spend() {
                 break;
             }
             self.expiries.pop_first();
@@ -31,7 +43,7 @@ impl Horde {
             self.close(id, Outcome::Expired, now, &mut events);
         }
         while let Some(&(at, id)) = self.removals.first() {
-            if at > now {
+            if at > now || !spend() {
                 break;
             }
             self.removals.pop_first();
@@ -42,6 +54,7 @@ impl Horde {
                 events.push(Event::RequestRemoved(id));
             }
         }
+        while spend() && self.online.expire_one(now) {}
         events
     }
 }

@@ -75,9 +75,11 @@ impl Horde {
         if let Some(info) = update.info {
             worker.info = info;
         }
+        let worker = worker.clone();
+        self.refresh_online(id);
         Ok(Applied {
             value: (),
-            events: vec![Event::WorkerChanged(worker.clone())],
+            events: vec![Event::WorkerChanged(worker)],
         })
     }
 }
