@@ -80,6 +80,7 @@ fn populated() -> (Horde, RequestId) {
         let policy = UserPolicy {
             concurrency: 1_000_000,
             trusted: false,
+            public_workers: false,
         };
         let _registered = horde.set_user(UserId(user), policy);
     }

@@ -41,6 +41,7 @@ fn populated() -> (Horde, RequestId) {
             UserPolicy {
                 concurrency: 1_000_000,
                 trusted: false,
+                public_workers: false,
             },
         );
         // Spread balances so the order is not just FIFO.

@@ -45,8 +45,8 @@ pub mod reward;
 mod worker;
 
 pub use horde::{
-    Applied, Assignment, EnqueueError, Event, Horde, HordeConfig, Limits, ModelStats, OverLimit,
-    PopError, PopQuery, PopResult, RequestStatus, Submission, SubmitError, SubmitState,
+    name_problem, Applied, Assignment, EnqueueError, Event, Horde, HordeConfig, Limits, ModelStats,
+    OverLimit, PopError, PopQuery, PopResult, RequestStatus, Submission, SubmitError, SubmitState,
     TransferError, UserPolicy, WorkerUpdate, WorkerUpdateError, TOKENS_PER_SEC_PER_THREAD,
 };
 pub use ids::{JobId, RequestId, Timestamp, UserId, WorkerId};

@@ -124,6 +124,7 @@ async fn fill_queue(state: &Driver, count: usize) {
                 let policy = UserPolicy {
                     concurrency: 1000,
                     trusted: false,
+                    public_workers: false,
                 };
                 txn.apply(|horde, _| Ok::<_, ApiError>(horde.set_user(row.id, policy)))?;
                 ids.push(row.id);

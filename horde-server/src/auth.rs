@@ -11,7 +11,7 @@ use base64::Engine;
 use horde_core::{Timestamp, UserId};
 use sha2::{Digest, Sha256};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Rc};
 use crate::store::UserRow;
 
 /// The shared anonymous key.
@@ -82,19 +82,14 @@ impl Users {
     /// Registers `alias` at `now`: returns the new row (to persist) and its API key, shown once.
     pub fn register(&mut self, alias: &str, now: Timestamp) -> Result<(UserRow, String), ApiError> {
         let alias = alias.trim();
-        if alias.is_empty() || alias.chars().count() > ALIAS_MAX || alias.contains('#') {
-            return Err(ApiError::invalid(
-                "InvalidUsername",
-                "username",
-                format!("the username must be 1 to {ALIAS_MAX} characters, without '#'"),
-            ));
+        let invalid = |message: String| ApiError::invalid(Rc::InvalidUsername, "username", message);
+        if let Some(reason) = horde_core::name_problem(alias) {
+            return Err(invalid(format!("the username {reason}")));
         }
-        if alias.chars().any(char::is_control) {
-            return Err(ApiError::invalid(
-                "InvalidUsername",
-                "username",
-                "the username must not contain control characters",
-            ));
+        if alias.chars().count() > ALIAS_MAX || alias.contains('#') {
+            return Err(invalid(format!(
+                "the username must be 1 to {ALIAS_MAX} characters, without '#'"
+            )));
         }
         let key = new_api_key()?;
         let row = UserRow {
@@ -163,5 +158,7 @@ mod tests {
         assert!(users.find_by_username("alice#999").is_none());
         assert!(users.register("a#b", Timestamp(0)).is_err());
         assert!(users.register("  ", Timestamp(0)).is_err());
+        assert!(users.register("ad\u{202E}nim", Timestamp(0)).is_err());
+        assert!(users.register("a\u{200B}lice", Timestamp(0)).is_err());
     }
 }

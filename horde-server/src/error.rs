@@ -14,6 +14,108 @@ use horde_core::{
 };
 use serde::Serialize;
 
+/// The `rc` of an error body: AI Horde's names where AI Horde has the case (horde-sdk lists
+/// them), ours where it does not (`RegistrationDisabled`, `IdempotencyKeyConflict`,
+/// `StorageFailure`, `TooManyConnections`, `RateLimited`, `InvalidIdempotencyKey`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[allow(missing_docs)]
+pub enum Rc {
+    BadRequest,
+    PayloadTooLarge,
+    RequestTimeout,
+    ValidationError,
+    MissingPrompt,
+    TokenOverflow,
+    InvalidUsername,
+    InvalidIdempotencyKey,
+    NoValidActions,
+    NoUserModSelected,
+    NoWorkerModSelected,
+    WorkerNameAlreadyExists,
+    TooLongWorkerName,
+    InvalidAPIKey,
+    AnonForbidden,
+    AnonForbiddenWorker,
+    WrongCredentials,
+    WorkerMaintenance,
+    NotAdmin,
+    RegistrationDisabled,
+    NotFound,
+    RequestNotFound,
+    UserNotFound,
+    WorkerNotFound,
+    InvalidJobID,
+    MethodNotAllowed,
+    TooManyPrompts,
+    RateLimited,
+    DuplicateGen,
+    AbortedGen,
+    InvalidKudosTransferAmount,
+    NegativeKudosTransfer,
+    KudosTransferToSelf,
+    KudosTransferFromAnon,
+    KudosTransferToAnon,
+    KudosTransferNotEnough,
+    IdempotencyKeyConflict,
+    StorageFailure,
+    TooManyConnections,
+    InternalError,
+}
+
+impl Rc {
+    /// The name clients see.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rc::BadRequest => "BadRequest",
+            Rc::PayloadTooLarge => "PayloadTooLarge",
+            Rc::RequestTimeout => "RequestTimeout",
+            Rc::ValidationError => "ValidationError",
+            Rc::MissingPrompt => "MissingPrompt",
+            Rc::TokenOverflow => "TokenOverflow",
+            Rc::InvalidUsername => "InvalidUsername",
+            Rc::InvalidIdempotencyKey => "InvalidIdempotencyKey",
+            Rc::NoValidActions => "NoValidActions",
+            Rc::NoUserModSelected => "NoUserModSelected",
+            Rc::NoWorkerModSelected => "NoWorkerModSelected",
+            Rc::WorkerNameAlreadyExists => "WorkerNameAlreadyExists",
+            Rc::TooLongWorkerName => "TooLongWorkerName",
+            Rc::InvalidAPIKey => "InvalidAPIKey",
+            Rc::AnonForbidden => "AnonForbidden",
+            Rc::AnonForbiddenWorker => "AnonForbiddenWorker",
+            Rc::WrongCredentials => "WrongCredentials",
+            Rc::WorkerMaintenance => "WorkerMaintenance",
+            Rc::NotAdmin => "NotAdmin",
+            Rc::RegistrationDisabled => "RegistrationDisabled",
+            Rc::NotFound => "NotFound",
+            Rc::RequestNotFound => "RequestNotFound",
+            Rc::UserNotFound => "UserNotFound",
+            Rc::WorkerNotFound => "WorkerNotFound",
+            Rc::InvalidJobID => "InvalidJobID",
+            Rc::MethodNotAllowed => "MethodNotAllowed",
+            Rc::TooManyPrompts => "TooManyPrompts",
+            Rc::RateLimited => "RateLimited",
+            Rc::DuplicateGen => "DuplicateGen",
+            Rc::AbortedGen => "AbortedGen",
+            Rc::InvalidKudosTransferAmount => "InvalidKudosTransferAmount",
+            Rc::NegativeKudosTransfer => "NegativeKudosTransfer",
+            Rc::KudosTransferToSelf => "KudosTransferToSelf",
+            Rc::KudosTransferFromAnon => "KudosTransferFromAnon",
+            Rc::KudosTransferToAnon => "KudosTransferToAnon",
+            Rc::KudosTransferNotEnough => "KudosTransferNotEnough",
+            Rc::IdempotencyKeyConflict => "IdempotencyKeyConflict",
+            Rc::StorageFailure => "StorageFailure",
+            Rc::TooManyConnections => "TooManyConnections",
+            Rc::InternalError => "InternalError",
+        }
+    }
+}
+
+impl std::fmt::Display for Rc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A failed API call.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -30,7 +132,7 @@ pub enum ApiError {
     #[error("{message}")]
     Validation {
         /// The rc code (AI Horde's name for the failure).
-        rc: &'static str,
+        rc: Rc,
         /// What is wrong.
         message: String,
         /// Field → message, when a field is to blame.
@@ -42,6 +144,9 @@ pub enum ApiError {
     /// Anonymous may not do this.
     #[error("{0}")]
     AnonForbidden(&'static str),
+    /// Anonymous may not run workers.
+    #[error("anonymous users cannot run workers: register and use your API key")]
+    AnonForbiddenWorker,
     /// The caller may not act on this resource.
     #[error("{0}")]
     WrongCredentials(&'static str),
@@ -58,7 +163,7 @@ pub enum ApiError {
     #[error("{message}")]
     NotFound {
         /// `RequestNotFound`, `UserNotFound`, `WorkerNotFound`, `InvalidJobID`, `NotFound`.
-        rc: &'static str,
+        rc: Rc,
         /// What was not found.
         message: String,
     },
@@ -69,7 +174,7 @@ pub enum ApiError {
     #[error("{message}")]
     TooMany {
         /// `TooManyPrompts` or `RateLimited`.
-        rc: &'static str,
+        rc: Rc,
         /// Details.
         message: String,
     },
@@ -95,7 +200,7 @@ pub enum ApiError {
 
 impl ApiError {
     /// A validation failure of one field.
-    pub fn invalid(rc: &'static str, field: &'static str, message: impl Into<String>) -> Self {
+    pub fn invalid(rc: Rc, field: &'static str, message: impl Into<String>) -> Self {
         ApiError::Validation {
             rc,
             message: message.into(),
@@ -104,7 +209,7 @@ impl ApiError {
     }
 
     /// A 404 with the given rc.
-    pub fn not_found(rc: &'static str, message: impl Into<String>) -> Self {
+    pub fn not_found(rc: Rc, message: impl Into<String>) -> Self {
         ApiError::NotFound {
             rc,
             message: message.into(),
@@ -117,26 +222,27 @@ impl ApiError {
     }
 
     /// The HTTP status and rc of this error: the one mapping in the server.
-    fn status_and_rc(&self) -> (StatusCode, &'static str) {
+    pub fn status_and_rc(&self) -> (StatusCode, Rc) {
         match self {
-            ApiError::BadJson(_) => (StatusCode::BAD_REQUEST, "BadRequest"),
-            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge"),
-            ApiError::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "RequestTimeout"),
-            ApiError::Validation { rc, .. } => (StatusCode::BAD_REQUEST, rc),
-            ApiError::InvalidApiKey => (StatusCode::UNAUTHORIZED, "InvalidAPIKey"),
-            ApiError::AnonForbidden(_) => (StatusCode::FORBIDDEN, "AnonForbidden"),
-            ApiError::WrongCredentials(_) => (StatusCode::FORBIDDEN, "WrongCredentials"),
-            ApiError::WorkerMaintenance => (StatusCode::FORBIDDEN, "WorkerMaintenance"),
-            ApiError::NotAdmin => (StatusCode::FORBIDDEN, "NotAdmin"),
-            ApiError::RegistrationDisabled => (StatusCode::FORBIDDEN, "RegistrationDisabled"),
-            ApiError::NotFound { rc, .. } => (StatusCode::NOT_FOUND, rc),
-            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
-            ApiError::TooMany { rc, .. } => (StatusCode::TOO_MANY_REQUESTS, rc),
-            ApiError::DuplicateGen => (StatusCode::BAD_REQUEST, "DuplicateGen"),
-            ApiError::AbortedGen => (StatusCode::BAD_REQUEST, "AbortedGen"),
-            ApiError::IdempotencyKeyConflict => (StatusCode::CONFLICT, "IdempotencyKeyConflict"),
-            ApiError::Storage => (StatusCode::SERVICE_UNAVAILABLE, "StorageFailure"),
-            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
+            ApiError::BadJson(_) => (StatusCode::BAD_REQUEST, Rc::BadRequest),
+            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, Rc::PayloadTooLarge),
+            ApiError::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, Rc::RequestTimeout),
+            ApiError::Validation { rc, .. } => (StatusCode::BAD_REQUEST, *rc),
+            ApiError::InvalidApiKey => (StatusCode::UNAUTHORIZED, Rc::InvalidAPIKey),
+            ApiError::AnonForbidden(_) => (StatusCode::FORBIDDEN, Rc::AnonForbidden),
+            ApiError::AnonForbiddenWorker => (StatusCode::FORBIDDEN, Rc::AnonForbiddenWorker),
+            ApiError::WrongCredentials(_) => (StatusCode::FORBIDDEN, Rc::WrongCredentials),
+            ApiError::WorkerMaintenance => (StatusCode::FORBIDDEN, Rc::WorkerMaintenance),
+            ApiError::NotAdmin => (StatusCode::FORBIDDEN, Rc::NotAdmin),
+            ApiError::RegistrationDisabled => (StatusCode::FORBIDDEN, Rc::RegistrationDisabled),
+            ApiError::NotFound { rc, .. } => (StatusCode::NOT_FOUND, *rc),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, Rc::MethodNotAllowed),
+            ApiError::TooMany { rc, .. } => (StatusCode::TOO_MANY_REQUESTS, *rc),
+            ApiError::DuplicateGen => (StatusCode::BAD_REQUEST, Rc::DuplicateGen),
+            ApiError::AbortedGen => (StatusCode::BAD_REQUEST, Rc::AbortedGen),
+            ApiError::IdempotencyKeyConflict => (StatusCode::CONFLICT, Rc::IdempotencyKeyConflict),
+            ApiError::Storage => (StatusCode::SERVICE_UNAVAILABLE, Rc::StorageFailure),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, Rc::InternalError),
         }
     }
 }
@@ -144,7 +250,7 @@ impl ApiError {
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     message: String,
-    rc: &'a str,
+    rc: Rc,
     #[serde(skip_serializing_if = "Option::is_none")]
     errors: Option<BTreeMap<&'a str, String>>,
 }
@@ -176,21 +282,21 @@ impl From<EnqueueError> for ApiError {
     fn from(e: EnqueueError) -> Self {
         let message = e.to_string();
         match e {
-            EnqueueError::EmptyPrompt => ApiError::invalid("MissingPrompt", "prompt", message),
+            EnqueueError::EmptyPrompt => ApiError::invalid(Rc::MissingPrompt, "prompt", message),
             EnqueueError::OutOfRange { field, .. } => {
-                ApiError::invalid("ValidationError", field, message)
+                ApiError::invalid(Rc::ValidationError, field, message)
             }
             EnqueueError::TokenOverflow => {
-                ApiError::invalid("TokenOverflow", "max_context_length", message)
+                ApiError::invalid(Rc::TokenOverflow, "max_context_length", message)
             }
             EnqueueError::TooManyPrompts { .. } => ApiError::TooMany {
-                rc: "TooManyPrompts",
+                rc: Rc::TooManyPrompts,
                 message,
             },
             EnqueueError::UnknownUser => ApiError::InvalidApiKey,
             EnqueueError::DuplicateId => ApiError::Internal(message),
             EnqueueError::OverLimit(limit) => {
-                ApiError::invalid("ValidationError", limit.field, message)
+                ApiError::invalid(Rc::ValidationError, limit.field, message)
             }
         }
     }
@@ -200,19 +306,19 @@ impl From<PopError> for ApiError {
     fn from(e: PopError) -> Self {
         let message = e.to_string();
         match e {
-            PopError::Anonymous => ApiError::AnonForbidden("anonymous users cannot run workers"),
+            PopError::Anonymous => ApiError::AnonForbiddenWorker,
             PopError::UnknownUser => ApiError::InvalidApiKey,
             PopError::WrongCredentials => {
                 ApiError::WrongCredentials("this worker name belongs to another user")
             }
             PopError::Maintenance => ApiError::WorkerMaintenance,
-            PopError::InvalidName => ApiError::invalid("ValidationError", "name", message),
-            PopError::NoModels => ApiError::invalid("ValidationError", "models", message),
+            PopError::InvalidName { .. } => ApiError::invalid(Rc::ValidationError, "name", message),
+            PopError::NoModels => ApiError::invalid(Rc::ValidationError, "models", message),
             PopError::OutOfRange { field, .. } => {
-                ApiError::invalid("ValidationError", field, message)
+                ApiError::invalid(Rc::ValidationError, field, message)
             }
             PopError::OverLimit(limit) => {
-                ApiError::invalid("ValidationError", limit.field, message)
+                ApiError::invalid(Rc::ValidationError, limit.field, message)
             }
         }
     }
@@ -221,7 +327,7 @@ impl From<PopError> for ApiError {
 impl From<SubmitError> for ApiError {
     fn from(e: SubmitError) -> Self {
         match e {
-            SubmitError::UnknownJob => ApiError::not_found("InvalidJobID", "no such job"),
+            SubmitError::UnknownJob => ApiError::not_found(Rc::InvalidJobID, "no such job"),
             SubmitError::WrongCredentials => {
                 ApiError::WrongCredentials("this job belongs to another user's worker")
             }
@@ -237,33 +343,38 @@ impl From<TransferError> for ApiError {
         let message = e.to_string();
         let amount = |rc| ApiError::invalid(rc, "amount", message.clone());
         match e {
-            TransferError::UnknownUser => ApiError::not_found("UserNotFound", "no such user"),
-            TransferError::Ledger(LedgerError::NotPositive) => amount("InvalidKudosTransferAmount"),
-            TransferError::Ledger(LedgerError::ToSelf) => amount("KudosTransferToSelf"),
-            TransferError::Ledger(LedgerError::FromAnonymous) => amount("KudosTransferFromAnon"),
-            TransferError::Ledger(LedgerError::ToAnonymous) => amount("KudosTransferToAnon"),
-            TransferError::Ledger(LedgerError::NotEnough { .. }) => {
-                amount("KudosTransferNotEnough")
+            TransferError::UnknownUser => ApiError::not_found(Rc::UserNotFound, "no such user"),
+            TransferError::Ledger(LedgerError::NotPositive) => {
+                amount(Rc::InvalidKudosTransferAmount)
             }
-            TransferError::Ledger(LedgerError::Overflow) => amount("InvalidKudosTransferAmount"),
+            TransferError::Ledger(LedgerError::ToSelf) => amount(Rc::KudosTransferToSelf),
+            TransferError::Ledger(LedgerError::FromAnonymous) => amount(Rc::KudosTransferFromAnon),
+            TransferError::Ledger(LedgerError::ToAnonymous) => amount(Rc::KudosTransferToAnon),
+            TransferError::Ledger(LedgerError::NotEnough { .. }) => {
+                amount(Rc::KudosTransferNotEnough)
+            }
+            TransferError::Ledger(LedgerError::Overflow) => amount(Rc::InvalidKudosTransferAmount),
         }
     }
 }
 
 impl From<WorkerUpdateError> for ApiError {
     fn from(e: WorkerUpdateError) -> Self {
-        match e {
+        match &e {
             WorkerUpdateError::UnknownWorker => {
-                ApiError::not_found("WorkerNotFound", "no such worker")
+                ApiError::not_found(Rc::WorkerNotFound, "no such worker")
             }
             WorkerUpdateError::WrongCredentials => {
                 ApiError::WrongCredentials("this worker belongs to another user")
             }
-            WorkerUpdateError::InvalidName => ApiError::invalid(
-                "WorkerNameTaken",
+            WorkerUpdateError::NameTaken => ApiError::invalid(
+                Rc::WorkerNameAlreadyExists,
                 "name",
-                "this worker name is taken or invalid",
+                "another worker already has this name",
             ),
+            WorkerUpdateError::InvalidName { .. } => {
+                ApiError::invalid(Rc::ValidationError, "name", e.to_string())
+            }
         }
     }
 }

@@ -28,6 +28,7 @@ pub mod http;
 pub mod stats;
 pub mod store;
 pub mod web;
+pub mod wire;
 
 pub use clock::Clock;
 pub use config::Config;

@@ -158,6 +158,8 @@ const MIGRATIONS: &[&str] = &[
      );",
     // 2: what a transfer under an idempotency key asked, to refuse a different body.
     "ALTER TABLE idempotency ADD COLUMN request TEXT NOT NULL DEFAULT '';",
+    // 3: whether a user shows themselves as the owner of their workers.
+    "ALTER TABLE users ADD COLUMN public_workers INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// Opens (creating and migrating if needed) the database at `path`.
@@ -405,8 +407,16 @@ fn apply_event(tx: &Transaction<'_>, event: &Event) -> Result<(), StoreError> {
             ])?;
         }
         Event::UserChanged { user, policy } => {
-            tx.prepare_cached("UPDATE users SET concurrency = ?2, trusted = ?3 WHERE id = ?1")?
-                .execute(params![user.0 as i64, policy.concurrency, policy.trusted])?;
+            tx.prepare_cached(
+                "UPDATE users SET concurrency = ?2, trusted = ?3, public_workers = ?4
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                user.0 as i64,
+                policy.concurrency,
+                policy.trusted,
+                policy.public_workers
+            ])?;
         }
         Event::WorkerChanged(worker) => {
             tx.prepare_cached("INSERT OR REPLACE INTO workers (id, data) VALUES (?1, ?2)")?
@@ -426,7 +436,7 @@ fn load(conn: &Connection, default_concurrency: u32) -> Result<Loaded, StoreErro
     let mut users = Vec::new();
     let mut stmt = conn.prepare(
         "SELECT id, alias, key_hash, created_at, concurrency, trusted, balance, accumulated,
-            gifted, received, awarded, uptime, admin FROM users",
+            gifted, received, awarded, uptime, admin, public_workers FROM users",
     )?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
@@ -440,6 +450,7 @@ fn load(conn: &Connection, default_concurrency: u32) -> Result<Loaded, StoreErro
         let policy = UserPolicy {
             concurrency: row.get(4)?,
             trusted: row.get(5)?,
+            public_workers: row.get(13)?,
         };
         let state = AccountState {
             balance: kudos(row.get(6)?),

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use crate::api::users::register_user;
 use crate::auth::username;
 use crate::driver::Driver;
-use crate::error::ApiError;
+use crate::error::{ApiError, Rc};
 
 /// Routes of the web pages.
 pub fn routes() -> Router<Driver> {
@@ -134,7 +134,7 @@ async fn register(
     let result = match form_data {
         Ok(Form(data)) => register_user(&state, ip, &data.username).await,
         Err(_) => Err(ApiError::invalid(
-            "InvalidUsername",
+            Rc::InvalidUsername,
             "username",
             "the form needs a username",
         )),

@@ -87,6 +87,40 @@ impl OverLimit {
     }
 }
 
+/// Why a name (a worker's or a user's) is refused, if it is: blank, or holding characters
+/// that hide or disguise text when shown (control characters, bidirectional overrides and
+/// isolates, zero-width characters), which would let one name pass for another.
+///
+/// ```
+/// use horde_core::name_problem;
+/// assert_eq!(name_problem("my-worker"), None);
+/// assert!(name_problem("   ").is_some());
+/// assert!(name_problem("evil\u{202E}rekrow").is_some());
+/// assert!(name_problem("a\u{200B}b").is_some());
+/// ```
+pub fn name_problem(name: &str) -> Option<&'static str> {
+    if name.trim().is_empty() {
+        return Some("must not be blank");
+    }
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(
+                c,
+                '\u{061C}'
+                    | '\u{180E}'
+                    | '\u{200B}'..='\u{200F}'
+                    | '\u{202A}'..='\u{202E}'
+                    | '\u{2060}'..='\u{2064}'
+                    | '\u{2066}'..='\u{2069}'
+                    | '\u{FEFF}'
+            )
+    };
+    if name.chars().any(hidden) {
+        return Some("must not contain control, bidirectional-override or zero-width characters");
+    }
+    None
+}
+
 /// Sorts and de-duplicates names in O(n log n), so that lookups can binary-search them.
 pub(crate) fn normalize_names(names: &mut Vec<std::sync::Arc<str>>) {
     names.sort_unstable();

@@ -81,6 +81,10 @@ pub struct UserPolicy {
     pub concurrency: u32,
     /// The user's workers count as trusted.
     pub trusted: bool,
+    /// The user shows themselves as the owner of their workers to everyone (AI Horde's
+    /// `public_workers`); otherwise only they and administrators see it.
+    #[serde(default)]
+    pub public_workers: bool,
 }
 
 /// A change the core made, for a binary to persist. Replaying the latest value of every
@@ -196,7 +200,7 @@ impl Backlog {
 ///
 /// let mut horde = Horde::new(HordeConfig::default());
 /// let volunteer = UserId(1);
-/// let _registered = horde.set_user(volunteer, UserPolicy { concurrency: 30, trusted: false });
+/// let _registered = horde.set_user(volunteer, UserPolicy { concurrency: 30, trusted: false, public_workers: false });
 /// let t0 = Timestamp::from_secs(1_000);
 ///
 /// let mut spec = RequestSpec::new(RequestId(Uuid::from_u128(1)), UserId::ANONYMOUS, "Once upon a time", t0);
@@ -237,6 +241,8 @@ pub struct Horde {
     /// that estimates and uptime awards do not parse every model name each time.
     worker_sizes: HashMap<WorkerId, f64>,
     online: Online,
+    /// Workers of each owner.
+    workers_by_owner: HashMap<UserId, Vec<WorkerId>>,
     worker_names: HashMap<String, WorkerId>,
     requests: HashMap<RequestId, RequestEntry>,
     jobs: HashMap<JobId, Job>,
@@ -295,6 +301,7 @@ impl Horde {
         let anonymous = UserPolicy {
             concurrency: config.default_concurrency,
             trusted: false,
+            public_workers: false,
         };
         let mut horde = Horde {
             queue: PriorityQueue::new(config.ageing_per_sec.milli()),
@@ -303,6 +310,7 @@ impl Horde {
             workers: HashMap::new(),
             worker_sizes: HashMap::new(),
             online: Online::default(),
+            workers_by_owner: HashMap::new(),
             worker_names: HashMap::new(),
             requests: HashMap::new(),
             jobs: HashMap::new(),
@@ -321,6 +329,11 @@ impl Horde {
             horde.worker_sizes.insert(worker.id, size);
             horde.worker_names.insert(worker.name.clone(), worker.id);
             let id = worker.id;
+            horde
+                .workers_by_owner
+                .entry(worker.owner)
+                .or_default()
+                .push(id);
             horde.workers.insert(id, worker);
             // Workers that went offline while the server was down leave at the first tick.
             horde.refresh_online(id);
@@ -397,6 +410,15 @@ impl Horde {
     /// A worker by name.
     pub fn worker_by_name(&self, name: &str) -> Option<&Worker> {
         self.workers.get(self.worker_names.get(name)?)
+    }
+
+    /// The workers of `owner`, in no particular order. O(workers of `owner`).
+    pub fn workers_of(&self, owner: UserId) -> impl Iterator<Item = &Worker> {
+        self.workers_by_owner
+            .get(&owner)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.workers.get(id))
     }
 
     /// All workers, in no particular order.
@@ -511,7 +533,7 @@ mod workers;
 
 pub use accounts::TransferError;
 pub use enqueue::EnqueueError;
-pub use limits::{Limits, OverLimit};
+pub use limits::{name_problem, Limits, OverLimit};
 pub use pop::{Assignment, PopError, PopQuery, PopResult};
 pub use status::{ModelStats, RequestStatus, TOKENS_PER_SEC_PER_THREAD};
 pub use submit::{Submission, SubmitError, SubmitState};

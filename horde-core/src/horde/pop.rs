@@ -42,9 +42,12 @@ pub enum PopError {
     /// The worker is in maintenance and its owner has nothing queued.
     #[error("the worker is in maintenance")]
     Maintenance,
-    /// The name is empty.
-    #[error("the worker name must not be blank")]
-    InvalidName,
+    /// The name is blank or holds hidden characters.
+    #[error("the worker name {reason}")]
+    InvalidName {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A list or text is over its limit.
     #[error(transparent)]
     OverLimit(#[from] OverLimit),
@@ -137,6 +140,10 @@ impl Horde {
         let worker_id = profile.id;
         if existing.is_none() {
             self.worker_names.insert(profile.name.clone(), worker_id);
+            self.workers_by_owner
+                .entry(profile.owner)
+                .or_default()
+                .push(worker_id);
         }
         self.workers.insert(worker_id, profile);
         self.check_in(worker_id, now, &mut events);
@@ -269,8 +276,8 @@ impl Horde {
             return Err(PopError::Anonymous);
         }
         let policy = *self.users.get(&query.owner).ok_or(PopError::UnknownUser)?;
-        if query.name.trim().is_empty() {
-            return Err(PopError::InvalidName);
+        if let Some(reason) = name_problem(&query.name) {
+            return Err(PopError::InvalidName { reason });
         }
         let limits = &self.config.limits;
         OverLimit::chars("name", &query.name, limits.max_worker_name_chars)?;

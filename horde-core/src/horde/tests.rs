@@ -106,6 +106,7 @@ impl Sim {
         let policy = UserPolicy {
             concurrency,
             trusted: false,
+            public_workers: false,
         };
         let applied = self.horde.set_user(user, policy);
         self.store.apply(&applied.events);
@@ -406,7 +407,14 @@ fn worker_names_belong_to_their_owner() {
             ..
         })
     ));
-    assert_eq!(sim.pop_with(sim.query(1, " ")), Err(PopError::InvalidName));
+    assert!(matches!(
+        sim.pop_with(sim.query(1, " ")),
+        Err(PopError::InvalidName { .. })
+    ));
+    assert!(matches!(
+        sim.pop_with(sim.query(1, "w\u{202E}x")),
+        Err(PopError::InvalidName { .. })
+    ));
 }
 
 #[test]
@@ -652,7 +660,7 @@ fn worker_rename_and_name_clashes() {
     };
     assert_eq!(
         sim.horde.update_worker(UserId(2), false, a, rename("b")),
-        Err(WorkerUpdateError::InvalidName)
+        Err(WorkerUpdateError::NameTaken)
     );
     let renamed = sim
         .horde

@@ -24,9 +24,15 @@ pub enum WorkerUpdateError {
     /// The caller neither owns the worker nor is an admin.
     #[error("this worker belongs to another user")]
     WrongCredentials,
-    /// The new name is taken or invalid.
-    #[error("this worker name is taken or invalid")]
-    InvalidName,
+    /// Another worker has the new name.
+    #[error("another worker is named so")]
+    NameTaken,
+    /// The new name is blank, too long, or holds hidden characters.
+    #[error("the worker name {reason}")]
+    InvalidName {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
 }
 
 impl Horde {
@@ -50,11 +56,17 @@ impl Horde {
                 .worker_names
                 .get(name)
                 .is_some_and(|other| *other != id);
-            if taken
-                || name.trim().is_empty()
-                || name.chars().count() > self.config.limits.max_worker_name_chars
-            {
-                return Err(WorkerUpdateError::InvalidName);
+            if let Some(reason) = name_problem(name) {
+                return Err(WorkerUpdateError::InvalidName { reason });
+            }
+            let max = self.config.limits.max_worker_name_chars;
+            if name.chars().count() > max {
+                return Err(WorkerUpdateError::InvalidName {
+                    reason: "is too long",
+                });
+            }
+            if taken {
+                return Err(WorkerUpdateError::NameTaken);
             }
         }
         let worker = self

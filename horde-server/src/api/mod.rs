@@ -9,7 +9,7 @@ use horde_core::UserId;
 use serde::de::DeserializeOwned;
 
 use crate::driver::Driver;
-use crate::error::ApiError;
+use crate::error::{ApiError, Rc};
 
 mod generate;
 mod status;
@@ -56,18 +56,40 @@ pub async fn refuse_after_failure(
 
 /// Unknown paths.
 pub async fn not_found() -> ApiError {
-    ApiError::not_found("NotFound", "no such endpoint")
+    ApiError::not_found(Rc::NotFound, "no such endpoint")
 }
 
 async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
 
-/// A JSON body parsed with serde, whose failures (malformed JSON, wrong types, missing fields,
-/// too large) become our `{"message", "rc"}` errors. The `Content-Type` is not checked: some
-/// bridges send none.
+/// A JSON body in both directions. As an extractor it parses with serde, and its failures
+/// (malformed JSON, wrong types, missing fields, too large, too slow) become our
+/// `{"message", "rc"}` errors; the `Content-Type` is not checked (some bridges send none). As
+/// a response it serialises a [`crate::wire`] type.
 #[derive(Debug)]
 pub struct Json<T>(pub T);
+
+impl<T: serde::Serialize> axum::response::IntoResponse for Json<T> {
+    fn into_response(self) -> axum::response::Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// A query string parsed with serde; failures become our `{"message", "rc"}` errors.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(query)| ApiQuery(query))
+            .map_err(|e| ApiError::BadJson(e.body_text()))
+    }
+}
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
@@ -140,6 +162,6 @@ impl FromRequestParts<Driver> for Registered {
 }
 
 /// Parses a UUID path segment, or answers 404 with `rc`.
-fn parse_uuid(text: &str, rc: &'static str) -> Result<uuid::Uuid, ApiError> {
+fn parse_uuid(text: &str, rc: Rc) -> Result<uuid::Uuid, ApiError> {
     uuid::Uuid::parse_str(text).map_err(|_| ApiError::not_found(rc, format!("no such id: {text}")))
 }

@@ -1,62 +1,59 @@
-//! Users and kudos: registration, find_user, users, admin changes, transfers.
+//! Users and kudos: registration, find_user, users, user changes, transfers.
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json as JsonBody};
+use axum::Extension;
 use horde_core::{Kudos, Timestamp, UserId, UserPolicy};
-use serde::Deserialize;
-use serde_json::{json, Value};
 
-use super::{Caller, Json, Registered};
+use super::{ApiQuery, Caller, Json, Registered};
 use crate::auth::username;
 use crate::driver::{Core, Driver, IdempotentAnswer};
-use crate::error::ApiError;
+use crate::error::{ApiError, Rc};
 use crate::store::{UserRow, Write};
+use crate::wire::{
+    Contribution, ModifyUser, RegisterRequest, Registered as RegisteredBody, TransferRequest,
+    Transferred, UserDetails, UserKudosDetails, UserRecords, UserUpdate, UsersQuery,
+};
 
 /// The public view of a user, as `find_user` and `users/{id}` answer.
-fn user_body(core: &Core, row: &UserRow, now: Timestamp) -> Value {
-    let account = core.horde().ledger().account(row.id);
-    let policy = core.horde().user(row.id).unwrap_or(UserPolicy {
+fn user_details(core: &Core, row: &UserRow, now: Timestamp) -> UserDetails {
+    let horde = core.horde();
+    let account = horde.ledger().account(row.id);
+    let policy = horde.user(row.id).unwrap_or(UserPolicy {
         concurrency: 0,
         trusted: false,
+        public_workers: false,
     });
     let d = account.details;
-    let workers: Vec<_> = core
-        .horde()
-        .workers()
-        .filter(|w| w.owner == row.id)
-        .collect();
-    let tokens: u64 = workers.iter().map(|w| w.tokens_generated).sum();
-    let fulfilled: u64 = workers.iter().map(|w| w.requests_fulfilled).sum();
-    json!({
-        "username": username(row),
-        "id": row.id.0,
-        "kudos": account.balance,
-        "kudos_details": {
-            "accumulated": d.accumulated,
-            "gifted": d.gifted,
-            "received": d.received,
-            "awarded": d.awarded,
-            "admin": d.admin,
-            "uptime": d.uptime,
+    let workers: Vec<_> = horde.workers_of(row.id).collect();
+    UserDetails {
+        username: username(row),
+        id: row.id.0,
+        kudos: account.balance,
+        kudos_details: UserKudosDetails {
+            accumulated: d.accumulated,
+            gifted: d.gifted,
+            received: d.received,
+            awarded: d.awarded,
+            admin: d.admin,
+            uptime: d.uptime,
         },
-        "concurrency": policy.concurrency,
-        "trusted": policy.trusted,
-        "worker_ids": workers.iter().map(|w| w.id.to_string()).collect::<Vec<_>>(),
-        "worker_count": workers.len(),
-        "records": {
-            "contribution": { "tokens": tokens, "fulfillments": fulfilled },
+        concurrency: policy.concurrency,
+        trusted: policy.trusted,
+        public_workers: policy.public_workers,
+        worker_ids: workers.iter().map(|w| w.id.to_string()).collect(),
+        worker_count: workers.len(),
+        records: UserRecords {
+            contribution: Contribution {
+                tokens: workers.iter().map(|w| w.tokens_generated).sum(),
+                fulfillments: workers.iter().map(|w| w.requests_fulfilled).sum(),
+            },
         },
-        "account_age": now.millis().saturating_sub(row.created_at) / 1000,
-    })
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct RegisterRequest {
-    username: String,
+        account_age: now.millis().saturating_sub(row.created_at) / 1000,
+    }
 }
 
 pub(crate) async fn register(
@@ -68,8 +65,12 @@ pub(crate) async fn register(
         addr.ip()
     });
     let (row, key) = register_user(&state, ip, &body.username).await?;
-    let body = json!({ "id": row.id.0, "username": username(&row), "api_key": key });
-    Ok((StatusCode::CREATED, JsonBody(body)).into_response())
+    let body = RegisteredBody {
+        id: row.id.0,
+        username: username(&row),
+        api_key: key,
+    };
+    Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
 /// Registers `alias` for a caller at `ip` (rate-limited per address) and commits the new
@@ -89,7 +90,7 @@ pub(crate) async fn register_user(
             let now = txn.now();
             if !txn.core_mut().allow_registration(ip, now, limit) {
                 return Err(ApiError::TooMany {
-                    rc: "RateLimited",
+                    rc: Rc::RateLimited,
                     message: "too many registrations from this address; try again in a minute"
                         .into(),
                 });
@@ -99,6 +100,7 @@ pub(crate) async fn register_user(
             let policy = UserPolicy {
                 concurrency,
                 trusted: false,
+                public_workers: false,
             };
             txn.apply(|horde, _| Ok::<_, ApiError>(horde.set_user(row.id, policy)))?;
             Ok((row, key))
@@ -109,40 +111,31 @@ pub(crate) async fn register_user(
 pub(crate) async fn find_user(
     State(state): State<Driver>,
     Caller(user): Caller,
-) -> Result<JsonBody<Value>, ApiError> {
-    state.read(|core, now| {
-        let row = core
-            .users
-            .get(user)
-            .ok_or_else(|| ApiError::not_found("UserNotFound", "no such user"))?;
-        Ok(JsonBody(user_body(core, row, now)))
-    })
+) -> Result<Json<UserDetails>, ApiError> {
+    one_user(&state, user)
 }
 
 pub(crate) async fn one(
     State(state): State<Driver>,
     Path(id): Path<String>,
-) -> Result<JsonBody<Value>, ApiError> {
-    let id = parse_user_id(&id)?;
+) -> Result<Json<UserDetails>, ApiError> {
+    one_user(&state, parse_user_id(&id)?)
+}
+
+fn one_user(state: &Driver, id: UserId) -> Result<Json<UserDetails>, ApiError> {
     state.read(|core, now| {
         let row = core
             .users
             .get(id)
-            .ok_or_else(|| ApiError::not_found("UserNotFound", "no such user"))?;
-        Ok(JsonBody(user_body(core, row, now)))
+            .ok_or_else(|| ApiError::not_found(Rc::UserNotFound, "no such user"))?;
+        Ok(Json(user_details(core, row, now)))
     })
 }
 
 fn parse_user_id(text: &str) -> Result<UserId, ApiError> {
     text.parse()
         .map(UserId)
-        .map_err(|_| ApiError::not_found("UserNotFound", format!("no such user: {text}")))
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct ListQuery {
-    page: Option<u32>,
-    sort: Option<String>,
+        .map_err(|_| ApiError::not_found(Rc::UserNotFound, format!("no such user: {text}")))
 }
 
 /// Users per page of `GET /users`.
@@ -150,106 +143,100 @@ const PAGE_SIZE: usize = 25;
 
 pub(crate) async fn list(
     State(state): State<Driver>,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<JsonBody<Value>, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::BadJson(e.body_text()))?;
+    ApiQuery(query): ApiQuery<UsersQuery>,
+) -> Result<Json<Vec<UserDetails>>, ApiError> {
     let page = query.page.unwrap_or(1).max(1) as usize;
     let by_age = match query.sort.as_deref() {
         None | Some("kudos") => false,
         Some("age") => true,
         Some(other) => {
             return Err(ApiError::invalid(
-                "ValidationError",
+                Rc::ValidationError,
                 "sort",
                 format!("sort must be kudos or age, not {other}"),
             ))
         }
     };
-    state.read(|core, now| {
-        let mut rows: Vec<&UserRow> = core.users.iter().collect();
-        if by_age {
-            rows.sort_by_key(|r| (r.created_at, r.id));
-        } else {
-            let ledger = core.horde().ledger();
-            rows.sort_by_key(|r| (std::cmp::Reverse(ledger.balance(r.id)), r.id));
-        }
-        let users: Vec<Value> = rows
-            .into_iter()
-            .skip((page - 1) * PAGE_SIZE)
-            .take(PAGE_SIZE)
-            .map(|row| user_body(core, row, now))
-            .collect();
-        Ok(JsonBody(Value::Array(users)))
-    })
+    // Copy the sort keys under the lock and sort outside it.
+    let mut keys: Vec<(i64, u64, UserId)> = state.read(|core, _| {
+        let ledger = core.horde().ledger();
+        core.users
+            .iter()
+            .map(|r| (-ledger.balance(r.id).milli(), r.created_at, r.id))
+            .collect()
+    });
+    if by_age {
+        keys.sort_unstable_by_key(|&(_, created, id)| (created, id));
+    } else {
+        keys.sort_unstable_by_key(|&(balance, _, id)| (balance, id));
+    }
+    let wanted: Vec<UserId> = keys
+        .into_iter()
+        .skip((page - 1) * PAGE_SIZE)
+        .take(PAGE_SIZE)
+        .map(|(_, _, id)| id)
+        .collect();
+    Ok(Json(state.read(|core, now| {
+        wanted
+            .iter()
+            .filter_map(|id| core.users.get(*id))
+            .map(|row| user_details(core, row, now))
+            .collect()
+    })))
 }
 
-/// `PUT /users/{id}` (admins): add kudos, change trust or concurrency.
-#[derive(Debug, Deserialize)]
-pub(crate) struct UserUpdate {
-    kudos: Option<Kudos>,
-    trusted: Option<bool>,
-    concurrency: Option<u32>,
-}
-
-/// Answers AI Horde's `ModifyUser` shape: the new values of what changed.
+/// `PUT /users/{id}`: administrators change kudos, trust and concurrency of anyone; a user
+/// changes their own `public_workers`. Answers AI Horde's `ModifyUser` shape.
 pub(crate) async fn update(
     State(state): State<Driver>,
     Registered(caller): Registered,
     Path(id): Path<String>,
     Json(body): Json<UserUpdate>,
-) -> Result<JsonBody<Value>, ApiError> {
-    if !state.is_admin(caller) {
-        return Err(ApiError::NotAdmin);
-    }
+) -> Result<Json<ModifyUser>, ApiError> {
     let id = parse_user_id(&id)?;
-    if body.kudos.is_none() && body.trusted.is_none() && body.concurrency.is_none() {
+    let admin_fields = body.kudos.is_some() || body.trusted.is_some() || body.concurrency.is_some();
+    if !admin_fields && body.public_workers.is_none() {
         return Err(ApiError::invalid(
-            "NoValidActions",
+            Rc::NoUserModSelected,
             "kudos",
-            "nothing to change: send kudos, trusted or concurrency",
+            "nothing to change: send kudos, trusted, concurrency or public_workers",
         ));
+    }
+    let is_admin = state.is_admin(caller);
+    if (admin_fields || caller != id) && !is_admin {
+        return Err(ApiError::NotAdmin);
     }
     if body.concurrency.is_some_and(|c| c > 500) {
         return Err(ApiError::invalid(
-            "ValidationError",
+            Rc::ValidationError,
             "concurrency",
             "concurrency must be at most 500",
         ));
     }
     state
         .change(|txn| {
-            let not_found = || ApiError::not_found("UserNotFound", "no such user");
+            let not_found = || ApiError::not_found(Rc::UserNotFound, "no such user");
             txn.core().users.get(id).ok_or_else(not_found)?;
             let old = txn.core().horde().user(id).ok_or_else(not_found)?;
-            let mut answer = serde_json::Map::new();
+            let mut answer = ModifyUser::default();
             if let Some(delta) = body.kudos {
                 txn.apply(|horde, now| horde.admin_adjust(now, id, delta))?;
-                let balance = txn.core().horde().ledger().balance(id);
-                answer.insert("new_kudos".into(), json!(balance));
+                answer.new_kudos = Some(txn.core().horde().ledger().balance(id));
             }
-            if body.trusted.is_some() || body.concurrency.is_some() {
-                let policy = UserPolicy {
-                    trusted: body.trusted.unwrap_or(old.trusted),
-                    concurrency: body.concurrency.unwrap_or(old.concurrency),
-                };
+            let policy = UserPolicy {
+                trusted: body.trusted.unwrap_or(old.trusted),
+                concurrency: body.concurrency.unwrap_or(old.concurrency),
+                public_workers: body.public_workers.unwrap_or(old.public_workers),
+            };
+            if policy != old {
                 txn.apply(|horde, _| Ok::<_, ApiError>(horde.set_user(id, policy)))?;
-                if body.trusted.is_some() {
-                    answer.insert("trusted".into(), json!(policy.trusted));
-                }
-                if body.concurrency.is_some() {
-                    answer.insert("concurrency".into(), json!(policy.concurrency));
-                }
             }
-            Ok(JsonBody(Value::Object(answer)))
+            answer.trusted = body.trusted;
+            answer.concurrency = body.concurrency;
+            answer.public_workers = body.public_workers;
+            Ok(Json(answer))
         })
         .await
-}
-
-/// `POST /kudos/transfer`.
-#[derive(Debug, Deserialize)]
-pub(crate) struct TransferRequest {
-    username: String,
-    amount: Value,
 }
 
 pub(crate) async fn transfer(
@@ -257,23 +244,23 @@ pub(crate) async fn transfer(
     Caller(from): Caller,
     headers: HeaderMap,
     Json(body): Json<TransferRequest>,
-) -> Result<JsonBody<Value>, ApiError> {
+) -> Result<Json<Transferred>, ApiError> {
     let amount_error = |rc, message: &str| ApiError::invalid(rc, "amount", message);
     let amount = match &body.amount {
-        Value::Number(n) => n
+        serde_json::Value::Number(n) => n
             .as_f64()
             .and_then(Kudos::from_f64)
-            .ok_or_else(|| amount_error("InvalidKudosTransferAmount", "amount out of range"))?,
+            .ok_or_else(|| amount_error(Rc::InvalidKudosTransferAmount, "amount out of range"))?,
         _ => {
             return Err(amount_error(
-                "InvalidKudosTransferAmount",
+                Rc::InvalidKudosTransferAmount,
                 "amount must be a number",
             ))
         }
     };
     if amount.is_negative() {
         return Err(amount_error(
-            "NegativeKudosTransfer",
+            Rc::NegativeKudosTransfer,
             "cannot transfer a negative amount",
         ));
     }
@@ -284,7 +271,7 @@ pub(crate) async fn transfer(
         .change(|txn| {
             if from.is_anonymous() {
                 return Err(amount_error(
-                    "KudosTransferFromAnon",
+                    Rc::KudosTransferFromAnon,
                     "anonymous users cannot transfer kudos",
                 ));
             }
@@ -296,7 +283,7 @@ pub(crate) async fn transfer(
                     }
                     let body = serde_json::from_str(&previous.response)
                         .map_err(|e| ApiError::Internal(e.to_string()))?;
-                    return Ok(JsonBody(body));
+                    return Ok(Json(body));
                 }
             }
             let to = txn
@@ -305,14 +292,17 @@ pub(crate) async fn transfer(
                 .find_by_username(&body.username)
                 .map(|u| u.id)
                 .ok_or_else(|| {
-                    ApiError::not_found("UserNotFound", format!("no user {}", body.username))
+                    ApiError::not_found(Rc::UserNotFound, format!("no user {}", body.username))
                 })?;
             let posting = txn.apply(|horde, now| horde.transfer(now, from, to, amount))?;
-            let response = json!({ "transferred": posting.amount });
+            let response = Transferred {
+                transferred: posting.amount,
+            };
             if let Some(key) = idempotency_key {
                 let answer = IdempotentAnswer {
                     request,
-                    response: response.to_string(),
+                    response: serde_json::to_string(&response)
+                        .map_err(|e| ApiError::Internal(e.to_string()))?,
                 };
                 txn.write(Write::Idempotency {
                     user: from,
@@ -322,7 +312,7 @@ pub(crate) async fn transfer(
                 });
                 txn.core_mut().idempotency.insert((from, key), answer);
             }
-            Ok(JsonBody(response))
+            Ok(Json(response))
         })
         .await
 }
@@ -337,7 +327,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         return Ok(None);
     };
     let invalid =
-        |message: String| ApiError::invalid("InvalidIdempotencyKey", "Idempotency-Key", message);
+        |message: String| ApiError::invalid(Rc::InvalidIdempotencyKey, "Idempotency-Key", message);
     let key = value
         .to_str()
         .map_err(|_| invalid("the Idempotency-Key header must be visible ASCII".into()))?

@@ -1,148 +1,171 @@
 //! Workers: list, by id, by name, and owner changes.
 
-use axum::extract::{Path, Query, State};
-use axum::Json as JsonBody;
-use horde_core::{Timestamp, Worker, WorkerId, WorkerUpdate};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use axum::extract::{Path, State};
+use horde_core::{UserId, Worker, WorkerId, WorkerUpdate};
 
-use super::{parse_uuid, Caller, Json, Registered};
+use super::{parse_uuid, ApiQuery, Caller, Json, Registered};
 use crate::auth::username;
 use crate::driver::{Core, Driver};
-use crate::error::ApiError;
+use crate::error::{ApiError, Rc};
+use crate::wire::{
+    ModifyWorker, TypeQuery, WorkerDetails, WorkerKudosDetails, WorkerUpdateRequest,
+};
 
-fn worker_body(
-    core: &Core,
-    worker: &Worker,
-    now: Timestamp,
-    viewer: Option<horde_core::UserId>,
-) -> Value {
-    let timeout = core.horde().config().economy.online_timeout_secs;
+/// A worker as `viewer` may see it: its owner is shown to the owner and administrators, and
+/// to everyone when the owner made their workers public.
+fn worker_details(core: &Core, worker: &Worker, viewer: Viewer) -> WorkerDetails {
+    let horde = core.horde();
+    let now = viewer.now;
+    let timeout = horde.config().economy.online_timeout_secs;
     let uptime_secs = worker.uptime_ms / 1000;
     let performance = if uptime_secs > 0 {
         worker.tokens_generated as f64 / uptime_secs as f64
     } else {
         0.0
     };
-    let mut body = json!({
-        "id": worker.id.to_string(),
-        "name": worker.name,
-        "type": "text",
-        "online": worker.is_online(now, timeout),
-        "models": worker.models.iter().map(|m| &**m).collect::<Vec<_>>(),
-        "max_length": worker.max_length,
-        "max_context_length": worker.max_context_length,
-        "uptime": uptime_secs,
-        "requests_fulfilled": worker.requests_fulfilled,
-        "kudos_rewards": worker.kudos_rewards(),
-        "kudos_details": {
-            "generated": worker.kudos_generated,
-            "uptime": worker.kudos_uptime,
+    let privileged = viewer.user == worker.owner || viewer.admin;
+    let public = horde
+        .user(worker.owner)
+        .is_some_and(|policy| policy.public_workers);
+    let owner = (privileged || public)
+        .then(|| core.users.get(worker.owner).map(username))
+        .flatten();
+    WorkerDetails {
+        id: worker.id.to_string(),
+        name: worker.name.clone(),
+        kind: "text",
+        online: worker.is_online(now, timeout),
+        models: worker.models.clone(),
+        max_length: worker.max_length,
+        max_context_length: worker.max_context_length,
+        uptime: uptime_secs,
+        requests_fulfilled: worker.requests_fulfilled,
+        kudos_rewards: worker.kudos_rewards(),
+        kudos_details: WorkerKudosDetails {
+            generated: worker.kudos_generated,
+            uptime: worker.kudos_uptime.milli() / 1000,
         },
-        "performance": format!("{performance:.1} tokens per second"),
-        "maintenance_mode": worker.maintenance,
-        "trusted": worker.trusted,
-        "nsfw": worker.nsfw,
-        "bridge_agent": worker.bridge_agent,
-        "threads": worker.threads,
-        "info": worker.info,
-    });
-    if viewer == Some(worker.owner) {
-        if let Some(owner) = core.users.get(worker.owner) {
-            body["owner"] = json!(username(owner));
-        }
-        body["maintenance_msg"] = json!(worker.maintenance_msg);
+        performance: format!("{performance:.1} tokens per second"),
+        maintenance_mode: worker.maintenance,
+        trusted: worker.trusted,
+        nsfw: worker.nsfw,
+        bridge_agent: worker.bridge_agent.clone(),
+        threads: worker.threads,
+        info: worker.info.clone(),
+        owner,
+        maintenance_msg: privileged.then(|| worker.maintenance_msg.clone()),
     }
-    body
 }
 
-#[derive(Debug, Deserialize)]
-pub(crate) struct ListQuery {
-    #[serde(rename = "type")]
-    kind: Option<String>,
+/// Who is looking, and when.
+#[derive(Debug, Clone, Copy)]
+struct Viewer {
+    user: UserId,
+    admin: bool,
+    now: horde_core::Timestamp,
 }
 
 pub(crate) async fn list(
     State(state): State<Driver>,
-    Caller(viewer): Caller,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<JsonBody<Value>, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::BadJson(e.body_text()))?;
+    Caller(user): Caller,
+    ApiQuery(query): ApiQuery<TypeQuery>,
+) -> Result<Json<Vec<WorkerDetails>>, ApiError> {
     if query.kind.as_deref().is_some_and(|k| k != "text") {
-        return Ok(JsonBody(json!([])));
+        return Ok(Json(Vec::new()));
     }
-    state.read(|core, now| {
-        let mut workers: Vec<&Worker> = core.horde().workers().collect();
-        workers.sort_by(|a, b| a.name.cmp(&b.name));
-        let list = workers
-            .into_iter()
-            .map(|w| worker_body(core, w, now, Some(viewer)))
-            .collect();
-        Ok(JsonBody(Value::Array(list)))
-    })
+    let admin = state.is_admin(user);
+    let mut list: Vec<WorkerDetails> = state.read(|core, now| {
+        let viewer = Viewer { user, admin, now };
+        core.horde()
+            .workers()
+            .map(|w| worker_details(core, w, viewer))
+            .collect()
+    });
+    list.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+    Ok(Json(list))
 }
 
 pub(crate) async fn one(
     State(state): State<Driver>,
-    Caller(viewer): Caller,
+    Caller(user): Caller,
     Path(id): Path<String>,
-) -> Result<JsonBody<Value>, ApiError> {
-    let id = WorkerId(parse_uuid(&id, "WorkerNotFound")?);
+) -> Result<Json<WorkerDetails>, ApiError> {
+    let id = WorkerId(parse_uuid(&id, Rc::WorkerNotFound)?);
+    let admin = state.is_admin(user);
     state.read(|core, now| {
         let worker = core
             .horde()
             .worker(id)
-            .ok_or_else(|| ApiError::not_found("WorkerNotFound", "no such worker"))?;
-        Ok(JsonBody(worker_body(core, worker, now, Some(viewer))))
+            .ok_or_else(|| ApiError::not_found(Rc::WorkerNotFound, "no such worker"))?;
+        Ok(Json(worker_details(
+            core,
+            worker,
+            Viewer { user, admin, now },
+        )))
     })
 }
 
 pub(crate) async fn by_name(
     State(state): State<Driver>,
-    Caller(viewer): Caller,
+    Caller(user): Caller,
     Path(name): Path<String>,
-) -> Result<JsonBody<Value>, ApiError> {
+) -> Result<Json<WorkerDetails>, ApiError> {
+    let admin = state.is_admin(user);
     state.read(|core, now| {
         let worker = core
             .horde()
             .worker_by_name(&name)
-            .ok_or_else(|| ApiError::not_found("WorkerNotFound", "no such worker"))?;
-        Ok(JsonBody(worker_body(core, worker, now, Some(viewer))))
+            .ok_or_else(|| ApiError::not_found(Rc::WorkerNotFound, "no such worker"))?;
+        Ok(Json(worker_details(
+            core,
+            worker,
+            Viewer { user, admin, now },
+        )))
     })
-}
-
-/// `PUT /workers/{id}`.
-#[derive(Debug, Deserialize)]
-pub(crate) struct UpdateRequest {
-    maintenance: Option<bool>,
-    maintenance_msg: Option<String>,
-    info: Option<String>,
-    name: Option<String>,
 }
 
 /// Longest `info` / `maintenance_msg` accepted.
 const TEXT_MAX: usize = 1000;
 
+/// `PUT /workers/{id}` (owner or admin): answers AI Horde's `ModifyWorker` shape, the new
+/// values of what changed.
 pub(crate) async fn update(
     State(state): State<Driver>,
     Registered(caller): Registered,
     Path(id): Path<String>,
-    Json(body): Json<UpdateRequest>,
-) -> Result<JsonBody<Value>, ApiError> {
-    let id = WorkerId(parse_uuid(&id, "WorkerNotFound")?);
+    Json(body): Json<WorkerUpdateRequest>,
+) -> Result<Json<ModifyWorker>, ApiError> {
+    let id = WorkerId(parse_uuid(&id, Rc::WorkerNotFound)?);
+    if body.maintenance.is_none()
+        && body.maintenance_msg.is_none()
+        && body.info.is_none()
+        && body.name.is_none()
+    {
+        return Err(ApiError::invalid(
+            Rc::NoWorkerModSelected,
+            "maintenance",
+            "nothing to change: send maintenance, maintenance_msg, info or name",
+        ));
+    }
     for (field, text) in [
         ("info", &body.info),
         ("maintenance_msg", &body.maintenance_msg),
     ] {
         if text.as_ref().is_some_and(|t| t.chars().count() > TEXT_MAX) {
             return Err(ApiError::invalid(
-                "ValidationError",
+                Rc::ValidationError,
                 field,
                 format!("{field} must be at most {TEXT_MAX} characters"),
             ));
         }
     }
     let as_admin = state.is_admin(caller);
+    let answer = ModifyWorker {
+        maintenance: body.maintenance,
+        maintenance_msg: body.maintenance_msg.clone(),
+        info: body.info.clone(),
+        name: body.name.clone(),
+    };
     let update = WorkerUpdate {
         maintenance: body.maintenance,
         maintenance_msg: body.maintenance_msg,
@@ -152,17 +175,7 @@ pub(crate) async fn update(
     state
         .change(|txn| {
             txn.apply(|horde, _| horde.update_worker(caller, as_admin, id, update))?;
-            let worker = txn
-                .core()
-                .horde()
-                .worker(id)
-                .ok_or_else(|| ApiError::not_found("WorkerNotFound", "no such worker"))?;
-            Ok(JsonBody(worker_body(
-                txn.core(),
-                worker,
-                txn.now(),
-                Some(caller),
-            )))
+            Ok(Json(answer))
         })
         .await
 }

@@ -167,8 +167,89 @@ async fn anonymous_requests_and_empty_pops() {
             .post("/generate/text/pop", Some("0000000000"), pop_body("anon"))
             .await,
         StatusCode::FORBIDDEN,
-        "AnonForbidden",
+        "AnonForbiddenWorker",
     );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_wire_keeps_integers_and_checks_metadata() {
+    let server = TestServer::start().await;
+    let (_, key) = server.register("w").await;
+    // KoboldAI Lite sends integers; some clients send 100.0: the worker gets integers.
+    let (status, body) = server
+        .post(
+            "/generate/text/async",
+            None,
+            json!({
+                "prompt": "integers",
+                "params": { "top_k": 100.0, "rep_pen_range": 1024, "sampler_order": [6, 0, 1.0],
+                            "temperature": 0.7, "unknown_field": 1 },
+                "models": [MODEL]
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    let response = server
+        .client
+        .post(format!("{}/generate/text/pop", server.base))
+        .header("apikey", &key)
+        .json(&pop_body("w"))
+        .send()
+        .await
+        .unwrap();
+    let text = response.text().await.unwrap();
+    assert!(text.contains("\"top_k\":100,"), "{text}");
+    assert!(text.contains("\"rep_pen_range\":1024"), "{text}");
+    assert!(text.contains("\"sampler_order\":[6,0,1]"), "{text}");
+    assert!(!text.contains("unknown_field"), "{text}");
+    let job: Value = serde_json::from_str(&text).unwrap();
+    // A fractional top_k is refused.
+    let (status, _) = server
+        .post(
+            "/generate/text/async",
+            None,
+            json!({ "prompt": "x", "params": { "top_k": 1.5 } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // gen_metadata must be AI Horde's kind, or horde-sdk cannot parse the status.
+    let job_id = job["id"].as_str().unwrap();
+    let bad = server
+        .post(
+            "/generate/text/submit",
+            Some(&key),
+            json!({ "id": job_id, "generation": "x", "gen_metadata": [{ "type": "evil", "value": 1 }] }),
+        )
+        .await;
+    assert_error(&bad, StatusCode::BAD_REQUEST, "BadRequest");
+    let bad = server
+        .post(
+            "/generate/text/submit",
+            Some(&key),
+            json!({ "id": job_id, "generation": "x", "gen_metadata": {"not": "a list"} }),
+        )
+        .await;
+    assert_error(&bad, StatusCode::BAD_REQUEST, "BadRequest");
+    let metadata = json!([{ "type": "censorship", "value": "csam", "ref": "r1" }]);
+    let (status, _) = server
+        .post(
+            "/generate/text/submit",
+            Some(&key),
+            json!({ "id": job_id, "generation": "x", "state": "censored", "gen_metadata": metadata }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, status) = server
+        .get(&format!("/generate/text/status/{id}"), None)
+        .await;
+    let generation = &status["generations"][0];
+    assert_eq!(generation["gen_metadata"], metadata);
+    // No seed was reported: the contract's integer, 0.
+    assert_eq!(generation["seed"], 0);
+    assert_eq!(generation["state"], "censored");
     server.stop().await;
 }
 
@@ -402,6 +483,36 @@ async fn workers_ownership_and_maintenance() {
     assert_eq!(by_name["id"], id.as_str());
     let (_, own_view) = server.get(&format!("/workers/{id}"), Some(&bob_key)).await;
     assert_eq!(own_view["owner"], format!("bob#{bob}"));
+    // Others do not see the owner, until the owner makes their workers public.
+    assert!(by_name.get("owner").is_none(), "{by_name}");
+    let (_, eve_view) = server.get(&format!("/workers/{id}"), Some(&eve_key)).await;
+    assert!(eve_view.get("owner").is_none(), "{eve_view}");
+    let (status, public) = server
+        .call(
+            Method::PUT,
+            &format!("/users/{bob}"),
+            Some(&bob_key),
+            Some(json!({ "public_workers": true })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{public}");
+    assert_eq!(public, json!({ "public_workers": true }));
+    let (_, eve_view) = server.get(&format!("/workers/{id}"), Some(&eve_key)).await;
+    assert_eq!(eve_view["owner"], format!("bob#{bob}"));
+    assert!(eve_view.get("maintenance_msg").is_none(), "{eve_view}");
+    // Nobody else sets it for bob, and bob sets nothing else without being an admin.
+    assert_error(
+        &server
+            .call(
+                Method::PUT,
+                &format!("/users/{bob}"),
+                Some(&eve_key),
+                Some(json!({ "public_workers": false })),
+            )
+            .await,
+        StatusCode::FORBIDDEN,
+        "NotAdmin",
+    );
     assert_error(
         &server.get("/workers/name/nobody", None).await,
         StatusCode::NOT_FOUND,
@@ -425,8 +536,45 @@ async fn workers_ownership_and_maintenance() {
     );
     let (status, updated) = put(&bob_key, json!({ "maintenance": true, "info": "my GPU" })).await;
     assert_eq!(status, StatusCode::OK, "{updated}");
-    assert_eq!(updated["maintenance_mode"], true);
-    assert_eq!(updated["info"], "my GPU");
+    // AI Horde's ModifyWorker shape: what changed.
+    assert_eq!(updated, json!({ "maintenance": true, "info": "my GPU" }));
+    let (_, shown) = server.get(&format!("/workers/{id}"), None).await;
+    assert_eq!(shown["maintenance_mode"], true);
+    assert_eq!(shown["info"], "my GPU");
+    assert_error(
+        &put(&bob_key, json!({})).await,
+        StatusCode::BAD_REQUEST,
+        "NoWorkerModSelected",
+    );
+    // Renames: taken names, blanks and hidden characters each say why.
+    server
+        .post("/generate/text/pop", Some(&bob_key), pop_body("bobs-other"))
+        .await;
+    assert_error(
+        &put(&bob_key, json!({ "name": "bobs-other" })).await,
+        StatusCode::BAD_REQUEST,
+        "WorkerNameAlreadyExists",
+    );
+    let blank = put(&bob_key, json!({ "name": "   " })).await;
+    assert_error(&blank, StatusCode::BAD_REQUEST, "ValidationError");
+    assert!(blank.1["message"].as_str().unwrap().contains("blank"));
+    let hidden = put(&bob_key, json!({ "name": "bob\u{202e}s" })).await;
+    assert_error(&hidden, StatusCode::BAD_REQUEST, "ValidationError");
+    assert!(hidden.1["message"]
+        .as_str()
+        .unwrap()
+        .contains("bidirectional"));
+    assert_error(
+        &server
+            .post(
+                "/generate/text/pop",
+                Some(&bob_key),
+                pop_body("zero\u{200b}width"),
+            )
+            .await,
+        StatusCode::BAD_REQUEST,
+        "ValidationError",
+    );
     request(&server, Some(&eve_key), "eve's prompt").await;
     assert_error(
         &server
@@ -490,7 +638,7 @@ async fn transfers_follow_the_rules_and_idempotency_keys() {
             )
             .await,
         StatusCode::BAD_REQUEST,
-        "NoValidActions",
+        "NoUserModSelected",
     );
 
     let transfer = |amount: Value, to: String, key: Option<String>| {

@@ -1,0 +1,577 @@
+//! The typed wire: every request and response body of the API, as serde types in one place.
+//!
+//! Handlers parse requests into these types and answer with them; nothing builds JSON by
+//! hand. Field names and types follow AI Horde's v2 API (its OpenAPI description is the
+//! contract; the deliberate differences are listed in docs/api.md). Response structs hold
+//! plain data copied out of the core, so they are serialised after the core lock is released.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use horde_core::Kudos;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+// ---------------------------------------------------------------------------------------------
+// Requests
+
+/// `POST /generate/text/async`.
+#[derive(Debug, Deserialize)]
+pub struct AsyncRequest {
+    /// The prompt (required, non-empty).
+    pub prompt: Option<String>,
+    /// Generation parameters.
+    pub params: Option<ParamsIn>,
+    /// Acceptable models; empty or absent: any.
+    pub models: Option<Vec<String>>,
+    /// Allowed (or, with `worker_blacklist`, refused) worker ids.
+    pub workers: Option<Vec<Uuid>>,
+    /// Treat `workers` as a deny-list.
+    pub worker_blacklist: Option<bool>,
+    /// Only trusted workers.
+    pub trusted_workers: Option<bool>,
+    /// NSFW request.
+    pub nsfw: Option<bool>,
+    /// Only estimate the cost.
+    pub dry_run: Option<bool>,
+}
+
+/// `params` of a generation request: what the core needs, plus the sampler and format fields
+/// passed to the worker. Unknown keys are dropped (KoboldAI rejects them).
+#[derive(Debug, Default, Deserialize)]
+pub struct ParamsIn {
+    /// Generations wanted, 1–20.
+    pub n: Option<u32>,
+    /// Tokens to generate.
+    pub max_length: Option<u32>,
+    /// Tokens of context.
+    pub max_context_length: Option<u32>,
+    /// Sampler and format fields.
+    #[serde(flatten)]
+    pub samplers: Samplers,
+}
+
+/// The KoboldAI generate fields a client may set, passed through to the worker. Fields that
+/// AI Horde declares as integers are integers here, so they reach the worker as `100`, not
+/// `100.0` (older KoboldCpp refuses floats there); a client's `100.0` is accepted as `100`.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize, Serialize)]
+#[allow(missing_docs)]
+pub struct Samplers {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f64>,
+    #[serde(
+        default,
+        deserialize_with = "integer",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub top_k: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_a: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub typical: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tfs: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_p: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rep_pen: Option<f64>,
+    #[serde(
+        default,
+        deserialize_with = "integer",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub rep_pen_range: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rep_pen_slope: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dynatemp_range: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dynatemp_exponent: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smoothing_factor: Option<f64>,
+    #[serde(
+        default,
+        deserialize_with = "integers",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub sampler_order: Option<Vec<u32>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_sequence: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub singleline: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frmttriminc: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frmtrmblln: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frmtrmspch: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frmtadsnsp: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub use_default_badwordsids: Option<bool>,
+}
+
+/// A whole number given as `100` or `100.0`.
+fn whole(value: f64) -> Option<u32> {
+    (value.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&value)).then_some(value as u32)
+}
+
+fn integer<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
+    let value = Option::<f64>::deserialize(deserializer)?;
+    value
+        .map(|v| whole(v).ok_or_else(|| serde::de::Error::custom("expected a whole number")))
+        .transpose()
+}
+
+fn integers<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<u32>>, D::Error> {
+    let values = Option::<Vec<f64>>::deserialize(deserializer)?;
+    values
+        .map(|list| {
+            list.into_iter()
+                .map(|v| whole(v).ok_or_else(|| serde::de::Error::custom("expected whole numbers")))
+                .collect()
+        })
+        .transpose()
+}
+
+/// `POST /generate/text/pop`. Optional fields may be `null` (older bridges send them so).
+#[derive(Debug, Deserialize)]
+pub struct PopRequest {
+    /// The worker's unique name.
+    pub name: String,
+    /// Models it serves.
+    pub models: Option<Vec<String>>,
+    /// Most tokens it generates. Default 512.
+    pub max_length: Option<u32>,
+    /// Most context it accepts. Default 2048.
+    pub max_context_length: Option<u32>,
+    /// `alias#id` of users it serves first.
+    pub priority_usernames: Option<Vec<String>>,
+    /// Accepts NSFW requests.
+    pub nsfw: Option<bool>,
+    /// Parallel jobs.
+    pub threads: Option<u32>,
+    /// Jobs to take at once.
+    pub amount: Option<u32>,
+    /// `name:version:url` of the bridge.
+    pub bridge_agent: Option<String>,
+}
+
+/// `POST /generate/text/submit`.
+#[derive(Debug, Deserialize)]
+pub struct SubmitRequest {
+    /// The job id.
+    pub id: Uuid,
+    /// The generated text.
+    pub generation: Option<String>,
+    /// `ok`, `censored` or `faulted`.
+    pub state: Option<horde_core::SubmitState>,
+    /// The seed the backend used (a number or numeric text).
+    pub seed: Option<Value>,
+    /// Metadata entries, as AI Horde's `GenerationMetadataKobold`.
+    pub gen_metadata: Option<Vec<GenMetadata>>,
+}
+
+/// One entry of a generation's metadata: AI Horde defines one kind for text, a
+/// `censorship` entry whose value is `csam`. Anything else is refused on submit, since
+/// horde-sdk would fail to parse the requester's status.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenMetadata {
+    /// `censorship`.
+    #[serde(rename = "type")]
+    pub kind: MetadataType,
+    /// `csam`.
+    pub value: MetadataValue,
+    /// An optional reference, at most 255 characters.
+    #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+}
+
+/// The `type` of a metadata entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetadataType {
+    /// The worker censored the generation.
+    Censorship,
+}
+
+/// The `value` of a metadata entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetadataValue {
+    /// Why it was censored.
+    Csam,
+}
+
+/// `POST /register`.
+#[derive(Debug, Deserialize)]
+pub struct RegisterRequest {
+    /// The alias wanted.
+    pub username: String,
+}
+
+/// `PUT /users/{id}`: admins change kudos, trust and concurrency; a user changes their own
+/// `public_workers`.
+#[derive(Debug, Deserialize)]
+pub struct UserUpdate {
+    /// Kudos to add (negative: remove).
+    pub kudos: Option<Kudos>,
+    /// Trusted status.
+    pub trusted: Option<bool>,
+    /// Open generations allowed, 0–500.
+    pub concurrency: Option<u32>,
+    /// Show the owner on the user's workers to everyone.
+    pub public_workers: Option<bool>,
+}
+
+/// `POST /kudos/transfer`.
+#[derive(Debug, Deserialize)]
+pub struct TransferRequest {
+    /// The receiver, `alias#id`.
+    pub username: String,
+    /// A positive number of kudos.
+    pub amount: Value,
+}
+
+/// `PUT /workers/{id}`.
+#[derive(Debug, Deserialize)]
+pub struct WorkerUpdateRequest {
+    /// Enter or leave maintenance.
+    pub maintenance: Option<bool>,
+    /// The maintenance message.
+    pub maintenance_msg: Option<String>,
+    /// Free text shown on the worker.
+    pub info: Option<String>,
+    /// A new unique name.
+    pub name: Option<String>,
+}
+
+/// `?page=N&sort=kudos|age` of `GET /users`.
+#[derive(Debug, Deserialize)]
+pub struct UsersQuery {
+    /// Page, from 1.
+    pub page: Option<u32>,
+    /// `kudos` (default) or `age`.
+    pub sort: Option<String>,
+}
+
+/// `?type=text|image` of `GET /workers` and `GET /status/models`.
+#[derive(Debug, Deserialize)]
+pub struct TypeQuery {
+    /// `text` (default) or `image`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Responses
+
+/// `GET /status/heartbeat`.
+#[derive(Debug, Serialize)]
+pub struct Heartbeat {
+    /// `OK`.
+    pub message: &'static str,
+    /// The server's version.
+    pub version: &'static str,
+}
+
+/// One entry of `GET /status/models`.
+#[derive(Debug, Serialize)]
+pub struct ModelStatus {
+    /// The model name.
+    pub name: Arc<str>,
+    /// Online workers serving it.
+    pub count: u32,
+    /// Estimated tokens per second.
+    pub performance: u64,
+    /// Tokens waiting.
+    pub queued: u64,
+    /// Generations waiting or processing.
+    pub jobs: u64,
+    /// Estimated seconds to clear the queue.
+    pub eta: u64,
+    /// `text`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+}
+
+/// `GET /status/performance`.
+#[derive(Debug, Serialize)]
+#[allow(missing_docs)]
+pub struct Performance {
+    pub queued_text_requests: u64,
+    pub text_worker_count: u64,
+    pub text_thread_count: u64,
+    pub queued_tokens: u64,
+    pub past_minute_tokens: u64,
+    /// Image figures: always 0 on a text horde.
+    pub queued_requests: u64,
+    pub worker_count: u64,
+    pub thread_count: u64,
+}
+
+/// Requests and tokens of one period of `GET /stats/text/totals`.
+#[derive(Debug, Serialize)]
+#[allow(missing_docs)]
+pub struct Period {
+    pub requests: u64,
+    pub tokens: u64,
+}
+
+/// `GET /stats/text/totals`.
+#[derive(Debug, Serialize)]
+#[allow(missing_docs)]
+pub struct Totals {
+    pub minute: Period,
+    pub hour: Period,
+    pub day: Period,
+    pub month: Period,
+    pub total: Period,
+}
+
+/// `POST /generate/text/async` (202).
+#[derive(Debug, Serialize)]
+pub struct AsyncAccepted {
+    /// The request id.
+    pub id: String,
+    /// The estimated cost.
+    pub kudos: Kudos,
+    /// Set when no online worker can serve the request now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<&'static str>,
+}
+
+/// `POST /generate/text/async` with `dry_run`.
+#[derive(Debug, Serialize)]
+pub struct Estimate {
+    /// The estimated cost.
+    pub kudos: Kudos,
+}
+
+/// `GET` (and `DELETE`) `/generate/text/status/{id}`.
+#[derive(Debug, Serialize)]
+#[allow(missing_docs)]
+pub struct RequestStatus {
+    pub finished: u32,
+    pub processing: u32,
+    pub restarted: u32,
+    pub waiting: u32,
+    pub done: bool,
+    pub faulted: bool,
+    pub is_possible: bool,
+    pub wait_time: u64,
+    pub queue_position: u64,
+    pub kudos: Kudos,
+    pub generations: Vec<GenerationOut>,
+}
+
+/// A finished generation in a status.
+#[derive(Debug, Serialize)]
+#[allow(missing_docs)]
+pub struct GenerationOut {
+    /// The job id (our addition; clients ignore it).
+    pub id: String,
+    pub text: String,
+    /// The seed, or 0 when the worker reported none (the contract says integer).
+    pub seed: i64,
+    pub worker_id: String,
+    pub worker_name: String,
+    pub model: Arc<str>,
+    /// `ok` or `censored`.
+    pub state: &'static str,
+    pub gen_metadata: Vec<GenMetadata>,
+}
+
+/// `POST /generate/text/pop`: a job, or nothing and why.
+#[derive(Debug, Serialize)]
+pub struct PopAnswer {
+    /// What to send to the backend (`{}` when there is no job).
+    pub payload: PayloadField,
+    /// The first job id, or `null`.
+    pub id: Option<String>,
+    /// All job ids handed out.
+    pub ids: Vec<String>,
+    /// The model to use.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<Arc<str>>,
+    /// Always `null` (soft prompts are not supported).
+    pub softprompt: Option<String>,
+    /// Seconds until the job times out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u64>,
+    /// Waiting requests skipped, by reason (empty with a job).
+    pub skipped: BTreeMap<&'static str, u64>,
+}
+
+/// A pop's `payload`: the job's, or `{}`.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum PayloadField {
+    /// There is a job.
+    Job(Payload),
+    /// There is none: `{}`.
+    Empty(Empty),
+}
+
+/// Serialises as `{}`.
+#[derive(Debug, Serialize)]
+pub struct Empty {}
+
+/// A job's payload: only KoboldAI generate fields (real bridges forward it verbatim).
+#[derive(Debug, Serialize)]
+pub struct Payload {
+    /// The prompt.
+    pub prompt: Arc<str>,
+    /// Always 1: each job is one generation.
+    pub n: u32,
+    /// Tokens to generate.
+    pub max_length: u32,
+    /// Tokens of context.
+    pub max_context_length: u32,
+    /// The client's sampler and format fields.
+    #[serde(flatten)]
+    pub samplers: Samplers,
+}
+
+/// `POST /generate/text/submit`.
+#[derive(Debug, Serialize)]
+pub struct Reward {
+    /// Kudos earned.
+    pub reward: Kudos,
+}
+
+/// `POST /register` (201).
+#[derive(Debug, Serialize)]
+pub struct Registered {
+    /// The user id.
+    pub id: u64,
+    /// `alias#id`.
+    pub username: String,
+    /// The API key, shown once.
+    pub api_key: String,
+}
+
+/// `GET /find_user`, `GET /users`, `GET /users/{id}`.
+#[derive(Debug, Serialize)]
+#[allow(missing_docs)]
+pub struct UserDetails {
+    pub username: String,
+    pub id: u64,
+    pub kudos: Kudos,
+    pub kudos_details: UserKudosDetails,
+    pub concurrency: u32,
+    pub trusted: bool,
+    pub public_workers: bool,
+    pub worker_ids: Vec<String>,
+    pub worker_count: usize,
+    pub records: UserRecords,
+    /// Seconds since registration.
+    pub account_age: u64,
+}
+
+/// Where a user's kudos came from.
+#[derive(Debug, Serialize)]
+#[allow(missing_docs)]
+pub struct UserKudosDetails {
+    pub accumulated: Kudos,
+    pub gifted: Kudos,
+    pub received: Kudos,
+    pub awarded: Kudos,
+    pub admin: Kudos,
+    pub uptime: Kudos,
+}
+
+/// A user's records.
+#[derive(Debug, Serialize)]
+pub struct UserRecords {
+    /// What their workers produced.
+    pub contribution: Contribution,
+}
+
+/// What a user's workers produced.
+#[derive(Debug, Serialize)]
+#[allow(missing_docs)]
+pub struct Contribution {
+    pub tokens: u64,
+    pub fulfillments: u64,
+}
+
+/// `PUT /users/{id}`: AI Horde's `ModifyUser`, the new values of what changed.
+#[derive(Debug, Default, Serialize)]
+#[allow(missing_docs)]
+pub struct ModifyUser {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_kudos: Option<Kudos>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trusted: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_workers: Option<bool>,
+}
+
+/// `POST /kudos/transfer`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Transferred {
+    /// Kudos moved.
+    pub transferred: Kudos,
+}
+
+/// `GET /workers`, `GET /workers/{id}`, `GET /workers/name/{name}`.
+#[derive(Debug, Serialize)]
+#[allow(missing_docs)]
+pub struct WorkerDetails {
+    pub id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub online: bool,
+    pub models: Vec<Arc<str>>,
+    pub max_length: u32,
+    pub max_context_length: u32,
+    /// Seconds online.
+    pub uptime: u64,
+    pub requests_fulfilled: u64,
+    pub kudos_rewards: Kudos,
+    pub kudos_details: WorkerKudosDetails,
+    pub performance: String,
+    pub maintenance_mode: bool,
+    pub trusted: bool,
+    pub nsfw: bool,
+    pub bridge_agent: String,
+    pub threads: u32,
+    pub info: String,
+    /// Shown to the owner and admins, or to everyone when the owner's workers are public.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Shown to the owner and admins.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maintenance_msg: Option<String>,
+}
+
+/// Kudos a worker earned.
+#[derive(Debug, Serialize)]
+pub struct WorkerKudosDetails {
+    /// From generations.
+    pub generated: Kudos,
+    /// From uptime, in whole kudos (the contract says integer).
+    pub uptime: i64,
+}
+
+/// `PUT /workers/{id}`: AI Horde's `ModifyWorker`, the new values of what changed.
+#[derive(Debug, Default, Serialize)]
+#[allow(missing_docs)]
+pub struct ModifyWorker {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maintenance_msg: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub info: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
