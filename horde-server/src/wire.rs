@@ -412,7 +412,7 @@ pub struct PopAnswer {
 #[serde(untagged)]
 pub enum PayloadField {
     /// There is a job.
-    Job(Payload),
+    Job(Box<Payload>),
     /// There is none: `{}`.
     Empty(Empty),
 }

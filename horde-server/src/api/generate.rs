@@ -241,13 +241,13 @@ pub(crate) async fn pop(
     let spec = &first.request;
     let samplers: Samplers = serde_json::from_str(&spec.passthrough).unwrap_or_default();
     Ok(Json(PopAnswer {
-        payload: PayloadField::Job(Payload {
+        payload: PayloadField::Job(Box::new(Payload {
             prompt: spec.prompt.clone(),
             n: 1,
             max_length: spec.params.max_length,
             max_context_length: spec.params.max_context_length,
             samplers,
-        }),
+        })),
         id: Some(first.job.to_string()),
         ids: result
             .assignments
