@@ -9,7 +9,22 @@ import sys
 from horde_sdk import RequestErrorResponse
 from horde_sdk.ai_horde_api.ai_horde_clients import AIHordeAPIManualClient
 from horde_sdk.ai_horde_api.apimodels import (
+    AIHordeHeartbeatRequest,
+    AIHordeHeartbeatResponse,
+    AllWorkersDetailsRequest,
+    AllWorkersDetailsResponse,
+    FindUserRequest,
+    HordePerformanceRequest,
+    HordePerformanceResponse,
+    HordeStatusModelsAllRequest,
+    HordeStatusModelsAllResponse,
     ModelGenerationInputKobold,
+    ModifyWorkerRequest,
+    ModifyWorkerResponse,
+    SingleUserDetailsRequest,
+    SingleWorkerDetailsRequest,
+    SingleWorkerDetailsResponse,
+    UserDetailsResponse,
     TextGenerateAsyncRequest,
     TextGenerateAsyncResponse,
     TextGenerateJobPopRequest,
@@ -91,6 +106,34 @@ def main() -> None:
     assert done.generations[0].text == " a self-hosted horde written in Rust.", done.generations
     assert done.generations[0].worker_name == "sdk-worker", done.generations
     print(f"done: text={done.generations[0].text!r} kudos={done.kudos}")
+
+    # The other answers a client or a worker reads, parsed by the SDK's models.
+    call(client, AIHordeHeartbeatRequest(), AIHordeHeartbeatResponse)
+    perf = call(client, HordePerformanceRequest(), HordePerformanceResponse)
+    assert perf.text_worker_count == 1, perf
+    # horde-sdk 0.18 sends type=image whatever type_ says, so only the shape is checked here
+    # (the HTTP tests check the content).
+    call(client, HordeStatusModelsAllRequest(type_="text"), HordeStatusModelsAllResponse)
+    me = call(client, FindUserRequest(apikey=worker_key), UserDetailsResponse)
+    assert me.kudos > 0, me
+    someone = call(client, SingleUserDetailsRequest(user_id=str(me.id_)), UserDetailsResponse)
+    assert someone.username == me.username, someone
+    # As with models, the SDK asks for type=image: only the shape is checked.
+    call(client, AllWorkersDetailsRequest(apikey=worker_key), AllWorkersDetailsResponse)
+    worker_id = me.worker_ids[0]
+    one = call(
+        client,
+        SingleWorkerDetailsRequest(apikey=worker_key, worker_id=worker_id),
+        SingleWorkerDetailsResponse,
+    )
+    assert one.name == "sdk-worker", one
+    changed = call(
+        client,
+        ModifyWorkerRequest(apikey=worker_key, worker_id=worker_id, info="runs in a test"),
+        ModifyWorkerResponse,
+    )
+    assert changed.info == "runs in a test", changed
+    print("others: heartbeat, performance, models, find_user, users/{id}, workers, modify worker")
     print("sdk cycle: ok")
 
 
