@@ -22,7 +22,7 @@ pub enum ContextBasis {
 
 /// The economy's constants. `Default` gives AI Horde's current values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct EconomyConfig {
     /// Model size (billions of parameters) assumed when the name states none. Default `2.7`:
     /// deliberately small, so that hiding the size never pays more than stating it.

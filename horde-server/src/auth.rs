@@ -97,6 +97,7 @@ impl Users {
             alias: alias.to_owned(),
             key_hash: Some(hash_key(&self.secret, &key)),
             created_at: now.millis(),
+            is_admin: false,
         };
         self.insert(row.clone());
         Ok((row, key))

@@ -1,44 +1,151 @@
-//! `Config`: how the server runs (database, registration, administrators, core rules).
+//! `Config`: how the server runs — listen address, database, registration, administrators,
+//! proxies, connection limits and every rule of the core — and reading it from a TOML file.
+//!
+//! Precedence: command-line flags, then environment variables, then the file, then the
+//! defaults. `horde-server --print-config` prints the effective configuration in the file's
+//! format, so a full file can start from it. Unknown keys are an error, so a typo does not
+//! silently leave a default in place.
 
-use std::path::PathBuf;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 
 use horde_core::HordeConfig;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
 
 use crate::http::HttpConfig;
 
-/// How the server runs. `Default` is what `horde-server` with no arguments uses, except for
-/// the listen address, which the binary fills in.
-#[derive(Debug, Clone)]
+/// How the server runs. `Default` is what `horde-server` with no arguments uses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
+    /// Address to listen on. Default `127.0.0.1:7001`.
+    pub listen: SocketAddr,
     /// The SQLite database file. Default `horde.sqlite`.
     pub db: PathBuf,
-    /// Most pages (of 4 KiB) the database may grow to; `None` (the default) is no cap. At the
+    /// Most pages (of 4 KiB) the database may grow to; absent (the default) is no cap. At the
     /// cap, commits fail and the server stops as when the disk is full (see
     /// docs/operations.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_db_pages: Option<u32>,
     /// Whether `POST /api/v2/register` is open. Default true.
     pub registration: bool,
     /// Registrations allowed per IP address per minute. Default 10.
     pub registrations_per_minute: u32,
-    /// Administrators as `alias#id` usernames (from `--admins`). Both parts must match a
-    /// user: a typo in the id does not make someone else an administrator.
+    /// Administrators as `alias#id` usernames (besides those made with `create-admin`). Both
+    /// parts must match a user: a typo in the id does not make someone else an administrator.
     pub admins: Vec<String>,
-    /// Core rules and limits.
-    pub horde: HordeConfig,
+    /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For` header is believed
+    /// for the client's address (used by rate limits). Default none: the peer's address.
+    pub trusted_proxies: Vec<IpNet>,
     /// Connection limits and timeouts.
     pub http: HttpConfig,
+    /// Core rules and limits.
+    pub horde: HordeConfig,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7001)),
             db: PathBuf::from("horde.sqlite"),
             max_db_pages: None,
             registration: true,
             registrations_per_minute: 10,
             admins: Vec::new(),
-            horde: HordeConfig::default(),
+            trusted_proxies: Vec::new(),
             http: HttpConfig::default(),
+            horde: HordeConfig::default(),
         }
+    }
+}
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for a configuration (unknown keys included).
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the line.
+        message: String,
+    },
+    /// A setting's value is not acceptable.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads a configuration file; keys it does not set keep their defaults.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// The configuration as TOML, in the file's format.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
+    }
+
+    /// Checks the values no type can check.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for admin in &self.admins {
+            let valid = admin
+                .rsplit_once('#')
+                .is_some_and(|(alias, id)| !alias.is_empty() && id.parse::<u64>().is_ok());
+            if !valid {
+                return Err(ConfigError::Invalid(format!(
+                    "admin {admin:?} is not alias#id"
+                )));
+            }
+        }
+        if self.http.max_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "http.max_connections must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Returns true if and only if `peer` is one of the trusted proxies.
+    pub fn is_trusted_proxy(&self, peer: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|net| net.contains(&peer))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_print_and_read_back_and_unknown_keys_are_errors() {
+        let printed = Config::default().to_toml();
+        let read: Config = toml::from_str(&printed).expect("printed config parses");
+        assert_eq!(read, Config::default());
+        assert!(printed.contains("[horde.economy]"), "{printed}");
+        assert!(printed.contains("[horde.limits]"), "{printed}");
+        let typo = toml::from_str::<Config>("registration_per_minute = 3");
+        assert!(typo.is_err());
+        let nested = toml::from_str::<Config>("[horde.economy]\ncontext_basis = \"prompt\"\n")
+            .expect("economy settings");
+        assert_eq!(
+            nested.horde.economy.context_basis,
+            horde_core::ContextBasis::Prompt
+        );
     }
 }

@@ -34,7 +34,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::stats::Stats;
-use crate::store::{Store, StoreError, Write};
+use crate::store::{Store, StoreError, UserRow, Write};
 
 /// A transfer answered earlier under an `Idempotency-Key`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -275,16 +275,39 @@ impl Driver {
         result
     }
 
-    /// Returns true if and only if `user` is an administrator.
+    /// Returns true if and only if `user` is an administrator: made by `create-admin`, or
+    /// named (alias and id) in the configuration's `admins`.
     pub fn is_admin(&self, user: UserId) -> bool {
         !user.is_anonymous()
             && self.read(|core, _| {
-                self.shared.config.admins.iter().any(|name| {
-                    core.users
-                        .find_by_username(name)
-                        .is_some_and(|u| u.id == user)
-                })
+                core.users.get(user).is_some_and(|row| row.is_admin)
+                    || self.shared.config.admins.iter().any(|name| {
+                        core.users
+                            .find_by_username(name)
+                            .is_some_and(|u| u.id == user)
+                    })
             })
+    }
+
+    /// Registers `alias` as an administrator and commits it; returns the user and the API key,
+    /// to be shown once. For `horde-server create-admin`, on a database no server is using.
+    pub async fn create_admin(&self, alias: &str) -> Result<(UserRow, String), ApiError> {
+        let concurrency = self.config().horde.default_concurrency;
+        self.change(|txn| {
+            let now = txn.now();
+            let (mut row, key) = txn.core_mut().users.register(alias, now)?;
+            row.is_admin = true;
+            txn.core_mut().users.insert(row.clone());
+            txn.write(Write::User(row.clone()));
+            let policy = horde_core::UserPolicy {
+                concurrency,
+                trusted: true,
+                public_workers: false,
+            };
+            txn.apply(|horde, _| Ok::<_, ApiError>(horde.set_user(row.id, policy)))?;
+            Ok((row, key))
+        })
+        .await
     }
 
     /// Returns true if and only if a commit has failed (the driver refuses all changes).

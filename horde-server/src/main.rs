@@ -1,47 +1,121 @@
-//! `horde-server`: command line, logging, signals. Everything else is in the library.
+//! `horde-server`: command line, configuration file, logging, signals. Everything else is in
+//! the library.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use horde_server::config::ConfigError;
 use horde_server::{serve, Clock, Config, Driver};
+use ipnet::IpNet;
 use tokio::net::TcpListener;
 
 /// A horde server speaking the AI Horde v2 text API.
+///
+/// Settings come from flags, then environment variables, then the `--config` file, then the
+/// defaults; `--print-config` shows the result.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// Address to listen on.
-    #[arg(long, env = "HORDE_LISTEN", default_value = "127.0.0.1:7001")]
-    listen: SocketAddr,
-    /// SQLite database file (created and migrated on first start).
-    #[arg(long, env = "HORDE_DB", default_value = "horde.sqlite")]
-    db: PathBuf,
+    /// A TOML configuration file (every setting; see `--print-config`).
+    #[arg(long, env = "HORDE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Print the effective configuration as TOML and exit.
+    #[arg(long)]
+    print_config: bool,
+    /// Address to listen on [default: 127.0.0.1:7001].
+    #[arg(long, env = "HORDE_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// SQLite database file, created and migrated on first start [default: horde.sqlite].
+    #[arg(long, env = "HORDE_DB")]
+    db: Option<PathBuf>,
     /// Turn off `POST /api/v2/register` (also HORDE_REGISTRATION=off).
     #[arg(long)]
     no_registration: bool,
-    /// Registrations allowed per IP address per minute.
-    #[arg(long, env = "HORDE_REGISTRATIONS_PER_MINUTE", default_value_t = 10)]
-    registrations_per_minute: u32,
-    /// Administrators, as `alias#id` separated by commas.
+    /// Registrations allowed per IP address per minute [default: 10].
+    #[arg(long, env = "HORDE_REGISTRATIONS_PER_MINUTE")]
+    registrations_per_minute: Option<u32>,
+    /// Administrators, as `alias#id` separated by commas (`create-admin` is the safer way).
     #[arg(long, env = "HORDE_ADMINS", value_delimiter = ',')]
-    admins: Vec<String>,
+    admins: Option<Vec<String>>,
+    /// Reverse proxies (addresses or CIDR ranges, comma-separated) whose X-Forwarded-For is
+    /// believed for rate limits.
+    #[arg(long, env = "HORDE_TRUSTED_PROXY", value_delimiter = ',')]
+    trusted_proxy: Option<Vec<String>>,
     /// Cap the database at this many 4 KiB pages. At the cap, commits fail and the server
     /// stops as it does when the disk is full (exit status 1), keeping everything acknowledged.
     #[arg(long, env = "HORDE_MAX_DB_PAGES")]
     max_db_pages: Option<u32>,
+    #[command(subcommand)]
+    command: Option<Command>,
 }
 
-fn parse_admin(text: &str) -> Result<String, String> {
-    let text = text.trim();
-    let (alias, id) = text
-        .rsplit_once('#')
-        .ok_or_else(|| format!("admin {text:?} is not alias#id"))?;
-    if alias.is_empty() || id.parse::<u64>().is_err() {
-        return Err(format!("admin {text:?} is not alias#id"));
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create an administrator on the database and print their API key once. Run it with the
+    /// server stopped (it refuses a database in use): nobody can take the name first.
+    CreateAdmin {
+        /// The administrator's alias.
+        name: String,
+    },
+}
+
+/// Builds the effective configuration: defaults, then the file, then env and flags.
+fn configure(args: &Args) -> Result<Config, ConfigError> {
+    let mut config = match &args.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    if let Some(listen) = args.listen {
+        config.listen = listen;
     }
-    Ok(text.to_owned())
+    if let Some(db) = &args.db {
+        config.db = db.clone();
+    }
+    let registration_env_off = std::env::var("HORDE_REGISTRATION").is_ok_and(|v| {
+        matches!(
+            v.to_ascii_lowercase().as_str(),
+            "off" | "0" | "false" | "no"
+        )
+    });
+    if args.no_registration || registration_env_off {
+        config.registration = false;
+    }
+    if let Some(n) = args.registrations_per_minute {
+        config.registrations_per_minute = n;
+    }
+    if let Some(admins) = &args.admins {
+        config.admins = admins
+            .iter()
+            .map(|a| a.trim().to_owned())
+            .filter(|a| !a.is_empty())
+            .collect();
+    }
+    if let Some(proxies) = &args.trusted_proxy {
+        config.trusted_proxies = proxies
+            .iter()
+            .map(|p| p.trim())
+            .filter(|p| !p.is_empty())
+            .map(parse_proxy)
+            .collect::<Result<_, _>>()?;
+    }
+    if args.max_db_pages.is_some() {
+        config.max_db_pages = args.max_db_pages;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+/// An address or a CIDR range.
+fn parse_proxy(text: &str) -> Result<IpNet, ConfigError> {
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| {
+            ConfigError::Invalid(format!(
+                "trusted proxy {text:?} is not an address or a CIDR range"
+            ))
+        })
 }
 
 fn main() -> ExitCode {
@@ -52,35 +126,17 @@ fn main() -> ExitCode {
         )
         .init();
     let args = Args::parse();
-    let registration_env_off = std::env::var("HORDE_REGISTRATION")
-        .map(|v| {
-            matches!(
-                v.to_ascii_lowercase().as_str(),
-                "off" | "0" | "false" | "no"
-            )
-        })
-        .unwrap_or(false);
-    let admins = match args
-        .admins
-        .iter()
-        .filter(|a| !a.trim().is_empty())
-        .map(|a| parse_admin(a))
-        .collect()
-    {
-        Ok(admins) => admins,
+    let config = match configure(&args) {
+        Ok(config) => config,
         Err(e) => {
             eprintln!("horde-server: {e}");
             return ExitCode::from(2);
         }
     };
-    let config = Config {
-        db: args.db,
-        registration: !(args.no_registration || registration_env_off),
-        registrations_per_minute: args.registrations_per_minute,
-        admins,
-        max_db_pages: args.max_db_pages,
-        ..Config::default()
-    };
+    if args.print_config {
+        print!("{}", config.to_toml());
+        return ExitCode::SUCCESS;
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -89,9 +145,10 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let state =
+        let listen = config.listen;
+        let driver =
             match tokio::task::spawn_blocking(move || Driver::open(config, Clock::System)).await {
-                Ok(Ok(state)) => state,
+                Ok(Ok(driver)) => driver,
                 Ok(Err(e)) => {
                     eprintln!("horde-server: cannot open the database: {e}");
                     return ExitCode::FAILURE;
@@ -101,15 +158,18 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-        let listener = match TcpListener::bind(args.listen).await {
+        if let Some(Command::CreateAdmin { name }) = &args.command {
+            return create_admin(driver, name).await;
+        }
+        let listener = match TcpListener::bind(listen).await {
             Ok(listener) => listener,
             Err(e) => {
-                eprintln!("horde-server: cannot listen on {}: {e}", args.listen);
+                eprintln!("horde-server: cannot listen on {listen}: {e}");
                 return ExitCode::FAILURE;
             }
         };
-        tracing::info!(listen = %args.listen, "horde-server ready");
-        match serve(listener, state, shutdown_signal()).await {
+        tracing::info!(%listen, "horde-server ready");
+        match serve(listener, driver, shutdown_signal()).await {
             Ok(()) => {
                 tracing::info!("stopped cleanly");
                 ExitCode::SUCCESS
@@ -120,6 +180,23 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+async fn create_admin(driver: Driver, name: &str) -> ExitCode {
+    let result = driver.create_admin(name).await;
+    let closing = driver.clone();
+    let _ = tokio::task::spawn_blocking(move || closing.close()).await;
+    match result {
+        Ok((row, key)) => {
+            println!("administrator {}#{} created", row.alias, row.id.0);
+            println!("API key (shown once, keep it safe): {key}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("horde-server: cannot create the administrator: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -42,6 +42,12 @@ pub enum StoreError {
     /// The writer failed to commit.
     #[error("commit failed: {0}")]
     Commit(String),
+    /// Another process holds the database.
+    #[error("another horde-server is using {0}; stop it first")]
+    Locked(String),
+    /// The lock file could not be opened.
+    #[error("cannot open the lock file {0}: {1}")]
+    LockFile(String, std::io::Error),
 }
 
 /// A user's identity as stored. Their policy and account state are stored from the core's
@@ -56,6 +62,8 @@ pub struct UserRow {
     pub key_hash: Option<[u8; 32]>,
     /// Registration time, ms since the epoch.
     pub created_at: u64,
+    /// Made an administrator by `horde-server create-admin`.
+    pub is_admin: bool,
 }
 
 /// One thing to write.
@@ -106,6 +114,8 @@ pub struct Loaded {
 pub struct Store {
     sender: Mutex<Option<mpsc::Sender<Batch>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// Held while the store is open: one process per database.
+    _lock: std::fs::File,
 }
 
 impl std::fmt::Debug for Batch {
@@ -160,6 +170,8 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE idempotency ADD COLUMN request TEXT NOT NULL DEFAULT '';",
     // 3: whether a user shows themselves as the owner of their workers.
     "ALTER TABLE users ADD COLUMN public_workers INTEGER NOT NULL DEFAULT 0;",
+    // 4: administrators made on the database (`horde-server create-admin`).
+    "ALTER TABLE users ADD COLUMN is_admin INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// Opens (creating and migrating if needed) the database at `path`.
@@ -194,6 +206,7 @@ pub fn migrate(conn: &mut Connection) -> Result<i64, StoreError> {
 impl Store {
     /// Opens the database, loads everything, and starts the writer thread.
     pub fn open(path: &Path, config: &crate::Config) -> Result<(Store, Loaded), StoreError> {
+        let lock = lock_database(path)?;
         let conn = open_connection(path)?;
         if let Some(pages) = config.max_db_pages {
             conn.pragma_update(None, "max_page_count", pages)?;
@@ -208,6 +221,7 @@ impl Store {
             Store {
                 sender: Mutex::new(Some(sender)),
                 writer: Mutex::new(Some(writer)),
+                _lock: lock,
             },
             loaded,
         ))
@@ -232,6 +246,30 @@ impl Store {
         self.sender.lock().take();
         if let Some(writer) = self.writer.lock().take() {
             let _ = writer.join();
+        }
+    }
+}
+
+/// Takes the advisory lock `<db>.lock`, held as long as the returned file is open, so that
+/// two processes (two servers, or `create-admin` beside a running server) never work on one
+/// database: each would assign the same new user ids.
+fn lock_database(path: &Path) -> Result<std::fs::File, StoreError> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let lock_path = std::path::PathBuf::from(name);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| StoreError::LockFile(lock_path.display().to_string(), e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            Err(StoreError::Locked(path.display().to_string()))
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(StoreError::LockFile(lock_path.display().to_string(), e))
         }
     }
 }
@@ -305,16 +343,17 @@ fn apply(tx: &Transaction<'_>, write: &Write) -> Result<(), StoreError> {
     match write {
         Write::User(user) => {
             tx.prepare_cached(
-                "INSERT INTO users (id, alias, key_hash, created_at, concurrency)
-                 VALUES (?1, ?2, ?3, ?4, 0)
+                "INSERT INTO users (id, alias, key_hash, created_at, concurrency, is_admin)
+                 VALUES (?1, ?2, ?3, ?4, 0, ?5)
                  ON CONFLICT (id) DO UPDATE SET alias = excluded.alias,
-                    key_hash = excluded.key_hash",
+                    key_hash = excluded.key_hash, is_admin = excluded.is_admin",
             )?
             .execute(params![
                 user.id.0 as i64,
                 user.alias,
                 user.key_hash.map(|h| h.to_vec()),
                 user.created_at as i64,
+                user.is_admin,
             ])?;
         }
         Write::Idempotency {
@@ -436,7 +475,7 @@ fn load(conn: &Connection, default_concurrency: u32) -> Result<Loaded, StoreErro
     let mut users = Vec::new();
     let mut stmt = conn.prepare(
         "SELECT id, alias, key_hash, created_at, concurrency, trusted, balance, accumulated,
-            gifted, received, awarded, uptime, admin, public_workers FROM users",
+            gifted, received, awarded, uptime, admin, public_workers, is_admin FROM users",
     )?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
@@ -446,6 +485,7 @@ fn load(conn: &Connection, default_concurrency: u32) -> Result<Loaded, StoreErro
             alias: row.get(1)?,
             key_hash: key_hash.and_then(|h| h.try_into().ok()),
             created_at: row.get::<_, i64>(3)? as u64,
+            is_admin: row.get(14)?,
         };
         let policy = UserPolicy {
             concurrency: row.get(4)?,

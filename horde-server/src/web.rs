@@ -4,17 +4,17 @@
 //! escaped.
 
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 
 use axum::extract::rejection::FormRejection;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use axum::{Extension, Form, Router};
+use axum::{Form, Router};
 use serde::Deserialize;
 
 use crate::api::users::register_user;
+use crate::api::ClientIp;
 use crate::auth::username;
 use crate::driver::Driver;
 use crate::error::{ApiError, Rc};
@@ -125,12 +125,9 @@ struct RegisterForm {
 
 async fn register(
     State(state): State<Driver>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    ClientIp(ip): ClientIp,
     form_data: Result<Form<RegisterForm>, FormRejection>,
 ) -> Response {
-    let ip = connect.map_or([127, 0, 0, 1].into(), |Extension(ConnectInfo(addr))| {
-        addr.ip()
-    });
     let result = match form_data {
         Ok(Form(data)) => register_user(&state, ip, &data.username).await,
         Err(_) => Err(ApiError::invalid(

@@ -3,6 +3,7 @@
 //! `api`: the endpoints, served in-process by `serve` on port 0 with a file database.
 //! `connections`: read timeouts, the connection cap, bounded graceful shutdown.
 //! `crash`: the real binary, killed with SIGKILL under load and restarted.
+//! `operators`: the configuration file, `create-admin`, trusted proxies.
 //! `sdk`: the Python `horde-sdk` against the real binary (when `.ci/run` provides it).
 
 // Test helpers panic on failure by design.
@@ -14,6 +15,8 @@ mod api;
 mod connections;
 #[path = "tests/crash.rs"]
 mod crash;
+#[path = "tests/operators.rs"]
+mod operators;
 #[path = "tests/sdk.rs"]
 mod sdk;
 #[path = "tests/util.rs"]

@@ -26,7 +26,7 @@ use online::Online;
 
 /// Limits and timings of the horde. `Default` gives the documented defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct HordeConfig {
     /// Reward rules.
     pub economy: EconomyConfig,

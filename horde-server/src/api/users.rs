@@ -1,14 +1,13 @@
 //! Users and kudos: registration, find_user, users, user changes, transfers.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use horde_core::{Kudos, Timestamp, UserId, UserPolicy};
 
-use super::{ApiQuery, Caller, Json, Registered};
+use super::{ApiQuery, Caller, ClientIp, Json, Registered};
 use crate::auth::username;
 use crate::driver::{Core, Driver, IdempotentAnswer};
 use crate::error::{ApiError, Rc};
@@ -58,12 +57,9 @@ fn user_details(core: &Core, row: &UserRow, now: Timestamp) -> UserDetails {
 
 pub(crate) async fn register(
     State(state): State<Driver>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    ClientIp(ip): ClientIp,
     Json(body): Json<RegisterRequest>,
 ) -> Result<Response, ApiError> {
-    let ip = connect.map_or([127, 0, 0, 1].into(), |Extension(ConnectInfo(addr))| {
-        addr.ip()
-    });
     let (row, key) = register_user(&state, ip, &body.username).await?;
     let body = RegisteredBody {
         id: row.id.0,

@@ -1,0 +1,162 @@
+//! What operators use: the configuration file and `--print-config`, `create-admin`, and
+//! trusted reverse proxies.
+
+use std::process::Command;
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::crash::start_binary;
+use crate::util::{assert_error, TestServer};
+
+fn horde_server(args: &[&str], dir: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_horde-server"))
+        .args(args)
+        .env("HORDE_DB", dir.join("horde.sqlite"))
+        .env_remove("HORDE_CONFIG")
+        .env_remove("HORDE_LISTEN")
+        .env_remove("HORDE_REGISTRATIONS_PER_MINUTE")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_config_file_sets_everything_and_flags_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("horde.toml");
+    std::fs::write(
+        &file,
+        "registrations_per_minute = 3\nlisten = \"127.0.0.1:7999\"\n\
+         [horde]\ndefault_concurrency = 7\n[horde.economy]\ncontext_basis = \"prompt\"\n\
+         [horde.limits]\nmax_models = 50\n[http]\nread_timeout_secs = 5\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let output = horde_server(
+        &[
+            "--config",
+            path,
+            "--listen",
+            "127.0.0.1:7555",
+            "--print-config",
+        ],
+        dir.path(),
+    );
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{printed}");
+    assert!(
+        printed.contains("registrations_per_minute = 3"),
+        "{printed}"
+    );
+    assert!(printed.contains("listen = \"127.0.0.1:7555\""), "{printed}");
+    assert!(printed.contains("default_concurrency = 7"), "{printed}");
+    assert!(printed.contains("context_basis = \"prompt\""), "{printed}");
+    assert!(printed.contains("max_models = 50"), "{printed}");
+    assert!(printed.contains("read_timeout_secs = 5"), "{printed}");
+    // What it prints is itself a valid configuration file.
+    let again = dir.path().join("printed.toml");
+    std::fs::write(&again, printed.as_bytes()).unwrap();
+    let output = horde_server(
+        &["--config", again.to_str().unwrap(), "--print-config"],
+        dir.path(),
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout), printed);
+
+    // Unknown keys are errors that name the key.
+    std::fs::write(&file, "[horde]\ndefault_concurency = 7\n").unwrap();
+    let output = horde_server(&["--config", path], dir.path());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("default_concurency"), "{stderr}");
+    let output = horde_server(&["--trusted-proxy", "not-a-net"], dir.path());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("not-a-net"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_admin_makes_an_administrator_nobody_can_race_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = horde_server(&["create-admin", "root"], dir.path());
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("administrator root#1 created"), "{stdout}");
+    let key = stdout
+        .lines()
+        .find_map(|l| l.split_once(": ").filter(|(k, _)| k.starts_with("API key")))
+        .map(|(_, key)| key.trim().to_owned())
+        .unwrap();
+
+    let db = dir.path().join("horde.sqlite");
+    let mut server = start_binary(&db, &[]).await;
+    // While the server runs, create-admin refuses the database.
+    let output = horde_server(&["create-admin", "intruder"], dir.path());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("another horde-server is using"), "{stderr}");
+
+    let client = reqwest::Client::new();
+    let bob = crate::crash::register(&client, &server.base, "bob").await;
+    let _ = bob;
+    let response = client
+        .request(Method::PUT, format!("{}/users/2", server.base))
+        .header("apikey", &key)
+        .json(&json!({ "kudos": 50 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+}
+
+#[tokio::test]
+async fn rate_limits_believe_forwarded_addresses_only_from_trusted_proxies() {
+    let register = |server: &TestServer, name: String, forwarded: &'static str| {
+        let request = server
+            .client
+            .post(format!("{}/register", server.base))
+            .header("X-Forwarded-For", forwarded)
+            .json(&json!({ "username": name }));
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            (status, response.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    // Behind a trusted proxy, each client has its own limit.
+    let server = TestServer::start_with(|config| {
+        config.registrations_per_minute = 2;
+        config.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    for i in 0..2 {
+        let (status, _) = register(&server, format!("a{i}"), "203.0.113.7").await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    assert_error(
+        &register(&server, "a3".into(), "203.0.113.7").await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "RateLimited",
+    );
+    let (status, _) = register(&server, "b0".into(), "198.51.100.1, 203.0.113.9").await;
+    assert_eq!(status, StatusCode::CREATED);
+    server.stop().await;
+
+    // Without trusted proxies the header is ignored: a client cannot pick a fresh address.
+    let server = TestServer::start_with(|config| config.registrations_per_minute = 2).await;
+    for (i, forwarded) in ["203.0.113.1", "203.0.113.2"].into_iter().enumerate() {
+        let (status, _) = register(&server, format!("c{i}"), forwarded).await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    assert_error(
+        &register(&server, "c3".into(), "203.0.113.3").await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "RateLimited",
+    );
+    server.stop().await;
+}
