@@ -1,12 +1,18 @@
-//! Load generator: full cycles (async → pop → submit → status) over loopback HTTP against a
-//! server on a real file database, in the same process (so the two cores are shared, as on a
-//! small self-hosted machine).
+//! Load generator over loopback HTTP, against a server in this process on a real file
+//! database (the two cores are shared, as on a small self-hosted machine), or against any
+//! running server with `--url`.
 //!
-//! `cargo bench -p horde-server --bench load` (options: `-- --secs 10 --tasks 16`)
-//!
-//! Phase 1 runs with an empty queue; phase 2 first fills the queue with 100,000 waiting
-//! requests from 1,000 users over 20 models, then runs the same cycles (each pop serves the
-//! best waiting request of its model, so the queue stays at 100,000).
+//! `cargo bench -p horde-server --bench load [-- OPTIONS]`, options:
+//! * `--scenario cycles` (default): each task loops over full cycles (async → pop → submit →
+//!   status). Phase 1 runs with an empty queue; phase 2 (in-process only) first fills the
+//!   queue with 100,000 waiting requests from 1,000 users over 20 models, then runs the same
+//!   cycles (each task's worker serves its owner's request first, so the queue stays).
+//! * `--scenario polling`: clients as real ones behave — `--clients 256` clients over `--keys
+//!   64` keys each queue a request and poll its status every `--poll-ms 50` until it is done,
+//!   while `--workers 16` worker tasks pop and submit. A cycle is a request seen done.
+//! * `--url http://HOST:PORT/api/v2`: load a running server instead (start it with a high
+//!   `--registrations-per-minute`, since the generator registers its users).
+//! * `--secs 10`, `--tasks 16`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,6 +48,14 @@ fn arg(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+fn text_arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         // `cargo test --benches` asks harness-less benches to list; there is nothing to list.
@@ -54,7 +68,53 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    runtime.block_on(run(secs, tasks));
+    let polling = text_arg("--scenario").as_deref() == Some("polling");
+    match (text_arg("--url"), polling) {
+        (Some(url), true) => runtime.block_on(polling_scenario(url, secs)),
+        (Some(url), false) => runtime.block_on(async {
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(tasks * 2)
+                .build()
+                .expect("client");
+            println!("load: {tasks} cycle tasks against {url}, {secs} s");
+            let keys = register_all(&client, &url, tasks).await;
+            phase("cycles", &client, &url, &keys, secs).await;
+        }),
+        (None, true) => runtime.block_on(async {
+            let (base, stop, server, _dir) = start_in_process().await;
+            polling_scenario(base, secs).await;
+            let _ = stop.send(());
+            let _ = server.await;
+        }),
+        (None, false) => runtime.block_on(run(secs, tasks)),
+    }
+}
+
+type ServerTask = tokio::task::JoinHandle<std::io::Result<()>>;
+
+/// A server in this process on a fresh file database.
+async fn start_in_process() -> (
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    ServerTask,
+    tempfile::TempDir,
+) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = Config {
+        db: dir.path().join("load.sqlite"),
+        registrations_per_minute: 100_000,
+        ..Config::default()
+    };
+    let state = Driver::open(config, Clock::System).expect("open");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}/api/v2", listener.local_addr().expect("addr"));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, state, async {
+        let _ = stop_rx.await;
+    }));
+    (base, stop_tx, server, dir)
 }
 
 async fn run(secs: u64, tasks: usize) {
@@ -187,7 +247,11 @@ async fn phase(name: &str, client: &reqwest::Client, base: &str, keys: &[String]
     for handle in handles {
         let _ = handle.await;
     }
-    let elapsed = started.elapsed().as_secs_f64();
+    report(name, &results, started.elapsed().as_secs_f64());
+}
+
+/// Prints cycles per second and per-endpoint latency percentiles.
+fn report(name: &str, results: &Mutex<Latencies>, elapsed: f64) {
     let mut results = std::mem::take(&mut *results.lock());
     println!(
         "[{name}] {} cycles in {elapsed:.1} s = {:.0} cycles/s ({} errors)",
@@ -259,4 +323,110 @@ async fn cycle(
     // The worker's owner is the requester, so its own request is served first (owner
     // priority): the queue of other requests is left as it was.
     Ok(())
+}
+
+/// Clients that poll, and workers that pop: see the module docs.
+async fn polling_scenario(base: String, secs: u64) {
+    let clients = arg("--clients", 256) as usize;
+    let key_count = arg("--keys", 64) as usize;
+    let workers = arg("--workers", 16) as usize;
+    let poll = Duration::from_millis(arg("--poll-ms", 50));
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients + workers)
+        .build()
+        .expect("client");
+    println!(
+        "load: {clients} polling clients over {key_count} keys (poll every {} ms), {workers} \
+         workers, {secs} s, against {base}",
+        poll.as_millis()
+    );
+    let keys = register_all(&client, &base, key_count).await;
+    let worker_keys = register_all(&client, &base, workers).await;
+    let results = Arc::new(Mutex::new(Latencies::default()));
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for (i, key) in worker_keys.into_iter().enumerate() {
+        let (client, base, results) = (client.clone(), base.clone(), results.clone());
+        handles.push(tokio::spawn(async move {
+            let mut local = Latencies::default();
+            let models: Vec<String> = (0..MODELS).map(model).collect();
+            while Instant::now() < deadline {
+                let pop = client
+                    .post(format!("{base}/generate/text/pop"))
+                    .header("apikey", &key)
+                    .json(&json!({ "name": format!("polling-worker-{i}"), "models": models,
+                                   "max_length": 512, "max_context_length": 4096 }));
+                match timed(&mut local, 1, pop).await {
+                    Ok(job) => match job["id"].as_str() {
+                        Some(job_id) => {
+                            let submit = client
+                                .post(format!("{base}/generate/text/submit"))
+                                .header("apikey", &key)
+                                .json(&json!({ "id": job_id, "generation": "Once there was a horde.", "state": "ok" }));
+                            if timed(&mut local, 2, submit).await.is_err() {
+                                local.errors += 1;
+                            }
+                        }
+                        None => tokio::time::sleep(Duration::from_millis(5)).await,
+                    },
+                    Err(_) => local.errors += 1,
+                }
+            }
+            merge(&results, local);
+        }));
+    }
+    for i in 0..clients {
+        let (client, base, results) = (client.clone(), base.clone(), results.clone());
+        let key = keys[i % keys.len()].clone();
+        handles.push(tokio::spawn(async move {
+            let mut local = Latencies::default();
+            while Instant::now() < deadline {
+                let request = client
+                    .post(format!("{base}/generate/text/async"))
+                    .header("apikey", &key)
+                    .json(&json!({ "prompt": "Tell me a story about a horde.",
+                                   "params": { "max_length": 80 }, "models": [model(i % MODELS)] }));
+                let Ok(queued) = timed(&mut local, 0, request).await else {
+                    local.errors += 1;
+                    tokio::time::sleep(poll).await;
+                    continue;
+                };
+                let Some(id) = queued["id"].as_str().map(str::to_owned) else {
+                    local.errors += 1;
+                    continue;
+                };
+                loop {
+                    tokio::time::sleep(poll).await;
+                    let status = client.get(format!("{base}/generate/text/status/{id}"));
+                    match timed(&mut local, 3, status).await {
+                        Ok(body) if body["done"] == true => {
+                            local.cycles += 1;
+                            break;
+                        }
+                        Ok(_) if Instant::now() < deadline => {}
+                        Ok(_) => break,
+                        Err(_) => {
+                            local.errors += 1;
+                            break;
+                        }
+                    }
+                }
+            }
+            merge(&results, local);
+        }));
+    }
+    for handle in handles {
+        let _ = handle.await;
+    }
+    report("polling", &results, started.elapsed().as_secs_f64());
+}
+
+fn merge(results: &Mutex<Latencies>, local: Latencies) {
+    let mut all = results.lock();
+    for (into, from) in all.by_endpoint.iter_mut().zip(local.by_endpoint) {
+        into.extend(from);
+    }
+    all.cycles += local.cycles;
+    all.errors += local.errors;
 }

@@ -114,6 +114,7 @@ pub struct Loaded {
 pub struct Store {
     sender: Mutex<Option<mpsc::Sender<Batch>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    checkpointer: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
     /// Held while the store is open: one process per database.
     _lock: std::fs::File,
 }
@@ -212,6 +213,16 @@ impl Store {
             conn.pragma_update(None, "max_page_count", pages)?;
         }
         let loaded = load(&conn, config.horde.default_concurrency)?;
+        // Checkpoints copy the WAL into the database file; done by the writer they would
+        // delay the commits behind them. A checkpointer thread does them instead, on its own
+        // connection (a passive checkpoint never blocks the writer).
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let checkpoint_conn = open_connection(path)?;
+        let (stop_checkpoints, stopped) = mpsc::channel::<()>();
+        let checkpointer = std::thread::Builder::new()
+            .name("horde-store-checkpointer".into())
+            .spawn(move || run_checkpointer(checkpoint_conn, stopped))
+            .map_err(|e| StoreError::Commit(e.to_string()))?;
         let (sender, receiver) = mpsc::channel::<Batch>();
         let writer = std::thread::Builder::new()
             .name("horde-store-writer".into())
@@ -221,6 +232,7 @@ impl Store {
             Store {
                 sender: Mutex::new(Some(sender)),
                 writer: Mutex::new(Some(writer)),
+                checkpointer: Mutex::new(Some((stop_checkpoints, checkpointer))),
                 _lock: lock,
             },
             loaded,
@@ -243,6 +255,10 @@ impl Store {
 
     /// Stops accepting writes, lets the writer commit what it has, and waits for it.
     pub fn close(&self) {
+        if let Some((stop, checkpointer)) = self.checkpointer.lock().take() {
+            drop(stop);
+            let _ = checkpointer.join();
+        }
         self.sender.lock().take();
         if let Some(writer) = self.writer.lock().take() {
             let _ = writer.join();
@@ -297,6 +313,7 @@ fn run_writer(mut conn: Connection, receiver: mpsc::Receiver<Batch>) {
     // After a failed commit, later batches may depend on the changes that were lost (a job of
     // a request that was never stored): the writer refuses everything from then on.
     let mut failure: Option<String> = None;
+    let (mut commits, mut batched, mut since) = (0u64, 0u64, std::time::Instant::now());
     while let Ok(first) = receiver.recv() {
         let mut batches = vec![first];
         while batches.len() < MAX_BATCHES_PER_COMMIT {
@@ -313,6 +330,12 @@ fn run_writer(mut conn: Connection, receiver: mpsc::Receiver<Batch>) {
                 e.to_string()
             }),
         };
+        commits += 1;
+        batched += batches.len() as u64;
+        if since.elapsed() >= std::time::Duration::from_secs(10) {
+            tracing::debug!(commits, batches = batched, "group commits in the last 10 s");
+            (commits, batched, since) = (0, 0, std::time::Instant::now());
+        }
         for batch in batches {
             let _ = batch.ack.send(result.clone());
         }
@@ -321,10 +344,56 @@ fn run_writer(mut conn: Connection, receiver: mpsc::Receiver<Batch>) {
     let _ = conn.pragma_update(None, "wal_checkpoint", "TRUNCATE");
 }
 
+/// An entity whose latest value replaces the earlier ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Latest {
+    RequestState(horde_core::RequestId),
+    Job(horde_core::JobId),
+    Worker(horde_core::WorkerId),
+    Account(UserId),
+    Policy(UserId),
+}
+
+impl Latest {
+    fn of(write: &Write) -> Option<Latest> {
+        match write {
+            Write::Event(Event::RequestChanged { id, .. }) => Some(Latest::RequestState(*id)),
+            Write::Event(Event::JobChanged(job)) => Some(Latest::Job(job.id)),
+            Write::Event(Event::WorkerChanged(worker)) => Some(Latest::Worker(worker.id)),
+            Write::Event(Event::AccountChanged { user, .. }) => Some(Latest::Account(*user)),
+            Write::Event(Event::UserChanged { user, .. }) => Some(Latest::Policy(*user)),
+            _ => None,
+        }
+    }
+}
+
+/// Writes the batches in one transaction. A group commit often holds several values of the
+/// same entity (a busy worker checks in on every pop; an account changes on every
+/// generation): only the last one of each is written, the same result with less work. The
+/// journal of postings, new requests and removals are written in full, in order.
+/// Checkpoints the WAL every second (passively: never waiting for the writer) until `stop`
+/// is dropped.
+fn run_checkpointer(conn: Connection, stop: mpsc::Receiver<()>) {
+    let period = std::time::Duration::from_secs(1);
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(period) {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "checkpoint failed");
+        }
+    }
+}
+
 fn write_batches(conn: &mut Connection, batches: &[Batch]) -> Result<(), StoreError> {
+    let writes = || batches.iter().flat_map(|batch| batch.writes.iter());
+    let mut last: std::collections::HashMap<Latest, usize> = std::collections::HashMap::new();
+    for (index, write) in writes().enumerate() {
+        if let Some(key) = Latest::of(write) {
+            last.insert(key, index);
+        }
+    }
     let tx = conn.transaction()?;
-    for batch in batches {
-        for write in &batch.writes {
+    for (index, write) in writes().enumerate() {
+        let superseded = Latest::of(write).is_some_and(|key| last.get(&key) != Some(&index));
+        if !superseded {
             apply(&tx, write)?;
         }
     }

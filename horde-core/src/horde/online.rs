@@ -44,6 +44,20 @@ impl Online {
     /// Marks `worker` online until `until`, serving its current models (or offline, if it is
     /// in maintenance). `size_b` is its largest model's size.
     pub(super) fn set(&mut self, worker: &Worker, size_b: f64, until: Timestamp) {
+        let size_key = size_b.max(0.0).to_bits();
+        if let Some(presence) = self.workers.get_mut(&worker.id) {
+            // The common check-in: nothing but the time changed.
+            if !worker.maintenance
+                && presence.threads == worker.threads
+                && presence.size_key == size_key
+                && presence.models == worker.models
+            {
+                self.until.remove(&(presence.until, worker.id));
+                presence.until = until;
+                self.until.insert((until, worker.id));
+                return;
+            }
+        }
         self.remove(worker.id);
         if worker.maintenance {
             return;
@@ -53,7 +67,6 @@ impl Online {
             entry.workers.insert(worker.id);
             entry.threads += u64::from(worker.threads);
         }
-        let size_key = size_b.max(0.0).to_bits();
         *self.sizes.entry(size_key).or_default() += 1;
         self.threads += u64::from(worker.threads);
         self.until.insert((until, worker.id));
