@@ -114,7 +114,6 @@ pub struct Loaded {
 pub struct Store {
     sender: Mutex<Option<mpsc::Sender<Batch>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
-    checkpointer: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
     /// Held while the store is open: one process per database.
     _lock: std::fs::File,
 }
@@ -213,16 +212,6 @@ impl Store {
             conn.pragma_update(None, "max_page_count", pages)?;
         }
         let loaded = load(&conn, config.horde.default_concurrency)?;
-        // Checkpoints copy the WAL into the database file; done by the writer they would
-        // delay the commits behind them. A checkpointer thread does them instead, on its own
-        // connection (a passive checkpoint never blocks the writer).
-        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        let checkpoint_conn = open_connection(path)?;
-        let (stop_checkpoints, stopped) = mpsc::channel::<()>();
-        let checkpointer = std::thread::Builder::new()
-            .name("horde-store-checkpointer".into())
-            .spawn(move || run_checkpointer(checkpoint_conn, stopped))
-            .map_err(|e| StoreError::Commit(e.to_string()))?;
         let (sender, receiver) = mpsc::channel::<Batch>();
         let writer = std::thread::Builder::new()
             .name("horde-store-writer".into())
@@ -232,7 +221,6 @@ impl Store {
             Store {
                 sender: Mutex::new(Some(sender)),
                 writer: Mutex::new(Some(writer)),
-                checkpointer: Mutex::new(Some((stop_checkpoints, checkpointer))),
                 _lock: lock,
             },
             loaded,
@@ -255,10 +243,6 @@ impl Store {
 
     /// Stops accepting writes, lets the writer commit what it has, and waits for it.
     pub fn close(&self) {
-        if let Some((stop, checkpointer)) = self.checkpointer.lock().take() {
-            drop(stop);
-            let _ = checkpointer.join();
-        }
         self.sender.lock().take();
         if let Some(writer) = self.writer.lock().take() {
             let _ = writer.join();
@@ -371,17 +355,6 @@ impl Latest {
 /// same entity (a busy worker checks in on every pop; an account changes on every
 /// generation): only the last one of each is written, the same result with less work. The
 /// journal of postings, new requests and removals are written in full, in order.
-/// Checkpoints the WAL every second (passively: never waiting for the writer) until `stop`
-/// is dropped.
-fn run_checkpointer(conn: Connection, stop: mpsc::Receiver<()>) {
-    let period = std::time::Duration::from_secs(1);
-    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(period) {
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error = %e, "checkpoint failed");
-        }
-    }
-}
-
 fn write_batches(conn: &mut Connection, batches: &[Batch]) -> Result<(), StoreError> {
     let writes = || batches.iter().flat_map(|batch| batch.writes.iter());
     let mut last: std::collections::HashMap<Latest, usize> = std::collections::HashMap::new();
