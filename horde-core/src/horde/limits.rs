@@ -29,7 +29,7 @@ pub struct Limits {
     /// Longest `bridge_agent`, in characters. Default 1000 (AI Horde's).
     pub max_bridge_agent_chars: usize,
     /// Most due items (deadlines, expiries, removals) one `tick` handles; the rest wait for
-    /// the next call. Default 256.
+    /// the next call. Default 128.
     pub max_tick_batch: usize,
 }
 
@@ -43,7 +43,7 @@ impl Default for Limits {
             max_priority_users: 20,
             max_worker_name_chars: 100,
             max_bridge_agent_chars: 1000,
-            max_tick_batch: 256,
+            max_tick_batch: 128,
         }
     }
 }
