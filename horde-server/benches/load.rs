@@ -379,8 +379,11 @@ async fn polling_scenario(base: String, secs: u64) {
     for i in 0..clients {
         let (client, base, results) = (client.clone(), base.clone(), results.clone());
         let key = keys[i % keys.len()].clone();
+        // Independent clients do not start in step: spread their starts over one poll period.
+        let offset = poll * u32::try_from(i).unwrap_or(0) / u32::try_from(clients).unwrap_or(1);
         handles.push(tokio::spawn(async move {
             let mut local = Latencies::default();
+            tokio::time::sleep(offset).await;
             while Instant::now() < deadline {
                 let request = client
                     .post(format!("{base}/generate/text/async"))

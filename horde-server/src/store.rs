@@ -430,7 +430,10 @@ fn apply_event(tx: &Transaction<'_>, event: &Event) -> Result<(), StoreError> {
         }
         Event::JobChanged(job) => {
             tx.prepare_cached(
-                "INSERT OR REPLACE INTO jobs (id, request, data) VALUES (?1, ?2, ?3)",
+                // An upsert updates the row in place; `OR REPLACE` would delete and re-insert
+                // it and its index entry on every change of the job.
+                "INSERT INTO jobs (id, request, data) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (id) DO UPDATE SET data = excluded.data",
             )?
             .execute(params![
                 job.id.to_string(),
@@ -500,11 +503,14 @@ fn apply_event(tx: &Transaction<'_>, event: &Event) -> Result<(), StoreError> {
             ])?;
         }
         Event::WorkerChanged(worker) => {
-            tx.prepare_cached("INSERT OR REPLACE INTO workers (id, data) VALUES (?1, ?2)")?
-                .execute(params![
-                    worker.id.to_string(),
-                    serde_json::to_string(worker)?
-                ])?;
+            tx.prepare_cached(
+                "INSERT INTO workers (id, data) VALUES (?1, ?2)
+                 ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+            )?
+            .execute(params![
+                worker.id.to_string(),
+                serde_json::to_string(worker)?
+            ])?;
         }
     }
     Ok(())
