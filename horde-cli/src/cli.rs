@@ -1,0 +1,228 @@
+//! The command line: every command, argument and global option.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Talk to a horde: balances, transfers, users, workers and text generation.
+///
+/// Settings come from flags, then environment variables, then the profile in the config file
+/// (`horde-cli config path` shows where it is), then the defaults.
+#[derive(Debug, Parser)]
+#[command(name = "horde-cli", version, about)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: Global,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub(crate) struct Global {
+    /// The horde's base URL [default: http://127.0.0.1:7001].
+    #[arg(long, env = "HORDE_URL", global = true)]
+    pub(crate) url: Option<String>,
+    /// Your API key (anonymous when unset).
+    #[arg(long, env = "HORDE_API_KEY", global = true, hide_env_values = true)]
+    pub(crate) api_key: Option<String>,
+    /// The profile of the config file to use [default: the file's `default_profile`].
+    #[arg(long, env = "HORDE_PROFILE", global = true)]
+    pub(crate) profile: Option<String>,
+    /// The config file [default: in your user config directory].
+    #[arg(long, env = "HORDE_CLI_CONFIG", global = true)]
+    pub(crate) config: Option<PathBuf>,
+    /// Print JSON (stable field names) instead of text for people.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Register a new user; prints the API key once.
+    Register {
+        /// The alias; the horde adds `#id`.
+        name: String,
+        /// Save the key in the config file's profile without asking.
+        #[arg(long)]
+        save: bool,
+    },
+    /// Show who the API key belongs to, with balance and kudos details.
+    Whoami,
+    /// Show your kudos balance and where it came from.
+    Balance,
+    /// Give kudos to another user.
+    Transfer {
+        /// The receiver, as `alias#id`.
+        user: String,
+        /// How many kudos (up to three decimals).
+        amount: f64,
+        /// Do not ask for confirmation.
+        #[arg(long, short)]
+        yes: bool,
+    },
+    /// One user.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// All users.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// All workers.
+    Workers {
+        #[command(subcommand)]
+        command: WorkersCommand,
+    },
+    /// One worker: show it, or (as its owner) change it.
+    Worker {
+        #[command(subcommand)]
+        command: WorkerCommand,
+    },
+    /// Generate text: queue a prompt, wait for it, print the text.
+    Generate(GenerateArgs),
+    /// Show a generation request's progress.
+    Status {
+        /// The request id (what `generate --no-wait` printed).
+        id: Option<String>,
+    },
+    /// Cancel a generation request (what is done stays done and paid).
+    Cancel {
+        /// The request id.
+        id: String,
+    },
+    /// The models the horde's workers serve, with queues and speed.
+    Models,
+    /// Print shell completions.
+    Completions {
+        /// The shell.
+        shell: Shell,
+    },
+    /// Where the config file is.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum UserCommand {
+    /// Show a user by `alias#id` or id.
+    Show {
+        /// `alias#id` or the numeric id.
+        user: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum UsersCommand {
+    /// List users, 25 a page.
+    List {
+        /// Order.
+        #[arg(long, value_enum, default_value_t = UserSort::Kudos)]
+        sort: UserSort,
+        /// Page, from 1.
+        #[arg(long, default_value_t = 1)]
+        page: u32,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum UserSort {
+    Kudos,
+    Age,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum WorkersCommand {
+    /// List workers.
+    List {
+        /// Only yours.
+        #[arg(long)]
+        mine: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum WorkerCommand {
+    /// Show a worker by name or id.
+    Show {
+        /// The worker's name or id.
+        worker: String,
+    },
+    /// Turn maintenance on or off (a worker in maintenance serves only its owner).
+    Maintenance {
+        /// The worker's name or id.
+        worker: String,
+        /// `on` or `off`.
+        state: OnOff,
+        /// A message shown to you while it is in maintenance.
+        #[arg(long)]
+        message: Option<String>,
+    },
+    /// Rename a worker.
+    Rename {
+        /// The worker's name or id.
+        worker: String,
+        /// The new name.
+        name: String,
+    },
+    /// Set the worker's info text.
+    Info {
+        /// The worker's name or id.
+        worker: String,
+        /// The text (at most 1,000 characters).
+        text: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GenerateArgs {
+    /// The prompt (or use --file).
+    pub(crate) prompt: Option<String>,
+    /// Read the prompt from this file (`-` for standard input).
+    #[arg(long, short, conflicts_with = "prompt")]
+    pub(crate) file: Option<PathBuf>,
+    /// A model to accept (repeat for several; none: any).
+    #[arg(long = "model", short)]
+    pub(crate) models: Vec<String>,
+    /// Tokens to generate.
+    #[arg(long, default_value_t = 80)]
+    pub(crate) max_length: u32,
+    /// Tokens of context.
+    #[arg(long)]
+    pub(crate) max_context_length: Option<u32>,
+    /// Generations wanted.
+    #[arg(short, long, default_value_t = 1)]
+    pub(crate) n: u32,
+    /// Sampling temperature.
+    #[arg(long)]
+    pub(crate) temperature: Option<f64>,
+    /// Seconds between status checks.
+    #[arg(long, default_value_t = 1.0)]
+    pub(crate) poll_secs: f64,
+    /// Queue the request, print its id and return without waiting.
+    #[arg(long)]
+    pub(crate) no_wait: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Print the config file's path.
+    Path,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}

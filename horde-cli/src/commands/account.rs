@@ -1,0 +1,272 @@
+//! Users and kudos: register, whoami, balance, transfer, user show, users list.
+
+use std::io::IsTerminal;
+
+use serde_json::{json, Value};
+
+use super::confirm;
+use crate::cli::UserSort;
+use crate::client::Client;
+use crate::error::CliError;
+use crate::output;
+use crate::settings::Settings;
+
+pub(crate) async fn register(
+    client: &Client,
+    settings: &Settings,
+    name: &str,
+    save: bool,
+) -> Result<(), CliError> {
+    let answer = client
+        .post("/register", &json!({ "username": name }))
+        .await?;
+    let key = answer["api_key"].as_str().unwrap_or_default().to_owned();
+    let save = save
+        || (!settings.json
+            && std::io::stdin().is_terminal()
+            && confirm(
+                &format!(
+                    "Save the key in profile {:?} of {}?",
+                    settings.profile,
+                    settings.config_path.display()
+                ),
+                "--save",
+            )?);
+    if save {
+        settings.save_key(&key)?;
+    }
+    if settings.json {
+        let mut answer = answer;
+        answer["saved"] = json!(save);
+        output::json(&answer);
+        return Ok(());
+    }
+    println!("Registered {}.", output::text(&answer["username"]));
+    println!("API key: {key}");
+    println!("This is the only time the horde shows it.");
+    if save {
+        println!(
+            "Saved in profile {:?} of {}.",
+            settings.profile,
+            settings.config_path.display()
+        );
+    } else {
+        println!("Keep it: pass it as --api-key, set HORDE_API_KEY, or rerun with --save.");
+    }
+    Ok(())
+}
+
+/// `GET /find_user`, refusing to run anonymously (the answer would be the shared account).
+async fn me(client: &Client) -> Result<Value, CliError> {
+    if !client.has_key() {
+        return Err(CliError::Usage(
+            "this needs your API key: pass --api-key, set HORDE_API_KEY, or save it with \
+             `horde-cli register NAME --save`"
+                .into(),
+        ));
+    }
+    client.get("/find_user").await
+}
+
+pub(crate) async fn whoami(client: &Client, settings: &Settings) -> Result<(), CliError> {
+    let user = me(client).await?;
+    if settings.json {
+        output::json(&user);
+    } else {
+        print_user(&user);
+    }
+    Ok(())
+}
+
+pub(crate) async fn balance(client: &Client, settings: &Settings) -> Result<(), CliError> {
+    let user = me(client).await?;
+    if settings.json {
+        output::json(&json!({
+            "username": user["username"],
+            "kudos": user["kudos"],
+            "kudos_details": user["kudos_details"],
+        }));
+        return Ok(());
+    }
+    println!(
+        "{} has {} kudos",
+        output::text(&user["username"]),
+        output::text(&user["kudos"])
+    );
+    print_details(&user["kudos_details"]);
+    Ok(())
+}
+
+fn print_details(details: &Value) {
+    let pairs: Vec<(&str, String)> = [
+        "accumulated",
+        "gifted",
+        "received",
+        "awarded",
+        "uptime",
+        "admin",
+    ]
+    .into_iter()
+    .map(|k| (k, output::text(&details[k])))
+    .collect();
+    output::fields(&pairs);
+}
+
+fn print_user(user: &Value) {
+    output::fields(&[
+        ("username", output::text(&user["username"])),
+        ("kudos", output::text(&user["kudos"])),
+        ("concurrency", output::text(&user["concurrency"])),
+        ("trusted", output::text(&user["trusted"])),
+        ("workers", output::text(&user["worker_count"])),
+        (
+            "tokens generated",
+            output::text(&user["records"]["contribution"]["tokens"]),
+        ),
+        ("account age (s)", output::text(&user["account_age"])),
+    ]);
+    print_details(&user["kudos_details"]);
+}
+
+/// A random `Idempotency-Key`, so that a retried transfer never pays twice.
+fn idempotency_key() -> Result<String, CliError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| CliError::Usage(format!("no randomness: {e}")))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+pub(crate) async fn transfer(
+    client: &Client,
+    settings: &Settings,
+    user: &str,
+    amount: f64,
+    yes: bool,
+) -> Result<(), CliError> {
+    if !(amount.is_finite() && amount > 0.0) {
+        return Err(CliError::Usage(
+            "the amount must be a number above 0".into(),
+        ));
+    }
+    let sender = me(client).await?;
+    let receiver = lookup_user(client, user).await?;
+    if !yes
+        && !confirm(
+            &format!(
+                "Give {amount} kudos from {} (holding {}) to {}?",
+                output::text(&sender["username"]),
+                output::text(&sender["kudos"]),
+                output::text(&receiver["username"])
+            ),
+            "--yes",
+        )?
+    {
+        return Err(CliError::Usage("not transferred".into()));
+    }
+    let key = idempotency_key()?;
+    let body = json!({ "username": receiver["username"], "amount": amount });
+    let answer = client
+        .call(
+            reqwest::Method::POST,
+            "/kudos/transfer",
+            Some(&body),
+            &[("Idempotency-Key", key)],
+        )
+        .await?;
+    let after = client.get("/find_user").await?;
+    if settings.json {
+        output::json(&json!({
+            "transferred": answer["transferred"],
+            "to": receiver["username"],
+            "kudos": after["kudos"],
+        }));
+    } else {
+        println!(
+            "Gave {} kudos to {}. Your balance: {}",
+            output::text(&answer["transferred"]),
+            output::text(&receiver["username"]),
+            output::text(&after["kudos"])
+        );
+    }
+    Ok(())
+}
+
+/// The numeric id of `alias#id` or `id`.
+fn user_id(user: &str) -> Result<u64, CliError> {
+    let id = user.rsplit_once('#').map_or(user, |(_, id)| id);
+    id.trim().parse().map_err(|_| {
+        CliError::Usage(format!(
+            "{user:?} is not a user: write alias#id (as `horde-cli users list` shows) or the id"
+        ))
+    })
+}
+
+/// The user `user` (`alias#id` or id) names; with an alias, it must be theirs.
+async fn lookup_user(client: &Client, user: &str) -> Result<Value, CliError> {
+    let answer = client.get(&format!("/users/{}", user_id(user)?)).await?;
+    if let Some((alias, _)) = user.rsplit_once('#') {
+        let name = answer["username"].as_str().unwrap_or_default();
+        let matches = name
+            .rsplit_once('#')
+            .is_some_and(|(a, _)| a.eq_ignore_ascii_case(alias.trim()));
+        if !matches {
+            return Err(CliError::Server {
+                status: 404,
+                rc: "UserNotFound".into(),
+                message: format!("no user {user} (that id is {name})"),
+                hint: String::new(),
+            });
+        }
+    }
+    Ok(answer)
+}
+
+pub(crate) async fn user_show(
+    client: &Client,
+    settings: &Settings,
+    user: &str,
+) -> Result<(), CliError> {
+    let answer = lookup_user(client, user).await?;
+    if settings.json {
+        output::json(&answer);
+    } else {
+        print_user(&answer);
+    }
+    Ok(())
+}
+
+pub(crate) async fn users_list(
+    client: &Client,
+    settings: &Settings,
+    sort: UserSort,
+    page: u32,
+) -> Result<(), CliError> {
+    let sort = match sort {
+        UserSort::Kudos => "kudos",
+        UserSort::Age => "age",
+    };
+    let answer = client
+        .get(&format!("/users?sort={sort}&page={}", page.max(1)))
+        .await?;
+    if settings.json {
+        output::json(&answer);
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = answer
+        .as_array()
+        .map(|users| {
+            users
+                .iter()
+                .map(|u| {
+                    vec![
+                        output::text(&u["username"]),
+                        output::text(&u["kudos"]),
+                        output::text(&u["worker_count"]),
+                        output::text(&u["account_age"]),
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    output::table(&["USER", "KUDOS", "WORKERS", "AGE (S)"], &rows);
+    Ok(())
+}

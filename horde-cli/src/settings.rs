@@ -1,0 +1,155 @@
+//! Settings: the config file with its profiles, and how flags and environment override it.
+//!
+//! ```toml
+//! default_profile = "home"
+//!
+//! [profiles.home]
+//! url = "http://127.0.0.1:7001"
+//! api_key = "…"
+//!
+//! [profiles.public]
+//! url = "https://horde.example.org"
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cli::Global;
+use crate::error::CliError;
+
+/// Where the CLI talks to when nothing says otherwise.
+pub(crate) const DEFAULT_URL: &str = "http://127.0.0.1:7001";
+
+/// The config file.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConfigFile {
+    /// The profile used when `--profile` is not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) default_profile: Option<String>,
+    /// Named hordes.
+    #[serde(default)]
+    pub(crate) profiles: BTreeMap<String, Profile>,
+}
+
+/// One horde and the key to use there.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Profile {
+    /// The horde's base URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) url: Option<String>,
+    /// The API key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) api_key: Option<String>,
+}
+
+/// The settings a command runs with.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    /// The horde's base URL, without a trailing slash.
+    pub(crate) url: String,
+    /// The API key, if any.
+    pub(crate) api_key: Option<String>,
+    /// The profile in use.
+    pub(crate) profile: String,
+    /// The config file's path.
+    pub(crate) config_path: PathBuf,
+    /// Print JSON.
+    pub(crate) json: bool,
+}
+
+/// The default config file: `<user config dir>/horde-cli/config.toml`.
+fn default_config_path() -> PathBuf {
+    directories::ProjectDirs::from("", "", "horde-cli")
+        .map(|dirs| dirs.config_dir().join("config.toml"))
+        .unwrap_or_else(|| PathBuf::from("horde-cli.toml"))
+}
+
+impl ConfigFile {
+    /// Reads the file; a missing file is an empty configuration.
+    pub(crate) fn load(path: &Path) -> Result<ConfigFile, CliError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| {
+                CliError::Usage(format!(
+                    "the config file {} is not valid: {e}",
+                    path.display()
+                ))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ConfigFile::default()),
+            Err(e) => Err(CliError::Usage(format!(
+                "cannot read the config file {}: {e}",
+                path.display()
+            ))),
+        }
+    }
+
+    /// Writes the file (creating its directory), readable by its owner only.
+    pub(crate) fn save(&self, path: &Path) -> Result<(), CliError> {
+        let fail = |e: String| CliError::Usage(format!("cannot write {}: {e}", path.display()));
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+        }
+        let text = toml::to_string(self).map_err(|e| fail(e.to_string()))?;
+        std::fs::write(path, text).map_err(|e| fail(e.to_string()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        }
+        Ok(())
+    }
+}
+
+impl Settings {
+    /// Flags and environment (already merged by clap) over the profile over the defaults.
+    pub(crate) fn resolve(global: &Global) -> Result<Settings, CliError> {
+        let config_path = global.config.clone().unwrap_or_else(default_config_path);
+        let file = ConfigFile::load(&config_path)?;
+        let profile = global
+            .profile
+            .clone()
+            .or_else(|| file.default_profile.clone())
+            .unwrap_or_else(|| "default".into());
+        let stored = file.profiles.get(&profile).cloned();
+        if global.profile.is_some() && stored.is_none() {
+            return Err(CliError::Usage(format!(
+                "there is no profile {profile:?} in {}",
+                config_path.display()
+            )));
+        }
+        let stored = stored.unwrap_or_default();
+        let url = global
+            .url
+            .clone()
+            .or(stored.url)
+            .unwrap_or_else(|| DEFAULT_URL.into());
+        let url = url.trim_end_matches('/').to_owned();
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(CliError::Usage(format!(
+                "the horde URL {url:?} must start with http:// or https://"
+            )));
+        }
+        Ok(Settings {
+            url,
+            api_key: global.api_key.clone().or(stored.api_key),
+            profile,
+            config_path,
+            json: global.json,
+        })
+    }
+
+    /// Saves `api_key` (and the URL) in this profile of the config file.
+    pub(crate) fn save_key(&self, api_key: &str) -> Result<(), CliError> {
+        let mut file = ConfigFile::load(&self.config_path)?;
+        let entry = file.profiles.entry(self.profile.clone()).or_default();
+        entry.url = Some(self.url.clone());
+        entry.api_key = Some(api_key.to_owned());
+        if file.default_profile.is_none() {
+            file.default_profile = Some(self.profile.clone());
+        }
+        file.save(&self.config_path)
+    }
+}

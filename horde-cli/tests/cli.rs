@@ -1,0 +1,520 @@
+//! The real `horde-cli` binary against a real horde-server on a loopback port.
+
+// Test helpers panic on failure by design.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use horde_server::{serve, Clock, Config, Driver};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+const MODEL: &str = "koboldcpp/Llama-3-8B-Instruct.Q4_K_M";
+
+/// A horde-server in this process, and a directory for the CLI's config file.
+struct Horde {
+    url: String,
+    dir: TempDir,
+    http: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Horde {
+    async fn start() -> Horde {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            db: dir.path().join("horde.sqlite"),
+            registrations_per_minute: 1000,
+            admins: vec!["admin#1".into()],
+            ..Config::default()
+        };
+        let driver = tokio::task::spawn_blocking(move || Driver::open(config, Clock::System))
+            .await
+            .unwrap()
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(serve(listener, driver, async {
+            let _ = stopped.await;
+        }));
+        Horde {
+            url,
+            dir,
+            http: reqwest::Client::new(),
+            stop: Some(stop),
+        }
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.dir.path().join("cli.toml")
+    }
+
+    /// Runs `horde-cli` with this horde's URL and config file, and `env`.
+    async fn cli(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut command = base_command(&self.config_path());
+        command.arg("--url").arg(&self.url).args(args);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        run(command).await
+    }
+
+    /// Registers `name` over HTTP; returns the key.
+    async fn register(&self, name: &str) -> String {
+        let body: Value = self
+            .http
+            .post(format!("{}/api/v2/register", self.url))
+            .json(&json!({ "username": name }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["api_key"].as_str().unwrap().to_owned()
+    }
+
+    async fn api(&self, method: reqwest::Method, path: &str, key: &str, body: Value) -> Value {
+        self.http
+            .request(method, format!("{}/api/v2{path}", self.url))
+            .header("apikey", key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Horde {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The CLI with no settings leaking in from the environment.
+fn base_command(config: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_horde-cli"));
+    command
+        .env_remove("HORDE_URL")
+        .env_remove("HORDE_API_KEY")
+        .env_remove("HORDE_PROFILE")
+        .env("HORDE_CLI_CONFIG", config)
+        .stdin(Stdio::null());
+    command
+}
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
+    }
+
+    fn assert_ok(&self) -> &Run {
+        assert_eq!(
+            self.code,
+            Some(0),
+            "stdout: {}\nstderr: {}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    fn assert_fails(&self, code: i32, needle: &str) {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "stdout: {}\nstderr: {}",
+            self.stdout,
+            self.stderr
+        );
+        assert!(
+            self.stderr.contains(needle),
+            "{needle:?} not in: {}",
+            self.stderr
+        );
+    }
+}
+
+async fn run(mut command: Command) -> Run {
+    let output: Output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    Run {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_balance_and_transfers_with_their_refusals() {
+    let horde = Horde::start().await;
+    // register --save keeps the key in the profile; later commands use it.
+    let registered = horde
+        .cli(&["register", "admin", "--save", "--json"], &[])
+        .await;
+    let body = registered.assert_ok().json();
+    assert_eq!(body["username"], "admin#1");
+    assert_eq!(body["saved"], true);
+    let key = body["api_key"].as_str().unwrap().to_owned();
+    let saved = std::fs::read_to_string(horde.config_path()).unwrap();
+    assert!(saved.contains(&key), "{saved}");
+    let me = horde.cli(&["whoami", "--json"], &[]).await;
+    assert_eq!(me.assert_ok().json()["username"], "admin#1");
+    let plain = horde.cli(&["whoami"], &[]).await;
+    assert!(plain.assert_ok().stdout.contains("admin#1"));
+
+    horde
+        .api(
+            reqwest::Method::PUT,
+            "/users/1",
+            &key,
+            json!({ "kudos": 100 }),
+        )
+        .await;
+    let bob_key = horde.register("bob").await;
+    let balance = horde.cli(&["balance", "--json"], &[]).await;
+    assert_eq!(balance.assert_ok().json()["kudos"], 100);
+
+    let sent = horde
+        .cli(&["transfer", "bob#2", "12.5", "--yes", "--json"], &[])
+        .await;
+    let sent = sent.assert_ok().json();
+    assert_eq!(sent["transferred"], 12.5);
+    assert_eq!(sent["to"], "bob#2");
+    assert_eq!(sent["kudos"], 87.5);
+    let plain = horde.cli(&["transfer", "bob#2", "0.5", "--yes"], &[]).await;
+    assert!(
+        plain.assert_ok().stdout.contains("Your balance: 87"),
+        "{}",
+        plain.stdout
+    );
+
+    // Refusals, each with its exit status and a message that says what to do.
+    horde
+        .cli(&["transfer", "admin#1", "1", "--yes"], &[])
+        .await
+        .assert_fails(1, "KudosTransferToSelf");
+    horde
+        .cli(&["transfer", "bob#2", "1000", "--yes"], &[])
+        .await
+        .assert_fails(1, "horde-cli balance");
+    horde
+        .cli(&["transfer", "ghost#99", "1", "--yes"], &[])
+        .await
+        .assert_fails(1, "UserNotFound");
+    // An alias that does not match the id is not someone else.
+    horde
+        .cli(&["transfer", "mallory#2", "1", "--yes"], &[])
+        .await
+        .assert_fails(1, "UserNotFound");
+    horde
+        .cli(&["transfer", "bob#2", "1"], &[])
+        .await
+        .assert_fails(2, "--yes");
+    // Anonymous (an empty profile) cannot send.
+    let mut anonymous = base_command(&horde.dir.path().join("none.toml"));
+    anonymous.args(["--url", &horde.url, "transfer", "bob#2", "1", "--yes"]);
+    run(anonymous).await.assert_fails(2, "API key");
+    // A wrong key says how to set the right one.
+    horde
+        .cli(&["balance", "--api-key", "AAAAAAAAAAAAAAAAAAAAAA"], &[])
+        .await
+        .assert_fails(1, "HORDE_API_KEY");
+
+    let bob = horde
+        .cli(&["balance", "--json"], &[("HORDE_API_KEY", &bob_key)])
+        .await;
+    assert_eq!(bob.assert_ok().json()["kudos"], 13);
+    let users = horde.cli(&["users", "list", "--json"], &[]).await;
+    let users = users.assert_ok().json();
+    assert_eq!(users[0]["username"], "admin#1");
+    let shown = horde.cli(&["user", "show", "bob#2", "--json"], &[]).await;
+    assert_eq!(shown.assert_ok().json()["kudos"], 13);
+}
+
+/// A worker the test runs: pops for `MODEL` and submits `text`, until stopped.
+fn run_worker(horde: &Horde, key: String, text: &'static str) -> tokio::task::JoinHandle<()> {
+    let (http, url) = (horde.http.clone(), horde.url.clone());
+    tokio::spawn(async move {
+        loop {
+            let job: Value = match http
+                .post(format!("{url}/api/v2/generate/text/pop"))
+                .header("apikey", &key)
+                .json(&json!({ "name": "cli-test-worker", "models": [MODEL] }))
+                .send()
+                .await
+            {
+                Ok(r) => r.json().await.unwrap_or(Value::Null),
+                Err(_) => return,
+            };
+            if let Some(id) = job["id"].as_str() {
+                let _ = http
+                    .post(format!("{url}/api/v2/generate/text/submit"))
+                    .header("apikey", &key)
+                    .json(&json!({ "id": id, "generation": text }))
+                    .send()
+                    .await;
+            } else {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generate_waits_for_a_worker_and_prints_the_text() {
+    let horde = Horde::start().await;
+    let owner = horde.register("volunteer").await;
+    let worker = run_worker(&horde, owner.clone(), " and the horde answered.");
+    let generated = horde
+        .cli(
+            &[
+                "generate",
+                "Say something",
+                "--model",
+                MODEL,
+                "--poll-secs",
+                "0.1",
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(generated.assert_ok().stdout, " and the horde answered.\n");
+    let prompt = horde.dir.path().join("prompt.txt");
+    std::fs::write(&prompt, "From a file").unwrap();
+    let generated = horde
+        .cli(
+            &[
+                "generate",
+                "--file",
+                prompt.to_str().unwrap(),
+                "-n",
+                "2",
+                "--poll-secs",
+                "0.1",
+                "--json",
+            ],
+            &[],
+        )
+        .await;
+    let status = generated.assert_ok().json();
+    assert_eq!(status["done"], true);
+    assert_eq!(status["generations"].as_array().unwrap().len(), 2);
+    assert_eq!(status["generations"][0]["worker_name"], "cli-test-worker");
+
+    // The lists see the worker and its model.
+    let workers = horde.cli(&["workers", "list", "--json"], &[]).await;
+    assert_eq!(workers.assert_ok().json()[0]["name"], "cli-test-worker");
+    let mine = horde
+        .cli(
+            &["workers", "list", "--mine", "--json"],
+            &[("HORDE_API_KEY", &owner)],
+        )
+        .await;
+    assert_eq!(mine.assert_ok().json().as_array().unwrap().len(), 1);
+    let someone = horde.register("someone").await;
+    let theirs = horde
+        .cli(
+            &["workers", "list", "--mine", "--json"],
+            &[("HORDE_API_KEY", &someone)],
+        )
+        .await;
+    assert_eq!(theirs.assert_ok().json(), json!([]));
+    let models = horde.cli(&["models", "--json"], &[]).await;
+    assert!(models
+        .assert_ok()
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["name"] == MODEL));
+    let table = horde.cli(&["models"], &[]).await;
+    assert!(table.assert_ok().stdout.contains(MODEL));
+    let status = horde.cli(&["status", "--json"], &[]).await;
+    assert!(
+        status.assert_ok().json()["totals"]["total"]["requests"]
+            .as_u64()
+            .unwrap()
+            >= 3
+    );
+
+    // The owner changes the worker.
+    worker.abort();
+    let changed = horde
+        .cli(
+            &[
+                "worker",
+                "maintenance",
+                "cli-test-worker",
+                "on",
+                "--message",
+                "back soon",
+                "--json",
+            ],
+            &[("HORDE_API_KEY", &owner)],
+        )
+        .await;
+    assert_eq!(
+        changed.assert_ok().json(),
+        json!({ "maintenance": true, "maintenance_msg": "back soon" })
+    );
+    horde
+        .cli(
+            &["worker", "rename", "cli-test-worker", "renamed"],
+            &[("HORDE_API_KEY", &owner)],
+        )
+        .await
+        .assert_ok();
+    horde
+        .cli(
+            &["worker", "info", "renamed", "my GPU"],
+            &[("HORDE_API_KEY", &owner)],
+        )
+        .await
+        .assert_ok();
+    let shown = horde
+        .cli(&["worker", "show", "renamed", "--json"], &[])
+        .await;
+    let shown = shown.assert_ok().json();
+    assert_eq!(shown["info"], "my GPU");
+    assert_eq!(shown["maintenance_mode"], true);
+    horde
+        .cli(
+            &["worker", "info", "renamed", "x"],
+            &[("HORDE_API_KEY", &someone)],
+        )
+        .await
+        .assert_fails(1, "WrongCredentials");
+    horde
+        .cli(&["worker", "show", "nobody"], &[])
+        .await
+        .assert_fails(1, "WorkerNotFound");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_cancels_the_request_on_the_horde() {
+    let horde = Horde::start().await;
+    let key = horde.register("impatient").await;
+    let mut command = base_command(&horde.config_path());
+    command
+        .args(["--url", &horde.url, "--api-key", &key])
+        .args([
+            "generate",
+            "nobody serves this",
+            "--model",
+            "none/unserved-7B",
+            "--poll-secs",
+            "0.1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = command.spawn().unwrap();
+    let performance = |horde: &Horde| {
+        let (http, url) = (horde.http.clone(), horde.url.clone());
+        async move {
+            let body: Value = http
+                .get(format!("{url}/api/v2/status/performance"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            body["queued_text_requests"].as_u64().unwrap()
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while performance(&horde).await == 0 {
+        assert!(Instant::now() < deadline, "the request was never queued");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("cancelled request"), "{stderr}");
+    assert_eq!(performance(&horde).await, 0, "the request is still queued");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_come_from_flags_then_env_then_the_profile() {
+    let horde = Horde::start().await;
+    let unreachable = "http://127.0.0.1:9";
+    let config = horde.config_path();
+    std::fs::write(
+        &config,
+        format!(
+            "default_profile = \"dead\"\n[profiles.dead]\nurl = \"{unreachable}\"\n\
+             [profiles.live]\nurl = \"{}\"\n",
+            horde.url
+        ),
+    )
+    .unwrap();
+    let status = |args: &[&str], env: &[(&str, &str)]| {
+        let mut command = base_command(&config);
+        command.args(args).arg("status").arg("--json");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        run(command)
+    };
+    // The default profile points nowhere: a connection error, exit status 2, with a hint.
+    status(&[], &[]).await.assert_fails(2, "Check --url");
+    // Another profile, by flag or by env.
+    status(&["--profile", "live"], &[]).await.assert_ok();
+    status(&[], &[("HORDE_PROFILE", "live")]).await.assert_ok();
+    status(&["--profile", "missing"], &[])
+        .await
+        .assert_fails(2, "no profile");
+    // HORDE_URL beats the profile; --url beats HORDE_URL.
+    let env_wins = status(&[], &[("HORDE_URL", &horde.url)]).await;
+    assert_eq!(env_wins.assert_ok().json()["url"], horde.url.as_str());
+    status(&["--url", unreachable], &[("HORDE_URL", &horde.url)])
+        .await
+        .assert_fails(2, "cannot reach");
+    let flag_wins = status(&["--url", &horde.url], &[("HORDE_URL", unreachable)]).await;
+    flag_wins.assert_ok();
+    // Usage errors and a broken config file are exit status 2.
+    status(&["--url", "ftp://x"], &[])
+        .await
+        .assert_fails(2, "http://");
+    std::fs::write(&config, "nonsense = [").unwrap();
+    status(&[], &[]).await.assert_fails(2, "not valid");
+    let mut bad = base_command(&config);
+    bad.arg("transfer");
+    run(bad).await.assert_fails(2, "Usage");
+}
+
+#[tokio::test]
+async fn completions_are_printed_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let mut command = base_command(Path::new("/nonexistent/cli.toml"));
+        command.args(["completions", shell]);
+        let done = run(command).await;
+        done.assert_ok();
+        assert!(done.stdout.contains("horde-cli"), "{shell}");
+    }
+}
