@@ -318,6 +318,37 @@ async fn generate_waits_for_a_worker_and_prints_the_text() {
     assert_eq!(status["generations"].as_array().unwrap().len(), 2);
     assert_eq!(status["generations"][0]["worker_name"], "cli-test-worker");
 
+    // --no-wait prints the id; status and cancel take it.
+    let queued = horde
+        .cli(
+            &[
+                "generate",
+                "later",
+                "--model",
+                "none/unserved-7B",
+                "--no-wait",
+            ],
+            &[("HORDE_API_KEY", &owner)],
+        )
+        .await;
+    let id = queued.assert_ok().stdout.trim().to_owned();
+    let status = horde.cli(&["status", &id, "--json"], &[]).await;
+    let status = status.assert_ok().json();
+    assert_eq!(status["waiting"], 1);
+    assert_eq!(status["done"], false);
+    let cancelled = horde.cli(&["cancel", &id, "--json"], &[]).await;
+    assert_eq!(cancelled.assert_ok().json()["done"], true);
+    let plain = horde.cli(&["status", &id], &[]).await;
+    assert!(
+        plain.assert_ok().stdout.contains("done"),
+        "{}",
+        plain.stdout
+    );
+    horde
+        .cli(&["status", "00000000-0000-0000-0000-000000000000"], &[])
+        .await
+        .assert_fails(1, "RequestNotFound");
+
     // The lists see the worker and its model.
     let workers = horde.cli(&["workers", "list", "--json"], &[]).await;
     assert_eq!(workers.assert_ok().json()[0]["name"], "cli-test-worker");

@@ -162,16 +162,29 @@ pub(crate) async fn transfer(
     {
         return Err(CliError::Usage("not transferred".into()));
     }
+    // One key for this transfer: if the answer is lost on the way and we send it again, the
+    // horde recognises the key and does not pay twice.
     let key = idempotency_key()?;
     let body = json!({ "username": receiver["username"], "amount": amount });
-    let answer = client
-        .call(
-            reqwest::Method::POST,
-            "/kudos/transfer",
-            Some(&body),
-            &[("Idempotency-Key", key)],
-        )
-        .await?;
+    let mut attempts = 0;
+    let answer = loop {
+        attempts += 1;
+        let sent = client
+            .call(
+                reqwest::Method::POST,
+                "/kudos/transfer",
+                Some(&body),
+                &[("Idempotency-Key", key.clone())],
+            )
+            .await;
+        match sent {
+            Err(CliError::Connection(e)) if attempts < 3 => {
+                eprintln!("{e}\nretrying the same transfer (it will not pay twice)");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            other => break other?,
+        }
+    };
     let after = client.get("/find_user").await?;
     if settings.json {
         output::json(&json!({
