@@ -58,4 +58,4 @@ pub use request::{
     RequestState,
 };
 pub use reward::{ContextBasis, EconomyConfig};
-pub use worker::Worker;
+pub use worker::{Worker, WorkerStats};

@@ -55,7 +55,52 @@ pub struct Worker {
     pub kudos_uptime: Kudos,
 }
 
+/// What changes every time a worker checks in or finishes a job: its clock and counters.
+/// Stored apart from the rest of the worker, which changes rarely, so that a busy worker's
+/// check-ins write a few numbers rather than its whole record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerStats {
+    /// Its last check-in.
+    pub last_seen: Timestamp,
+    /// Milliseconds online in total.
+    pub uptime_ms: u64,
+    /// Online milliseconds not yet paid as an uptime award.
+    pub unpaid_uptime_ms: u64,
+    /// Generations submitted.
+    pub requests_fulfilled: u64,
+    /// Tokens generated.
+    pub tokens_generated: u64,
+    /// Kudos earned by generations.
+    pub kudos_generated: Kudos,
+    /// Kudos earned by uptime.
+    pub kudos_uptime: Kudos,
+}
+
 impl Worker {
+    /// Its clock and counters.
+    pub fn stats(&self) -> WorkerStats {
+        WorkerStats {
+            last_seen: self.last_seen,
+            uptime_ms: self.uptime_ms,
+            unpaid_uptime_ms: self.unpaid_uptime_ms,
+            requests_fulfilled: self.requests_fulfilled,
+            tokens_generated: self.tokens_generated,
+            kudos_generated: self.kudos_generated,
+            kudos_uptime: self.kudos_uptime,
+        }
+    }
+
+    /// Sets its clock and counters (from a stored [`WorkerStats`]).
+    pub fn set_stats(&mut self, stats: WorkerStats) {
+        self.last_seen = stats.last_seen;
+        self.uptime_ms = stats.uptime_ms;
+        self.unpaid_uptime_ms = stats.unpaid_uptime_ms;
+        self.requests_fulfilled = stats.requests_fulfilled;
+        self.tokens_generated = stats.tokens_generated;
+        self.kudos_generated = stats.kudos_generated;
+        self.kudos_uptime = stats.kudos_uptime;
+    }
+
     /// A new worker named `name` of `owner`, first seen at `now`, serving nothing yet (AI
     /// Horde's defaults: 512 tokens, 2048 context, one thread).
     pub fn new(id: WorkerId, owner: UserId, name: impl Into<String>, now: Timestamp) -> Worker {

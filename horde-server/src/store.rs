@@ -172,6 +172,8 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE users ADD COLUMN public_workers INTEGER NOT NULL DEFAULT 0;",
     // 4: administrators made on the database (`horde-server create-admin`).
     "ALTER TABLE users ADD COLUMN is_admin INTEGER NOT NULL DEFAULT 0;",
+    // 5: a worker's clock and counters, apart from its record (written on every check-in).
+    "CREATE TABLE worker_stats (id TEXT PRIMARY KEY, data TEXT NOT NULL);",
 ];
 
 /// Opens (creating and migrating if needed) the database at `path`.
@@ -334,6 +336,7 @@ enum Latest {
     RequestState(horde_core::RequestId),
     Job(horde_core::JobId),
     Worker(horde_core::WorkerId),
+    WorkerStats(horde_core::WorkerId),
     Account(UserId),
     Policy(UserId),
 }
@@ -344,6 +347,7 @@ impl Latest {
             Write::Event(Event::RequestChanged { id, .. }) => Some(Latest::RequestState(*id)),
             Write::Event(Event::JobChanged(job)) => Some(Latest::Job(job.id)),
             Write::Event(Event::WorkerChanged(worker)) => Some(Latest::Worker(worker.id)),
+            Write::Event(Event::WorkerCheckedIn { id, .. }) => Some(Latest::WorkerStats(*id)),
             Write::Event(Event::AccountChanged { user, .. }) => Some(Latest::Account(*user)),
             Write::Event(Event::UserChanged { user, .. }) => Some(Latest::Policy(*user)),
             _ => None,
@@ -511,8 +515,24 @@ fn apply_event(tx: &Transaction<'_>, event: &Event) -> Result<(), StoreError> {
                 worker.id.to_string(),
                 serde_json::to_string(worker)?
             ])?;
+            // The stats row, when there is one, must never be older than the record.
+            write_worker_stats(tx, worker.id, &worker.stats())?;
         }
+        Event::WorkerCheckedIn { id, stats } => write_worker_stats(tx, *id, stats)?,
     }
+    Ok(())
+}
+
+fn write_worker_stats(
+    tx: &Transaction<'_>,
+    id: horde_core::WorkerId,
+    stats: &horde_core::WorkerStats,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO worker_stats (id, data) VALUES (?1, ?2)
+         ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+    )?
+    .execute(params![id.to_string(), serde_json::to_string(stats)?])?;
     Ok(())
 }
 
@@ -555,10 +575,17 @@ fn load(conn: &Connection, default_concurrency: u32) -> Result<Loaded, StoreErro
     }
 
     let mut workers = Vec::new();
-    let mut stmt = conn.prepare("SELECT data FROM workers")?;
+    let mut stmt = conn.prepare(
+        "SELECT workers.data, worker_stats.data FROM workers
+         LEFT JOIN worker_stats ON worker_stats.id = workers.id",
+    )?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
-        workers.push(serde_json::from_str(&row.get::<_, String>(0)?)?);
+        let mut worker: Worker = serde_json::from_str(&row.get::<_, String>(0)?)?;
+        if let Some(stats) = row.get::<_, Option<String>>(1)? {
+            worker.set_stats(serde_json::from_str(&stats)?);
+        }
+        workers.push(worker);
     }
 
     let mut jobs_by_request: std::collections::HashMap<String, Vec<Job>> = Default::default();

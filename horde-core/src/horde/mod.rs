@@ -19,7 +19,7 @@ use crate::request::{
 };
 use crate::{
     AccountState, EconomyConfig, JobId, Kudos, Ledger, LedgerError, Posting, RequestId, Timestamp,
-    UserId, Worker, WorkerId,
+    UserId, Worker, WorkerId, WorkerStats,
 };
 use limits::normalize_names;
 use online::Online;
@@ -113,8 +113,15 @@ pub enum Event {
         /// Its new state.
         state: AccountState,
     },
-    /// A worker was created or changed.
+    /// A worker was created or its profile changed (the record includes its stats).
     WorkerChanged(Worker),
+    /// Only a worker's clock and counters changed (a check-in, a finished job).
+    WorkerCheckedIn {
+        /// Which worker.
+        id: WorkerId,
+        /// Its new clock and counters.
+        stats: WorkerStats,
+    },
     /// A user was registered or their policy changed.
     UserChanged {
         /// Which user.
@@ -508,6 +515,16 @@ impl Horde {
     fn push_worker_changed(&self, id: WorkerId, events: &mut Vec<Event>) {
         if let Some(worker) = self.workers.get(&id) {
             events.push(Event::WorkerChanged(worker.clone()));
+        }
+    }
+
+    /// Reports a change of worker `id`'s stats only.
+    fn push_worker_checked_in(&self, id: WorkerId, events: &mut Vec<Event>) {
+        if let Some(worker) = self.workers.get(&id) {
+            events.push(Event::WorkerCheckedIn {
+                id,
+                stats: worker.stats(),
+            });
         }
     }
 

@@ -125,6 +125,19 @@ impl Horde {
             }
         }
         profile.priority_users = priority_keys[1..].to_vec();
+        // Most pops change nothing but the worker's clock: then only its stats are reported.
+        let profile_changed = existing
+            .and_then(|id| self.workers.get(&id))
+            .is_none_or(|old| {
+                old.models != profile.models
+                    || old.max_length != profile.max_length
+                    || old.max_context_length != profile.max_context_length
+                    || old.nsfw != profile.nsfw
+                    || old.threads != profile.threads
+                    || old.bridge_agent != profile.bridge_agent
+                    || old.priority_users != profile.priority_users
+                    || old.trusted != profile.trusted
+            });
 
         let keys = if profile.maintenance {
             &priority_keys[..1]
@@ -153,7 +166,11 @@ impl Horde {
             }
             None => Vec::new(),
         };
-        self.push_worker_changed(worker_id, &mut events);
+        if profile_changed {
+            self.push_worker_changed(worker_id, &mut events);
+        } else {
+            self.push_worker_checked_in(worker_id, &mut events);
+        }
         Ok(Applied {
             value: PopResult {
                 worker: worker_id,

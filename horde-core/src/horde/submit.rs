@@ -82,7 +82,7 @@ impl Horde {
             SubmitState::Faulted => {
                 self.check_in(worker_id, now, &mut events);
                 self.abort_job(job_id, AbortReason::Faulted, now, &mut events);
-                self.push_worker_changed(worker_id, &mut events);
+                self.push_worker_checked_in(worker_id, &mut events);
                 return Ok(Applied {
                     value: Kudos::ZERO,
                     events,
@@ -149,7 +149,7 @@ impl Horde {
                 self.push_request_changed(request_id, &mut events);
             }
         }
-        self.push_worker_changed(worker_id, &mut events);
+        self.push_worker_checked_in(worker_id, &mut events);
         Ok(Applied {
             value: reward,
             events,

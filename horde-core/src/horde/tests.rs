@@ -47,6 +47,12 @@ impl Store {
                 Event::UserChanged { user, policy } => {
                     self.users.insert(*user, *policy);
                 }
+                Event::WorkerCheckedIn { id, stats } => {
+                    self.workers
+                        .get_mut(id)
+                        .expect("a worker checks in after it was created")
+                        .set_stats(*stats);
+                }
             }
         }
     }
@@ -960,6 +966,11 @@ proptest! {
         prop_assert_eq!(copy.queued_requests(), sim.horde.queued_requests());
         prop_assert_eq!(copy.queued_totals(), sim.horde.queued_totals());
         prop_assert_eq!(copy.model_stats(sim.now), sim.horde.model_stats(sim.now));
+        // Workers (profile, clock and counters) come back exactly, from full records and
+        // check-ins alike.
+        for worker in sim.horde.workers() {
+            prop_assert_eq!(copy.worker(worker.id), Some(worker));
+        }
         for id in &enqueued {
             prop_assert_eq!(copy.status(*id, sim.now), sim.horde.status(*id, sim.now));
         }
