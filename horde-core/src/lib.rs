@@ -45,9 +45,10 @@ pub mod reward;
 mod worker;
 
 pub use horde::{
-    name_problem, Applied, Assignment, EnqueueError, Event, Horde, HordeConfig, Limits, ModelStats,
-    OverLimit, PopError, PopQuery, PopResult, RequestStatus, Submission, SubmitError, SubmitState,
-    TransferError, UserPolicy, WorkerUpdate, WorkerUpdateError, TOKENS_PER_SEC_PER_THREAD,
+    name_problem, Applied, Assignment, EnqueueError, Event, Horde, HordeConfig, Integrity, Limits,
+    ModelStats, OverLimit, PopError, PopQuery, PopResult, RequestStatus, Submission, SubmitError,
+    SubmitState, TransferError, UserPolicy, WorkerUpdate, WorkerUpdateError,
+    TOKENS_PER_SEC_PER_THREAD,
 };
 pub use ids::{JobId, RequestId, Timestamp, UserId, WorkerId};
 pub use kudos::{Kudos, ParseKudosError};

@@ -53,6 +53,9 @@ pub struct Worker {
     pub kudos_generated: Kudos,
     /// Kudos earned by uptime.
     pub kudos_uptime: Kudos,
+    /// When it last submitted a paid generation (uptime is earned only with recent ones).
+    #[serde(default)]
+    pub last_good_at: Option<Timestamp>,
 }
 
 /// What changes every time a worker checks in or finishes a job: its clock and counters.
@@ -74,6 +77,9 @@ pub struct WorkerStats {
     pub kudos_generated: Kudos,
     /// Kudos earned by uptime.
     pub kudos_uptime: Kudos,
+    /// When it last submitted a paid generation.
+    #[serde(default)]
+    pub last_good_at: Option<Timestamp>,
 }
 
 impl Worker {
@@ -87,6 +93,7 @@ impl Worker {
             tokens_generated: self.tokens_generated,
             kudos_generated: self.kudos_generated,
             kudos_uptime: self.kudos_uptime,
+            last_good_at: self.last_good_at,
         }
     }
 
@@ -99,6 +106,7 @@ impl Worker {
         self.tokens_generated = stats.tokens_generated;
         self.kudos_generated = stats.kudos_generated;
         self.kudos_uptime = stats.kudos_uptime;
+        self.last_good_at = stats.last_good_at;
     }
 
     /// A new worker named `name` of `owner`, first seen at `now`, serving nothing yet (AI
@@ -127,6 +135,7 @@ impl Worker {
             tokens_generated: 0,
             kudos_generated: Kudos::ZERO,
             kudos_uptime: Kudos::ZERO,
+            last_good_at: None,
         }
     }
 

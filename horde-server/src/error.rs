@@ -60,6 +60,8 @@ pub enum Rc {
     StorageFailure,
     TooManyConnections,
     InternalError,
+    InvalidPriorityUsername,
+    TooManyWorkers,
 }
 
 impl Rc {
@@ -106,6 +108,8 @@ impl Rc {
             Rc::StorageFailure => "StorageFailure",
             Rc::TooManyConnections => "TooManyConnections",
             Rc::InternalError => "InternalError",
+            Rc::InvalidPriorityUsername => "InvalidPriorityUsername",
+            Rc::TooManyWorkers => "TooManyWorkers",
         }
     }
 }
@@ -144,6 +148,14 @@ pub enum ApiError {
     /// Anonymous may not do this.
     #[error("{0}")]
     AnonForbidden(&'static str),
+    /// Refused for a reason its rc names.
+    #[error("{message}")]
+    Forbidden {
+        /// The rc.
+        rc: Rc,
+        /// Why.
+        message: String,
+    },
     /// Anonymous may not run workers.
     #[error("anonymous users cannot run workers: register and use your API key")]
     AnonForbiddenWorker,
@@ -231,6 +243,7 @@ impl ApiError {
             ApiError::InvalidApiKey => (StatusCode::UNAUTHORIZED, Rc::InvalidAPIKey),
             ApiError::AnonForbidden(_) => (StatusCode::FORBIDDEN, Rc::AnonForbidden),
             ApiError::AnonForbiddenWorker => (StatusCode::FORBIDDEN, Rc::AnonForbiddenWorker),
+            ApiError::Forbidden { rc, .. } => (StatusCode::FORBIDDEN, *rc),
             ApiError::WrongCredentials(_) => (StatusCode::FORBIDDEN, Rc::WrongCredentials),
             ApiError::WorkerMaintenance => (StatusCode::FORBIDDEN, Rc::WorkerMaintenance),
             ApiError::NotAdmin => (StatusCode::FORBIDDEN, Rc::NotAdmin),
@@ -320,6 +333,10 @@ impl From<PopError> for ApiError {
             PopError::OverLimit(limit) => {
                 ApiError::invalid(Rc::ValidationError, limit.field, message)
             }
+            PopError::TooManyWorkers { .. } => ApiError::Forbidden {
+                rc: Rc::TooManyWorkers,
+                message,
+            },
         }
     }
 }

@@ -30,7 +30,8 @@ impl Horde {
         for account in [posting.from, posting.to] {
             if let crate::Account::User(user) = account {
                 let state = self.ledger.account(user);
-                self.queue.set_priority(&user, state.balance.milli());
+                let priority = self.queue_priority(user);
+                self.queue.set_priority(&user, priority);
                 let event = Event::AccountChanged { user, state };
                 if !events.contains(&event) {
                     events.push(event);

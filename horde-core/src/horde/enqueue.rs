@@ -123,7 +123,7 @@ impl Horde {
     }
 
     pub(super) fn enqueue_item(&mut self, spec: &RequestSpec) -> Option<Ticket> {
-        let priority = self.ledger.balance(spec.owner).milli();
+        let priority = self.queue_priority(spec.owner);
         self.queue.push(
             spec.id,
             spec.owner,
@@ -139,7 +139,7 @@ impl Horde {
             return;
         };
         if let Some(ticket) = entry.ticket {
-            let priority = self.ledger.balance(entry.spec.owner).milli();
+            let priority = self.queue_priority(entry.spec.owner);
             self.queue.reinsert(
                 id,
                 entry.spec.owner,

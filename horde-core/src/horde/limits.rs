@@ -48,6 +48,46 @@ impl Default for Limits {
     }
 }
 
+/// Rules that keep kudos from being farmed. `Default` gives the documented defaults; the
+/// reasons are in docs/economy.md.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Integrity {
+    /// Workers an untrusted owner may have. Default 3.
+    pub max_workers_untrusted: usize,
+    /// Workers a trusted owner may have. Default 20.
+    pub max_workers_trusted: usize,
+    /// Uptime is awarded only to a worker that submitted a paid generation within this many
+    /// seconds. Default 3600.
+    pub uptime_proof_window_secs: u64,
+    /// For the queue's order, a balance below this counts as this, so that ageing brings every
+    /// request to the front within `-priority_floor / ageing_per_sec` seconds of newer
+    /// zero-balance ones. Default −300 kudos.
+    pub priority_floor: crate::Kudos,
+}
+
+impl Default for Integrity {
+    fn default() -> Self {
+        Integrity {
+            max_workers_untrusted: 3,
+            max_workers_trusted: 20,
+            uptime_proof_window_secs: 3600,
+            priority_floor: crate::Kudos::from_milli(-300_000),
+        }
+    }
+}
+
+impl Integrity {
+    /// Workers an owner of this trust may have.
+    pub fn max_workers(&self, trusted: bool) -> usize {
+        if trusted {
+            self.max_workers_trusted
+        } else {
+            self.max_workers_untrusted
+        }
+    }
+}
+
 /// An input over one of the [`Limits`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("{field} is over its limit of {max} {unit}")]

@@ -32,6 +32,8 @@ pub struct HordeConfig {
     pub economy: EconomyConfig,
     /// Size limits of requests and workers.
     pub limits: Limits,
+    /// Rules against farming kudos.
+    pub integrity: Integrity,
     /// Priority a waiting request gains per second, in kudos. Default 1 kudos/s: after the
     /// 20 minutes a request may wait, a request has gained 1200 kudos over newer ones.
     pub ageing_per_sec: Kudos,
@@ -56,6 +58,7 @@ impl Default for HordeConfig {
         HordeConfig {
             economy: EconomyConfig::default(),
             limits: Limits::default(),
+            integrity: Integrity::default(),
             ageing_per_sec: Kudos::from_milli(1000),
             default_concurrency: 30,
             max_restarts: 3,
@@ -471,6 +474,15 @@ impl Horde {
         .min()
     }
 
+    /// `user`'s place in the queue's order: their balance, floored at
+    /// [`Integrity::priority_floor`].
+    fn queue_priority(&self, user: UserId) -> i64 {
+        self.ledger
+            .balance(user)
+            .milli()
+            .max(self.config.integrity.priority_floor.milli())
+    }
+
     /// Re-counts worker `id` among the online workers after a check-in or a change: online
     /// until `online_timeout_secs` after its last check-in, unless in maintenance.
     fn refresh_online(&mut self, id: WorkerId) {
@@ -550,7 +562,7 @@ mod workers;
 
 pub use accounts::TransferError;
 pub use enqueue::EnqueueError;
-pub use limits::{name_problem, Limits, OverLimit};
+pub use limits::{name_problem, Integrity, Limits, OverLimit};
 pub use pop::{Assignment, PopError, PopQuery, PopResult};
 pub use status::{ModelStats, RequestStatus, TOKENS_PER_SEC_PER_THREAD};
 pub use submit::{Submission, SubmitError, SubmitState};

@@ -51,6 +51,12 @@ pub enum PopError {
     /// A list or text is over its limit.
     #[error(transparent)]
     OverLimit(#[from] OverLimit),
+    /// The owner has as many workers as their trust allows.
+    #[error("you have {max} workers, as many as this horde allows you; reuse one's name")]
+    TooManyWorkers {
+        /// The cap.
+        max: usize,
+    },
     /// No model was named.
     #[error("a worker must serve at least one model")]
     NoModels,
@@ -106,7 +112,14 @@ impl Horde {
         let mut profile = match existing.and_then(|id| self.workers.get(&id)) {
             Some(worker) if worker.owner != query.owner => return Err(PopError::WrongCredentials),
             Some(worker) => worker.clone(),
-            None => Worker::new(WorkerId(new_id()), query.owner, query.name.clone(), now),
+            None => {
+                let max = self.config.integrity.max_workers(owner_policy.trusted);
+                let count = self.workers_by_owner.get(&query.owner).map_or(0, Vec::len);
+                if count >= max {
+                    return Err(PopError::TooManyWorkers { max });
+                }
+                Worker::new(WorkerId(new_id()), query.owner, query.name.clone(), now)
+            }
         };
         profile.models = query.models;
         normalize_names(&mut profile.models);
@@ -331,6 +344,27 @@ impl Horde {
         Ok(policy)
     }
 
+    /// Returns true if and only if worker `id` may earn uptime at `now`: it submitted a paid
+    /// generation within the proof window (uptime from a worker with no backend is not work),
+    /// and it is among the first workers its owner may have.
+    fn earns_uptime(&self, id: WorkerId, now: Timestamp) -> bool {
+        let Some(worker) = self.workers.get(&id) else {
+            return false;
+        };
+        let integrity = &self.config.integrity;
+        let window_ms = integrity.uptime_proof_window_secs.saturating_mul(1000);
+        let proven = worker
+            .last_good_at
+            .is_some_and(|at| now.millis_since(at) <= window_ms);
+        let trusted = self.users.get(&worker.owner).is_some_and(|p| p.trusted);
+        let within_cap = self
+            .workers_by_owner
+            .get(&worker.owner)
+            .and_then(|ids| ids.iter().position(|w| *w == id))
+            .is_some_and(|rank| rank < integrity.max_workers(trusted));
+        proven && within_cap
+    }
+
     /// Records a worker's check-in and pays any uptime award that fell due.
     pub(super) fn check_in(&mut self, id: WorkerId, now: Timestamp, events: &mut Vec<Event>) {
         let economy = &self.config.economy;
@@ -343,7 +377,7 @@ impl Horde {
             economy.uptime_interval_secs,
         );
         self.refresh_online(id);
-        if due == 0 {
+        if due == 0 || !self.earns_uptime(id, now) {
             return;
         }
         let economy = &self.config.economy;
@@ -351,14 +385,8 @@ impl Horde {
             return;
         };
         let size = self.worker_sizes.get(&id).copied().unwrap_or(0.0);
-        let per_interval = economy.uptime_reward(size, worker.max_context_length);
-        let Some(award) = i64::try_from(due)
-            .ok()
-            .and_then(|d| per_interval.milli().checked_mul(d))
-            .map(Kudos::from_milli)
-        else {
-            return;
-        };
+        // One award per interval at most, however long the worker was away.
+        let award = economy.uptime_reward(size, worker.max_context_length);
         let owner = worker.owner;
         if let Ok(posting) = self.ledger.award_uptime(owner, award, now) {
             worker.kudos_uptime = worker

@@ -105,6 +105,9 @@ impl Horde {
             .ledger
             .settle_generation(requester, earner, reward, now)?;
         self.record_posting(posting, &mut events);
+        if let Some(worker) = self.workers.get_mut(&worker_id) {
+            worker.last_good_at = Some(now);
+        }
         self.check_in(worker_id, now, &mut events);
         self.deadlines.remove(&(deadline, job_id));
         let generation = Generation {

@@ -614,7 +614,10 @@ fn maintenance_serves_only_the_owner() {
 #[test]
 fn workers_earn_uptime_every_ten_minutes_online() {
     let mut sim = Sim::new();
-    sim.pop(2, "w");
+    // Uptime needs proof of work: first a paid generation.
+    sim.request(1);
+    let (_, job) = sim.pop(2, "w").unwrap();
+    sim.submit(2, job, SubmitState::Ok).unwrap();
     for _ in 0..4 {
         sim.advance(150);
         sim.pop(2, "w");
@@ -622,15 +625,74 @@ fn workers_earn_uptime_every_ten_minutes_online() {
     // 600 s online: one award of (25 + 15 × 4096/1024) × 8/7.
     let award = EconomyConfig::default().uptime_reward(8.0, 4096);
     assert_eq!(award, "97.14".parse().unwrap());
-    assert_eq!(sim.horde.ledger().balance(UserId(2)), award);
+    let uptime = |sim: &Sim| sim.horde.ledger().account(UserId(2)).details.uptime;
+    assert_eq!(uptime(&sim), award);
     // A gap over 300 s is not online time.
     sim.advance(301);
     sim.pop(2, "w");
     sim.advance(299);
     sim.pop(2, "w");
-    assert_eq!(sim.horde.ledger().balance(UserId(2)), award);
-    assert_eq!(sim.horde.ledger().account(UserId(2)).details.uptime, award);
+    assert_eq!(uptime(&sim), award);
     assert_eq!(sim.horde.ledger().total(), Kudos::ZERO);
+}
+
+#[test]
+fn uptime_needs_recent_work_and_a_worker_within_the_cap() {
+    // The attack: workers with no backend pop forever and collect uptime.
+    let mut sim = Sim::new();
+    for _ in 0..8 {
+        sim.pop(2, "idle");
+        sim.advance(150);
+    }
+    let uptime = |sim: &Sim, user| sim.horde.ledger().account(UserId(user)).details.uptime;
+    assert_eq!(uptime(&sim, 2), Kudos::ZERO, "no generation, no uptime");
+
+    // Work proves the worker; an hour later the proof has run out.
+    sim.request(1);
+    let (_, job) = sim.pop(2, "idle").unwrap();
+    sim.submit(2, job, SubmitState::Ok).unwrap();
+    for _ in 0..4 {
+        sim.advance(150);
+        sim.pop(2, "idle");
+    }
+    let one = uptime(&sim, 2);
+    assert!(one.is_positive());
+    for _ in 0..(3 * 3600 / 150) {
+        sim.advance(150);
+        sim.pop(2, "idle");
+    }
+    let later = uptime(&sim, 2);
+    // At most one award per 600 s within the hour after the generation, none after it.
+    assert!(later.milli() <= one.milli() * 6, "{later} vs {one}");
+    for _ in 0..8 {
+        sim.advance(150);
+        sim.pop(2, "idle");
+    }
+    assert_eq!(uptime(&sim, 2), later, "the proof window ran out");
+}
+
+#[test]
+fn owners_have_a_capped_number_of_workers() {
+    let mut sim = Sim::new();
+    for name in ["a", "b", "c"] {
+        sim.pop(2, name);
+    }
+    assert_eq!(
+        sim.pop_with(sim.query(2, "d")),
+        Err(PopError::TooManyWorkers { max: 3 })
+    );
+    // Existing workers keep working; trust raises the cap.
+    sim.pop(2, "a");
+    let applied = sim.horde.set_user(
+        UserId(2),
+        UserPolicy {
+            concurrency: 30,
+            trusted: true,
+            public_workers: false,
+        },
+    );
+    sim.store.apply(&applied.events);
+    assert!(sim.pop_with(sim.query(2, "d")).is_ok());
 }
 
 #[test]
@@ -1155,4 +1217,67 @@ fn a_tick_handles_a_bounded_batch_and_says_when_more_is_due() {
     sim.now = later;
     sim.advance(0);
     assert_eq!(expired(&sim), 5);
+}
+
+/// Streams one new request a second from a fresh zero-balance user into a queue with a
+/// standing backlog, while one worker serves one a second, and returns how long a request of
+/// each debt class waited before it was served (`None`: not within 1,100 s).
+fn waits_by_balance(floor: Kudos) -> Vec<(i64, Option<u64>)> {
+    let mut config = HordeConfig::default();
+    config.integrity.priority_floor = floor;
+    let mut sim = Sim::with_config(config);
+    let classes = [0i64, -100, -300, -1_000, -5_000];
+    let mut next_user = 1_000u64;
+    let mut fresh = |sim: &mut Sim| {
+        next_user += 1;
+        sim.add_user(UserId(next_user), 30);
+        sim.request(next_user)
+    };
+    for _ in 0..60 {
+        fresh(&mut sim);
+    }
+    let mut debtors = Vec::new();
+    for (i, balance) in classes.iter().enumerate() {
+        let user = 100 + i as u64;
+        sim.add_user(UserId(user), 30);
+        if *balance != 0 {
+            sim.give(user, *balance);
+        }
+        debtors.push((sim.request(user), sim.now));
+    }
+    let mut waits = vec![None; classes.len()];
+    for _ in 0..1_100 {
+        sim.advance(1);
+        fresh(&mut sim);
+        if let Some((request, job)) = sim.pop(2, "w") {
+            sim.submit(2, job, SubmitState::Ok).unwrap();
+            if let Some(i) = debtors.iter().position(|(id, _)| *id == request) {
+                waits[i] = Some(sim.now.millis_since(debtors[i].1) / 1000);
+            }
+        }
+    }
+    classes.iter().copied().zip(waits).collect()
+}
+
+#[test]
+fn the_priority_floor_bounds_how_long_debtors_wait() {
+    let floor = HordeConfig::default().integrity.priority_floor;
+    let with_floor = waits_by_balance(floor);
+    let without = waits_by_balance(Kudos::from_milli(i64::MIN / 2));
+    if std::env::var_os("HORDE_PRINT_WAITS").is_some() {
+        for ((balance, w), (_, wo)) in with_floor.iter().zip(&without) {
+            eprintln!("| {balance} | {w:?} | {wo:?} |");
+        }
+    }
+    // With the floor, every class is served, none later than the backlog (60 s) plus the
+    // floor's 300 s (plus a little for the arrivals in between).
+    for (balance, wait) in &with_floor {
+        let wait = wait.unwrap_or_else(|| panic!("a request at {balance} was never served"));
+        let behind = balance.unsigned_abs().min(300);
+        assert!(wait <= 60 + behind + 10, "{balance}: {wait} s");
+    }
+    // Without it, deep debtors starve under the same stream (the attack in the issue): −1,000
+    // waits over 1,000 s, −5,000 past the 20-minute expiry.
+    assert!(without[3].1.is_some_and(|w| w > 1_000));
+    assert_eq!(without[4].1, None);
 }

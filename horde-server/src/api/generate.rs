@@ -215,10 +215,24 @@ pub(crate) async fn pop(
     };
     let result = state
         .change(|txn| {
+            // A name that is not a user's `alias#id` is refused, not silently dropped: the
+            // owner would believe those users are served first.
             query.priority_users = usernames
                 .iter()
-                .filter_map(|name| txn.core().users.find_by_username(name).map(|u| u.id))
-                .collect();
+                .map(|name| {
+                    txn.core()
+                        .users
+                        .find_by_username(name)
+                        .map(|u| u.id)
+                        .ok_or_else(|| {
+                            ApiError::invalid(
+                                Rc::InvalidPriorityUsername,
+                                "priority_usernames",
+                                format!("{name:?} is not the alias#id of a user of this horde"),
+                            )
+                        })
+                })
+                .collect::<Result<_, _>>()?;
             Ok(txn.apply(|horde, now| horde.pop(now, query, new_id))?)
         })
         .await?;

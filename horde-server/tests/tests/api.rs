@@ -1236,3 +1236,46 @@ async fn an_admin_entry_must_match_alias_and_id() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn abuse_of_workers_is_refused_over_http() {
+    let server = TestServer::start().await;
+    let (_, key) = server.register("farmer").await;
+    // Malformed or unknown priority usernames are named, not silently dropped.
+    for entry in ["kid", "nobody#999"] {
+        let mut body = pop_body("w1");
+        body["priority_usernames"] = json!([entry]);
+        let got = server.post("/generate/text/pop", Some(&key), body).await;
+        assert_error(&got, StatusCode::BAD_REQUEST, "InvalidPriorityUsername");
+        assert!(
+            got.1["message"].as_str().unwrap().contains(entry),
+            "{}",
+            got.1
+        );
+    }
+    let (friend, _) = server.register("friend").await;
+    let mut body = pop_body("w1");
+    body["priority_usernames"] = json!([format!("friend#{friend}")]);
+    let (status, _) = server.post("/generate/text/pop", Some(&key), body).await;
+    assert_eq!(status, StatusCode::OK);
+    // An untrusted owner runs at most 3 workers (the attack made 3,000 in 6 s).
+    for name in ["w2", "w3"] {
+        let (status, _) = server
+            .post("/generate/text/pop", Some(&key), pop_body(name))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    for attempt in 0..20 {
+        let got = server
+            .post(
+                "/generate/text/pop",
+                Some(&key),
+                pop_body(&format!("extra-{attempt}")),
+            )
+            .await;
+        assert_error(&got, StatusCode::FORBIDDEN, "TooManyWorkers");
+    }
+    let (_, me) = server.get("/find_user", Some(&key)).await;
+    assert_eq!(me["worker_count"], 3);
+    server.stop().await;
+}
