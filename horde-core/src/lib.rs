@@ -40,6 +40,7 @@ mod kudos;
 mod ledger;
 pub mod matching;
 pub mod queue;
+pub mod reference;
 mod request;
 pub mod reward;
 mod worker;
@@ -58,5 +59,5 @@ pub use request::{
     AbortReason, GenParams, Generation, GenerationState, Job, JobStatus, Outcome, RequestSpec,
     RequestState,
 };
-pub use reward::{ContextBasis, EconomyConfig};
+pub use reward::{ContextBasis, EconomyConfig, ModelSizePolicy};
 pub use worker::{Worker, WorkerStats};

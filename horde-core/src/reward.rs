@@ -6,7 +6,20 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::reference::ModelReference;
 use crate::Kudos;
+
+/// Where a model's size comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelSizePolicy {
+    /// The horde's model reference; a model not in it counts as `unknown_model_size_b`. A
+    /// worker's own name for its model never raises its pay. The default.
+    Reference,
+    /// The size stated in the name (`13B`, `8x7B`), capped at the largest model of the
+    /// reference: for private hordes whose workers are trusted.
+    Name,
+}
 
 /// Which token count stands for the context in the context multiplier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,8 +37,11 @@ pub enum ContextBasis {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EconomyConfig {
-    /// Model size (billions of parameters) assumed when the name states none. Default `2.7`:
-    /// deliberately small, so that hiding the size never pays more than stating it.
+    /// Where model sizes come from. Default [`ModelSizePolicy::Reference`].
+    pub model_size: ModelSizePolicy,
+    /// Size (billions of parameters) of a model the reference does not know (or, under the
+    /// `name` policy, whose name states none). Default `1`: a name unknown to the horde pays
+    /// like the smallest models.
     pub unknown_model_size_b: f64,
     /// Characters per token in the token estimate. Default `4`.
     pub chars_per_token: u32,
@@ -56,7 +72,8 @@ pub struct EconomyConfig {
 impl Default for EconomyConfig {
     fn default() -> Self {
         EconomyConfig {
-            unknown_model_size_b: 2.7,
+            model_size: ModelSizePolicy::Reference,
+            unknown_model_size_b: 1.0,
             chars_per_token: 4,
             min_tokens: 20,
             size_bonus_base_b: 13.0,
@@ -74,16 +91,34 @@ impl Default for EconomyConfig {
 }
 
 impl EconomyConfig {
-    /// The model size in billions of parameters stated in `model`, or the configured fallback.
+    /// The size in billions of parameters that `model` is paid as, under the policy.
     ///
     /// ```
-    /// use horde_core::EconomyConfig;
-    /// let economy = EconomyConfig::default();
-    /// assert_eq!(economy.model_size_b("KoboldAI/OPT-13B-Erebus"), 13.0);
-    /// assert_eq!(economy.model_size_b("mystery-model"), 2.7);
+    /// use horde_core::reference::{ModelReference, ReferenceEntry};
+    /// use horde_core::{EconomyConfig, ModelSizePolicy};
+    /// let reference = ModelReference::new(vec![ReferenceEntry {
+    ///     name: "OPT-13B-Erebus".into(), params_b: 13.0, context: None, aliases: vec![],
+    /// }])?;
+    /// let mut economy = EconomyConfig::default();
+    /// assert_eq!(economy.size_of(&reference, "KoboldAI/OPT-13B-Erebus"), 13.0);
+    /// assert_eq!(economy.size_of(&reference, "evil/Totally-Real-99999B"), 1.0);
+    /// economy.model_size = ModelSizePolicy::Name;
+    /// assert_eq!(economy.size_of(&reference, "evil/Totally-Real-99999B"), 13.0);
+    /// # Ok::<(), horde_core::reference::ReferenceError>(())
     /// ```
-    pub fn model_size_b(&self, model: &str) -> f64 {
-        parse_model_size_b(model).unwrap_or(self.unknown_model_size_b)
+    pub fn size_of(&self, reference: &ModelReference, model: &str) -> f64 {
+        match self.model_size {
+            ModelSizePolicy::Reference => reference
+                .lookup(model)
+                .map_or(self.unknown_model_size_b, |entry| entry.params_b),
+            ModelSizePolicy::Name => {
+                let cap = match reference.largest_b() {
+                    largest if largest > 0.0 => largest,
+                    _ => f64::INFINITY,
+                };
+                parse_model_size_b(model).map_or(self.unknown_model_size_b, |p| p.min(cap))
+            }
+        }
     }
 
     /// Estimated tokens of `text`: `ceil(chars / chars_per_token)`, at least `min_tokens`, at
@@ -250,7 +285,12 @@ mod tests {
         for (name, expected) in cases {
             assert_eq!(parse_model_size_b(name), expected, "{name}");
         }
-        assert_eq!(EconomyConfig::default().model_size_b("gpt2"), 2.7);
+        let economy = EconomyConfig {
+            model_size: ModelSizePolicy::Name,
+            ..EconomyConfig::default()
+        };
+        assert_eq!(economy.size_of(&ModelReference::default(), "gpt2"), 1.0);
+        assert_eq!(economy.size_of(&ModelReference::default(), "x-70B"), 70.0);
     }
 
     /// AI Horde's worked examples: a prompt longer than the output, so the context counted is

@@ -38,6 +38,12 @@ pub struct Config {
     /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For` header is believed
     /// for the client's address (used by rate limits). Default none: the peer's address.
     pub trusted_proxies: Vec<IpNet>,
+    /// A model reference file (TOML `[[model]]` entries) added to the default one; reloaded on
+    /// SIGHUP or `POST /api/v2/admin/model_reference/reload`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_reference: Option<PathBuf>,
+    /// Use only `model_reference`, without the default reference. Default false.
+    pub model_reference_replaces_default: bool,
     /// Connection limits and timeouts.
     pub http: HttpConfig,
     /// Core rules and limits.
@@ -54,6 +60,8 @@ impl Default for Config {
             registrations_per_minute: 10,
             admins: Vec::new(),
             trusted_proxies: Vec::new(),
+            model_reference: None,
+            model_reference_replaces_default: false,
             http: HttpConfig::default(),
             horde: HordeConfig::default(),
         }

@@ -36,6 +36,17 @@ use crate::error::ApiError;
 use crate::stats::Stats;
 use crate::store::{Store, StoreError, UserRow, Write};
 
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The database.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The model reference.
+    #[error("{0}")]
+    Reference(String),
+}
+
 /// A transfer answered earlier under an `Idempotency-Key`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotentAnswer {
@@ -175,18 +186,21 @@ struct Shared {
 }
 
 impl Driver {
-    /// Opens the database (creating and migrating it) and rebuilds the core from it.
-    pub fn open(config: Config, clock: Clock) -> Result<Driver, StoreError> {
+    /// Opens the database (creating and migrating it), rebuilds the core from it, and loads
+    /// the model reference.
+    pub fn open(config: Config, clock: Clock) -> Result<Driver, OpenError> {
+        let reference = crate::models::load_reference(&config).map_err(OpenError::Reference)?;
         let (store, loaded) = Store::open(&config.db, &config)?;
         let policies: Vec<_> = loaded.users.iter().map(|u| (u.0.id, u.1)).collect();
         let accounts: Vec<_> = loaded.users.iter().map(|u| (u.0.id, u.2)).collect();
-        let horde = Horde::restore(
+        let mut horde = Horde::restore(
             config.horde.clone(),
             policies,
             accounts,
             loaded.workers,
             loaded.requests,
         );
+        horde.set_model_reference(reference);
         let users = Users::new(loaded.secret, loaded.users.into_iter().map(|u| u.0));
         let mut stats = Stats::default();
         for (minute, requests, tokens) in loaded.minutes {
@@ -381,6 +395,16 @@ impl Driver {
                 () = self.shared.timer.notified() => {}
             }
         }
+    }
+
+    /// Reads the model reference again (the default and `--model-reference`) and pays by it
+    /// from now on; returns how many models it knows. On an error the old one stays.
+    pub fn reload_model_reference(&self) -> Result<usize, String> {
+        let reference = crate::models::load_reference(self.config())?;
+        let count = reference.len();
+        self.shared.core.lock().horde.set_model_reference(reference);
+        tracing::info!(models = count, "model reference reloaded");
+        Ok(count)
     }
 
     /// Stops the writer after it commits what it has.

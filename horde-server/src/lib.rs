@@ -25,6 +25,7 @@ pub mod config;
 pub mod driver;
 pub mod error;
 pub mod http;
+pub mod models;
 pub mod stats;
 pub mod store;
 pub mod web;

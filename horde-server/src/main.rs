@@ -47,6 +47,13 @@ struct Args {
     /// stops as it does when the disk is full (exit status 1), keeping everything acknowledged.
     #[arg(long, env = "HORDE_MAX_DB_PAGES")]
     max_db_pages: Option<u32>,
+    /// A model reference file (TOML `[[model]]` entries: name, params_b, context, aliases)
+    /// added to the default one. Reloaded on SIGHUP.
+    #[arg(long, env = "HORDE_MODEL_REFERENCE")]
+    model_reference: Option<PathBuf>,
+    /// Use only --model-reference, without the default reference.
+    #[arg(long)]
+    model_reference_replaces_default: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -103,6 +110,12 @@ fn configure(args: &Args) -> Result<Config, ConfigError> {
     if args.max_db_pages.is_some() {
         config.max_db_pages = args.max_db_pages;
     }
+    if let Some(path) = &args.model_reference {
+        config.model_reference = Some(path.clone());
+    }
+    if args.model_reference_replaces_default {
+        config.model_reference_replaces_default = true;
+    }
     config.validate()?;
     Ok(config)
 }
@@ -149,8 +162,12 @@ fn main() -> ExitCode {
         let driver =
             match tokio::task::spawn_blocking(move || Driver::open(config, Clock::System)).await {
                 Ok(Ok(driver)) => driver,
-                Ok(Err(e)) => {
+                Ok(Err(horde_server::driver::OpenError::Store(e))) => {
                     eprintln!("horde-server: cannot open the database: {e}");
+                    return ExitCode::FAILURE;
+                }
+                Ok(Err(e)) => {
+                    eprintln!("horde-server: {e}");
                     return ExitCode::FAILURE;
                 }
                 Err(e) => {
@@ -169,6 +186,7 @@ fn main() -> ExitCode {
             }
         };
         tracing::info!(%listen, "horde-server ready");
+        reload_on_sighup(driver.clone());
         match serve(listener, driver, shutdown_signal()).await {
             Ok(()) => {
                 tracing::info!("stopped cleanly");
@@ -197,6 +215,24 @@ async fn create_admin(driver: Driver, name: &str) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Reloads the model reference on each SIGHUP.
+fn reload_on_sighup(driver: Driver) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let kind = tokio::signal::unix::SignalKind::hangup();
+        let Ok(mut hangups) = tokio::signal::unix::signal(kind) else {
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            if let Err(e) = driver.reload_model_reference() {
+                tracing::error!(error = %e, "the model reference was not reloaded");
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = driver;
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -575,3 +575,10 @@ pub struct ModifyWorker {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
+
+/// `POST /admin/model_reference/reload`.
+#[derive(Debug, Serialize)]
+pub struct ReferenceReloaded {
+    /// Models the reference now knows.
+    pub models: usize,
+}

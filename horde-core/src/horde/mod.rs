@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::matching::{self, SkipCounts, SkipReason};
 use crate::queue::{PriorityQueue, Ticket};
+use crate::reference::ModelReference;
 use crate::request::{
     AbortReason, GenParams, Generation, GenerationState, Job, JobStatus, Outcome, RequestSpec,
     RequestState,
@@ -253,6 +254,8 @@ pub struct Horde {
     online: Online,
     /// Workers of each owner.
     workers_by_owner: HashMap<UserId, Vec<WorkerId>>,
+    /// Which models the horde knows, and their sizes.
+    reference: ModelReference,
     worker_names: HashMap<String, WorkerId>,
     requests: HashMap<RequestId, RequestEntry>,
     jobs: HashMap<JobId, Job>,
@@ -321,6 +324,7 @@ impl Horde {
             worker_sizes: HashMap::new(),
             online: Online::default(),
             workers_by_owner: HashMap::new(),
+            reference: ModelReference::default(),
             worker_names: HashMap::new(),
             requests: HashMap::new(),
             jobs: HashMap::new(),
@@ -499,8 +503,34 @@ impl Horde {
     fn largest_model_b(&self, models: &[Arc<str>]) -> f64 {
         models
             .iter()
-            .map(|m| self.config.economy.model_size_b(m))
+            .map(|m| self.model_size_b(m))
             .fold(0.0, f64::max)
+    }
+
+    /// The size `model` is paid as: from the model reference, under the configured policy.
+    pub fn model_size_b(&self, model: &str) -> f64 {
+        self.config.economy.size_of(&self.reference, model)
+    }
+
+    /// The model reference.
+    pub fn model_reference(&self) -> &ModelReference {
+        &self.reference
+    }
+
+    /// Replaces the model reference (at start, or when the operator reloads it) and re-sizes
+    /// every worker. Sizes are configuration, not state: nothing is persisted. O(workers ×
+    /// models).
+    pub fn set_model_reference(&mut self, reference: ModelReference) {
+        self.reference = reference;
+        let ids: Vec<WorkerId> = self.workers.keys().copied().collect();
+        for id in ids {
+            let size = self
+                .workers
+                .get(&id)
+                .map_or(0.0, |w| self.largest_model_b(&w.models));
+            self.worker_sizes.insert(id, size);
+            self.refresh_online(id);
+        }
     }
 
     /// Moves a request's expiry after progress at `now`.

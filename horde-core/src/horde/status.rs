@@ -63,7 +63,7 @@ impl Horde {
         } else {
             spec.models
                 .iter()
-                .map(|m| economy.model_size_b(m))
+                .map(|m| self.model_size_b(m))
                 .fold(None, |acc: Option<f64>, s| {
                     Some(acc.map_or(s, |a| a.max(s)))
                 })

@@ -99,7 +99,8 @@ impl Horde {
             params.max_length,
             params.max_context_length,
         );
-        let reward = economy.generation_reward(economy.model_size_b(&job.model), tokens, context);
+        let size = self.model_size_b(&job.model);
+        let reward = economy.generation_reward(size, tokens, context);
         let requester = entry.spec.owner;
         let posting = self
             .ledger

@@ -105,6 +105,18 @@ impl Sim {
         for user in 1..=5 {
             sim.add_user(UserId(user), 30);
         }
+        let entry = |name: &str, params_b| crate::reference::ReferenceEntry {
+            name: name.into(),
+            params_b,
+            context: None,
+            aliases: vec![],
+        };
+        let reference = crate::reference::ModelReference::new(vec![
+            entry(MODEL, 8.0),
+            entry(OTHER_MODEL, 13.0),
+        ])
+        .unwrap();
+        sim.horde.set_model_reference(reference);
         sim
     }
 

@@ -38,6 +38,10 @@ pub fn routes() -> Router<Driver> {
         .route("/status/models", get(status::models))
         .route("/status/performance", get(status::performance))
         .route("/stats/text/totals", get(status::totals))
+        .route(
+            "/admin/model_reference/reload",
+            post(status::reload_model_reference),
+        )
         .method_not_allowed_fallback(method_not_allowed)
 }
 

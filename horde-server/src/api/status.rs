@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 
-use super::{ApiQuery, Json};
+use super::{ApiQuery, Json, Registered};
 use crate::driver::Driver;
 use crate::error::{ApiError, Rc};
 use crate::wire::{Heartbeat, ModelStatus, Performance, Period, Totals, TypeQuery};
@@ -79,4 +79,18 @@ pub(crate) async fn totals(State(state): State<Driver>) -> Json<Totals> {
             total: Period { requests, tokens },
         }
     }))
+}
+
+/// `POST /admin/model_reference/reload` (administrators): reads the model reference again.
+pub(crate) async fn reload_model_reference(
+    State(state): State<Driver>,
+    Registered(caller): Registered,
+) -> Result<Json<crate::wire::ReferenceReloaded>, ApiError> {
+    if !state.is_admin(caller) {
+        return Err(ApiError::NotAdmin);
+    }
+    let models = state
+        .reload_model_reference()
+        .map_err(|e| ApiError::invalid(Rc::ValidationError, "model_reference", e))?;
+    Ok(Json(crate::wire::ReferenceReloaded { models }))
 }

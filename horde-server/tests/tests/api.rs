@@ -1279,3 +1279,95 @@ async fn abuse_of_workers_is_refused_over_http() {
     assert_eq!(me["worker_count"], 3);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_workers_model_name_does_not_set_its_pay() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = dir.path().join("extra-models.toml");
+    std::fs::write(&extra, "").unwrap();
+    let path = extra.clone();
+    let server = TestServer::start_in(dir, move |config| {
+        config.admins = vec!["admin#1".into()];
+        config.model_reference = Some(path);
+    })
+    .await;
+    let (_, admin_key) = server.register("admin").await;
+    let (_, farmer) = server.register("farmer").await;
+    let (victim_id, victim) = server.register("victim").await;
+    let economy = horde_core::EconomyConfig::default();
+    let prompt = "x".repeat(400);
+    let text = "y".repeat(320); // 80 tokens
+                                // One generation of `model` for the victim, served by the farmer: (estimate, reward).
+    let serve = |model: &'static str, worker: &'static str| {
+        let (server, prompt, text, farmer, victim) = (&server, &prompt, &text, &farmer, &victim);
+        async move {
+            let (status, queued) = server
+                .post(
+                    "/generate/text/async",
+                    Some(victim),
+                    json!({ "prompt": prompt, "models": [model] }),
+                )
+                .await;
+            assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
+            let mut body = pop_body(worker);
+            body["models"] = json!([model]);
+            let (_, job) = server.post("/generate/text/pop", Some(farmer), body).await;
+            let (status, reward) = submit(server, farmer, job["id"].as_str().unwrap(), text).await;
+            assert_eq!(status, StatusCode::OK, "{reward}");
+            (milli(&queued["kudos"]), milli(&reward["reward"]))
+        }
+    };
+    let paid_as = |size: f64| economy.generation_reward(size, 80, 80).milli();
+
+    // The attack: a made-up name claiming 99,999B is paid as an unknown model, 1B.
+    let (estimate, reward) = serve("evil/Totally-Real-99999B", "evil").await;
+    assert_eq!(reward, paid_as(1.0));
+    assert_eq!(estimate, paid_as(1.0));
+    // A model the reference knows is paid by its real size, whatever prefix or quantisation.
+    let (_, reward) = serve("koboldcpp/Meta-Llama-3-8B-Instruct.Q4_K_M", "honest").await;
+    assert_eq!(reward, paid_as(8.0));
+    // The requester paid exactly what was earned.
+    let (_, victim_user) = server.get(&format!("/users/{victim_id}"), None).await;
+    assert_eq!(milli(&victim_user["kudos"]), -(paid_as(1.0) + paid_as(8.0)));
+
+    // The operator adds a model and reloads without a restart (administrators only).
+    std::fs::write(
+        &extra,
+        "[[model]]\nname = \"my-custom-model\"\nparams_b = 13.0\n",
+    )
+    .unwrap();
+    let reload = |key: String| {
+        let server = &server;
+        async move {
+            server
+                .call(
+                    Method::POST,
+                    "/admin/model_reference/reload",
+                    Some(&key),
+                    None,
+                )
+                .await
+        }
+    };
+    assert_error(
+        &reload(farmer.clone()).await,
+        StatusCode::FORBIDDEN,
+        "NotAdmin",
+    );
+    let (status, reloaded) = reload(admin_key.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{reloaded}");
+    assert!(reloaded["models"].as_u64().unwrap() > 80);
+    let (_, reward) = serve("my-custom-model", "custom").await;
+    assert_eq!(reward, paid_as(13.0));
+    // A broken file is refused, and the reference in use stays.
+    std::fs::write(&extra, "[[model]]\nname = \"huge\"\nparams_b = 99999.0\n").unwrap();
+    let refused = reload(admin_key.clone()).await;
+    assert_error(&refused, StatusCode::BAD_REQUEST, "ValidationError");
+    assert!(refused.1["message"]
+        .as_str()
+        .unwrap()
+        .contains("impossible size"));
+    let (_, reward) = serve("my-custom-model", "custom").await;
+    assert_eq!(reward, paid_as(13.0));
+    server.stop().await;
+}
