@@ -30,6 +30,8 @@ impl Horde {
             admins: vec!["admin#1".into()],
             ..Config::default()
         };
+        let mut config = config;
+        config.horde.integrity.speed_limits.clear();
         let driver = tokio::task::spawn_blocking(move || Driver::open(config, Clock::System))
             .await
             .unwrap()

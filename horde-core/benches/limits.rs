@@ -81,6 +81,7 @@ fn populated() -> (Horde, RequestId) {
             concurrency: 1_000_000,
             trusted: false,
             public_workers: false,
+            flagged: false,
         };
         let _registered = horde.set_user(UserId(user), policy);
     }

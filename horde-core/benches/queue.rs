@@ -42,6 +42,7 @@ fn populated() -> (Horde, RequestId) {
                 concurrency: 1_000_000,
                 trusted: false,
                 public_workers: false,
+                flagged: false,
             },
         );
         // Spread balances so the order is not just FIFO.

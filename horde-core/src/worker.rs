@@ -37,6 +37,9 @@ pub struct Worker {
     pub maintenance_msg: String,
     /// Free text the owner shows on the worker page.
     pub info: String,
+    /// Generations it submitted faster than its model can plausibly generate.
+    #[serde(default)]
+    pub suspicion: u32,
     /// When it first popped.
     pub created_at: Timestamp,
     /// Its last check-in (pop or submit).
@@ -127,6 +130,7 @@ impl Worker {
             maintenance: false,
             maintenance_msg: String::new(),
             info: String::new(),
+            suspicion: 0,
             created_at: now,
             last_seen: now,
             uptime_ms: 0,

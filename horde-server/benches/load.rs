@@ -100,11 +100,13 @@ async fn start_in_process() -> (
     tempfile::TempDir,
 ) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = Config {
+    let mut config = Config {
         db: dir.path().join("load.sqlite"),
         registrations_per_minute: 100_000,
         ..Config::default()
     };
+    // The generator's workers submit at once, faster than any model.
+    config.horde.integrity.speed_limits.clear();
     let state = Driver::open(config, Clock::System).expect("open");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -119,11 +121,12 @@ async fn start_in_process() -> (
 
 async fn run(secs: u64, tasks: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = Config {
+    let mut config = Config {
         db: dir.path().join("load.sqlite"),
         registrations_per_minute: 100_000,
         ..Config::default()
     };
+    config.horde.integrity.speed_limits.clear();
     let state = Driver::open(config, Clock::System).expect("open");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -185,6 +188,7 @@ async fn fill_queue(state: &Driver, count: usize) {
                     concurrency: 1000,
                     trusted: false,
                     public_workers: false,
+                    flagged: false,
                 };
                 txn.apply(|horde, _| Ok::<_, ApiError>(horde.set_user(row.id, policy)))?;
                 ids.push(row.id);

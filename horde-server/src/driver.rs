@@ -317,6 +317,7 @@ impl Driver {
                 concurrency,
                 trusted: true,
                 public_workers: false,
+                flagged: false,
             };
             txn.apply(|horde, _| Ok::<_, ApiError>(horde.set_user(row.id, policy)))?;
             Ok((row, key))

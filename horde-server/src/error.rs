@@ -62,6 +62,8 @@ pub enum Rc {
     InternalError,
     InvalidPriorityUsername,
     TooManyWorkers,
+    WorkerFlaggedMaintenance,
+    SourceAccountFlagged,
 }
 
 impl Rc {
@@ -110,6 +112,8 @@ impl Rc {
             Rc::InternalError => "InternalError",
             Rc::InvalidPriorityUsername => "InvalidPriorityUsername",
             Rc::TooManyWorkers => "TooManyWorkers",
+            Rc::WorkerFlaggedMaintenance => "WorkerFlaggedMaintenance",
+            Rc::SourceAccountFlagged => "SourceAccountFlagged",
         }
     }
 }
@@ -337,6 +341,10 @@ impl From<PopError> for ApiError {
                 rc: Rc::TooManyWorkers,
                 message,
             },
+            PopError::OwnerFlagged => ApiError::Forbidden {
+                rc: Rc::WorkerFlaggedMaintenance,
+                message,
+            },
         }
     }
 }
@@ -361,6 +369,10 @@ impl From<TransferError> for ApiError {
         let amount = |rc| ApiError::invalid(rc, "amount", message.clone());
         match e {
             TransferError::UnknownUser => ApiError::not_found(Rc::UserNotFound, "no such user"),
+            TransferError::Flagged => ApiError::Forbidden {
+                rc: Rc::SourceAccountFlagged,
+                message,
+            },
             TransferError::Ledger(LedgerError::NotPositive) => {
                 amount(Rc::InvalidKudosTransferAmount)
             }

@@ -174,6 +174,8 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE users ADD COLUMN is_admin INTEGER NOT NULL DEFAULT 0;",
     // 5: a worker's clock and counters, apart from its record (written on every check-in).
     "CREATE TABLE worker_stats (id TEXT PRIMARY KEY, data TEXT NOT NULL);",
+    // 6: users flagged for review.
+    "ALTER TABLE users ADD COLUMN flagged INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// Opens (creating and migrating if needed) the database at `path`.
@@ -496,14 +498,15 @@ fn apply_event(tx: &Transaction<'_>, event: &Event) -> Result<(), StoreError> {
         }
         Event::UserChanged { user, policy } => {
             tx.prepare_cached(
-                "UPDATE users SET concurrency = ?2, trusted = ?3, public_workers = ?4
+                "UPDATE users SET concurrency = ?2, trusted = ?3, public_workers = ?4, flagged = ?5
                  WHERE id = ?1",
             )?
             .execute(params![
                 user.0 as i64,
                 policy.concurrency,
                 policy.trusted,
-                policy.public_workers
+                policy.public_workers,
+                policy.flagged
             ])?;
         }
         Event::WorkerChanged(worker) => {
@@ -543,7 +546,8 @@ fn load(conn: &Connection, default_concurrency: u32) -> Result<Loaded, StoreErro
     let mut users = Vec::new();
     let mut stmt = conn.prepare(
         "SELECT id, alias, key_hash, created_at, concurrency, trusted, balance, accumulated,
-            gifted, received, awarded, uptime, admin, public_workers, is_admin FROM users",
+            gifted, received, awarded, uptime, admin, public_workers, is_admin, flagged
+            FROM users",
     )?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
@@ -559,6 +563,7 @@ fn load(conn: &Connection, default_concurrency: u32) -> Result<Loaded, StoreErro
             concurrency: row.get(4)?,
             trusted: row.get(5)?,
             public_workers: row.get(13)?,
+            flagged: row.get(15)?,
         };
         let state = AccountState {
             balance: kudos(row.get(6)?),

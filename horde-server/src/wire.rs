@@ -226,6 +226,8 @@ pub struct UserUpdate {
     pub concurrency: Option<u32>,
     /// Show the owner on the user's workers to everyone.
     pub public_workers: Option<bool>,
+    /// Flag for review (administrators): no transfers, workers paused, requests last.
+    pub flagged: Option<bool>,
 }
 
 /// `POST /kudos/transfer`.
@@ -512,6 +514,8 @@ pub struct ModifyUser {
     pub trusted: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_workers: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flagged: Option<bool>,
 }
 
 /// `POST /kudos/transfer`.

@@ -8,6 +8,9 @@ pub enum TransferError {
     /// A user does not exist.
     #[error("unknown user")]
     UnknownUser,
+    /// The sender is flagged for review.
+    #[error("this account is flagged for review and cannot transfer kudos")]
+    Flagged,
     /// The ledger refused it.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
@@ -18,6 +21,9 @@ impl Horde {
     /// run workers or receive transfers.
     pub fn set_user(&mut self, user: UserId, policy: UserPolicy) -> Applied<()> {
         self.users.insert(user, policy);
+        // Flagging moves the user's requests to the back (and unflagging brings them back).
+        let priority = self.queue_priority(user);
+        self.queue.set_priority(&user, priority);
         Applied {
             value: (),
             events: vec![Event::UserChanged { user, policy }],
@@ -48,8 +54,11 @@ impl Horde {
         to: UserId,
         amount: Kudos,
     ) -> Result<Applied<Posting>, TransferError> {
-        if !self.users.contains_key(&from) || !self.users.contains_key(&to) {
+        let (Some(sender), true) = (self.users.get(&from), self.users.contains_key(&to)) else {
             return Err(TransferError::UnknownUser);
+        };
+        if sender.flagged {
+            return Err(TransferError::Flagged);
         }
         let posting = self.ledger.transfer(from, to, amount, now)?;
         let mut events = Vec::new();

@@ -64,6 +64,25 @@ pub struct Integrity {
     /// request to the front within `-priority_floor / ageing_per_sec` seconds of newer
     /// zero-balance ones. Default −300 kudos.
     pub priority_floor: crate::Kudos,
+    /// The fastest plausible generation, in tokens per second, by model size: the first entry
+    /// whose `up_to_b` covers the model applies (the last one beyond it). A faster generation
+    /// is not paid and raises the worker's suspicion. Empty: no check. Default: up to 3B 500
+    /// tokens/s, 8B 300, 14B 200, 35B 120, 75B 80, larger 50 — several times what a single
+    /// stream reaches on current hardware, so an honest worker is never caught.
+    pub speed_limits: Vec<SpeedLimit>,
+    /// Suspicious generations after which a worker is put into maintenance and its owner
+    /// flagged for review. Default 3.
+    pub suspicion_threshold: u32,
+}
+
+/// The fastest plausible generation for models up to a size.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpeedLimit {
+    /// Models of at most this many billions of parameters…
+    pub up_to_b: f64,
+    /// …generate at most this many tokens per second.
+    pub tokens_per_sec: f64,
 }
 
 impl Default for Integrity {
@@ -73,11 +92,41 @@ impl Default for Integrity {
             max_workers_trusted: 20,
             uptime_proof_window_secs: 3600,
             priority_floor: crate::Kudos::from_milli(-300_000),
+            speed_limits: [
+                (3.0, 500.0),
+                (8.0, 300.0),
+                (14.0, 200.0),
+                (35.0, 120.0),
+                (75.0, 80.0),
+                (10_000.0, 50.0),
+            ]
+            .into_iter()
+            .map(|(up_to_b, tokens_per_sec)| SpeedLimit {
+                up_to_b,
+                tokens_per_sec,
+            })
+            .collect(),
+            suspicion_threshold: 3,
         }
     }
 }
 
 impl Integrity {
+    /// Returns true if and only if `tokens` in `elapsed_ms` is faster than a `size_b` model
+    /// can plausibly generate.
+    pub fn implausibly_fast(&self, size_b: f64, tokens: u32, elapsed_ms: u64) -> bool {
+        let Some(limit) = self
+            .speed_limits
+            .iter()
+            .find(|l| size_b <= l.up_to_b)
+            .or(self.speed_limits.last())
+        else {
+            return false;
+        };
+        // tokens / seconds > limit, without dividing by zero.
+        f64::from(tokens) * 1000.0 > limit.tokens_per_sec * elapsed_ms as f64
+    }
+
     /// Workers an owner of this trust may have.
     pub fn max_workers(&self, trusted: bool) -> usize {
         if trusted {

@@ -89,6 +89,10 @@ pub struct UserPolicy {
     /// `public_workers`); otherwise only they and administrators see it.
     #[serde(default)]
     pub public_workers: bool,
+    /// Flagged for review (by suspicion or an administrator): cannot transfer, their workers
+    /// are paused, their requests wait behind everyone else's.
+    #[serde(default)]
+    pub flagged: bool,
 }
 
 /// A change the core made, for a binary to persist. Replaying the latest value of every
@@ -211,7 +215,7 @@ impl Backlog {
 ///
 /// let mut horde = Horde::new(HordeConfig::default());
 /// let volunteer = UserId(1);
-/// let _registered = horde.set_user(volunteer, UserPolicy { concurrency: 30, trusted: false, public_workers: false });
+/// let _registered = horde.set_user(volunteer, UserPolicy { concurrency: 30, trusted: false, public_workers: false, flagged: false });
 /// let t0 = Timestamp::from_secs(1_000);
 ///
 /// let mut spec = RequestSpec::new(RequestId(Uuid::from_u128(1)), UserId::ANONYMOUS, "Once upon a time", t0);
@@ -315,6 +319,7 @@ impl Horde {
             concurrency: config.default_concurrency,
             trusted: false,
             public_workers: false,
+            flagged: false,
         };
         let mut horde = Horde {
             queue: PriorityQueue::new(config.ageing_per_sec.milli()),
@@ -481,6 +486,10 @@ impl Horde {
     /// `user`'s place in the queue's order: their balance, floored at
     /// [`Integrity::priority_floor`].
     fn queue_priority(&self, user: UserId) -> i64 {
+        if self.users.get(&user).is_some_and(|p| p.flagged) {
+            // Behind everyone: ageing would need decades to bring it forward.
+            return i64::MIN / 4;
+        }
         self.ledger
             .balance(user)
             .milli()
@@ -592,7 +601,7 @@ mod workers;
 
 pub use accounts::TransferError;
 pub use enqueue::EnqueueError;
-pub use limits::{name_problem, Integrity, Limits, OverLimit};
+pub use limits::{name_problem, Integrity, Limits, OverLimit, SpeedLimit};
 pub use pop::{Assignment, PopError, PopQuery, PopResult};
 pub use status::{ModelStats, RequestStatus, TOKENS_PER_SEC_PER_THREAD};
 pub use submit::{Submission, SubmitError, SubmitState};

@@ -51,6 +51,9 @@ pub enum PopError {
     /// A list or text is over its limit.
     #[error(transparent)]
     OverLimit(#[from] OverLimit),
+    /// The owner is flagged for review: their workers are paused.
+    #[error("this worker's owner is flagged for review; its workers are paused")]
+    OwnerFlagged,
     /// The owner has as many workers as their trust allows.
     #[error("you have {max} workers, as many as this horde allows you; reuse one's name")]
     TooManyWorkers {
@@ -306,6 +309,9 @@ impl Horde {
             return Err(PopError::Anonymous);
         }
         let policy = *self.users.get(&query.owner).ok_or(PopError::UnknownUser)?;
+        if policy.flagged {
+            return Err(PopError::OwnerFlagged);
+        }
         if let Some(reason) = name_problem(&query.name) {
             return Err(PopError::InvalidName { reason });
         }

@@ -75,8 +75,13 @@ impl Horde {
             .requests
             .get(&job.request)
             .ok_or(SubmitError::UnknownJob)?;
-        let (request_id, worker_id, earner, deadline) =
-            (job.request, job.worker, worker.owner, job.deadline);
+        let (request_id, worker_id, earner, deadline, started_at) = (
+            job.request,
+            job.worker,
+            worker.owner,
+            job.deadline,
+            job.started_at,
+        );
         let mut events = Vec::new();
         let generation_state = match submission.state {
             SubmitState::Faulted => {
@@ -102,6 +107,20 @@ impl Horde {
         let size = self.model_size_b(&job.model);
         let reward = economy.generation_reward(size, tokens, context);
         let requester = entry.spec.owner;
+        let elapsed_ms = now.millis_since(started_at);
+        if self
+            .config
+            .integrity
+            .implausibly_fast(size, tokens, elapsed_ms)
+        {
+            self.check_in(worker_id, now, &mut events);
+            self.suspect(worker_id, size, &mut events);
+            self.abort_job(job_id, AbortReason::Faulted, now, &mut events);
+            return Ok(Applied {
+                value: Kudos::ZERO,
+                events,
+            });
+        }
         let posting = self
             .ledger
             .settle_generation(requester, earner, reward, now)?;
@@ -158,6 +177,37 @@ impl Horde {
             value: reward,
             events,
         })
+    }
+
+    /// Worker `id` submitted a generation faster than a `size_b` model can: its suspicion
+    /// rises, and past the threshold it is put into maintenance and its owner flagged.
+    fn suspect(&mut self, id: WorkerId, size_b: f64, events: &mut Vec<Event>) {
+        let threshold = self.config.integrity.suspicion_threshold;
+        let Some(worker) = self.workers.get_mut(&id) else {
+            return;
+        };
+        worker.suspicion += 1;
+        let owner = worker.owner;
+        let caught = worker.suspicion >= threshold;
+        if caught {
+            worker.maintenance = true;
+            worker.maintenance_msg = format!(
+                "paused: {} generations arrived faster than a {size_b}B model can generate; \
+                 an administrator will review it",
+                worker.suspicion
+            );
+        }
+        self.refresh_online(id);
+        self.push_worker_changed(id, events);
+        if caught {
+            if let Some(mut policy) = self.users.get(&owner).copied() {
+                if !policy.flagged {
+                    policy.flagged = true;
+                    let applied = self.set_user(owner, policy);
+                    events.extend(applied.events);
+                }
+            }
+        }
     }
 
     /// Ends a processing job without a generation. Faults and time-outs count as restarts

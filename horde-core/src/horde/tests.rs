@@ -90,11 +90,18 @@ struct Sim {
 }
 
 impl Sim {
+    /// A horde whose workers may submit at any speed (the tests submit at once); the speed
+    /// rule has its own tests.
     fn new() -> Sim {
         Sim::with_config(HordeConfig::default())
     }
 
-    fn with_config(config: HordeConfig) -> Sim {
+    fn with_config(mut config: HordeConfig) -> Sim {
+        config.integrity.speed_limits.clear();
+        Sim::with_speed_rule(config)
+    }
+
+    fn with_speed_rule(config: HordeConfig) -> Sim {
         let mut sim = Sim {
             horde: Horde::new(config),
             now: Timestamp::from_secs(1_700_000_000),
@@ -125,6 +132,7 @@ impl Sim {
             concurrency,
             trusted: false,
             public_workers: false,
+            flagged: false,
         };
         let applied = self.horde.set_user(user, policy);
         self.store.apply(&applied.events);
@@ -193,6 +201,22 @@ impl Sim {
     }
 
     /// Pops for worker `name` of `owner`; returns the request and job it got, if any.
+    fn pop_with_model(
+        &mut self,
+        owner: u64,
+        name: &str,
+        model: &str,
+    ) -> Option<(RequestId, JobId)> {
+        let mut query = self.query(owner, name);
+        query.models = vec![model.into()];
+        let result = self.pop_with(query).unwrap();
+        result.assignments.first().map(|a| (a.request.id, a.job))
+    }
+
+    fn advance_millis(&mut self, millis: u64) {
+        self.now = self.now.plus_millis(millis);
+    }
+
     fn pop(&mut self, owner: u64, name: &str) -> Option<(RequestId, JobId)> {
         let result = self.pop_with(self.query(owner, name)).unwrap();
         result.assignments.first().map(|a| (a.request.id, a.job))
@@ -701,6 +725,7 @@ fn owners_have_a_capped_number_of_workers() {
             concurrency: 30,
             trusted: true,
             public_workers: false,
+            flagged: false,
         },
     );
     sim.store.apply(&applied.events);
@@ -1292,4 +1317,72 @@ fn the_priority_floor_bounds_how_long_debtors_wait() {
     // waits over 1,000 s, −5,000 past the 20-minute expiry.
     assert!(without[3].1.is_some_and(|w| w > 1_000));
     assert_eq!(without[4].1, None);
+}
+
+#[test]
+fn implausibly_fast_generations_are_not_paid_and_get_the_worker_paused() {
+    let mut sim = Sim::with_speed_rule(HordeConfig::default());
+    // An honest 13B worker at 40 tokens/s, for hours: always paid, never suspected.
+    for _ in 0..50 {
+        sim.request(1);
+        let (_, job) = sim.pop_with_model(2, "honest", OTHER_MODEL).unwrap();
+        sim.advance_millis(2_500); // 400 characters = 100 tokens in 2.5 s: 40 tokens/s
+        assert!(sim.submit(2, job, SubmitState::Ok).unwrap().is_positive());
+        sim.advance(1);
+    }
+    let honest = sim.horde.worker_by_name("honest").unwrap();
+    assert_eq!(honest.suspicion, 0);
+    assert!(!sim.horde.user(UserId(2)).unwrap().flagged);
+    // Exactly at 200 tokens/s (the 13B limit) is still plausible: 100 tokens in 0.5 s.
+    sim.request(1);
+    let (_, job) = sim.pop_with_model(2, "honest", OTHER_MODEL).unwrap();
+    sim.advance_millis(500);
+    assert!(sim.submit(2, job, SubmitState::Ok).unwrap().is_positive());
+
+    // The attack: submit the moment the job is popped.
+    for round in 1..=3 {
+        let victim_before = sim.horde.ledger().balance(UserId(1));
+        let request = sim.request(1);
+        let (_, job) = sim.pop_with_model(3, "garbage", OTHER_MODEL).unwrap();
+        assert_eq!(sim.submit(3, job, SubmitState::Ok).unwrap(), Kudos::ZERO);
+        // Not paid, nobody charged, and the request goes back to be served properly.
+        assert_eq!(sim.horde.ledger().balance(UserId(3)), Kudos::ZERO);
+        assert_eq!(sim.horde.ledger().balance(UserId(1)), victim_before);
+        assert_eq!(sim.state(request).waiting, 1);
+        assert_eq!(
+            sim.horde.worker_by_name("garbage").unwrap().suspicion,
+            round
+        );
+        sim.advance(1);
+        // Serve it honestly so the queue stays clear.
+        let (_, job) = sim.pop_with_model(2, "honest", OTHER_MODEL).unwrap();
+        sim.advance(10);
+        sim.submit(2, job, SubmitState::Ok).unwrap();
+    }
+    let garbage = sim.horde.worker_by_name("garbage").unwrap();
+    assert!(garbage.maintenance, "paused after three");
+    assert!(sim.horde.user(UserId(3)).unwrap().flagged);
+    // A flagged owner's workers are paused, and it cannot move kudos on.
+    assert_eq!(
+        sim.pop_with(sim.query(3, "another")),
+        Err(PopError::OwnerFlagged)
+    );
+    assert_eq!(
+        sim.horde
+            .transfer(sim.now, UserId(3), UserId(1), Kudos::from_milli(1)),
+        Err(TransferError::Flagged)
+    );
+    // Its requests wait behind everyone else's, even deep debtors'.
+    sim.give(4, -5_000);
+    let flagged = sim.request(3);
+    let debtor = sim.request(4);
+    assert_eq!(
+        sim.pop_with_model(2, "honest", OTHER_MODEL).unwrap().0,
+        debtor
+    );
+    assert_eq!(
+        sim.pop_with_model(2, "honest", OTHER_MODEL).unwrap().0,
+        flagged
+    );
+    assert_eq!(sim.horde.ledger().total(), Kudos::ZERO);
 }

@@ -25,6 +25,7 @@ fn user_details(core: &Core, row: &UserRow, now: Timestamp) -> UserDetails {
         concurrency: 0,
         trusted: false,
         public_workers: false,
+        flagged: false,
     });
     let d = account.details;
     let workers: Vec<_> = horde.workers_of(row.id).collect();
@@ -97,6 +98,7 @@ pub(crate) async fn register_user(
                 concurrency,
                 trusted: false,
                 public_workers: false,
+                flagged: false,
             };
             txn.apply(|horde, _| Ok::<_, ApiError>(horde.set_user(row.id, policy)))?;
             Ok((row, key))
@@ -190,7 +192,10 @@ pub(crate) async fn update(
     Json(body): Json<UserUpdate>,
 ) -> Result<Json<ModifyUser>, ApiError> {
     let id = parse_user_id(&id)?;
-    let admin_fields = body.kudos.is_some() || body.trusted.is_some() || body.concurrency.is_some();
+    let admin_fields = body.kudos.is_some()
+        || body.trusted.is_some()
+        || body.concurrency.is_some()
+        || body.flagged.is_some();
     if !admin_fields && body.public_workers.is_none() {
         return Err(ApiError::invalid(
             Rc::NoUserModSelected,
@@ -223,6 +228,7 @@ pub(crate) async fn update(
                 trusted: body.trusted.unwrap_or(old.trusted),
                 concurrency: body.concurrency.unwrap_or(old.concurrency),
                 public_workers: body.public_workers.unwrap_or(old.public_workers),
+                flagged: body.flagged.unwrap_or(old.flagged),
             };
             if policy != old {
                 txn.apply(|horde, _| Ok::<_, ApiError>(horde.set_user(id, policy)))?;
@@ -230,6 +236,7 @@ pub(crate) async fn update(
             answer.trusted = body.trusted;
             answer.concurrency = body.concurrency;
             answer.public_workers = body.public_workers;
+            answer.flagged = body.flagged;
             Ok(Json(answer))
         })
         .await

@@ -1371,3 +1371,86 @@ async fn a_workers_model_name_does_not_set_its_pay() {
     assert_eq!(reward, paid_as(13.0));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn instant_garbage_is_not_paid_and_gets_its_owner_flagged() {
+    // The speed rule on, with a clock the test moves: a real worker takes time to generate.
+    let (clock, hands) = Clock::manual(Timestamp::from_secs(1_800_000_000));
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with_clock(dir, clock, |config| {
+        config.admins = vec!["admin#1".into()];
+        config.horde.integrity = horde_core::Integrity::default();
+    })
+    .await;
+    let (_, admin_key) = server.register("admin").await;
+    let (_, farmer) = server.register("farmer").await;
+    let (_, honest) = server.register("honest").await;
+    let (victim_id, victim) = server.register("victim").await;
+    let garbage = "g".repeat(2048);
+    for _ in 0..3 {
+        request(&server, Some(&victim), "write me a story").await;
+        let job = pop(&server, &farmer, "instant").await;
+        // The moment it pops: 2,048 characters of 8B output in no time.
+        let (status, reward) =
+            submit(&server, &farmer, job["id"].as_str().unwrap(), &garbage).await;
+        assert_eq!(status, StatusCode::OK, "{reward}");
+        assert_eq!(milli(&reward["reward"]), 0);
+        // An honest worker serves it again, at a real speed (80 tokens in 2 s).
+        let job = pop(&server, &honest, "real").await;
+        hands.advance(Duration::from_secs(2));
+        let (_, reward) = submit(
+            &server,
+            &honest,
+            job["id"].as_str().unwrap(),
+            &"y".repeat(320),
+        )
+        .await;
+        assert!(milli(&reward["reward"]) > 0, "{reward}");
+    }
+    let (_, farmer_user) = server.get("/find_user", Some(&farmer)).await;
+    assert_eq!(milli(&farmer_user["kudos"]), 0, "the farmer earned nothing");
+    let (_, honest_user) = server.get("/find_user", Some(&honest)).await;
+    let (_, victim_user) = server.get(&format!("/users/{victim_id}"), None).await;
+    assert_eq!(milli(&victim_user["kudos"]), -milli(&honest_user["kudos"]));
+    // Three strikes: the worker is paused and its owner flagged.
+    let (_, worker) = server.get("/workers/name/instant", Some(&farmer)).await;
+    assert_eq!(worker["maintenance_mode"], true);
+    assert!(worker["maintenance_msg"]
+        .as_str()
+        .unwrap()
+        .contains("faster"));
+    assert_error(
+        &server
+            .post("/generate/text/pop", Some(&farmer), pop_body("fresh"))
+            .await,
+        StatusCode::FORBIDDEN,
+        "WorkerFlaggedMaintenance",
+    );
+    assert_error(
+        &server
+            .post(
+                "/kudos/transfer",
+                Some(&farmer),
+                json!({ "username": format!("victim#{victim_id}"), "amount": 1 }),
+            )
+            .await,
+        StatusCode::FORBIDDEN,
+        "SourceAccountFlagged",
+    );
+    // An administrator reviews and lifts the flag.
+    let (status, answer) = server
+        .call(
+            Method::PUT,
+            "/users/2",
+            Some(&admin_key),
+            Some(json!({ "flagged": false })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer, json!({ "flagged": false }));
+    let (status, _) = server
+        .post("/generate/text/pop", Some(&farmer), pop_body("fresh"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    server.stop().await;
+}
