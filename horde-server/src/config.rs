@@ -32,6 +32,10 @@ pub struct Config {
     pub registration: bool,
     /// Registrations allowed per IP address per minute. Default 10.
     pub registrations_per_minute: u32,
+    /// Transfers a user may send per minute. Default 10.
+    pub transfers_per_minute: u32,
+    /// Transfers that may be sent from one IP address per minute (all users). Default 30.
+    pub transfers_per_minute_per_ip: u32,
     /// Administrators as `alias#id` usernames (besides those made with `create-admin`). Both
     /// parts must match a user: a typo in the id does not make someone else an administrator.
     pub admins: Vec<String>,
@@ -58,6 +62,8 @@ impl Default for Config {
             max_db_pages: None,
             registration: true,
             registrations_per_minute: 10,
+            transfers_per_minute: 10,
+            transfers_per_minute_per_ip: 30,
             admins: Vec::new(),
             trusted_proxies: Vec::new(),
             model_reference: None,

@@ -21,7 +21,6 @@
 //! the database — the last state that was acknowledged.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -33,6 +32,7 @@ use crate::auth::Users;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::ratelimit::{Limited, RateLimits};
 use crate::stats::Stats;
 use crate::store::{Store, StoreError, UserRow, Write};
 
@@ -66,7 +66,7 @@ pub struct Core {
     pub idempotency: HashMap<(UserId, String), IdempotentAnswer>,
     /// Finished generations per minute.
     pub stats: Stats,
-    registrations: HashMap<IpAddr, (u64, u32)>,
+    rate_limits: RateLimits,
 }
 
 impl Core {
@@ -117,7 +117,7 @@ impl Txn<'_> {
         CoreParts {
             users: &mut self.core.users,
             idempotency: &mut self.core.idempotency,
-            registrations: &mut self.core.registrations,
+            rate_limits: &mut self.core.rate_limits,
         }
     }
 
@@ -144,22 +144,32 @@ pub struct CoreParts<'a> {
     pub users: &'a mut Users,
     /// Transfers by `(sender, Idempotency-Key)`.
     pub idempotency: &'a mut HashMap<(UserId, String), IdempotentAnswer>,
-    registrations: &'a mut HashMap<IpAddr, (u64, u32)>,
+    rate_limits: &'a mut RateLimits,
 }
 
 impl CoreParts<'_> {
-    /// Counts a registration from `ip` at `now`; false if over the per-minute limit.
-    pub fn allow_registration(&mut self, ip: IpAddr, now: Timestamp, limit: u32) -> bool {
-        let minute = now.millis() / 60_000;
-        if self.registrations.len() > 10_000 {
-            self.registrations.retain(|_, (m, _)| *m == minute);
-        }
-        let entry = self.registrations.entry(ip).or_insert((minute, 0));
-        if entry.0 != minute {
-            *entry = (minute, 0);
-        }
-        entry.1 += 1;
-        entry.1 <= limit
+    /// Counts one more `what` at `now` against `limit` per minute; over it, the error says
+    /// how many seconds to wait.
+    pub fn rate_limit(
+        &mut self,
+        what: Limited,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<(), ApiError> {
+        self.rate_limits
+            .allow(what, now, limit)
+            .map_err(|retry_after| ApiError::TooMany {
+                rc: crate::error::Rc::RateLimited,
+                message: match what {
+                    Limited::Registration(_) => {
+                        "too many registrations from this address; try again in a minute".into()
+                    }
+                    Limited::TransferByUser(_) | Limited::TransferByAddress(_) => {
+                        "too many transfers; try again in a minute".into()
+                    }
+                },
+                retry_after: Some(retry_after),
+            })
     }
 }
 
@@ -227,7 +237,7 @@ impl Driver {
                     users,
                     idempotency,
                     stats,
-                    registrations: HashMap::new(),
+                    rate_limits: RateLimits::default(),
                 }),
                 store,
                 config,

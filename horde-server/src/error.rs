@@ -193,6 +193,8 @@ pub enum ApiError {
         rc: Rc,
         /// Details.
         message: String,
+        /// Seconds until a retry may succeed (sent as `Retry-After`).
+        retry_after: Option<u64>,
     },
     /// The job was already submitted.
     #[error("this generation was already submitted")]
@@ -291,7 +293,17 @@ impl IntoResponse for ApiError {
             rc,
             errors,
         };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let ApiError::TooMany {
+            retry_after: Some(secs),
+            ..
+        } = &self
+        {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, (*secs).into());
+        }
+        response
     }
 }
 
@@ -309,6 +321,7 @@ impl From<EnqueueError> for ApiError {
             EnqueueError::TooManyPrompts { .. } => ApiError::TooMany {
                 rc: Rc::TooManyPrompts,
                 message,
+                retry_after: None,
             },
             EnqueueError::UnknownUser => ApiError::InvalidApiKey,
             EnqueueError::DuplicateId => ApiError::Internal(message),

@@ -26,6 +26,7 @@ pub mod driver;
 pub mod error;
 pub mod http;
 pub mod models;
+pub mod ratelimit;
 pub mod stats;
 pub mod store;
 pub mod web;

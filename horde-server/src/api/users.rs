@@ -11,6 +11,7 @@ use super::{ApiQuery, Caller, ClientIp, Json, Registered};
 use crate::auth::username;
 use crate::driver::{Core, Driver, IdempotentAnswer};
 use crate::error::{ApiError, Rc};
+use crate::ratelimit::Limited;
 use crate::store::{UserRow, Write};
 use crate::wire::{
     Contribution, ModifyUser, RegisterRequest, Registered as RegisteredBody, TransferRequest,
@@ -85,13 +86,8 @@ pub(crate) async fn register_user(
     state
         .change(|txn| {
             let now = txn.now();
-            if !txn.core_mut().allow_registration(ip, now, limit) {
-                return Err(ApiError::TooMany {
-                    rc: Rc::RateLimited,
-                    message: "too many registrations from this address; try again in a minute"
-                        .into(),
-                });
-            }
+            txn.core_mut()
+                .rate_limit(Limited::Registration(ip), now, limit)?;
             let (row, key) = txn.core_mut().users.register(alias, now)?;
             txn.write(Write::User(row.clone()));
             let policy = UserPolicy {
@@ -245,6 +241,7 @@ pub(crate) async fn update(
 pub(crate) async fn transfer(
     State(state): State<Driver>,
     Caller(from): Caller,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Json(body): Json<TransferRequest>,
 ) -> Result<Json<Transferred>, ApiError> {
@@ -270,6 +267,8 @@ pub(crate) async fn transfer(
     let idempotency_key = idempotency_key(&headers)?;
     // What a retry must repeat: the receiver and the amount.
     let request = format!("{} {amount}", body.username.trim());
+    let per_user = state.config().transfers_per_minute;
+    let per_ip = state.config().transfers_per_minute_per_ip;
     state
         .change(|txn| {
             if from.is_anonymous() {
@@ -289,6 +288,12 @@ pub(crate) async fn transfer(
                     return Ok(Json(body));
                 }
             }
+            // Counted after a replay is recognised: retrying one transfer is not a new one.
+            let now = txn.now();
+            txn.core_mut()
+                .rate_limit(Limited::TransferByUser(from), now, per_user)?;
+            txn.core_mut()
+                .rate_limit(Limited::TransferByAddress(ip), now, per_ip)?;
             let to = txn
                 .core()
                 .users

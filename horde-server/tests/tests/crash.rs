@@ -26,7 +26,12 @@ pub(crate) async fn start_binary(db: &Path, extra: &[&str]) -> Binary {
         .port();
     // The tests' workers submit the moment they pop; the speed rule has its own tests.
     let config = db.with_extension("test-config.toml");
-    std::fs::write(&config, "[horde.integrity]\nspeed_limits = []\n").unwrap();
+    std::fs::write(
+        &config,
+        "transfers_per_minute = 100000\ntransfers_per_minute_per_ip = 100000\n\
+         [horde.integrity]\nspeed_limits = []\n",
+    )
+    .unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_horde-server"))
         .arg("--config")
         .arg(&config)

@@ -160,3 +160,64 @@ async fn rate_limits_believe_forwarded_addresses_only_from_trusted_proxies() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn transfers_are_rate_limited_per_user_and_per_address() {
+    let server = TestServer::start_with(|config| {
+        config.admins = vec!["admin#1".into()];
+        config.transfers_per_minute = 3;
+        config.transfers_per_minute_per_ip = 5;
+    })
+    .await;
+    let (_, admin) = server.register("admin").await;
+    let (_, laundry) = server.register("laundry").await;
+    let (bob, _) = server.register("bob").await;
+    for user in ["/users/1", "/users/2"] {
+        server
+            .call(
+                Method::PUT,
+                user,
+                Some(&admin),
+                Some(json!({ "kudos": 1000 })),
+            )
+            .await;
+    }
+    let send = |key: String, idempotency: Option<&'static str>| {
+        let mut request = server
+            .client
+            .post(format!("{}/kudos/transfer", server.base))
+            .header("apikey", key)
+            .json(&json!({ "username": format!("bob#{bob}"), "amount": 1 }));
+        if let Some(k) = idempotency {
+            request = request.header("Idempotency-Key", k);
+        }
+        async move { request.send().await.unwrap() }
+    };
+    for i in 0..3 {
+        let response = send(admin.clone(), None).await;
+        assert_eq!(response.status(), StatusCode::OK, "transfer {i}");
+    }
+    // The fourth in a minute from one user is refused, saying when to retry.
+    let refused = send(admin.clone(), None).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry));
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["rc"], "RateLimited");
+    // Another user from the same address has their own per-user count, but the address's
+    // count (5) runs out after two more.
+    for _ in 0..2 {
+        assert_eq!(send(laundry.clone(), None).await.status(), StatusCode::OK);
+    }
+    assert_eq!(
+        send(laundry.clone(), None).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let (_, bob_user) = server.get(&format!("/users/{bob}"), None).await;
+    assert_eq!(bob_user["kudos"], 5);
+    server.stop().await;
+}

@@ -43,6 +43,8 @@ impl TestServer {
         let mut config = Config {
             db: db_path(&dir),
             registrations_per_minute: 1000,
+            transfers_per_minute: 1000,
+            transfers_per_minute_per_ip: 1000,
             ..Config::default()
         };
         // The tests' workers submit the moment they pop; the speed rule has its own tests.
