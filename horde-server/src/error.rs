@@ -64,6 +64,7 @@ pub enum Rc {
     TooManyWorkers,
     WorkerFlaggedMaintenance,
     SourceAccountFlagged,
+    KudosUpfront,
 }
 
 impl Rc {
@@ -114,6 +115,7 @@ impl Rc {
             Rc::TooManyWorkers => "TooManyWorkers",
             Rc::WorkerFlaggedMaintenance => "WorkerFlaggedMaintenance",
             Rc::SourceAccountFlagged => "SourceAccountFlagged",
+            Rc::KudosUpfront => "KudosUpfront",
         }
     }
 }
@@ -325,6 +327,10 @@ impl From<EnqueueError> for ApiError {
             },
             EnqueueError::UnknownUser => ApiError::InvalidApiKey,
             EnqueueError::DuplicateId => ApiError::Internal(message),
+            EnqueueError::KudosUpfront { .. } => ApiError::Forbidden {
+                rc: Rc::KudosUpfront,
+                message,
+            },
             EnqueueError::OverLimit(limit) => {
                 ApiError::invalid(Rc::ValidationError, limit.field, message)
             }

@@ -36,6 +36,17 @@ pub enum EnqueueError {
     /// A list or text is over its limit.
     #[error(transparent)]
     OverLimit(#[from] OverLimit),
+    /// The queue is congested and the request costs more than its owner holds.
+    #[error(
+        "the horde is busy: a request this large needs its estimated cost ({needed} kudos) \
+         upfront, and you hold {balance}; ask for fewer tokens or generations, or earn kudos"
+    )]
+    KudosUpfront {
+        /// The estimated cost.
+        needed: Kudos,
+        /// The owner's balance.
+        balance: Kudos,
+    },
 }
 
 impl Horde {
@@ -89,6 +100,7 @@ impl Horde {
                 limit: policy.concurrency,
             });
         }
+        self.check_upfront(&spec, now)?;
         spec.created_at = now;
         let spec = Arc::new(spec);
         let state = RequestState {
@@ -120,6 +132,44 @@ impl Horde {
                 Event::RequestChanged { id: spec.id, state },
             ],
         })
+    }
+
+    /// Under congestion, a large request needs its owner to hold its estimated cost — unless
+    /// the owner runs a worker or is a priority user of one (they are served first anyway).
+    /// Balances may still go negative: the cost is not taken upfront, only required.
+    fn check_upfront(&self, spec: &RequestSpec, now: Timestamp) -> Result<(), EnqueueError> {
+        let integrity = &self.config.integrity;
+        let tokens = spec.params.max_length.saturating_mul(spec.params.n);
+        if integrity.upfront_queue_minutes == 0
+            || tokens <= integrity.upfront_exempt_tokens
+            || !self.congested()
+        {
+            return Ok(());
+        }
+        let owner = spec.owner;
+        let favoured = self
+            .workers
+            .values()
+            .any(|w| w.owner == owner || w.priority_users.contains(&owner));
+        if favoured {
+            return Ok(());
+        }
+        let needed = self.estimate(spec, now);
+        let balance = self.ledger.balance(owner);
+        if balance < needed {
+            return Err(EnqueueError::KudosUpfront { needed, balance });
+        }
+        Ok(())
+    }
+
+    /// Returns true if and only if the waiting tokens would take the online workers longer
+    /// than `upfront_queue_minutes` at the assumed speed.
+    pub fn congested(&self) -> bool {
+        let minutes = self.config.integrity.upfront_queue_minutes;
+        let (_, threads) = self.online.capacity();
+        let per_minute = threads * TOKENS_PER_SEC_PER_THREAD * 60;
+        let (_, queued_tokens) = self.backlog.total;
+        queued_tokens > per_minute.saturating_mul(minutes)
     }
 
     pub(super) fn enqueue_item(&mut self, spec: &RequestSpec) -> Option<Ticket> {

@@ -73,6 +73,13 @@ pub struct Integrity {
     /// Suspicious generations after which a worker is put into maintenance and its owner
     /// flagged for review. Default 3.
     pub suspicion_threshold: u32,
+    /// The queue is congested when its waiting tokens would take the online workers more than
+    /// this many minutes (at the assumed speed per thread); then large requests need their
+    /// cost upfront. 0 turns the rule off. Default 10.
+    pub upfront_queue_minutes: u64,
+    /// Requests of at most this many tokens in all (`max_length × n`) never need kudos
+    /// upfront. Default 512.
+    pub upfront_exempt_tokens: u32,
 }
 
 /// The fastest plausible generation for models up to a size.
@@ -107,6 +114,8 @@ impl Default for Integrity {
             })
             .collect(),
             suspicion_threshold: 3,
+            upfront_queue_minutes: 10,
+            upfront_exempt_tokens: 512,
         }
     }
 }

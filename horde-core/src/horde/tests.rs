@@ -96,8 +96,11 @@ impl Sim {
         Sim::with_config(HordeConfig::default())
     }
 
+    /// Without the speed rule and the upfront rule (the tests submit at once and queue large
+    /// requests with no worker online); both rules have their own tests.
     fn with_config(mut config: HordeConfig) -> Sim {
         config.integrity.speed_limits.clear();
+        config.integrity.upfront_queue_minutes = 0;
         Sim::with_speed_rule(config)
     }
 
@@ -1384,5 +1387,36 @@ fn implausibly_fast_generations_are_not_paid_and_get_the_worker_paused() {
         sim.pop_with_model(2, "honest", OTHER_MODEL).unwrap().0,
         flagged
     );
+    assert_eq!(sim.horde.ledger().total(), Kudos::ZERO);
+}
+
+#[test]
+fn large_requests_need_their_cost_upfront_only_under_congestion() {
+    let mut config = HordeConfig::default();
+    config.integrity.speed_limits.clear();
+    let mut sim = Sim::with_speed_rule(config);
+    let large = |sim: &mut Sim, owner: u64| {
+        let mut spec = sim.spec(owner);
+        spec.params.max_length = 1024;
+        spec.params.n = 4;
+        sim.enqueue(spec)
+    };
+    // One worker online (one thread: 600 tokens a minute); a 10-minute backlog is 6,000.
+    sim.pop(2, "w");
+    assert!(!sim.horde.congested());
+    large(&mut sim, 1).unwrap(); // 4,096 tokens
+    large(&mut sim, 3).unwrap(); // 8,192: now congested
+    assert!(sim.horde.congested());
+    // A throwaway account cannot draw a large debt now…
+    assert!(matches!(
+        large(&mut sim, 4),
+        Err(EnqueueError::KudosUpfront { .. })
+    ));
+    // …but small requests pass, and so do those who hold the cost.
+    sim.request(4);
+    sim.give(5, 1_000);
+    large(&mut sim, 5).unwrap();
+    // A worker's owner is served first anyway and is exempt.
+    large(&mut sim, 2).unwrap();
     assert_eq!(sim.horde.ledger().total(), Kudos::ZERO);
 }

@@ -1454,3 +1454,33 @@ async fn instant_garbage_is_not_paid_and_gets_its_owner_flagged() {
     assert_eq!(status, StatusCode::OK);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn under_congestion_large_requests_need_kudos_upfront() {
+    let server = TestServer::start().await;
+    let (_, first) = server.register("first").await;
+    let (_, throwaway) = server.register("throwaway").await;
+    let large = json!({ "prompt": "a long story", "params": { "n": 4, "max_length": 1024, "max_context_length": 2048 } });
+    // No worker is online: the first large request makes a backlog nobody can serve soon.
+    let (status, _) = server
+        .post("/generate/text/async", Some(&first), large.clone())
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let refused = server
+        .post("/generate/text/async", Some(&throwaway), large.clone())
+        .await;
+    assert_error(&refused, StatusCode::FORBIDDEN, "KudosUpfront");
+    assert!(refused.1["message"].as_str().unwrap().contains("upfront"));
+    let refused = server.post("/generate/text/async", None, large).await;
+    assert_error(&refused, StatusCode::FORBIDDEN, "KudosUpfront");
+    // Small requests still pass, and balances may still go negative.
+    let (status, _) = server
+        .post(
+            "/generate/text/async",
+            Some(&throwaway),
+            json!({ "prompt": "short" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    server.stop().await;
+}
