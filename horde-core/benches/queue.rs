@@ -80,6 +80,7 @@ fn query(models: Vec<String>) -> PopQuery {
         threads: 1,
         amount: 1,
         bridge_agent: "bench:1:none".into(),
+        origin: None,
     }
 }
 

@@ -59,6 +59,10 @@ pub struct RequestSpec {
     pub nsfw: bool,
     /// When it was queued.
     pub created_at: Timestamp,
+    /// An opaque fingerprint of where the request came from (the server hashes the client's
+    /// address), for the self-dealing rule; `None` when unknown.
+    #[serde(default)]
+    pub origin: Option<u64>,
 }
 
 impl RequestSpec {
@@ -77,6 +81,7 @@ impl RequestSpec {
             trusted_workers: false,
             nsfw: false,
             created_at: now,
+            origin: None,
         }
     }
 }

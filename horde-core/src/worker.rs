@@ -27,6 +27,9 @@ pub struct Worker {
     pub threads: u32,
     /// Its bridge software, `name:version:url`.
     pub bridge_agent: String,
+    /// Where it last checked in from (an opaque fingerprint), for the self-dealing rule.
+    #[serde(default)]
+    pub last_origin: Option<u64>,
     /// Users served first on this worker, whatever their balance.
     pub priority_users: Vec<UserId>,
     /// Its owner is trusted.
@@ -125,6 +128,7 @@ impl Worker {
             nsfw: false,
             threads: 1,
             bridge_agent: String::new(),
+            last_origin: None,
             priority_users: Vec::new(),
             trusted: false,
             maintenance: false,

@@ -113,6 +113,21 @@ impl Users {
     }
 }
 
+impl Users {
+    /// An opaque fingerprint of a client address (keyed with the server's secret, so it says
+    /// nothing about the address to whoever reads the database).
+    pub fn fingerprint(&self, ip: std::net::IpAddr) -> u64 {
+        let mut hasher = Sha256::new();
+        hasher.update(self.secret);
+        hasher.update(b"origin:");
+        hasher.update(ip.to_string().as_bytes());
+        let digest = hasher.finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        u64::from_le_bytes(first)
+    }
+}
+
 /// `alias#id`, as users are shown.
 pub fn username(row: &UserRow) -> String {
     format!("{}#{}", row.alias, row.id.0)

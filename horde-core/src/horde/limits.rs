@@ -80,6 +80,10 @@ pub struct Integrity {
     /// Requests of at most this many tokens in all (`max_length × n`) never need kudos
     /// upfront. Default 512.
     pub upfront_exempt_tokens: u32,
+    /// A generation for a request made from where its worker checks in from moves no kudos,
+    /// as the owner's own requests do. Default off: families and test set-ups share an
+    /// address.
+    pub self_dealing_check: bool,
 }
 
 /// The fastest plausible generation for models up to a size.
@@ -116,6 +120,7 @@ impl Default for Integrity {
             suspicion_threshold: 3,
             upfront_queue_minutes: 10,
             upfront_exempt_tokens: 512,
+            self_dealing_check: false,
         }
     }
 }

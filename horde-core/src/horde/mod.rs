@@ -233,6 +233,7 @@ impl Backlog {
 ///     threads: 1,
 ///     amount: 1,
 ///     bridge_agent: "test:1:none".into(),
+///     origin: None,
 /// };
 /// let mut next = 100u128;
 /// let popped = horde.pop(t0.plus_secs(1), query, || { next += 1; Uuid::from_u128(next) })?;

@@ -25,6 +25,9 @@ pub struct PopQuery {
     pub amount: u32,
     /// Its bridge software.
     pub bridge_agent: String,
+    /// An opaque fingerprint of where the worker checks in from (see
+    /// [`RequestSpec::origin`]); `None` when unknown.
+    pub origin: Option<u64>,
 }
 
 /// Why a pop was refused.
@@ -133,6 +136,7 @@ impl Horde {
         profile.nsfw = query.nsfw;
         profile.threads = query.threads;
         profile.bridge_agent = query.bridge_agent;
+        profile.last_origin = query.origin;
         profile.trusted = owner_policy.trusted;
         let mut priority_keys = vec![query.owner];
         for user in query.priority_users {
@@ -153,6 +157,7 @@ impl Horde {
                     || old.bridge_agent != profile.bridge_agent
                     || old.priority_users != profile.priority_users
                     || old.trusted != profile.trusted
+                    || old.last_origin != profile.last_origin
             });
 
         let keys = if profile.maintenance {

@@ -105,7 +105,16 @@ impl Horde {
             params.max_context_length,
         );
         let size = self.model_size_b(&job.model);
-        let reward = economy.generation_reward(size, tokens, context);
+        let self_dealing = self.config.integrity.self_dealing_check
+            && entry.spec.origin.is_some()
+            && entry.spec.origin == worker.last_origin
+            && entry.spec.owner != earner;
+        // Self-dealing moves nothing (an owner's own requests net to zero anyway).
+        let reward = if self_dealing {
+            Kudos::ZERO
+        } else {
+            economy.generation_reward(size, tokens, context)
+        };
         let requester = entry.spec.owner;
         let elapsed_ms = now.millis_since(started_at);
         if self

@@ -187,6 +187,7 @@ impl Sim {
             threads: 1,
             amount: 1,
             bridge_agent: "test:1:none".into(),
+            origin: None,
         }
     }
 
@@ -1418,5 +1419,29 @@ fn large_requests_need_their_cost_upfront_only_under_congestion() {
     large(&mut sim, 5).unwrap();
     // A worker's owner is served first anyway and is exempt.
     large(&mut sim, 2).unwrap();
+    assert_eq!(sim.horde.ledger().total(), Kudos::ZERO);
+}
+
+#[test]
+fn self_dealing_from_one_address_moves_no_kudos_when_the_rule_is_on() {
+    let mut config = HordeConfig::default();
+    config.integrity.self_dealing_check = true;
+    let mut sim = Sim::with_config(config);
+    let serve = |sim: &mut Sim, request_origin: Option<u64>, worker_origin: Option<u64>| {
+        let mut spec = sim.spec(1);
+        spec.origin = request_origin;
+        sim.enqueue(spec).unwrap();
+        let mut query = sim.query(2, "w");
+        query.origin = worker_origin;
+        let job = sim.pop_with(query).unwrap().assignments[0].job;
+        sim.submit(2, job, SubmitState::Ok).unwrap()
+    };
+    // The farmer's throwaway account and worker share an address: nothing moves.
+    assert_eq!(serve(&mut sim, Some(7), Some(7)), Kudos::ZERO);
+    assert_eq!(sim.horde.ledger().balance(UserId(1)), Kudos::ZERO);
+    assert_eq!(sim.horde.ledger().balance(UserId(2)), Kudos::ZERO);
+    // Different addresses, or an unknown one, are paid as usual.
+    assert!(serve(&mut sim, Some(7), Some(8)).is_positive());
+    assert!(serve(&mut sim, None, Some(8)).is_positive());
     assert_eq!(sim.horde.ledger().total(), Kudos::ZERO);
 }

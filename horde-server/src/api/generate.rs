@@ -12,7 +12,7 @@ use horde_core::{
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{parse_uuid, Caller, Json, Registered};
+use super::{parse_uuid, Caller, ClientIp, Json, Registered};
 use crate::driver::Driver;
 use crate::error::{ApiError, Rc};
 use crate::wire::{
@@ -78,10 +78,12 @@ fn new_id() -> Uuid {
 pub(crate) async fn request(
     State(state): State<Driver>,
     Caller(user): Caller,
+    ClientIp(ip): ClientIp,
     Json(body): Json<AsyncRequest>,
 ) -> Result<Response, ApiError> {
     let dry_run = body.dry_run.unwrap_or(false);
-    let spec = into_spec(body, user, state.now())?;
+    let mut spec = into_spec(body, user, state.now())?;
+    spec.origin = Some(state.read(|core, _| core.users.fingerprint(ip)));
     if dry_run {
         let kudos = state.read(|core, now| core.horde().estimate(&spec, now));
         return Ok(Json(Estimate { kudos }).into_response());
@@ -182,6 +184,7 @@ pub(crate) async fn cancel(
 pub(crate) async fn pop(
     State(state): State<Driver>,
     Caller(owner): Caller,
+    ClientIp(ip): ClientIp,
     Json(body): Json<PopRequest>,
 ) -> Result<Json<PopAnswer>, ApiError> {
     let usernames = body.priority_usernames.unwrap_or_default();
@@ -212,6 +215,7 @@ pub(crate) async fn pop(
         bridge_agent: body
             .bridge_agent
             .unwrap_or_else(|| "unknown:0:unknown".into()),
+        origin: Some(state.read(|core, _| core.users.fingerprint(ip))),
     };
     let result = state
         .change(|txn| {

@@ -221,3 +221,59 @@ async fn transfers_are_rate_limited_per_user_and_per_address() {
     assert_eq!(bob_user["kudos"], 5);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn self_dealing_from_one_address_is_not_paid_when_the_operator_asks() {
+    let server = TestServer::start_with(|config| {
+        config.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+        config.horde.integrity.self_dealing_check = true;
+    })
+    .await;
+    let (_, farmer) = server.register("farmer").await;
+    let (throwaway_id, throwaway) = server.register("throwaway").await;
+    let post = |path: &str, key: &str, body: serde_json::Value, from: &str| {
+        let request = server
+            .client
+            .post(format!("{}{path}", server.base))
+            .header("apikey", key)
+            .header("X-Forwarded-For", from)
+            .json(&body);
+        async move {
+            let response = request.send().await.unwrap();
+            response.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let cycle = |from_requester: &'static str, from_worker: &'static str| {
+        let (farmer, throwaway) = (farmer.clone(), throwaway.clone());
+        let post = &post;
+        async move {
+            post(
+                "/generate/text/async",
+                &throwaway,
+                json!({ "prompt": "x" }),
+                from_requester,
+            )
+            .await;
+            let job = post(
+                "/generate/text/pop",
+                &farmer,
+                json!({ "name": "farm", "models": ["m"] }),
+                from_worker,
+            )
+            .await;
+            let answer = post(
+                "/generate/text/submit",
+                &farmer,
+                json!({ "id": job["id"], "generation": "y".repeat(80) }),
+                from_worker,
+            )
+            .await;
+            answer["reward"].as_f64().unwrap()
+        }
+    };
+    assert_eq!(cycle("203.0.113.9", "203.0.113.9").await, 0.0);
+    let (_, user) = server.get(&format!("/users/{throwaway_id}"), None).await;
+    assert_eq!(user["kudos"], 0, "the throwaway paid nothing");
+    assert!(cycle("198.51.100.4", "203.0.113.9").await > 0.0);
+    server.stop().await;
+}
