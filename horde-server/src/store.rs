@@ -67,6 +67,9 @@ pub struct UserRow {
 }
 
 /// One thing to write.
+// Most writes are events, the largest variant: boxing them would add an allocation to each of
+// them to save memory only on the rare small ones.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Write {
     /// A change the core reported.
