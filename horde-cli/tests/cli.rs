@@ -32,6 +32,7 @@ impl Horde {
         };
         let mut config = config;
         config.horde.integrity.speed_limits.clear();
+        config.horde.integrity.escrow_untrusted = false;
         let driver = tokio::task::spawn_blocking(move || Driver::open(config, Clock::System))
             .await
             .unwrap()

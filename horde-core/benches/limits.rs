@@ -83,6 +83,7 @@ fn populated() -> (Horde, RequestId) {
             trusted: false,
             public_workers: false,
             flagged: false,
+            registered_at: Timestamp(0),
         };
         let _registered = horde.set_user(UserId(user), policy);
     }

@@ -43,6 +43,7 @@ fn populated() -> (Horde, RequestId) {
                 trusted: false,
                 public_workers: false,
                 flagged: false,
+                registered_at: Timestamp(0),
             },
         );
         // Spread balances so the order is not just FIFO.

@@ -20,6 +20,9 @@ pub enum Account {
     Horde,
     /// A user's account (Anonymous included).
     User(UserId),
+    /// Kudos a user earned while untrusted, held until they are trusted (AI Horde's
+    /// "evaluating" kudos). Not spendable; part of the sum of all balances like any account.
+    Escrow(UserId),
 }
 
 /// Why kudos moved.
@@ -34,6 +37,8 @@ pub enum PostingKind {
     Transfer,
     /// An administrator added (horde → user) or removed (user → horde) kudos.
     Admin,
+    /// A user's escrow was released to them (escrow → user).
+    Release,
 }
 
 /// One movement of kudos: `amount` leaves `from` and arrives at `to`.
@@ -73,8 +78,11 @@ pub struct KudosDetails {
 pub struct AccountState {
     /// The current balance; may be negative.
     pub balance: Kudos,
-    /// Where it came from.
+    /// Where it came from (escrowed earnings included).
     pub details: KudosDetails,
+    /// Earned but held in escrow until the user is trusted; not part of `balance`.
+    #[serde(default)]
+    pub escrow: Kudos,
 }
 
 /// Why a ledger operation was refused. Nothing changes when one is returned.
@@ -138,7 +146,9 @@ impl Ledger {
     /// horde's balance saturates rather than panicking.
     pub fn restore(users: impl IntoIterator<Item = (UserId, AccountState)>) -> Ledger {
         let users: HashMap<_, _> = users.into_iter().collect();
-        let horde = saturate(-sum_milli(users.values().map(|s| s.balance)));
+        let horde = saturate(-sum_milli(
+            users.values().flat_map(|s| [s.balance, s.escrow]),
+        ));
         Ledger { users, horde }
     }
 
@@ -160,7 +170,10 @@ impl Ledger {
     /// The sum of all balances, horde included. Always zero; exposed for tests and checks.
     /// Summed in 128 bits, so it never overflows part-way (see [`Ledger::restore`]).
     pub fn total(&self) -> Kudos {
-        saturate(sum_milli(self.users.values().map(|s| s.balance)) + i128::from(self.horde.milli()))
+        saturate(
+            sum_milli(self.users.values().flat_map(|s| [s.balance, s.escrow]))
+                + i128::from(self.horde.milli()),
+        )
     }
 
     /// Users with a ledger entry and their states, in no particular order.
@@ -184,6 +197,78 @@ impl Ledger {
             PostingKind::Generation,
             at,
         )
+    }
+
+    /// The requester pays `now` to the worker's owner and `escrowed` into the owner's escrow,
+    /// both or neither.
+    pub fn settle_generation_escrowed(
+        &mut self,
+        requester: UserId,
+        earner: UserId,
+        now: Kudos,
+        escrowed: Kudos,
+        at: Timestamp,
+    ) -> Result<[Posting; 2], LedgerError> {
+        let saved = (
+            self.users.get(&requester).copied(),
+            self.users.get(&earner).copied(),
+        );
+        let first = self.settle_generation(requester, earner, now, at)?;
+        let second = self.post(
+            Account::User(requester),
+            Account::Escrow(earner),
+            non_negative(escrowed)?,
+            PostingKind::Generation,
+            at,
+        );
+        match second {
+            Ok(second) => Ok([first, second]),
+            Err(e) => {
+                for (user, state) in [(requester, saved.0), (earner, saved.1)] {
+                    match state {
+                        Some(state) => self.users.insert(user, state),
+                        None => self.users.remove(&user),
+                    };
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The horde awards `amount` of uptime kudos into `user`'s escrow.
+    pub fn escrow_uptime(
+        &mut self,
+        user: UserId,
+        amount: Kudos,
+        at: Timestamp,
+    ) -> Result<Posting, LedgerError> {
+        self.post(
+            Account::Horde,
+            Account::Escrow(user),
+            non_negative(amount)?,
+            PostingKind::Uptime,
+            at,
+        )
+    }
+
+    /// Releases all of `user`'s escrow to them; `None` when there is none.
+    pub fn release_escrow(
+        &mut self,
+        user: UserId,
+        at: Timestamp,
+    ) -> Result<Option<Posting>, LedgerError> {
+        let escrow = self.account(user).escrow;
+        if !escrow.is_positive() {
+            return Ok(None);
+        }
+        self.post(
+            Account::Escrow(user),
+            Account::User(user),
+            escrow,
+            PostingKind::Release,
+            at,
+        )
+        .map(Some)
     }
 
     /// The horde awards `amount` of uptime kudos to `user`.
@@ -327,6 +412,25 @@ impl Ledger {
                         d.awarded = add(d.awarded, signed)?;
                     }
                     (PostingKind::Admin, _) => d.admin = add(d.admin, signed)?,
+                    // Released kudos were counted in the details when they were escrowed.
+                    (PostingKind::Release, _) => {}
+                }
+                Ok(AccountSide::User(user, state))
+            }
+            Account::Escrow(user) => {
+                let mut state = self.account(user);
+                let add = |a: Kudos, b: Kudos| a.checked_add(b).ok_or(LedgerError::Overflow);
+                state.escrow = add(state.escrow, signed)?;
+                let d = &mut state.details;
+                // Escrowed earnings count where they came from at once; the balance follows
+                // when they are released.
+                match (posting.kind, credit) {
+                    (PostingKind::Generation, true) => d.accumulated = add(d.accumulated, amount)?,
+                    (PostingKind::Uptime, true) => {
+                        d.uptime = add(d.uptime, amount)?;
+                        d.awarded = add(d.awarded, amount)?;
+                    }
+                    _ => {}
                 }
                 Ok(AccountSide::User(user, state))
             }
@@ -341,7 +445,9 @@ impl Ledger {
             }
             AccountSide::User(user, state) => {
                 let old = self.users.insert(user, state).unwrap_or_default();
-                debug_assert_eq!(account, Account::User(user));
+                debug_assert!(
+                    matches!(account, Account::User(u) | Account::Escrow(u) if u == user)
+                );
                 AccountSide::User(user, old)
             }
         }

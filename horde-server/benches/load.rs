@@ -189,6 +189,7 @@ async fn fill_queue(state: &Driver, count: usize) {
                     trusted: false,
                     public_workers: false,
                     flagged: false,
+                    registered_at: horde_core::Timestamp(0),
                 };
                 txn.apply(|horde, _| Ok::<_, ApiError>(horde.set_user(row.id, policy)))?;
                 ids.push(row.id);

@@ -328,6 +328,7 @@ impl Driver {
                 trusted: true,
                 public_workers: false,
                 flagged: false,
+                registered_at: txn.now(),
             };
             txn.apply(|horde, _| Ok::<_, ApiError>(horde.set_user(row.id, policy)))?;
             Ok((row, key))

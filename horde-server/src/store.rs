@@ -179,6 +179,10 @@ const MIGRATIONS: &[&str] = &[
     "CREATE TABLE worker_stats (id TEXT PRIMARY KEY, data TEXT NOT NULL);",
     // 6: users flagged for review.
     "ALTER TABLE users ADD COLUMN flagged INTEGER NOT NULL DEFAULT 0;",
+    // 7: escrow (an untrusted user's held earnings), and which postings touch an escrow.
+    "ALTER TABLE users ADD COLUMN escrow INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE postings ADD COLUMN from_escrow INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE postings ADD COLUMN to_escrow INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// Opens (creating and migrating if needed) the database at `path`.
@@ -383,10 +387,12 @@ fn write_batches(conn: &mut Connection, batches: &[Batch]) -> Result<(), StoreEr
     Ok(())
 }
 
-fn account_user(account: Account) -> Option<i64> {
+/// The user an account belongs to (none for the horde), and whether it is their escrow.
+fn account_user(account: Account) -> (Option<i64>, bool) {
     match account {
-        Account::Horde => None,
-        Account::User(user) => Some(user.0 as i64),
+        Account::Horde => (None, false),
+        Account::User(user) => (Some(user.0 as i64), false),
+        Account::Escrow(user) => (Some(user.0 as i64), true),
     }
 }
 
@@ -470,23 +476,27 @@ fn apply_event(tx: &Transaction<'_>, event: &Event) -> Result<(), StoreError> {
         }
         Event::Posted(posting) => {
             let kind = serde_json::to_value(posting.kind)?;
+            let (from, from_escrow) = account_user(posting.from);
+            let (to, to_escrow) = account_user(posting.to);
             tx.prepare_cached(
-                "INSERT INTO postings (at, kind, from_user, to_user, amount)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO postings (at, kind, from_user, to_user, amount, from_escrow, to_escrow)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
             .execute(params![
                 posting.at.millis() as i64,
                 kind.as_str().unwrap_or_default(),
-                account_user(posting.from),
-                account_user(posting.to),
+                from,
+                to,
                 posting.amount.milli(),
+                from_escrow,
+                to_escrow,
             ])?;
         }
         Event::AccountChanged { user, state } => {
             let d = state.details;
             tx.prepare_cached(
                 "UPDATE users SET balance = ?2, accumulated = ?3, gifted = ?4, received = ?5,
-                    awarded = ?6, uptime = ?7, admin = ?8 WHERE id = ?1",
+                    awarded = ?6, uptime = ?7, admin = ?8, escrow = ?9 WHERE id = ?1",
             )?
             .execute(params![
                 user.0 as i64,
@@ -497,6 +507,7 @@ fn apply_event(tx: &Transaction<'_>, event: &Event) -> Result<(), StoreError> {
                 d.awarded.milli(),
                 d.uptime.milli(),
                 d.admin.milli(),
+                state.escrow.milli(),
             ])?;
         }
         Event::UserChanged { user, policy } => {
@@ -549,7 +560,7 @@ fn load(conn: &Connection, default_concurrency: u32) -> Result<Loaded, StoreErro
     let mut users = Vec::new();
     let mut stmt = conn.prepare(
         "SELECT id, alias, key_hash, created_at, concurrency, trusted, balance, accumulated,
-            gifted, received, awarded, uptime, admin, public_workers, is_admin, flagged
+            gifted, received, awarded, uptime, admin, public_workers, is_admin, flagged, escrow
             FROM users",
     )?;
     let mut rows = stmt.query([])?;
@@ -567,6 +578,7 @@ fn load(conn: &Connection, default_concurrency: u32) -> Result<Loaded, StoreErro
             trusted: row.get(5)?,
             public_workers: row.get(13)?,
             flagged: row.get(15)?,
+            registered_at: horde_core::Timestamp(row.get::<_, i64>(3)? as u64),
         };
         let state = AccountState {
             balance: kudos(row.get(6)?),
@@ -578,6 +590,7 @@ fn load(conn: &Connection, default_concurrency: u32) -> Result<Loaded, StoreErro
                 uptime: kudos(row.get(11)?),
                 admin: kudos(row.get(12)?),
             },
+            escrow: kudos(row.get(16)?),
         };
         users.push((user, policy, state));
     }

@@ -485,6 +485,8 @@ pub struct UserKudosDetails {
     pub awarded: Kudos,
     pub admin: Kudos,
     pub uptime: Kudos,
+    /// Earned while untrusted and held in escrow until trust (AI Horde's name).
+    pub evaluating: Kudos,
 }
 
 /// A user's records.

@@ -30,11 +30,63 @@ impl Horde {
         }
     }
 
+    /// Releases `user`'s escrow if they are trusted and not flagged.
+    pub(super) fn release_if_trusted(
+        &mut self,
+        user: UserId,
+        now: Timestamp,
+        events: &mut Vec<Event>,
+    ) {
+        let releasable = self
+            .users
+            .get(&user)
+            .is_some_and(|p| p.trusted && !p.flagged);
+        if !releasable {
+            return;
+        }
+        if let Ok(Some(posting)) = self.ledger.release_escrow(user, now) {
+            self.record_posting(posting, events);
+        }
+    }
+
+    /// Trusts an untrusted `user` automatically once they have earned enough in escrow, their
+    /// account is old enough, they are not flagged and none of their workers is suspected;
+    /// then their escrow is released.
+    pub(super) fn trust_if_earned(
+        &mut self,
+        user: UserId,
+        now: Timestamp,
+        events: &mut Vec<Event>,
+    ) {
+        let integrity = &self.config.integrity;
+        let Some(policy) = self.users.get(&user).copied() else {
+            return;
+        };
+        if !policy.trusted {
+            let old_enough = now.millis_since(policy.registered_at)
+                >= integrity.trust_after_days.saturating_mul(86_400_000);
+            let earned = self.ledger.account(user).escrow >= integrity.trust_after_escrow;
+            let clean = !policy.flagged && self.workers_of(user).all(|w| w.suspicion == 0);
+            if !(old_enough && earned && clean) {
+                return;
+            }
+            let applied = self.set_user(
+                user,
+                UserPolicy {
+                    trusted: true,
+                    ..policy
+                },
+            );
+            events.extend(applied.events);
+        }
+        self.release_if_trusted(user, now, events);
+    }
+
     /// Emits a posting and the account changes it caused, and re-prioritises the users.
     pub(super) fn record_posting(&mut self, posting: Posting, events: &mut Vec<Event>) {
         events.push(Event::Posted(posting));
         for account in [posting.from, posting.to] {
-            if let crate::Account::User(user) = account {
+            if let crate::Account::User(user) | crate::Account::Escrow(user) = account {
                 let state = self.ledger.account(user);
                 let priority = self.queue_priority(user);
                 self.queue.set_priority(&user, priority);

@@ -84,6 +84,14 @@ pub struct Integrity {
     /// as the owner's own requests do. Default off: families and test set-ups share an
     /// address.
     pub self_dealing_check: bool,
+    /// An untrusted owner's generation rewards are paid half now and half into escrow, and
+    /// their uptime wholly into escrow, released once they are trusted. Default on.
+    pub escrow_untrusted: bool,
+    /// Escrowed kudos after which an untrusted user becomes trusted automatically (with an old
+    /// enough account, no flag and no suspected worker). Default 1,000.
+    pub trust_after_escrow: crate::Kudos,
+    /// Days an account must exist before it is trusted automatically. Default 7.
+    pub trust_after_days: u64,
 }
 
 /// The fastest plausible generation for models up to a size.
@@ -121,6 +129,9 @@ impl Default for Integrity {
             upfront_queue_minutes: 10,
             upfront_exempt_tokens: 512,
             self_dealing_check: false,
+            escrow_untrusted: true,
+            trust_after_escrow: crate::Kudos::from_milli(1_000_000),
+            trust_after_days: 7,
         }
     }
 }

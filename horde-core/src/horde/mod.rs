@@ -93,6 +93,9 @@ pub struct UserPolicy {
     /// are paused, their requests wait behind everyone else's.
     #[serde(default)]
     pub flagged: bool,
+    /// When the user registered (for automatic trust).
+    #[serde(default)]
+    pub registered_at: Timestamp,
 }
 
 /// A change the core made, for a binary to persist. Replaying the latest value of every
@@ -215,8 +218,12 @@ impl Backlog {
 ///
 /// let mut horde = Horde::new(HordeConfig::default());
 /// let volunteer = UserId(1);
-/// let _registered = horde.set_user(volunteer, UserPolicy { concurrency: 30, trusted: false, public_workers: false, flagged: false });
 /// let t0 = Timestamp::from_secs(1_000);
+/// // A trusted volunteer is paid in full at once (an untrusted one half now, half in escrow).
+/// let policy = UserPolicy {
+///     concurrency: 30, trusted: true, public_workers: false, flagged: false, registered_at: t0,
+/// };
+/// let _registered = horde.set_user(volunteer, policy);
 ///
 /// let mut spec = RequestSpec::new(RequestId(Uuid::from_u128(1)), UserId::ANONYMOUS, "Once upon a time", t0);
 /// spec.models = vec!["koboldcpp/Llama-3-8B".into()];
@@ -321,6 +328,7 @@ impl Horde {
             trusted: false,
             public_workers: false,
             flagged: false,
+            registered_at: Timestamp(0),
         };
         let mut horde = Horde {
             queue: PriorityQueue::new(config.ageing_per_sec.milli()),

@@ -399,12 +399,22 @@ impl Horde {
         // One award per interval at most, however long the worker was away.
         let award = economy.uptime_reward(size, worker.max_context_length);
         let owner = worker.owner;
-        if let Ok(posting) = self.ledger.award_uptime(owner, award, now) {
-            worker.kudos_uptime = worker
-                .kudos_uptime
-                .checked_add(award)
-                .unwrap_or(worker.kudos_uptime);
+        let escrowed = self.config.integrity.escrow_untrusted
+            && self.users.get(&owner).is_some_and(|p| !p.trusted);
+        let posted = if escrowed {
+            self.ledger.escrow_uptime(owner, award, now)
+        } else {
+            self.ledger.award_uptime(owner, award, now)
+        };
+        if let Ok(posting) = posted {
+            if let Some(worker) = self.workers.get_mut(&id) {
+                worker.kudos_uptime = worker
+                    .kudos_uptime
+                    .checked_add(award)
+                    .unwrap_or(worker.kudos_uptime);
+            }
             self.record_posting(posting, events);
+            self.trust_if_earned(owner, now, events);
         }
     }
 }

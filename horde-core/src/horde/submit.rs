@@ -130,10 +130,27 @@ impl Horde {
                 events,
             });
         }
-        let posting = self
-            .ledger
-            .settle_generation(requester, earner, reward, now)?;
-        self.record_posting(posting, &mut events);
+        let escrowed = self.config.integrity.escrow_untrusted
+            && requester != earner
+            && self.users.get(&earner).is_some_and(|p| !p.trusted);
+        if escrowed {
+            // Half now, half into escrow until the owner is trusted.
+            let half = Kudos::from_milli(reward.milli() / 2);
+            let now_part = Kudos::from_milli(reward.milli() - half.milli());
+            let postings = self
+                .ledger
+                .settle_generation_escrowed(requester, earner, now_part, half, now)?;
+            for posting in postings {
+                self.record_posting(posting, &mut events);
+            }
+            self.trust_if_earned(earner, now, &mut events);
+        } else {
+            let posting = self
+                .ledger
+                .settle_generation(requester, earner, reward, now)?;
+            self.record_posting(posting, &mut events);
+            self.release_if_trusted(earner, now, &mut events);
+        }
         if let Some(worker) = self.workers.get_mut(&worker_id) {
             worker.last_good_at = Some(now);
         }

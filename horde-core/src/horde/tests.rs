@@ -101,6 +101,7 @@ impl Sim {
     fn with_config(mut config: HordeConfig) -> Sim {
         config.integrity.speed_limits.clear();
         config.integrity.upfront_queue_minutes = 0;
+        config.integrity.escrow_untrusted = false;
         Sim::with_speed_rule(config)
     }
 
@@ -136,6 +137,7 @@ impl Sim {
             trusted: false,
             public_workers: false,
             flagged: false,
+            registered_at: Timestamp(0),
         };
         let applied = self.horde.set_user(user, policy);
         self.store.apply(&applied.events);
@@ -730,6 +732,7 @@ fn owners_have_a_capped_number_of_workers() {
             trusted: true,
             public_workers: false,
             flagged: false,
+            registered_at: Timestamp(0),
         },
     );
     sim.store.apply(&applied.events);
@@ -904,7 +907,11 @@ proptest! {
 
     #[test]
     fn invariants_hold_over_random_commands(cmds in prop::collection::vec(cmd(), 1..120)) {
-        let mut sim = Sim::new();
+        // Escrow on: untrusted owners' earnings are split between balance and escrow.
+        let mut config = HordeConfig::default();
+        config.integrity.speed_limits.clear();
+        config.integrity.upfront_queue_minutes = 0;
+        let mut sim = Sim::with_speed_rule(config);
         let mut jobs: Vec<(u64, JobId)> = Vec::new();
         let mut served: HashMap<JobId, u32> = HashMap::new();
         let mut enqueued: Vec<RequestId> = Vec::new();
@@ -990,14 +997,14 @@ proptest! {
 
             // Balances always sum to zero, in the core and in what was persisted.
             prop_assert_eq!(sim.horde.ledger().total(), Kudos::ZERO);
-            let persisted: Kudos = sim.store.accounts.values().map(|a| a.balance).sum();
+            let persisted: Kudos = sim.store.accounts.values().map(|a| a.balance + a.escrow).sum();
             prop_assert_eq!(persisted + sim.horde.ledger().horde_balance(), Kudos::ZERO);
             // Every job was handed out once.
             prop_assert!(served.values().all(|&c| c == 1));
             // Requester paid == worker earned, per generation posting.
             let mut paid: HashMap<UserId, Kudos> = HashMap::new();
             for p in sim.store.postings.iter().filter(|p| p.kind == crate::PostingKind::Generation) {
-                if let (crate::Account::User(from), crate::Account::User(to)) = (p.from, p.to) {
+                if let (crate::Account::User(from), crate::Account::User(to) | crate::Account::Escrow(to)) = (p.from, p.to) {
                     *paid.entry(from).or_default() -= p.amount;
                     *paid.entry(to).or_default() += p.amount;
                 }
@@ -1443,5 +1450,122 @@ fn self_dealing_from_one_address_moves_no_kudos_when_the_rule_is_on() {
     // Different addresses, or an unknown one, are paid as usual.
     assert!(serve(&mut sim, Some(7), Some(8)).is_positive());
     assert!(serve(&mut sim, None, Some(8)).is_positive());
+    assert_eq!(sim.horde.ledger().total(), Kudos::ZERO);
+}
+
+#[test]
+fn untrusted_earnings_are_half_escrowed_until_trust_is_earned() {
+    let mut config = HordeConfig::default();
+    config.integrity.speed_limits.clear();
+    config.integrity.upfront_queue_minutes = 0;
+    config.integrity.trust_after_escrow = Kudos::from_milli(150_000);
+    config.integrity.trust_after_days = 1;
+    let mut sim = Sim::with_speed_rule(config);
+    // A user who registers now.
+    let applied = sim.horde.set_user(
+        UserId(7),
+        UserPolicy {
+            concurrency: 30,
+            trusted: false,
+            public_workers: false,
+            flagged: false,
+            registered_at: sim.now,
+        },
+    );
+    sim.store.apply(&applied.events);
+    let account = |sim: &Sim| sim.horde.ledger().account(UserId(7));
+    let trusted = |sim: &Sim| sim.horde.user(UserId(7)).unwrap().trusted;
+    let serve = |sim: &mut Sim| {
+        sim.request(1);
+        let (_, job) = sim.pop(7, "w").unwrap();
+        sim.submit(7, job, SubmitState::Ok).unwrap()
+    };
+    let reward = serve(&mut sim);
+    // Half now, half into escrow; the requester paid all of it; the details count it all.
+    let now_part = Kudos::from_milli(reward.milli() - reward.milli() / 2);
+    assert_eq!(account(&sim).balance, now_part);
+    assert_eq!(account(&sim).escrow, Kudos::from_milli(reward.milli() / 2));
+    assert_eq!(account(&sim).details.accumulated, reward);
+    assert_eq!(sim.horde.ledger().balance(UserId(1)), -reward);
+    assert_eq!(sim.horde.ledger().total(), Kudos::ZERO);
+    // Only what was paid now can be sent on (the farmer's "transfer it all away").
+    assert!(matches!(
+        sim.horde.transfer(sim.now, UserId(7), UserId(3), reward),
+        Err(TransferError::Ledger(LedgerError::NotEnough { .. }))
+    ));
+    // Uptime of an untrusted owner goes wholly to escrow.
+    for _ in 0..8 {
+        sim.advance(150);
+        sim.pop(7, "w");
+    }
+    assert_eq!(account(&sim).balance, now_part);
+    assert!(
+        account(&sim).escrow.milli() >= 150_000,
+        "{}",
+        account(&sim).escrow
+    );
+    // Enough in escrow, but the account is not a day old: still untrusted.
+    assert!(!trusted(&sim));
+    // A day later the next generation brings trust, and the escrow is released.
+    sim.advance(86_400);
+    serve(&mut sim);
+    assert!(trusted(&sim));
+    let owner = account(&sim);
+    assert_eq!(owner.escrow, Kudos::ZERO);
+    assert_eq!(
+        owner.balance,
+        owner.details.accumulated + owner.details.awarded
+    );
+    assert_eq!(sim.horde.ledger().total(), Kudos::ZERO);
+    // What was persisted restores to the same accounts.
+    let copy = sim.store.restore(HordeConfig::default());
+    assert_eq!(copy.ledger().account(UserId(7)), account(&sim));
+    assert_eq!(copy.ledger().total(), Kudos::ZERO);
+}
+
+#[test]
+fn an_admin_trusting_releases_escrow_and_a_flag_blocks_it() {
+    let mut config = HordeConfig::default();
+    config.integrity.speed_limits.clear();
+    config.integrity.upfront_queue_minutes = 0;
+    let mut sim = Sim::with_speed_rule(config);
+    sim.request(1);
+    let (_, job) = sim.pop(2, "w").unwrap();
+    sim.submit(2, job, SubmitState::Ok).unwrap();
+    let escrow = sim.horde.ledger().account(UserId(2)).escrow;
+    assert!(escrow.is_positive());
+    let policy = sim.horde.user(UserId(2)).unwrap();
+    // Flagged and trusted: nothing is released.
+    let applied = sim.horde.set_user(
+        UserId(2),
+        UserPolicy {
+            trusted: true,
+            flagged: true,
+            ..policy
+        },
+    );
+    sim.store.apply(&applied.events);
+    sim.advance(10);
+    assert!(matches!(
+        sim.pop_with(sim.query(2, "w")),
+        Err(PopError::OwnerFlagged)
+    ));
+    assert_eq!(sim.horde.ledger().account(UserId(2)).escrow, escrow);
+    // Trusted and unflagged: released at the worker's next check-in.
+    let applied = sim.horde.set_user(
+        UserId(2),
+        UserPolicy {
+            trusted: true,
+            flagged: false,
+            ..policy
+        },
+    );
+    sim.store.apply(&applied.events);
+    sim.request(1);
+    let (_, job) = sim.pop(2, "w").unwrap();
+    sim.submit(2, job, SubmitState::Ok).unwrap();
+    let owner = sim.horde.ledger().account(UserId(2));
+    assert_eq!(owner.escrow, Kudos::ZERO);
+    assert_eq!(owner.balance, owner.details.accumulated);
     assert_eq!(sim.horde.ledger().total(), Kudos::ZERO);
 }

@@ -27,6 +27,7 @@ fn user_details(core: &Core, row: &UserRow, now: Timestamp) -> UserDetails {
         trusted: false,
         public_workers: false,
         flagged: false,
+        registered_at: Timestamp(0),
     });
     let d = account.details;
     let workers: Vec<_> = horde.workers_of(row.id).collect();
@@ -41,6 +42,7 @@ fn user_details(core: &Core, row: &UserRow, now: Timestamp) -> UserDetails {
             awarded: d.awarded,
             admin: d.admin,
             uptime: d.uptime,
+            evaluating: account.escrow,
         },
         concurrency: policy.concurrency,
         trusted: policy.trusted,
@@ -95,6 +97,7 @@ pub(crate) async fn register_user(
                 trusted: false,
                 public_workers: false,
                 flagged: false,
+                registered_at: now,
             };
             txn.apply(|horde, _| Ok::<_, ApiError>(horde.set_user(row.id, policy)))?;
             Ok((row, key))
@@ -225,6 +228,7 @@ pub(crate) async fn update(
                 concurrency: body.concurrency.unwrap_or(old.concurrency),
                 public_workers: body.public_workers.unwrap_or(old.public_workers),
                 flagged: body.flagged.unwrap_or(old.flagged),
+                registered_at: old.registered_at,
             };
             if policy != old {
                 txn.apply(|horde, _| Ok::<_, ApiError>(horde.set_user(id, policy)))?;

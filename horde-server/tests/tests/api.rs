@@ -1379,7 +1379,10 @@ async fn instant_garbage_is_not_paid_and_gets_its_owner_flagged() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start_with_clock(dir, clock, |config| {
         config.admins = vec!["admin#1".into()];
-        config.horde.integrity = horde_core::Integrity::default();
+        config.horde.integrity = horde_core::Integrity {
+            escrow_untrusted: false,
+            ..horde_core::Integrity::default()
+        };
     })
     .await;
     let (_, admin_key) = server.register("admin").await;
@@ -1482,5 +1485,40 @@ async fn under_congestion_large_requests_need_kudos_upfront() {
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_untrusted_farmer_cannot_send_on_what_is_held_in_escrow() {
+    let server = TestServer::start_with(|config| {
+        config.horde.integrity.escrow_untrusted = true;
+    })
+    .await;
+    let (_, farmer) = server.register("farmer").await;
+    let (accomplice, _) = server.register("accomplice").await;
+    let mut earned = 0;
+    for _ in 0..5 {
+        request(&server, None, &"p".repeat(400)).await;
+        let job = pop(&server, &farmer, "farm").await;
+        let (_, reward) = submit(
+            &server,
+            &farmer,
+            job["id"].as_str().unwrap(),
+            &"y".repeat(320),
+        )
+        .await;
+        earned += milli(&reward["reward"]);
+    }
+    let (_, me) = server.get("/find_user", Some(&farmer)).await;
+    let held = milli(&me["kudos_details"]["evaluating"]);
+    // Half of each reward (rounded down to a thousandth) is held.
+    assert!(held > 0 && held <= earned / 2, "{me}");
+    assert_eq!(milli(&me["kudos"]) + held, earned);
+    assert_eq!(milli(&me["kudos_details"]["accumulated"]), earned);
+    // The attack's last step, sending everything on at once, moves only the half paid out.
+    let all =
+        json!({ "username": format!("accomplice#{accomplice}"), "amount": earned as f64 / 1000.0 });
+    let refused = server.post("/kudos/transfer", Some(&farmer), all).await;
+    assert_error(&refused, StatusCode::BAD_REQUEST, "KudosTransferNotEnough");
     server.stop().await;
 }

@@ -29,7 +29,7 @@ pub(crate) async fn start_binary(db: &Path, extra: &[&str]) -> Binary {
     std::fs::write(
         &config,
         "transfers_per_minute = 100000\ntransfers_per_minute_per_ip = 100000\n\
-         [horde.integrity]\nspeed_limits = []\n",
+         [horde.integrity]\nspeed_limits = []\nescrow_untrusted = false\n",
     )
     .unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_horde-server"))

@@ -47,8 +47,10 @@ impl TestServer {
             transfers_per_minute_per_ip: 1000,
             ..Config::default()
         };
-        // The tests' workers submit the moment they pop; the speed rule has its own tests.
+        // The tests' workers submit the moment they pop, and check exact balances of untrusted
+        // owners; the speed and escrow rules have their own tests.
         config.horde.integrity.speed_limits.clear();
+        config.horde.integrity.escrow_untrusted = false;
         tweak(&mut config);
         let state = tokio::task::spawn_blocking(move || Driver::open(config, clock))
             .await
