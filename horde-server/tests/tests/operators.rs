@@ -277,3 +277,74 @@ async fn self_dealing_from_one_address_is_not_paid_when_the_operator_asks() {
     assert!(cycle("198.51.100.4", "203.0.113.9").await > 0.0);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_model_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = dir.path().join("models.toml");
+    std::fs::write(&reference, "").unwrap();
+    let db = dir.path().join("horde.sqlite");
+    let path = reference.to_str().unwrap().to_owned();
+    let mut server = start_binary(&db, &["--model-reference", &path]).await;
+    let client = reqwest::Client::new();
+    let key = crate::crash::register(&client, &server.base, "w").await;
+    // One generation of `model`: its reward.
+    let reward = |model: &'static str| {
+        let (client, base, key) = (client.clone(), server.base.clone(), key.clone());
+        async move {
+            let post = |path: &str, body: serde_json::Value| {
+                client
+                    .post(format!("{base}{path}"))
+                    .header("apikey", &key)
+                    .json(&body)
+                    .send()
+            };
+            post(
+                "/generate/text/async",
+                json!({ "prompt": "p", "models": [model] }),
+            )
+            .await
+            .unwrap();
+            let job: serde_json::Value = post(
+                "/generate/text/pop",
+                json!({ "name": "w", "models": [model] }),
+            )
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+            let done: serde_json::Value = post(
+                "/generate/text/submit",
+                json!({ "id": job["id"], "generation": "y".repeat(320) }),
+            )
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+            done["reward"].as_f64().unwrap()
+        }
+    };
+    let unknown = reward("my-new-model").await;
+    std::fs::write(
+        &reference,
+        "[[model]]\nname = \"my-new-model\"\nparams_b = 70.0\n",
+    )
+    .unwrap();
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut known = unknown;
+    while known <= unknown && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        known = reward("my-new-model").await;
+    }
+    assert!(known > unknown * 10.0, "{known} vs {unknown}");
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+}
