@@ -81,10 +81,10 @@ fn main() {
             phase("cycles", &client, &url, &keys, secs).await;
         }),
         (None, true) => runtime.block_on(async {
-            let (base, stop, server, _dir) = start_in_process().await;
-            polling_scenario(base, secs).await;
-            let _ = stop.send(());
-            let _ = server.await;
+            let in_process = start_in_process().await;
+            polling_scenario(in_process.base.clone(), secs).await;
+            let _ = in_process.stop.send(());
+            let _ = in_process.server.await;
         }),
         (None, false) => runtime.block_on(run(secs, tasks)),
     }
@@ -93,12 +93,15 @@ fn main() {
 type ServerTask = tokio::task::JoinHandle<std::io::Result<()>>;
 
 /// A server in this process on a fresh file database.
-async fn start_in_process() -> (
-    String,
-    tokio::sync::oneshot::Sender<()>,
-    ServerTask,
-    tempfile::TempDir,
-) {
+struct InProcess {
+    base: String,
+    driver: Driver,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: ServerTask,
+    _dir: tempfile::TempDir,
+}
+
+async fn start_in_process() -> InProcess {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = Config {
         db: dir.path().join("load.sqlite"),
@@ -107,35 +110,32 @@ async fn start_in_process() -> (
     };
     // The generator's workers submit at once, faster than any model.
     config.horde.integrity.speed_limits.clear();
-    let state = Driver::open(config, Clock::System).expect("open");
+    let driver = Driver::open(config, Clock::System).expect("open");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let base = format!("http://{}/api/v2", listener.local_addr().expect("addr"));
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, state, async {
-        let _ = stop_rx.await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, driver.clone(), async {
+        let _ = stopped.await;
     }));
-    (base, stop_tx, server, dir)
+    InProcess {
+        base,
+        driver,
+        stop,
+        server,
+        _dir: dir,
+    }
 }
 
 async fn run(secs: u64, tasks: usize) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = Config {
-        db: dir.path().join("load.sqlite"),
-        registrations_per_minute: 100_000,
-        ..Config::default()
-    };
-    config.horde.integrity.speed_limits.clear();
-    let state = Driver::open(config, Clock::System).expect("open");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}/api/v2", listener.local_addr().expect("addr"));
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, state.clone(), async {
-        let _ = stop_rx.await;
-    }));
+    let InProcess {
+        base,
+        driver: state,
+        stop: stop_tx,
+        server,
+        _dir,
+    } = start_in_process().await;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(tasks * 2)
         .build()
