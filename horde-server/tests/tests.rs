@@ -1,6 +1,7 @@
 //! Integration tests of horde-server through real HTTP on loopback.
 //!
 //! `api`: the endpoints, served in-process by `serve` on port 0 with a file database.
+//! `authz`: the authorization matrix of every state-changing endpoint.
 //! `connections`: read timeouts, the connection cap, bounded graceful shutdown.
 //! `crash`: the real binary, killed with SIGKILL under load and restarted.
 //! `operators`: the configuration file, `create-admin`, trusted proxies.
@@ -11,6 +12,8 @@
 
 #[path = "tests/api.rs"]
 mod api;
+#[path = "tests/authz.rs"]
+mod authz;
 #[path = "tests/connections.rs"]
 mod connections;
 #[path = "tests/crash.rs"]
