@@ -270,6 +270,9 @@ mod tests {
             ("Mixtral-8x7B", Some(56.0)),
             ("mistralai/Mixtral-8x22B-v0.1", Some(176.0)),
             ("KoboldAI/fairseq-dense-6.7B", Some(6.7)),
+            // Two decimals: never misread as the digits after the point.
+            ("org/model-6.75B", Some(6.75)),
+            ("org/model-0.35b-chat", Some(0.35)),
             ("EleutherAI/gpt-neo-2.7b", Some(2.7)),
             ("aphrodite/meta-llama/Llama-3.1-70b-instruct", Some(70.0)),
             ("facebook/opt-350m", Some(0.35)),

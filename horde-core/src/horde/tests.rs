@@ -1569,3 +1569,74 @@ fn an_admin_trusting_releases_escrow_and_a_flag_blocks_it() {
     assert_eq!(owner.balance, owner.details.accumulated);
     assert_eq!(sim.horde.ledger().total(), Kudos::ZERO);
 }
+
+#[test]
+fn the_owners_own_requests_are_served_only_when_the_worker_can_serve_them() {
+    let mut sim = Sim::new();
+    // The owner's request needs more tokens than the worker generates.
+    let mut spec = sim.spec(2);
+    spec.params.max_length = 1024;
+    spec.params.max_context_length = 2048;
+    sim.enqueue(spec).unwrap();
+    let other = sim.request(1);
+    let mut query = sim.query(2, "w");
+    query.max_length = 512;
+    let popped = sim.pop_with(query).unwrap();
+    assert_eq!(popped.assignments[0].request.id, other);
+}
+
+#[test]
+fn is_possible_follows_the_online_workers_and_next_deadline_the_earliest_due() {
+    let mut sim = Sim::new();
+    let id = sim.request(1);
+    assert!(!sim.horde.is_possible(id, sim.now), "no worker online");
+    let deadline_before = sim.horde.next_deadline().unwrap();
+    // The request's expiry is the only deadline: 20 minutes after it was queued.
+    assert_eq!(deadline_before, sim.now.plus_secs(1200));
+    // A worker that cannot serve it (too little context) does not make it possible.
+    let mut small = sim.query(2, "small");
+    small.max_context_length = 1024;
+    small.max_length = 512;
+    let mut spec = sim.spec(3);
+    spec.params.max_context_length = 4096;
+    let big = sim.enqueue(spec).unwrap();
+    sim.pop_with(small).unwrap();
+    assert!(!sim.horde.is_possible(big, sim.now));
+    // One that can, online, does; going offline undoes it.
+    sim.pop(4, "capable");
+    assert!(sim.horde.is_possible(big, sim.now));
+    // A job's deadline is earlier than the expiries: next_deadline is the earliest.
+    let job_deadline = sim.horde.jobs.values().map(|j| j.deadline).min().unwrap();
+    assert_eq!(sim.horde.next_deadline(), Some(job_deadline));
+    sim.advance(400);
+    assert!(
+        !sim.horde.is_possible(big, sim.now),
+        "its worker went offline"
+    );
+}
+
+#[test]
+fn the_ledger_refuses_negative_payments() {
+    let mut ledger = Ledger::new();
+    let minus = Kudos::from_milli(-1);
+    let t = Timestamp(0);
+    assert_eq!(
+        ledger.settle_generation(UserId(1), UserId(2), minus, t),
+        Err(LedgerError::NotPositive)
+    );
+    assert_eq!(
+        ledger.award_uptime(UserId(2), minus, t),
+        Err(LedgerError::NotPositive)
+    );
+    assert_eq!(
+        ledger.escrow_uptime(UserId(2), minus, t),
+        Err(LedgerError::NotPositive)
+    );
+    assert_eq!(
+        ledger.settle_generation_escrowed(UserId(1), UserId(2), Kudos::ZERO, minus, t),
+        Err(LedgerError::NotPositive)
+    );
+    assert_eq!(ledger.balance(UserId(1)), Kudos::ZERO);
+    assert_eq!(ledger.balance(UserId(2)), Kudos::ZERO);
+    assert_eq!(ledger.total(), Kudos::ZERO);
+}
