@@ -8,7 +8,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use horde_core::Kudos;
+use horde_core::{GenParams, Kudos, RequestId, RequestSpec, Timestamp, UserId, WorkerId};
+
+use crate::error::{ApiError, Rc};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
@@ -35,6 +37,52 @@ pub struct AsyncRequest {
     pub nsfw: Option<bool>,
     /// Only estimate the cost.
     pub dry_run: Option<bool>,
+}
+
+impl AsyncRequest {
+    /// The core's request for this one, by `owner` at `now` (parsed before the core's lock is
+    /// taken). Refuses an empty prompt; the core checks the rest.
+    pub fn into_spec(self, owner: UserId, now: Timestamp) -> Result<RequestSpec, ApiError> {
+        let body = self;
+        let prompt = body.prompt.unwrap_or_default();
+        if prompt.is_empty() {
+            return Err(ApiError::invalid(
+                Rc::MissingPrompt,
+                "prompt",
+                "the prompt must not be empty",
+            ));
+        }
+        let params = body.params.unwrap_or_default();
+        let defaults = GenParams::default();
+        let passthrough = serde_json::to_string(&params.samplers)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let mut spec = RequestSpec::new(RequestId(uuid::Uuid::now_v7()), owner, prompt, now);
+        spec.params = GenParams {
+            n: params.n.unwrap_or(defaults.n),
+            max_length: params.max_length.unwrap_or(defaults.max_length),
+            max_context_length: params
+                .max_context_length
+                .unwrap_or(defaults.max_context_length),
+        };
+        spec.passthrough = passthrough.into();
+        spec.models = body
+            .models
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| !m.is_empty())
+            .map(Arc::from)
+            .collect();
+        spec.workers = body
+            .workers
+            .unwrap_or_default()
+            .into_iter()
+            .map(WorkerId)
+            .collect();
+        spec.worker_blacklist = body.worker_blacklist.unwrap_or(false);
+        spec.trusted_workers = body.trusted_workers.unwrap_or(false);
+        spec.nsfw = body.nsfw.unwrap_or(false);
+        Ok(spec)
+    }
 }
 
 /// `params` of a generation request: what the core needs, plus the sampler and format fields

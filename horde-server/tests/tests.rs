@@ -18,6 +18,8 @@ mod authz;
 mod connections;
 #[path = "tests/crash.rs"]
 mod crash;
+#[path = "tests/fuzz_seeds.rs"]
+mod fuzz_seeds;
 #[path = "tests/operators.rs"]
 mod operators;
 #[path = "tests/sdk.rs"]

@@ -6,8 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use horde_core::{
-    GenParams, GenerationState, Horde, JobId, Outcome, PopQuery, RequestId, RequestSpec,
-    Submission, SubmitState, Timestamp, UserId, WorkerId,
+    GenerationState, Horde, JobId, Outcome, PopQuery, RequestId, Submission, SubmitState, Timestamp,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -27,48 +26,6 @@ const NOT_POSSIBLE: &str = "No worker currently online can serve this request; i
 /// Most metadata entries a submission may carry.
 const METADATA_MAX: usize = 16;
 
-/// Builds the core's request from the wire's; the parsing happens before the lock is taken.
-fn into_spec(body: AsyncRequest, owner: UserId, now: Timestamp) -> Result<RequestSpec, ApiError> {
-    let prompt = body.prompt.unwrap_or_default();
-    if prompt.is_empty() {
-        return Err(ApiError::invalid(
-            Rc::MissingPrompt,
-            "prompt",
-            "the prompt must not be empty",
-        ));
-    }
-    let params = body.params.unwrap_or_default();
-    let defaults = GenParams::default();
-    let passthrough =
-        serde_json::to_string(&params.samplers).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let mut spec = RequestSpec::new(RequestId(new_id()), owner, prompt, now);
-    spec.params = GenParams {
-        n: params.n.unwrap_or(defaults.n),
-        max_length: params.max_length.unwrap_or(defaults.max_length),
-        max_context_length: params
-            .max_context_length
-            .unwrap_or(defaults.max_context_length),
-    };
-    spec.passthrough = passthrough.into();
-    spec.models = body
-        .models
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|m| !m.is_empty())
-        .map(Arc::from)
-        .collect();
-    spec.workers = body
-        .workers
-        .unwrap_or_default()
-        .into_iter()
-        .map(WorkerId)
-        .collect();
-    spec.worker_blacklist = body.worker_blacklist.unwrap_or(false);
-    spec.trusted_workers = body.trusted_workers.unwrap_or(false);
-    spec.nsfw = body.nsfw.unwrap_or(false);
-    Ok(spec)
-}
-
 /// A new request, job or worker id: a time-ordered UUID (v7), so that the database appends
 /// new rows at the end of its indexes instead of touching a random page per insert.
 fn new_id() -> Uuid {
@@ -82,7 +39,7 @@ pub(crate) async fn request(
     Json(body): Json<AsyncRequest>,
 ) -> Result<Response, ApiError> {
     let dry_run = body.dry_run.unwrap_or(false);
-    let mut spec = into_spec(body, user, state.now())?;
+    let mut spec = body.into_spec(user, state.now())?;
     spec.origin = Some(state.read(|core, _| core.users.fingerprint(ip)));
     if dry_run {
         let kudos = state.read(|core, now| core.horde().estimate(&spec, now));

@@ -1,0 +1,239 @@
+//! Random command sequences into horde-core's `Horde`, with the invariants checked after each
+//! step. Shared by the `horde_commands` fuzz target and an ordinary test that replays the
+//! committed seeds (`fuzz/seeds/horde_commands`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use horde_core::{
+    Event, Horde, HordeConfig, Job, JobId, Kudos, PopQuery, RequestId, RequestSpec, RequestState,
+    Submission, SubmitState, Timestamp, UserId, UserPolicy, Worker, WorkerId,
+};
+use uuid::Uuid;
+
+/// The latest value of every entity, from events alone (what a store keeps).
+#[derive(Default)]
+struct Store {
+    specs: HashMap<RequestId, Arc<RequestSpec>>,
+    states: HashMap<RequestId, RequestState>,
+    jobs: HashMap<JobId, Job>,
+    accounts: HashMap<UserId, horde_core::AccountState>,
+    workers: HashMap<WorkerId, Worker>,
+    users: HashMap<UserId, UserPolicy>,
+}
+
+impl Store {
+    fn apply(&mut self, events: &[Event]) {
+        for event in events {
+            match event {
+                Event::RequestQueued(spec) => {
+                    self.specs.insert(spec.id, spec.clone());
+                }
+                Event::RequestChanged { id, state } => {
+                    self.states.insert(*id, *state);
+                }
+                Event::JobChanged(job) => {
+                    self.jobs.insert(job.id, job.clone());
+                }
+                Event::RequestRemoved(id) => {
+                    self.specs.remove(id);
+                    self.states.remove(id);
+                    self.jobs.retain(|_, j| j.request != *id);
+                }
+                Event::Posted(_) => {}
+                Event::AccountChanged { user, state } => {
+                    self.accounts.insert(*user, *state);
+                }
+                Event::WorkerChanged(worker) => {
+                    self.workers.insert(worker.id, worker.clone());
+                }
+                Event::WorkerCheckedIn { id, stats } => {
+                    if let Some(worker) = self.workers.get_mut(id) {
+                        worker.set_stats(*stats);
+                    }
+                }
+                Event::UserChanged { user, policy } => {
+                    self.users.insert(*user, *policy);
+                }
+            }
+        }
+    }
+
+    fn restore(&self, config: HordeConfig) -> Horde {
+        let requests: Vec<_> = self
+            .specs
+            .values()
+            .filter_map(|spec| {
+                let state = *self.states.get(&spec.id)?;
+                let jobs = self
+                    .jobs
+                    .values()
+                    .filter(|j| j.request == spec.id)
+                    .cloned()
+                    .collect();
+                Some((spec.clone(), state, jobs))
+            })
+            .collect();
+        Horde::restore(
+            config,
+            self.users.iter().map(|(u, p)| (*u, *p)),
+            self.accounts.iter().map(|(u, s)| (*u, *s)),
+            self.workers.values().cloned(),
+            requests,
+        )
+    }
+}
+
+const MODELS: [&str; 3] = ["a/m-7B", "b/m-13B", "c/m-70B"];
+
+/// Runs the commands `data` encodes (four bytes each) and panics if an invariant breaks.
+pub(crate) fn run_commands(data: &[u8]) {
+    let mut config = HordeConfig::default();
+    config.integrity.speed_limits.clear();
+    let mut horde = Horde::new(config.clone());
+    let mut store = Store::default();
+    let mut now = Timestamp::from_secs(1_700_000_000);
+    let mut next_id = 0u128;
+    let mut id = || {
+        next_id += 1;
+        Uuid::from_u128(next_id)
+    };
+    for user in 1..=5 {
+        let policy = UserPolicy {
+            concurrency: 10,
+            trusted: user == 5,
+            public_workers: false,
+            flagged: false,
+            registered_at: Timestamp(0),
+        };
+        store.apply(&horde.set_user(UserId(user), policy).events);
+    }
+    let mut jobs: Vec<(u64, JobId)> = Vec::new();
+    let mut served: HashMap<JobId, u32> = HashMap::new();
+    let mut enqueued: Vec<RequestId> = Vec::new();
+    for chunk in data.chunks(4).take(300) {
+        let [op, a, b, c] = [0, 1, 2, 3].map(|i| chunk.get(i).copied().unwrap_or(0));
+        let user = u64::from(a % 6);
+        match op % 8 {
+            0 | 1 => {
+                let mut spec = RequestSpec::new(
+                    RequestId(id()),
+                    UserId(user),
+                    "x".repeat(usize::from(b) * 8 + 1),
+                    now,
+                );
+                spec.params.n = u32::from(c % 3) + 1;
+                spec.params.max_length = 16 + u32::from(b) * 4;
+                if c % 4 != 0 {
+                    spec.models = vec![MODELS[usize::from(c) % 3].into()];
+                }
+                if let Ok(applied) = horde.enqueue(now, spec) {
+                    enqueued.push(applied.value);
+                    store.apply(&applied.events);
+                }
+            }
+            2 | 3 => {
+                let owner = u64::from(a % 5) + 1;
+                let query = PopQuery {
+                    owner: UserId(owner),
+                    name: format!("w{owner}-{}", b % 2),
+                    models: vec![MODELS[usize::from(c) % 3].into()],
+                    max_length: 512,
+                    max_context_length: 4096,
+                    priority_users: vec![UserId(u64::from(b % 6))],
+                    nsfw: false,
+                    threads: 1,
+                    amount: u32::from(c % 3) + 1,
+                    bridge_agent: "fuzz:1:none".into(),
+                    origin: None,
+                };
+                if let Ok(applied) = horde.pop(now, query, &mut id) {
+                    for assignment in &applied.value.assignments {
+                        *served.entry(assignment.job).or_default() += 1;
+                        jobs.push((owner, assignment.job));
+                    }
+                    store.apply(&applied.events);
+                }
+            }
+            4 => {
+                if !jobs.is_empty() {
+                    let (owner, job) = jobs.remove(usize::from(b) % jobs.len());
+                    let state = match c % 4 {
+                        0 => SubmitState::Faulted,
+                        1 => SubmitState::Censored,
+                        _ => SubmitState::Ok,
+                    };
+                    let submission = Submission {
+                        state,
+                        text: "y".repeat(usize::from(c) * 4),
+                        seed: None,
+                        metadata: None,
+                    };
+                    if let Ok(applied) = horde.submit(now, UserId(owner), job, submission) {
+                        store.apply(&applied.events);
+                    }
+                }
+            }
+            5 => {
+                if let Some(request) = enqueued.get(usize::from(b) % enqueued.len().max(1)) {
+                    if let Some(applied) = horde.cancel(now, *request) {
+                        store.apply(&applied.events);
+                    }
+                }
+            }
+            6 => {
+                let amount = Kudos::from_milli(i64::from(c) * 1000 - 50_000);
+                let applied = if b % 2 == 0 {
+                    horde
+                        .transfer(now, UserId(user), UserId(u64::from(b % 6)), amount)
+                        .ok()
+                } else {
+                    horde.admin_adjust(now, UserId(user), amount).ok()
+                };
+                if let Some(applied) = applied {
+                    store.apply(&applied.events);
+                }
+            }
+            _ => {
+                now = now.plus_secs(u64::from(b) * 10);
+                while horde.next_deadline().is_some_and(|at| at <= now) {
+                    let events = horde.tick(now);
+                    store.apply(&events);
+                }
+            }
+        }
+        // Balances always sum to exactly zero.
+        assert_eq!(horde.ledger().total(), Kudos::ZERO);
+        // No job was handed out twice.
+        assert!(served.values().all(|&count| count == 1));
+        // No request was lost: open ones account for all n generations.
+        for request in &enqueued {
+            if let Some((spec, state)) = horde.request(*request) {
+                if state.is_open() {
+                    assert_eq!(
+                        state.waiting + state.processing + state.finished,
+                        spec.params.n
+                    );
+                } else {
+                    assert_eq!(state.processing, 0);
+                }
+            }
+        }
+    }
+    // What was persisted restores to the same state.
+    let mut copy = store.restore(config);
+    while copy.next_deadline().is_some_and(|at| at <= now) {
+        let _ = copy.tick(now);
+    }
+    assert_eq!(copy.queued_requests(), horde.queued_requests());
+    assert_eq!(copy.queued_totals(), horde.queued_totals());
+    for user in 0..=5 {
+        assert_eq!(
+            copy.ledger().account(UserId(user)),
+            horde.ledger().account(UserId(user))
+        );
+    }
+    for request in &enqueued {
+        assert_eq!(copy.status(*request, now), horde.status(*request, now));
+    }
+}
