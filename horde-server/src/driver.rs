@@ -32,6 +32,7 @@ use crate::auth::Users;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 use crate::ratelimit::{Limited, RateLimits};
 use crate::stats::Stats;
 use crate::store::{Store, StoreError, UserRow, Write};
@@ -185,6 +186,7 @@ struct Shared {
     store: Store,
     config: Config,
     clock: Clock,
+    metrics: Arc<Metrics>,
     /// The deadline the timer sleeps until, in ms (`u64::MAX`: none).
     scheduled: AtomicU64,
     /// Wakes the timer when a change moves the next deadline earlier.
@@ -200,7 +202,8 @@ impl Driver {
     /// the model reference.
     pub fn open(config: Config, clock: Clock) -> Result<Driver, OpenError> {
         let reference = crate::models::load_reference(&config).map_err(OpenError::Reference)?;
-        let (store, loaded) = Store::open(&config.db, &config)?;
+        let metrics = Arc::new(Metrics::new());
+        let (store, loaded) = Store::open(&config.db, &config, metrics.clone())?;
         let policies: Vec<_> = loaded.users.iter().map(|u| (u.0.id, u.1)).collect();
         let accounts: Vec<_> = loaded.users.iter().map(|u| (u.0.id, u.2)).collect();
         let mut horde = Horde::restore(
@@ -242,6 +245,7 @@ impl Driver {
                 store,
                 config,
                 clock,
+                metrics,
                 scheduled: AtomicU64::new(u64::MAX),
                 timer: Notify::new(),
                 failed: AtomicBool::new(false),
@@ -260,10 +264,19 @@ impl Driver {
         self.shared.clock.now()
     }
 
+    /// The server's figures.
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
     /// Reads the core under the lock.
     pub fn read<T>(&self, f: impl FnOnce(&Core, Timestamp) -> T) -> T {
         let core = self.shared.core.lock();
-        f(&core, self.now())
+        let held = std::time::Instant::now();
+        let value = f(&core, self.now());
+        drop(core);
+        self.shared.metrics.lock_held(held.elapsed());
+        value
     }
 
     /// Runs `f` as one change and waits until what it applied is committed. Refused with
@@ -277,6 +290,7 @@ impl Driver {
         }
         let (result, committed) = {
             let mut core = self.shared.core.lock();
+            let held = std::time::Instant::now();
             let mut txn = Txn {
                 now: self.now(),
                 core: &mut core,
@@ -286,9 +300,18 @@ impl Driver {
             let writes = std::mem::take(&mut txn.writes);
             let next = core.horde.next_deadline();
             if writes.is_empty() {
+                drop(core);
+                self.shared.metrics.lock_held(held.elapsed());
                 return result;
             }
+            for write in &writes {
+                if let Write::Event(Event::Posted(posting)) = write {
+                    self.shared.metrics.posted(posting);
+                }
+            }
             let committed = self.shared.store.submit(writes);
+            drop(core);
+            self.shared.metrics.lock_held(held.elapsed());
             self.wake_timer_for(next);
             (result, committed)
         };

@@ -25,6 +25,7 @@ pub mod config;
 pub mod driver;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod models;
 pub mod ratelimit;
 pub mod stats;
@@ -61,7 +62,12 @@ pub fn app(driver: Driver) -> Router {
     Router::new()
         .nest("/api/v2", api::routes())
         .merge(web::routes())
+        .route("/metrics", axum::routing::get(api::metrics))
         .fallback(api::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            driver.clone(),
+            api::record_request,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             driver.clone(),
             api::refuse_after_failure,

@@ -216,7 +216,11 @@ pub fn migrate(conn: &mut Connection) -> Result<i64, StoreError> {
 
 impl Store {
     /// Opens the database, loads everything, and starts the writer thread.
-    pub fn open(path: &Path, config: &crate::Config) -> Result<(Store, Loaded), StoreError> {
+    pub fn open(
+        path: &Path,
+        config: &crate::Config,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Result<(Store, Loaded), StoreError> {
         let lock = lock_database(path)?;
         let conn = open_connection(path)?;
         if let Some(pages) = config.max_db_pages {
@@ -226,7 +230,7 @@ impl Store {
         let (sender, receiver) = mpsc::channel::<Batch>();
         let writer = std::thread::Builder::new()
             .name("horde-store-writer".into())
-            .spawn(move || run_writer(conn, receiver))
+            .spawn(move || run_writer(conn, receiver, &metrics))
             .map_err(|e| StoreError::Commit(e.to_string()))?;
         Ok((
             Store {
@@ -304,7 +308,11 @@ impl Committed {
 /// without bound.
 const MAX_BATCHES_PER_COMMIT: usize = 4096;
 
-fn run_writer(mut conn: Connection, receiver: mpsc::Receiver<Batch>) {
+fn run_writer(
+    mut conn: Connection,
+    receiver: mpsc::Receiver<Batch>,
+    metrics: &crate::metrics::Metrics,
+) {
     // After a failed commit, later batches may depend on the changes that were lost (a job of
     // a request that was never stored): the writer refuses everything from then on.
     let mut failure: Option<String> = None;
@@ -317,6 +325,7 @@ fn run_writer(mut conn: Connection, receiver: mpsc::Receiver<Batch>) {
                 Err(_) => break,
             }
         }
+        let started = std::time::Instant::now();
         let result = match &failure {
             Some(e) => Err(format!("an earlier commit failed: {e}")),
             None => write_batches(&mut conn, &batches).map_err(|e| {
@@ -325,6 +334,7 @@ fn run_writer(mut conn: Connection, receiver: mpsc::Receiver<Batch>) {
                 e.to_string()
             }),
         };
+        metrics.committed(batches.len(), started.elapsed());
         commits += 1;
         batched += batches.len() as u64;
         if since.elapsed() >= std::time::Duration::from_secs(10) {

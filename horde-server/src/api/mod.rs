@@ -3,6 +3,7 @@
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 use horde_core::UserId;
@@ -56,6 +57,46 @@ pub async fn refuse_after_failure(
         return axum::response::IntoResponse::into_response(ApiError::Storage);
     }
     next.run(request).await
+}
+
+/// Counts each request in the metrics, by its route (not its concrete path).
+pub async fn record_request(
+    axum::extract::State(driver): axum::extract::State<Driver>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let endpoint = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    driver.metrics().request(
+        crate::metrics::RequestLabels {
+            endpoint,
+            method,
+            status: response.status().as_u16(),
+        },
+        started.elapsed(),
+    );
+    response
+}
+
+/// `GET /metrics`: the Prometheus/OpenMetrics text exposition.
+pub async fn metrics(
+    axum::extract::State(driver): axum::extract::State<Driver>,
+) -> axum::response::Response {
+    driver.read(|core, now| driver.metrics().observe_core(core.horde(), now));
+    let text = driver.metrics().encode();
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
 }
 
 /// Unknown paths.

@@ -348,3 +348,64 @@ async fn sighup_reloads_the_model_reference() {
     server.child.kill().unwrap();
     server.child.wait().unwrap();
 }
+
+#[tokio::test]
+async fn metrics_show_requests_commits_lock_holds_kudos_and_the_queue() {
+    let server = TestServer::start().await;
+    let (_, key) = server.register("w").await;
+    server
+        .post(
+            "/generate/text/async",
+            None,
+            json!({ "prompt": "p", "models": ["m1"] }),
+        )
+        .await;
+    let (_, job) = server
+        .post(
+            "/generate/text/pop",
+            Some(&key),
+            json!({ "name": "w", "models": ["m1"] }),
+        )
+        .await;
+    server
+        .post(
+            "/generate/text/submit",
+            Some(&key),
+            json!({ "id": job["id"], "generation": "y".repeat(80) }),
+        )
+        .await;
+    server
+        .post(
+            "/generate/text/async",
+            None,
+            json!({ "prompt": "waiting", "models": ["m2"] }),
+        )
+        .await;
+    let response = server
+        .client
+        .get(format!(
+            "{}/metrics",
+            server.base.trim_end_matches("/api/v2")
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    let text = response.text().await.unwrap();
+    for needle in [
+        "horde_http_requests_total{endpoint=\"/api/v2/generate/text/async\",method=\"POST\",status=\"202\"} 2",
+        "horde_http_requests_total{endpoint=\"/api/v2/generate/text/submit\",method=\"POST\",status=\"200\"} 1",
+        "horde_http_request_seconds_count{endpoint=\"/api/v2/generate/text/pop\"} 1",
+        "horde_kudos_moved_total{kind=\"generation\"}",
+        "horde_commit_seconds_count",
+        "horde_commit_batches_count",
+        "horde_core_lock_hold_seconds_count",
+        "horde_core_lock_hold_max_seconds",
+        "horde_workers_online 1",
+        "horde_queued_generations 1",
+        "horde_queued_generations_by_model{model=\"m2\"} 1",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+    server.stop().await;
+}
