@@ -24,6 +24,11 @@ pub(crate) async fn start_binary(db: &Path, extra: &[&str]) -> Binary {
         .local_addr()
         .unwrap()
         .port();
+    start_binary_on(db, port, extra).await
+}
+
+/// The binary on a given port (to restart it where its clients expect it).
+pub(crate) async fn start_binary_on(db: &Path, port: u16, extra: &[&str]) -> Binary {
     // The tests' workers submit the moment they pop; the speed rule has its own tests.
     let config = db.with_extension("test-config.toml");
     std::fs::write(
@@ -415,6 +420,171 @@ async fn a_failed_commit_stops_the_server_and_loses_nothing_acknowledged() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::ACCEPTED);
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+}
+
+/// The server restarted (SIGTERM, then started again on the same port) while clients keep
+/// polling and workers keep working: they ride over it, and every acknowledged request is
+/// finished, with jobs handed out before the restart submitted after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_and_workers_ride_over_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("horde.sqlite");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = start_binary_on(&db, port, &[]).await;
+    let base = server.base.clone();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let requester = register(&client, &base, "requester").await;
+    let volunteer = register(&client, &base, "volunteer").await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    // Clients: queue a request, poll it until done; on any error, wait and go on.
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let (client, base, key, stop, acked) = (
+            client.clone(),
+            base.clone(),
+            requester.clone(),
+            stop.clone(),
+            acked.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let sent = client
+                    .post(format!("{base}/generate/text/async"))
+                    .header("apikey", &key)
+                    .json(&json!({ "prompt": "ride over it" }))
+                    .send()
+                    .await;
+                let Ok(response) = sent else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                if response.status() != StatusCode::ACCEPTED {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+                let Ok(body) = response.json::<Value>().await else {
+                    continue;
+                };
+                acked.lock().push(body["id"].as_str().unwrap().to_owned());
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }));
+    }
+    // A worker that holds each job a little, so that some are in flight across the restart.
+    let worker = {
+        let (client, base, key, stop) = (
+            client.clone(),
+            base.clone(),
+            volunteer.clone(),
+            stop.clone(),
+        );
+        tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let popped = client
+                    .post(format!("{base}/generate/text/pop"))
+                    .header("apikey", &key)
+                    .json(&json!({ "name": "rider", "models": ["m"] }))
+                    .send()
+                    .await;
+                let Ok(Ok(job)) = (match popped {
+                    Ok(r) => Ok(r.json::<Value>().await),
+                    Err(e) => Err(e),
+                }) else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                let Some(id) = job["id"].as_str().map(str::to_owned) else {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                };
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                // Submit until the horde answers (it may be restarting).
+                for _ in 0..200 {
+                    let submitted = client
+                        .post(format!("{base}/generate/text/submit"))
+                        .header("apikey", &key)
+                        .json(&json!({ "id": id, "generation": "done" }))
+                        .send()
+                        .await;
+                    if submitted.is_ok() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // A graceful restart on the same port.
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert!(server.child.wait().unwrap().success());
+    let mut server = start_binary_on(&db, port, &[]).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for task in tasks {
+        task.await.unwrap();
+    }
+    worker.await.unwrap();
+    // Drain: the volunteer's worker serves what is left, then every acknowledged request is
+    // finished (none lost across the restart, none left processing).
+    let acked = acked.lock().clone();
+    assert!(
+        acked.len() >= 10,
+        "only {} requests acknowledged",
+        acked.len()
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let job: Value = client
+            .post(format!("{base}/generate/text/pop"))
+            .header("apikey", &volunteer)
+            .json(&json!({ "name": "rider", "models": ["m"] }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let Some(id) = job["id"].as_str() else { break };
+        client
+            .post(format!("{base}/generate/text/submit"))
+            .header("apikey", &volunteer)
+            .json(&json!({ "id": id, "generation": "late" }))
+            .send()
+            .await
+            .unwrap();
+        assert!(Instant::now() < deadline);
+    }
+    for id in &acked {
+        let status: Value = client
+            .get(format!("{base}/generate/text/status/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            status["done"], true,
+            "request {id} was not finished: {status}"
+        );
+        assert_eq!(status["finished"], 1, "{status}");
+    }
     server.child.kill().unwrap();
     server.child.wait().unwrap();
 }
