@@ -24,6 +24,9 @@ use horde_server::{serve, Clock, Config, Driver};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 
+#[path = "support/soak.rs"]
+mod soak;
+
 const MODELS: usize = 20;
 
 fn model(i: usize) -> String {
@@ -68,6 +71,15 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    if text_arg("--scenario").as_deref() == Some("soak") {
+        let Some(url) = text_arg("--url") else {
+            eprintln!("the soak runs against a server: --url http://HOST:PORT/api/v2");
+            return;
+        };
+        let pid = text_arg("--pid").and_then(|p| p.parse().ok());
+        runtime.block_on(soak::soak(url, secs, pid));
+        return;
+    }
     let polling = text_arg("--scenario").as_deref() == Some("polling");
     match (text_arg("--url"), polling) {
         (Some(url), true) => runtime.block_on(polling_scenario(url, secs)),
