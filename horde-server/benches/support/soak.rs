@@ -107,6 +107,9 @@ pub(crate) async fn soak(base: String, secs: u64, pid: Option<u64>) {
                         done.fetch_add(1, Ordering::Relaxed);
                         break;
                     }
+                    if stop.load(Ordering::SeqCst) {
+                        break; // the drain finishes it
+                    }
                 }
             }
         }));
