@@ -233,7 +233,8 @@ pub(crate) async fn soak(base: String, secs: u64, pid: Option<u64>) {
     }
     println!(
         "invariants: {} requests acknowledged, {open} not finished after the drain (must be 0); \
-         kudos held {:.3} = admin {:.3} + awarded; admin granted by the soak {:.3}; {}",
+         kudos held by users (balances + escrow) {:.3} = admin + awarded {:.3} (must be \
+         equal: generations and transfers only move kudos; the soak granted {:.3}); {}",
         acked.len(),
         held as f64 / 1000.0,
         sources as f64 / 1000.0,
