@@ -226,8 +226,12 @@ fn reload_on_sighup(driver: Driver) {
             return;
         };
         while hangups.recv().await.is_some() {
-            if let Err(e) = driver.reload_model_reference() {
-                tracing::error!(error = %e, "the model reference was not reloaded");
+            let reloading = driver.clone();
+            let reloaded = tokio::task::spawn_blocking(move || reloading.reload_model_reference());
+            match reloaded.await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "the model reference was not reloaded"),
+                Err(e) => tracing::error!(error = %e, "the model reference reload failed"),
             }
         }
     });
