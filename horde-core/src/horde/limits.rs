@@ -67,7 +67,7 @@ pub struct Integrity {
     /// The fastest plausible generation, in tokens per second, by model size: the first entry
     /// whose `up_to_b` covers the model applies (the last one beyond it). A faster generation
     /// is not paid and raises the worker's suspicion. Empty: no check. Default: up to 3B 500
-    /// tokens/s, 8B 300, 14B 200, 35B 120, 75B 80, larger 50 — several times what a single
+    /// tokens/s, 8B 300, 14B 200, 35B 120, 75B 80, larger 50 — well above what a single
     /// stream reaches on current hardware, so an honest worker is never caught.
     pub speed_limits: Vec<SpeedLimit>,
     /// Suspicious generations after which a worker is put into maintenance and its owner
