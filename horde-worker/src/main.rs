@@ -1,5 +1,66 @@
-//! `horde-worker`: not built yet; prints its version.
+//! `horde-worker`: the bridge a volunteer runs beside KoboldAI, KoboldCpp or an
+//! OpenAI-compatible server. It pops jobs from a horde, generates them on the backend and
+//! submits the results; the kudos go to the owner of the API key.
 
-fn main() {
-    println!("{} {}", env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
+mod backend;
+mod backoff;
+mod error;
+mod horde;
+mod report;
+mod run;
+mod settings;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use crate::error::WorkerError;
+use crate::run::Worker;
+use crate::settings::{Cli, LogFormat, Settings};
+
+fn main() -> ExitCode {
+    let settings = match Settings::resolve(Cli::parse()) {
+        Ok(settings) => settings,
+        Err(e) => return fail(&e),
+    };
+    init_logging(settings.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&WorkerError::Config(format!("cannot start: {e}"))),
+    };
+    let result = runtime.block_on(async move {
+        let worker = Worker::new(settings.clone())?;
+        if settings.check {
+            worker.check().await
+        } else {
+            worker.run().await.map(drop)
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+/// Prints `error` and returns its exit code.
+fn fail(error: &WorkerError) -> ExitCode {
+    eprintln!("horde-worker: {error}");
+    ExitCode::from(error.exit_code())
+}
+
+/// Logs to stdout at `info` (`RUST_LOG` overrides), as text or JSON lines.
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
 }

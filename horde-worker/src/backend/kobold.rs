@@ -1,0 +1,221 @@
+//! The KoboldAI API (KoboldAI United, KoboldCpp): `/api/v1/model`, `/api/v1/config/*`,
+//! `/api/v1/generate`, and KoboldCpp's `/api/extra/version` and `/api/extra/abort`.
+//!
+//! KoboldAI refuses a generate body with a key it does not define (422), so the body holds
+//! only the fields below, whatever else the horde's payload carries.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde_json::{json, Map, Value};
+
+use super::{call_json, whole, BackendError, BackendInfo, Generated};
+
+/// The generate fields of the KoboldAI API that a horde payload may carry.
+const KOBOLD_FIELDS: [&str; 21] = [
+    "prompt",
+    "n",
+    "max_length",
+    "max_context_length",
+    "temperature",
+    "top_p",
+    "top_k",
+    "top_a",
+    "typical",
+    "tfs",
+    "rep_pen",
+    "rep_pen_range",
+    "rep_pen_slope",
+    "sampler_order",
+    "stop_sequence",
+    "singleline",
+    "frmttriminc",
+    "frmtrmblln",
+    "frmtrmspch",
+    "frmtadsnsp",
+    "use_default_badwordsids",
+];
+
+/// Fields only KoboldCpp defines (sent only to KoboldCpp).
+const KOBOLDCPP_FIELDS: [&str; 4] = [
+    "min_p",
+    "dynatemp_range",
+    "dynatemp_exponent",
+    "smoothing_factor",
+];
+
+/// What KoboldAI answers for the model when none is loaded.
+const NO_MODEL: &str = "ReadOnly";
+
+/// A KoboldAI-API backend.
+#[derive(Debug)]
+pub(crate) struct Kobold {
+    http: reqwest::Client,
+    base: String,
+    /// Set by [`Kobold::probe`]: the backend is KoboldCpp (it takes `genkey` and abort).
+    koboldcpp: AtomicBool,
+}
+
+impl Kobold {
+    /// A backend at `base_url` (`http://host:port`; a trailing `/api` is accepted).
+    pub(crate) fn new(http: reqwest::Client, base_url: &str) -> Kobold {
+        let base = base_url
+            .trim_end_matches("/api/v1")
+            .trim_end_matches("/api")
+            .to_owned();
+        Kobold {
+            http,
+            base,
+            koboldcpp: AtomicBool::new(false),
+        }
+    }
+
+    /// The loaded model, whether this is KoboldCpp, and the configured limits.
+    pub(crate) async fn probe(&self) -> Result<BackendInfo, BackendError> {
+        let model = self.model().await?;
+        let version = call_json(self.http.get(format!("{}/api/extra/version", self.base))).await;
+        let software = match &version {
+            Ok(answer) if answer["result"] == "KoboldCpp" => format!(
+                "KoboldCpp {}",
+                answer["version"].as_str().unwrap_or_default()
+            ),
+            _ => "KoboldAI".to_owned(),
+        };
+        self.koboldcpp
+            .store(software.starts_with("KoboldCpp"), Ordering::Relaxed);
+        let max_length = self.config("max_length").await;
+        let max_context_length = self.config("max_context_length").await;
+        Ok(BackendInfo {
+            model,
+            max_length,
+            max_context_length,
+            software: software.trim().to_owned(),
+        })
+    }
+
+    /// Checks that the backend answers and has a model loaded.
+    pub(crate) async fn alive(&self) -> Result<(), BackendError> {
+        self.model().await.map(drop)
+    }
+
+    /// `GET /api/v1/model`.
+    async fn model(&self) -> Result<String, BackendError> {
+        let answer = call_json(self.http.get(format!("{}/api/v1/model", self.base))).await?;
+        match answer["result"].as_str() {
+            Some(NO_MODEL) => Err(BackendError::Failed(
+                "the backend has no model loaded (it answers \"ReadOnly\")".into(),
+            )),
+            Some(name) if !name.trim().is_empty() => Ok(name.trim().to_owned()),
+            _ => Err(BackendError::Failed(format!(
+                "GET /api/v1/model answered {answer}, not {{\"result\": \"<model>\"}}"
+            ))),
+        }
+    }
+
+    /// `GET /api/v1/config/<name>` → `{"value": n}`; `None` if it does not say.
+    async fn config(&self, name: &str) -> Option<u32> {
+        let url = format!("{}/api/v1/config/{name}", self.base);
+        let answer = call_json(self.http.get(url)).await.ok()?;
+        whole(answer.as_object()?, "value").and_then(|n| u32::try_from(n).ok())
+    }
+
+    /// `POST /api/v1/generate` with the KoboldAI fields of `payload`.
+    pub(crate) async fn generate(
+        &self,
+        payload: &Map<String, Value>,
+        genkey: &str,
+    ) -> Result<Generated, BackendError> {
+        let body = generate_body(payload, self.koboldcpp.load(Ordering::Relaxed), genkey);
+        let request = self
+            .http
+            .post(format!("{}/api/v1/generate", self.base))
+            .json(&body);
+        let answer = call_json(request).await?;
+        let text = answer["results"][0]["text"].as_str().ok_or_else(|| {
+            BackendError::Failed(format!(
+                "the generate answer has no results[0].text: {}",
+                truncate(&answer.to_string())
+            ))
+        })?;
+        Ok(Generated {
+            text: text.to_owned(),
+            tokens: None,
+        })
+    }
+
+    /// `POST /api/extra/abort {"genkey"}` on KoboldCpp; nothing elsewhere.
+    pub(crate) async fn abort(&self, genkey: &str) {
+        if self.koboldcpp.load(Ordering::Relaxed) {
+            let request = self
+                .http
+                .post(format!("{}/api/extra/abort", self.base))
+                .json(&json!({ "genkey": genkey }));
+            if let Err(e) = call_json(request).await {
+                tracing::debug!(error = %e, "the backend's abort failed");
+            }
+        }
+    }
+}
+
+/// The generate body: the payload's KoboldAI fields, and on KoboldCpp its own fields and the
+/// `genkey`; `quiet` keeps the requester's prompt out of the backend's console.
+fn generate_body(payload: &Map<String, Value>, koboldcpp: bool, genkey: &str) -> Value {
+    let extra: &[&str] = if koboldcpp { &KOBOLDCPP_FIELDS } else { &[] };
+    let mut body: Map<String, Value> = KOBOLD_FIELDS
+        .iter()
+        .chain(extra)
+        .filter_map(|&key| Some((key.to_owned(), payload.get(key)?.clone())))
+        .collect();
+    body.insert("quiet".into(), Value::Bool(true));
+    if koboldcpp {
+        body.insert("genkey".into(), Value::String(genkey.to_owned()));
+    }
+    Value::Object(body)
+}
+
+/// The start of `text`, for error messages.
+fn truncate(text: &str) -> String {
+    text.chars().take(300).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn only_kobold_fields_reach_the_backend() {
+        let payload = json!({
+            "prompt": "Hi", "n": 1, "max_length": 80, "max_context_length": 1024,
+            "temperature": 0.7, "min_p": 0.1, "models": ["x"], "trusted_workers": true,
+            "dry_run": false, "sampler_order": [6, 0, 1], "stop_sequence": ["\n"]
+        });
+        let payload = payload.as_object().unwrap();
+        let kobold = generate_body(payload, false, "HORDEREQ_1");
+        assert_eq!(
+            kobold,
+            json!({
+                "prompt": "Hi", "n": 1, "max_length": 80, "max_context_length": 1024,
+                "temperature": 0.7, "sampler_order": [6, 0, 1], "stop_sequence": ["\n"],
+                "quiet": true
+            })
+        );
+        let koboldcpp = generate_body(payload, true, "HORDEREQ_1");
+        assert_eq!(koboldcpp["min_p"], json!(0.1));
+        assert_eq!(koboldcpp["genkey"], json!("HORDEREQ_1"));
+        assert!(koboldcpp.get("models").is_none());
+    }
+
+    #[test]
+    fn the_base_url_may_end_in_api() {
+        let http = reqwest::Client::new();
+        assert_eq!(
+            Kobold::new(http.clone(), "http://h:5001/api").base,
+            "http://h:5001"
+        );
+        assert_eq!(
+            Kobold::new(http, "http://h:5001/api/v1").base,
+            "http://h:5001"
+        );
+    }
+}

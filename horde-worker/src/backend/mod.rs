@@ -1,0 +1,147 @@
+//! The text-generation server beside the worker: what it serves, and generating with it.
+//! One module per API; this one owns what they share.
+
+mod kobold;
+mod openai;
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::settings::BackendKind;
+
+/// What the backend reports about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BackendInfo {
+    /// The model it has loaded, as it names it.
+    pub(crate) model: String,
+    /// The most tokens it generates, if it says.
+    pub(crate) max_length: Option<u32>,
+    /// The most tokens of context it takes, if it says.
+    pub(crate) max_context_length: Option<u32>,
+    /// What software it is (`KoboldCpp 1.80`, `KoboldAI`, `OpenAI-compatible`).
+    pub(crate) software: String,
+}
+
+/// A finished generation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Generated {
+    /// The text.
+    pub(crate) text: String,
+    /// Tokens generated, if the backend counts them.
+    pub(crate) tokens: Option<u32>,
+}
+
+/// Why the backend did not generate.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum BackendError {
+    /// It is busy with other work (503 / 429): try again shortly, not a failure.
+    #[error("the backend is busy")]
+    Busy,
+    /// It cannot be reached.
+    #[error("cannot reach the backend: {0}")]
+    Unreachable(String),
+    /// It answered with an error, or with something that is not a generation.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// A backend of either kind.
+#[derive(Debug)]
+pub(crate) enum Backend {
+    /// The KoboldAI API.
+    Kobold(kobold::Kobold),
+    /// OpenAI-compatible completions.
+    OpenAi(openai::OpenAi),
+}
+
+impl Backend {
+    /// A backend of `kind` at `base_url`.
+    pub(crate) fn new(kind: BackendKind, base_url: &str) -> Result<Backend, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .user_agent(concat!("horde-worker/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(match kind {
+            BackendKind::Kobold => Backend::Kobold(kobold::Kobold::new(http, base_url)),
+            BackendKind::Openai => Backend::OpenAi(openai::OpenAi::new(http, base_url)),
+        })
+    }
+
+    /// Asks the backend what it serves and its limits.
+    pub(crate) async fn probe(&self) -> Result<BackendInfo, BackendError> {
+        match self {
+            Backend::Kobold(kobold) => kobold.probe().await,
+            Backend::OpenAi(openai) => openai.probe().await,
+        }
+    }
+
+    /// A cheap check that the backend answers.
+    pub(crate) async fn alive(&self) -> Result<(), BackendError> {
+        match self {
+            Backend::Kobold(kobold) => kobold.alive().await,
+            Backend::OpenAi(openai) => openai.alive().await,
+        }
+    }
+
+    /// Generates for a job's `payload`; `genkey` names the job to the backend so that
+    /// [`Backend::abort`] can stop it.
+    pub(crate) async fn generate(
+        &self,
+        payload: &Map<String, Value>,
+        genkey: &str,
+    ) -> Result<Generated, BackendError> {
+        match self {
+            Backend::Kobold(kobold) => kobold.generate(payload, genkey).await,
+            Backend::OpenAi(openai) => openai.generate(payload).await,
+        }
+    }
+
+    /// Asks the backend to stop the generation named `genkey`, where it can; errors are
+    /// ignored (the job is being given up anyway).
+    pub(crate) async fn abort(&self, genkey: &str) {
+        if let Backend::Kobold(kobold) = self {
+            kobold.abort(genkey).await;
+        }
+    }
+}
+
+/// Sends `request` and reads a JSON answer, sorting failures into [`BackendError`]s.
+async fn call_json(request: reqwest::RequestBuilder) -> Result<Value, BackendError> {
+    let response = request.send().await.map_err(|e| {
+        if e.is_connect() || e.is_timeout() {
+            BackendError::Unreachable(e.to_string())
+        } else {
+            BackendError::Failed(format!("the backend's answer broke off: {e}"))
+        }
+    })?;
+    let status = response.status();
+    if status == reqwest::StatusCode::SERVICE_UNAVAILABLE
+        || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+    {
+        return Err(BackendError::Busy);
+    }
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| BackendError::Failed(format!("the backend's answer broke off: {e}")))?;
+    if !status.is_success() {
+        let text: String = String::from_utf8_lossy(&bytes).chars().take(300).collect();
+        return Err(BackendError::Failed(format!(
+            "the backend answered {status}: {text}"
+        )));
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| BackendError::Failed(format!("the backend's answer is not JSON: {e}")))
+}
+
+/// A field of the payload as a whole number (the horde may send `100` or `100.0`).
+fn whole(payload: &Map<String, Value>, key: &str) -> Option<u64> {
+    let value = payload.get(key)?;
+    value.as_u64().or_else(|| {
+        value
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u32::MAX as f64)
+            .map(|f| f as u64)
+    })
+}

@@ -1,0 +1,198 @@
+//! OpenAI-compatible completions (llama.cpp's server, vLLM, Ollama, KoboldCpp's `/v1`,
+//! llama-cpp-python): `GET /v1/models` and `POST /v1/completions`.
+//!
+//! The horde's KoboldAI-style parameters map onto the completion fields: `max_length` →
+//! `max_tokens`, `stop_sequence` → `stop`, `rep_pen` → `repeat_penalty`, `typical` →
+//! `typical_p`; `temperature`, `top_p`, `top_k` and `min_p` keep their names. The rest (the
+//! Kobold-only samplers and formatting flags) has no equivalent there and is dropped.
+
+use serde_json::{Map, Value};
+
+use super::{call_json, whole, BackendError, BackendInfo, Generated};
+
+/// Horde parameter → completion field, for the ones that carry over as they are.
+const SAMPLERS: [(&str, &str); 6] = [
+    ("temperature", "temperature"),
+    ("top_p", "top_p"),
+    ("top_k", "top_k"),
+    ("min_p", "min_p"),
+    ("typical", "typical_p"),
+    ("rep_pen", "repeat_penalty"),
+];
+
+/// Tokens generated when the payload does not say (the horde's default).
+const DEFAULT_MAX_LENGTH: u64 = 80;
+
+/// An OpenAI-compatible backend.
+#[derive(Debug)]
+pub(crate) struct OpenAi {
+    http: reqwest::Client,
+    /// The API root, ending in `/v1`.
+    base: String,
+    /// The model id the server listed (set by [`OpenAi::probe`]); completions name it, since
+    /// servers such as vLLM refuse any other.
+    served: parking_lot::Mutex<String>,
+}
+
+impl OpenAi {
+    /// A backend at `base_url`, given with or without its `/v1`.
+    pub(crate) fn new(http: reqwest::Client, base_url: &str) -> OpenAi {
+        let root = base_url.trim_end_matches("/v1");
+        OpenAi {
+            http,
+            base: format!("{root}/v1"),
+            served: parking_lot::Mutex::default(),
+        }
+    }
+
+    /// The first model of `GET /v1/models`, and its context length where the server says
+    /// (vLLM's `max_model_len`).
+    pub(crate) async fn probe(&self) -> Result<BackendInfo, BackendError> {
+        let answer = call_json(self.http.get(format!("{}/models", self.base))).await?;
+        let first = &answer["data"][0];
+        let id = first["id"].as_str().filter(|id| !id.trim().is_empty());
+        let Some(id) = id else {
+            return Err(BackendError::Failed(format!(
+                "GET /v1/models lists no model: {}",
+                answer.to_string().chars().take(300).collect::<String>()
+            )));
+        };
+        let max_context_length = first
+            .as_object()
+            .and_then(|model| whole(model, "max_model_len"))
+            .and_then(|n| u32::try_from(n).ok());
+        id.clone_into(&mut self.served.lock());
+        Ok(BackendInfo {
+            model: model_name(id),
+            max_length: None,
+            max_context_length,
+            software: "OpenAI-compatible".into(),
+        })
+    }
+
+    /// Checks that the backend answers.
+    pub(crate) async fn alive(&self) -> Result<(), BackendError> {
+        call_json(self.http.get(format!("{}/models", self.base)))
+            .await
+            .map(drop)
+    }
+
+    /// `POST /v1/completions`; the text of the first choice.
+    pub(crate) async fn generate(
+        &self,
+        payload: &Map<String, Value>,
+    ) -> Result<Generated, BackendError> {
+        let model = self.served.lock().clone();
+        let body = completion_body(payload, &model);
+        let request = self
+            .http
+            .post(format!("{}/completions", self.base))
+            .json(&body);
+        let answer = call_json(request).await?;
+        let text = answer["choices"][0]["text"].as_str().ok_or_else(|| {
+            BackendError::Failed(format!(
+                "the completion has no choices[0].text: {}",
+                answer.to_string().chars().take(300).collect::<String>()
+            ))
+        })?;
+        let tokens = answer["usage"]["completion_tokens"]
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok());
+        Ok(Generated {
+            text: text.to_owned(),
+            tokens,
+        })
+    }
+}
+
+/// The model's name as the horde's reference knows it: a file path (`/models/x.gguf`, as
+/// llama.cpp reports) becomes its file name without the extension; a hub name
+/// (`org/Model`, as vLLM reports) stays as it is.
+fn model_name(id: &str) -> String {
+    let id = id.trim();
+    let is_file = id.starts_with('/')
+        || id.starts_with('.')
+        || [".gguf", ".bin", ".ggml"]
+            .iter()
+            .any(|ext| id.to_ascii_lowercase().ends_with(ext));
+    if !is_file {
+        return id.to_owned();
+    }
+    let file = id.rsplit(['/', '\\']).next().unwrap_or(id);
+    match file.rsplit_once('.') {
+        Some((stem, _)) if !stem.is_empty() => stem.to_owned(),
+        _ => file.to_owned(),
+    }
+}
+
+/// The completion request for a job.
+fn completion_body(payload: &Map<String, Value>, model: &str) -> Value {
+    let mut body = Map::new();
+    body.insert("model".into(), Value::String(model.to_owned()));
+    let prompt = payload.get("prompt").cloned().unwrap_or_default();
+    body.insert("prompt".into(), prompt);
+    let max_tokens = whole(payload, "max_length").unwrap_or(DEFAULT_MAX_LENGTH);
+    body.insert("max_tokens".into(), Value::from(max_tokens));
+    for (from, to) in SAMPLERS {
+        if let Some(value) = payload.get(from).filter(|v| v.is_number()) {
+            body.insert(to.into(), value.clone());
+        }
+    }
+    if let Some(stop) = payload.get("stop_sequence").and_then(Value::as_array) {
+        let stop: Vec<Value> = stop.iter().filter(|s| s.is_string()).cloned().collect();
+        if !stop.is_empty() {
+            body.insert("stop".into(), Value::Array(stop));
+        }
+    }
+    Value::Object(body)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn horde_parameters_map_to_completion_fields() {
+        let payload = json!({
+            "prompt": "Once", "n": 1, "max_length": 64, "max_context_length": 1024,
+            "temperature": 0.5, "top_k": 40, "rep_pen": 1.1, "typical": 0.9,
+            "stop_sequence": ["\n\n"], "frmttriminc": true, "sampler_order": [6, 0]
+        });
+        let body = completion_body(payload.as_object().unwrap(), "tiny");
+        assert_eq!(
+            body,
+            json!({
+                "model": "tiny", "prompt": "Once", "max_tokens": 64, "temperature": 0.5,
+                "top_k": 40, "repeat_penalty": 1.1, "typical_p": 0.9, "stop": ["\n\n"]
+            })
+        );
+    }
+
+    #[test]
+    fn file_paths_become_model_names_and_hub_names_stay() {
+        assert_eq!(
+            model_name("/models/Llama-3-8B.Q4_K_M.gguf"),
+            "Llama-3-8B.Q4_K_M"
+        );
+        assert_eq!(model_name("tiny.gguf"), "tiny");
+        assert_eq!(model_name("meta-llama/Llama-3-8B"), "meta-llama/Llama-3-8B");
+        assert_eq!(model_name("llama3:8b"), "llama3:8b");
+    }
+
+    #[test]
+    fn the_base_url_works_with_or_without_v1() {
+        let http = reqwest::Client::new();
+        assert_eq!(
+            OpenAi::new(http.clone(), "http://h:8080").base,
+            "http://h:8080/v1"
+        );
+        assert_eq!(
+            OpenAi::new(http, "http://h:8080/v1").base,
+            "http://h:8080/v1"
+        );
+    }
+}

@@ -1,0 +1,638 @@
+//! The worker's loop: watch the backend, pop, generate, submit; stop on a signal.
+//!
+//! `threads` job loops run side by side. Each waits while the backend is down, pops one job,
+//! generates it (retrying a busy backend, and a failing one a bounded number of times),
+//! submits the result (retrying while the horde is unreachable), and backs off when there is
+//! nothing to do or the horde errs. A watcher re-probes a backend that stopped answering and
+//! re-reads its model and limits when it is back. The first SIGINT/SIGTERM stops popping and
+//! lets jobs in flight finish; a second abandons them (backend abort, `faulted` submit).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::watch;
+
+use crate::backend::{Backend, BackendError, BackendInfo, Generated};
+use crate::backoff::Backoff;
+use crate::error::WorkerError;
+use crate::horde::{Horde, HordeError, Job, PopQuery, Popped, SubmitState, BRIDGE_AGENT};
+use crate::report::{JobReport, Stats};
+use crate::settings::Settings;
+
+/// Time between checks of a backend that is down.
+const BACKEND_CHECK: Duration = Duration::from_secs(3);
+/// How long a successful backend contact vouches for it before a pop checks it again.
+const BACKEND_FRESH: Duration = Duration::from_secs(2);
+/// A job is given up this long before the horde's deadline, so that the abort lands first.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(1);
+/// Tries of one submit while the horde is unreachable (about two minutes of backoff).
+const SUBMIT_TRIES: u32 = 8;
+/// The horde's defaults for a worker that does not say its limits.
+const DEFAULT_MAX_LENGTH: u32 = 512;
+const DEFAULT_MAX_CONTEXT: u32 = 2048;
+/// The horde's accepted ranges for a worker's limits.
+const MAX_LENGTH_RANGE: (u32, u32) = (16, 4096);
+const MAX_CONTEXT_RANGE: (u32, u32) = (80, 131_072);
+
+/// Where the worker is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Popping and serving.
+    Running,
+    /// Asked to stop: no more pops; jobs in flight finish.
+    Draining,
+    /// Asked twice: jobs in flight are given up.
+    Abandoning,
+}
+
+/// What the worker advertises to the horde.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Advert {
+    model: String,
+    max_length: u32,
+    max_context_length: u32,
+}
+
+/// How one job's generation ended.
+#[derive(Debug)]
+enum Outcome {
+    Done(Generated),
+    Failed(BackendError),
+    PastDeadline,
+    Abandoned,
+}
+
+/// The running worker, shared by its tasks.
+#[derive(Debug)]
+pub(crate) struct Worker {
+    settings: Settings,
+    horde: Horde,
+    backend: Backend,
+    threads: u32,
+    advert: RwLock<Option<Advert>>,
+    backend_up: watch::Sender<bool>,
+    last_backend_ok: Mutex<Option<Instant>>,
+    phase: watch::Sender<Phase>,
+    fatal: Mutex<Option<WorkerError>>,
+    in_flight: AtomicUsize,
+    stats: Stats,
+}
+
+/// How the worker ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// Stopped by a signal after finishing its jobs.
+    Finished,
+    /// Stopped by a second signal, jobs given up.
+    Abandoned,
+}
+
+/// The limit to advertise: the configured one, never above the backend's, else the backend's,
+/// else the horde's default; within the horde's range.
+fn limit(configured: Option<u32>, backend: Option<u32>, default: u32, range: (u32, u32)) -> u32 {
+    let chosen = match (configured, backend) {
+        (Some(configured), Some(backend)) => configured.min(backend),
+        (Some(one), None) | (None, Some(one)) => one,
+        (None, None) => default,
+    };
+    chosen.clamp(range.0, range.1)
+}
+
+impl Worker {
+    /// A worker with `settings`, not yet started.
+    pub(crate) fn new(settings: Settings) -> Result<Worker, WorkerError> {
+        let horde = Horde::new(&settings.horde_url, &settings.api_key)
+            .map_err(|e| WorkerError::Config(format!("cannot set up HTTP: {e}")))?;
+        let backend = Backend::new(settings.backend, &settings.backend_url)
+            .map_err(|e| WorkerError::Config(format!("cannot set up HTTP: {e}")))?;
+        Ok(Worker {
+            threads: settings.threads,
+            settings,
+            horde,
+            backend,
+            advert: RwLock::new(None),
+            backend_up: watch::Sender::new(false),
+            last_backend_ok: Mutex::new(None),
+            phase: watch::Sender::new(Phase::Running),
+            fatal: Mutex::new(None),
+            in_flight: AtomicUsize::new(0),
+            stats: Stats::new(),
+        })
+    }
+
+    /// What would be advertised for a backend reporting `info`.
+    fn advert_for(&self, info: &BackendInfo) -> Advert {
+        let context = limit(
+            self.settings.max_context_length,
+            info.max_context_length,
+            DEFAULT_MAX_CONTEXT,
+            MAX_CONTEXT_RANGE,
+        );
+        let length = limit(
+            self.settings.max_length,
+            info.max_length,
+            DEFAULT_MAX_LENGTH,
+            MAX_LENGTH_RANGE,
+        );
+        Advert {
+            model: self
+                .settings
+                .model
+                .clone()
+                .unwrap_or_else(|| info.model.clone()),
+            max_length: length.min(context),
+            max_context_length: context,
+        }
+    }
+
+    /// `--check`: the backend answers, the key is valid; prints what would be served.
+    pub(crate) async fn check(&self) -> Result<(), WorkerError> {
+        let info = self.backend.probe().await.map_err(|e| {
+            WorkerError::Check(format!(
+                "the backend at {} does not work: {e}",
+                self.settings.backend_url
+            ))
+        })?;
+        let advert = self.advert_for(&info);
+        let user = self.horde.find_user().await.map_err(|e| match e {
+            HordeError::Refused { rc, .. } if rc == "InvalidAPIKey" => WorkerError::Check(format!(
+                "the horde at {} does not know this API key (InvalidAPIKey)",
+                self.settings.horde_url
+            )),
+            other => WorkerError::Check(format!(
+                "the horde at {} does not work: {other}",
+                self.settings.horde_url
+            )),
+        })?;
+        println!(
+            "backend: {} at {}\nmodel: {} (advertised as {})\nmax_length: {}\n\
+             max_context_length: {}\nhorde: {} as {} ({} kudos)\nworker: {}, {} thread(s)\nok",
+            info.software,
+            self.settings.backend_url,
+            info.model,
+            advert.model,
+            advert.max_length,
+            advert.max_context_length,
+            self.settings.horde_url,
+            user.username,
+            user.kudos,
+            self.settings.name,
+            self.threads,
+        );
+        Ok(())
+    }
+
+    /// Runs until a signal (or a refusal by the horde) stops it.
+    pub(crate) async fn run(mut self) -> Result<Ended, WorkerError> {
+        tracing::info!(
+            horde = %self.settings.horde_url,
+            backend = %self.settings.backend_url,
+            name = %self.settings.name,
+            "horde-worker {} starting",
+            env!("CARGO_PKG_VERSION")
+        );
+        let Some(info) = self.first_probe().await else {
+            return Ok(Ended::Finished);
+        };
+        if info.software == "KoboldAI" && self.threads > 1 {
+            tracing::warn!(
+                threads = self.threads,
+                "KoboldAI runs one generation at a time: using 1 thread"
+            );
+            self.threads = 1;
+        }
+        self.backend_is_up(&info);
+        let worker = Arc::new(self);
+        let signals = tokio::spawn(Arc::clone(&worker).handle_signals());
+        let watcher = tokio::spawn(Arc::clone(&worker).watch_backend());
+        let summary = tokio::spawn(Arc::clone(&worker).summaries());
+        let loops: Vec<_> = (0..worker.threads)
+            .map(|_| tokio::spawn(Arc::clone(&worker).job_loop()))
+            .collect();
+        for job_loop in loops {
+            let _ = job_loop.await;
+        }
+        signals.abort();
+        watcher.abort();
+        summary.abort();
+        worker.stats.summary();
+        if let Some(error) = worker.fatal.lock().take() {
+            return Err(error);
+        }
+        let phase = *worker.phase.borrow();
+        Ok(match phase {
+            Phase::Abandoning => Ended::Abandoned,
+            Phase::Running | Phase::Draining => Ended::Finished,
+        })
+    }
+
+    /// Probes the backend until it answers; `None` if stopped first.
+    async fn first_probe(&self) -> Option<BackendInfo> {
+        let signal = tokio::signal::ctrl_c();
+        tokio::pin!(signal);
+        let mut warned = false;
+        loop {
+            match self.backend.probe().await {
+                Ok(info) => return Some(info),
+                Err(e) if !warned => {
+                    tracing::warn!(
+                        error = %e,
+                        "waiting for the backend at {}; checking every {} s",
+                        self.settings.backend_url,
+                        BACKEND_CHECK.as_secs()
+                    );
+                    warned = true;
+                }
+                Err(e) => tracing::debug!(error = %e, "the backend is still not there"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(BACKEND_CHECK) => {}
+                _ = &mut signal => return None,
+                () = terminated() => return None,
+            }
+        }
+    }
+
+    /// Records a backend that answered with `info`, and what is now advertised.
+    fn backend_is_up(&self, info: &BackendInfo) {
+        let advert = self.advert_for(info);
+        let mut current = self.advert.write();
+        if current.as_ref() != Some(&advert) {
+            tracing::info!(
+                software = %info.software,
+                model = %advert.model,
+                max_length = advert.max_length,
+                max_context_length = advert.max_context_length,
+                threads = self.threads,
+                "serving"
+            );
+            *current = Some(advert);
+        }
+        drop(current);
+        *self.last_backend_ok.lock() = Some(Instant::now());
+        self.backend_up.send_replace(true);
+    }
+
+    /// Records a backend that stopped answering: pops stop until the watcher sees it back.
+    fn backend_is_down(&self, error: &BackendError) {
+        if self.backend_up.send_replace(false) {
+            tracing::warn!(
+                error = %error,
+                "the backend stopped answering; no new jobs until it is back (checking every {} s)",
+                BACKEND_CHECK.as_secs()
+            );
+        }
+    }
+
+    /// Re-probes a backend that is down until it answers.
+    async fn watch_backend(self: Arc<Self>) {
+        let mut up = self.backend_up.subscribe();
+        loop {
+            if up.wait_for(|up| !*up).await.is_err() {
+                return;
+            }
+            loop {
+                tokio::time::sleep(BACKEND_CHECK).await;
+                match self.backend.probe().await {
+                    Ok(info) => {
+                        tracing::info!("the backend is back");
+                        self.backend_is_up(&info);
+                        break;
+                    }
+                    Err(e) => tracing::debug!(error = %e, "the backend is still down"),
+                }
+            }
+        }
+    }
+
+    /// Logs a summary line every `summary_every`.
+    async fn summaries(self: Arc<Self>) {
+        let mut every = tokio::time::interval(self.settings.summary_every);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            self.stats.summary();
+        }
+    }
+
+    /// First signal: drain; second: abandon.
+    async fn handle_signals(self: Arc<Self>) {
+        loop {
+            tokio::select! {
+                result = tokio::signal::ctrl_c() => if result.is_err() { return },
+                () = terminated() => {}
+            }
+            if *self.phase.borrow() == Phase::Running {
+                tracing::info!(
+                    in_flight = self.in_flight.load(Ordering::Relaxed),
+                    "stopping: no new jobs; finishing the ones in flight (a second signal \
+                     abandons them)"
+                );
+                self.phase.send_replace(Phase::Draining);
+            } else {
+                tracing::warn!("abandoning the jobs in flight");
+                self.phase.send_replace(Phase::Abandoning);
+                return;
+            }
+        }
+    }
+
+    /// Returns true if and only if the worker should still pop.
+    fn running(&self) -> bool {
+        *self.phase.borrow() == Phase::Running
+    }
+
+    /// Sleeps `delay`, or less if the worker is asked to stop. Returns true if and only if
+    /// the worker is still running.
+    async fn pause(&self, delay: Duration) -> bool {
+        let mut phase = self.phase.subscribe();
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = phase.wait_for(|p| *p != Phase::Running) => {}
+        }
+        self.running()
+    }
+
+    /// Waits until the backend is up; false if the worker is asked to stop first.
+    async fn backend_ready(&self) -> bool {
+        let mut up = self.backend_up.subscribe();
+        let mut phase = self.phase.subscribe();
+        tokio::select! {
+            result = up.wait_for(|up| *up) => result.is_ok() && self.running(),
+            _ = phase.wait_for(|p| *p != Phase::Running) => false,
+        }
+    }
+
+    /// Checks the backend if nothing vouched for it lately; false if it is down.
+    async fn backend_fresh(&self) -> bool {
+        let recent = self
+            .last_backend_ok
+            .lock()
+            .is_some_and(|at| at.elapsed() < BACKEND_FRESH);
+        if recent {
+            return true;
+        }
+        match self.backend.alive().await {
+            Ok(()) => {
+                *self.last_backend_ok.lock() = Some(Instant::now());
+                true
+            }
+            Err(e) => {
+                self.backend_is_down(&e);
+                false
+            }
+        }
+    }
+
+    /// What a pop says about this worker now.
+    fn pop_query(&self) -> Option<PopQuery> {
+        let advert = self.advert.read().clone()?;
+        Some(PopQuery {
+            name: self.settings.name.clone(),
+            models: vec![advert.model],
+            max_length: advert.max_length,
+            max_context_length: advert.max_context_length,
+            priority_usernames: self.settings.priority_usernames.clone(),
+            nsfw: self.settings.nsfw,
+            threads: self.threads,
+            amount: 1,
+            bridge_agent: BRIDGE_AGENT,
+            blacklist: self.settings.blacklist.clone(),
+        })
+    }
+
+    /// One thread of work: pop, run, repeat, until asked to stop.
+    async fn job_loop(self: Arc<Self>) {
+        let mut idle = Backoff::idle();
+        let mut trouble = Backoff::trouble();
+        while self.backend_ready().await {
+            if !self.backend_fresh().await {
+                continue;
+            }
+            let Some(query) = self.pop_query() else {
+                continue;
+            };
+            match self.horde.pop(&query).await {
+                Ok(Popped::Jobs(jobs)) => {
+                    idle.reset();
+                    trouble.reset();
+                    for job in jobs {
+                        self.run_job(job).await;
+                    }
+                }
+                Ok(Popped::Idle(skipped)) => {
+                    trouble.reset();
+                    tracing::debug!(?skipped, "no job");
+                    self.pause(idle.next_delay()).await;
+                }
+                Err(e) if e.is_transient() || e.rc() == Some("WorkerMaintenance") => {
+                    let delay = trouble.next_delay();
+                    tracing::warn!(
+                        error = %e,
+                        "the horde did not give work; trying again in {:.1} s",
+                        delay.as_secs_f64()
+                    );
+                    self.pause(delay).await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the horde refused this worker; stopping");
+                    self.fatal
+                        .lock()
+                        .get_or_insert(WorkerError::Refused(e.to_string()));
+                    self.phase.send_replace(Phase::Draining);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Generates one job and submits the result.
+    async fn run_job(&self, job: Job) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let deadline = job
+            .ttl
+            .map(|ttl| started + Duration::from_secs(ttl).saturating_sub(DEADLINE_MARGIN));
+        let genkey = format!("HORDEREQ_{}", job.id);
+        let outcome = match self.blacklisted(&job) {
+            Some(word) => Outcome::Failed(BackendError::Failed(format!(
+                "the prompt holds the blacklisted word {word:?}"
+            ))),
+            None => self.generate(&job, &genkey, deadline).await,
+        };
+        let generation = started.elapsed();
+        match outcome {
+            Outcome::Done(generated) => {
+                let tokens = generated
+                    .tokens
+                    .unwrap_or_else(|| estimated_tokens(&generated.text));
+                if let Some(kudos) = self.submit(&job, &generated.text, SubmitState::Ok).await {
+                    self.stats.job_done(&JobReport {
+                        id: &job.id,
+                        model: &job.model,
+                        tokens,
+                        generation,
+                        kudos,
+                    });
+                }
+            }
+            Outcome::Failed(error) => {
+                tracing::warn!(job = %job.id, error = %error, "job failed; submitting it as faulted");
+                self.stats.job_faulted();
+                self.submit(&job, "", SubmitState::Faulted).await;
+            }
+            Outcome::PastDeadline => {
+                tracing::warn!(
+                    job = %job.id,
+                    "job ran past its deadline; aborted on the backend and not submitted \
+                     (the horde gives it to another worker)"
+                );
+                self.backend.abort(&genkey).await;
+            }
+            Outcome::Abandoned => {
+                tracing::warn!(job = %job.id, "job abandoned; aborting it and submitting it as faulted");
+                self.backend.abort(&genkey).await;
+                self.stats.job_faulted();
+                self.submit(&job, "", SubmitState::Faulted).await;
+            }
+        }
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// The first blacklisted word in the job's prompt.
+    fn blacklisted(&self, job: &Job) -> Option<&str> {
+        if self.settings.blacklist.is_empty() {
+            return None;
+        }
+        let prompt = job.payload.get("prompt")?.as_str()?.to_lowercase();
+        self.settings
+            .blacklist
+            .iter()
+            .find(|word| prompt.contains(word.as_str()))
+            .map(String::as_str)
+    }
+
+    /// Runs a job on the backend: a busy backend is waited for, a failing one retried up to
+    /// `backend_retries` tries; the deadline and abandonment end it early.
+    async fn generate(&self, job: &Job, genkey: &str, deadline: Option<Instant>) -> Outcome {
+        let mut failures = 0;
+        let mut busy = Backoff::busy();
+        let mut phase = self.phase.subscribe();
+        let past_deadline = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(past_deadline);
+        loop {
+            let result = tokio::select! {
+                result = self.backend.generate(&job.payload, genkey) => result,
+                () = &mut past_deadline => return Outcome::PastDeadline,
+                _ = phase.wait_for(|p| *p == Phase::Abandoning) => return Outcome::Abandoned,
+            };
+            let delay = match result {
+                Ok(generated) => {
+                    *self.last_backend_ok.lock() = Some(Instant::now());
+                    return Outcome::Done(generated);
+                }
+                Err(BackendError::Busy) => {
+                    tracing::debug!(job = %job.id, "the backend is busy; waiting");
+                    busy.next_delay()
+                }
+                Err(error) => {
+                    failures += 1;
+                    if let BackendError::Unreachable(_) = error {
+                        self.backend_is_down(&error);
+                    }
+                    if failures >= self.settings.backend_retries {
+                        return Outcome::Failed(error);
+                    }
+                    tracing::warn!(
+                        job = %job.id,
+                        error = %error,
+                        "generation failed (try {failures} of {}); retrying",
+                        self.settings.backend_retries
+                    );
+                    Duration::from_secs(u64::from(failures))
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = &mut past_deadline => return Outcome::PastDeadline,
+                _ = phase.wait_for(|p| *p == Phase::Abandoning) => return Outcome::Abandoned,
+            }
+        }
+    }
+
+    /// Submits a result, retrying while the horde is unreachable (but once only when
+    /// abandoning); returns the kudos earned.
+    async fn submit(&self, job: &Job, text: &str, state: SubmitState) -> Option<f64> {
+        let mut backoff = Backoff::trouble();
+        for attempt in 1..=SUBMIT_TRIES {
+            match self.horde.submit(&job.id, text, state, None).await {
+                Ok(reward) => return Some(reward),
+                Err(e)
+                    if e.is_transient()
+                        && attempt < SUBMIT_TRIES
+                        && *self.phase.borrow() != Phase::Abandoning =>
+                {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(
+                        job = %job.id,
+                        error = %e,
+                        "submit failed; trying again in {:.1} s",
+                        delay.as_secs_f64()
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => {
+                    tracing::warn!(job = %job.id, error = %e, "the horde did not take the result");
+                    return None;
+                }
+            }
+        }
+        None
+    }
+}
+
+/// The horde's token count for a text: a quarter of its characters, rounded up.
+fn estimated_tokens(text: &str) -> u32 {
+    u32::try_from(text.chars().count().div_ceil(4)).unwrap_or(u32::MAX)
+}
+
+/// Resolves on SIGTERM (never on platforms without it).
+async fn terminated() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            term.recv().await;
+            return;
+        }
+    }
+    std::future::pending::<()>().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configuration_wins_but_never_above_the_backend() {
+        assert_eq!(limit(Some(300), Some(200), 512, MAX_LENGTH_RANGE), 200);
+        assert_eq!(limit(Some(100), Some(200), 512, MAX_LENGTH_RANGE), 100);
+        assert_eq!(limit(None, Some(200), 512, MAX_LENGTH_RANGE), 200);
+        assert_eq!(limit(Some(100), None, 512, MAX_LENGTH_RANGE), 100);
+        assert_eq!(limit(None, None, 512, MAX_LENGTH_RANGE), 512);
+        assert_eq!(limit(None, Some(8), 512, MAX_LENGTH_RANGE), 16);
+    }
+
+    #[test]
+    fn tokens_are_estimated_as_the_horde_counts_them() {
+        assert_eq!(estimated_tokens(""), 0);
+        assert_eq!(estimated_tokens("abcde"), 2);
+    }
+}
