@@ -23,8 +23,14 @@ pub(crate) struct Global {
     /// The horde's base URL [default: http://127.0.0.1:7001].
     #[arg(long, env = "HORDE_URL", global = true)]
     pub(crate) url: Option<String>,
-    /// Your API key (anonymous when unset).
-    #[arg(long, env = "HORDE_API_KEY", global = true, hide_env_values = true)]
+    /// Your API key (anonymous when unset). Keys may start with `-`.
+    #[arg(
+        long,
+        env = "HORDE_API_KEY",
+        global = true,
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     pub(crate) api_key: Option<String>,
     /// The profile of the config file to use [default: the file's `default_profile`].
     #[arg(long, env = "HORDE_PROFILE", global = true)]

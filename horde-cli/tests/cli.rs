@@ -239,6 +239,11 @@ async fn register_balance_and_transfers_with_their_refusals() {
         .cli(&["balance", "--api-key", "AAAAAAAAAAAAAAAAAAAAAA"], &[])
         .await
         .assert_fails(1, "HORDE_API_KEY");
+    // Keys are url-safe base64, so one in 64 starts with `-`: still a key, not a flag.
+    horde
+        .cli(&["balance", "--api-key", "-AAAAAAAAAAAAAAAAAAAAA"], &[])
+        .await
+        .assert_fails(1, "HORDE_API_KEY");
 
     let bob = horde
         .cli(&["balance", "--json"], &[("HORDE_API_KEY", &bob_key)])

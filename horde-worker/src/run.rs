@@ -465,8 +465,15 @@ impl Worker {
         let generation = started.elapsed();
         match outcome {
             Outcome::Done(generated) => {
+                // The backend's count where it gives one (llama-cpp-python counts the text
+                // re-tokenized, which can exceed what was asked: capped), else the horde's.
+                let asked = job
+                    .payload
+                    .get("max_length")
+                    .and_then(serde_json::Value::as_u64);
                 let tokens = generated
                     .tokens
+                    .map(|n| asked.map_or(n, |asked| n.min(u32::try_from(asked).unwrap_or(n))))
                     .unwrap_or_else(|| estimated_tokens(&generated.text));
                 if let Some(kudos) = self.submit(&job, &generated.text, SubmitState::Ok).await {
                     self.stats.job_done(&JobReport {

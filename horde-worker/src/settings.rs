@@ -63,6 +63,7 @@ pub(crate) struct Cli {
         long,
         env = "HORDE_API_KEY",
         hide_env_values = true,
+        allow_hyphen_values = true,
         value_name = "KEY"
     )]
     pub(crate) api_key: Option<String>,
@@ -442,6 +443,20 @@ mod tests {
             error.contains("anonymous key cannot run a worker"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_key_may_start_with_a_hyphen() {
+        // Keys are url-safe base64: one in 64 starts with `-`.
+        let args = [
+            "--api-key",
+            "-Uk3y",
+            "--name",
+            "w",
+            "--backend-url",
+            "http://x",
+        ];
+        assert_eq!(Settings::resolve(cli(&args)).unwrap().api_key, "-Uk3y");
     }
 
     #[test]

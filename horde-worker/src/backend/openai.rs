@@ -105,9 +105,10 @@ impl OpenAi {
     }
 }
 
-/// The model's name as the horde's reference knows it: a file path (`/models/x.gguf`, as
-/// llama.cpp reports) becomes its file name without the extension; a hub name
-/// (`org/Model`, as vLLM reports) stays as it is.
+/// The model's name as hordes know it: a model file (`/models/x.Q4_K_M.gguf`, as llama.cpp
+/// and llama-cpp-python report it) is named as KoboldCpp names the same file
+/// (`koboldcpp/x.Q4_K_M`), so that requests for that model reach workers of either backend;
+/// a hub name (`org/Model`, as vLLM reports it) stays as it is.
 fn model_name(id: &str) -> String {
     let id = id.trim();
     let is_file = id.starts_with('/')
@@ -119,10 +120,11 @@ fn model_name(id: &str) -> String {
         return id.to_owned();
     }
     let file = id.rsplit(['/', '\\']).next().unwrap_or(id);
-    match file.rsplit_once('.') {
-        Some((stem, _)) if !stem.is_empty() => stem.to_owned(),
-        _ => file.to_owned(),
-    }
+    let stem = match file.rsplit_once('.') {
+        Some((stem, _)) if !stem.is_empty() => stem,
+        _ => file,
+    };
+    format!("koboldcpp/{stem}")
 }
 
 /// The completion request for a job.

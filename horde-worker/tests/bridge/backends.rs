@@ -1,0 +1,205 @@
+//! Test backends as strict as the real ones: KoboldAI United refuses a generate body with a
+//! key its API does not define (422); KoboldCpp also takes its own samplers, `genkey` and
+//! abort; the OpenAI-compatible one takes `/v1/completions` fields only.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use crate::support::BackendState;
+
+/// The generate keys KoboldAI United defines (the ones a horde payload can carry, and more).
+const UNITED_KEYS: [&str; 33] = [
+    "prompt",
+    "use_memory",
+    "use_story",
+    "use_authors_note",
+    "use_world_info",
+    "use_userscripts",
+    "soft_prompt",
+    "max_length",
+    "max_context_length",
+    "n",
+    "disable_output_formatting",
+    "frmttriminc",
+    "frmtrmblln",
+    "frmtrmspch",
+    "singleline",
+    "use_default_badwordsids",
+    "disable_input_formatting",
+    "frmtadsnsp",
+    "quiet",
+    "sampler_order",
+    "sampler_seed",
+    "sampler_full_determinism",
+    "stop_sequence",
+    "rep_pen",
+    "rep_pen_range",
+    "rep_pen_slope",
+    "top_k",
+    "top_a",
+    "top_p",
+    "tfs",
+    "typical",
+    "temperature",
+    "eps_cutoff",
+];
+
+/// What KoboldCpp adds.
+const KOBOLDCPP_KEYS: [&str; 5] = [
+    "genkey",
+    "min_p",
+    "dynatemp_range",
+    "dynatemp_exponent",
+    "smoothing_factor",
+];
+
+/// The completion keys the OpenAI-compatible test backend takes.
+const COMPLETION_KEYS: [&str; 10] = [
+    "model",
+    "prompt",
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "typical_p",
+    "repeat_penalty",
+    "stop",
+];
+
+/// KoboldAI United: no `/api/extra`, strict generate.
+pub fn kobold_united(state: Arc<BackendState>) -> Router {
+    kobold_common()
+        .route("/api/v1/generate", post(generate_united))
+        .with_state(state)
+}
+
+/// KoboldCpp: `/api/extra/version`, `genkey`, abort.
+pub fn koboldcpp(state: Arc<BackendState>) -> Router {
+    kobold_common()
+        .route("/api/v1/generate", post(generate_cpp))
+        .route(
+            "/api/extra/version",
+            get(|| async { Json(json!({ "result": "KoboldCpp", "version": "1.80.3" })) }),
+        )
+        .route("/api/extra/abort", post(abort))
+        .with_state(state)
+}
+
+/// An OpenAI-compatible completions server whose model is a file path, as llama.cpp's is.
+pub fn openai(state: Arc<BackendState>) -> Router {
+    Router::new()
+        .route(
+            "/v1/models",
+            get(|State(state): State<Arc<BackendState>>| async move {
+                let model = state.behavior.lock().model.clone();
+                Json(json!({ "object": "list", "data": [{ "id": model, "object": "model" }] }))
+            }),
+        )
+        .route("/v1/completions", post(complete))
+        .with_state(state)
+}
+
+fn kobold_common() -> Router<Arc<BackendState>> {
+    Router::new()
+        .route(
+            "/api/v1/model",
+            get(|State(state): State<Arc<BackendState>>| async move {
+                Json(json!({ "result": state.behavior.lock().model }))
+            }),
+        )
+        .route(
+            "/api/v1/config/max_length",
+            get(|State(state): State<Arc<BackendState>>| async move {
+                config_value(state.behavior.lock().max_length)
+            }),
+        )
+        .route(
+            "/api/v1/config/max_context_length",
+            get(|State(state): State<Arc<BackendState>>| async move {
+                config_value(state.behavior.lock().max_context_length)
+            }),
+        )
+}
+
+fn config_value(value: Option<u32>) -> Response {
+    match value {
+        Some(value) => Json(json!({ "value": value })).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn generate_united(state: State<Arc<BackendState>>, body: Json<Value>) -> Response {
+    generate(state, body, &UNITED_KEYS).await
+}
+
+async fn generate_cpp(state: State<Arc<BackendState>>, body: Json<Value>) -> Response {
+    let keys: Vec<&str> = UNITED_KEYS.iter().chain(&KOBOLDCPP_KEYS).copied().collect();
+    generate(state, body, &keys).await
+}
+
+/// Refuses unknown keys with 422, as KoboldAI does; otherwise generates.
+async fn generate(
+    State(state): State<Arc<BackendState>>,
+    Json(body): Json<Value>,
+    keys: &[&str],
+) -> Response {
+    let unknown = body
+        .as_object()
+        .into_iter()
+        .flat_map(|map| map.keys())
+        .find(|key| !keys.contains(&key.as_str()));
+    if let Some(key) = unknown {
+        let detail = json!({ "detail": { key.clone(): ["Unknown field."] } });
+        state.seen.lock().refused.push(body);
+        return (StatusCode::UNPROCESSABLE_ENTITY, Json(detail)).into_response();
+    }
+    state.seen.lock().generates.push(body);
+    match state.generate().await {
+        Ok(text) => Json(json!({ "results": [{ "text": text }] })).into_response(),
+        Err(status) => status_answer(status),
+    }
+}
+
+async fn abort(State(state): State<Arc<BackendState>>, Json(body): Json<Value>) -> Json<Value> {
+    state.abort(body["genkey"].as_str().unwrap_or_default().to_owned());
+    Json(json!({ "success": true, "done": true }))
+}
+
+async fn complete(State(state): State<Arc<BackendState>>, Json(body): Json<Value>) -> Response {
+    let served = state.behavior.lock().model.clone();
+    let unknown = body
+        .as_object()
+        .into_iter()
+        .flat_map(|map| map.keys())
+        .any(|key| !COMPLETION_KEYS.contains(&key.as_str()));
+    if unknown || body["model"] != served.as_str() {
+        state.seen.lock().refused.push(body);
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({ "error": "bad request" })),
+        )
+            .into_response();
+    }
+    state.seen.lock().generates.push(body);
+    match state.generate().await {
+        Ok(text) => Json(json!({
+            "object": "text_completion",
+            "choices": [{ "index": 0, "text": text, "finish_reason": "length" }],
+            "usage": { "prompt_tokens": 5, "completion_tokens": 9, "total_tokens": 14 }
+        }))
+        .into_response(),
+        Err(status) => status_answer(status),
+    }
+}
+
+fn status_answer(status: u16) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, Json(json!({ "detail": "test backend error" }))).into_response()
+}

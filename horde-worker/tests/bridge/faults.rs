@@ -1,0 +1,122 @@
+//! A backend that fails, dies or is too slow: faulted submits, no pops while it is down,
+//! deadlines respected.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::backends::koboldcpp;
+use crate::support::{eventually, worker_args, Backend, Behavior, Horde, Worker};
+
+const SECS_30: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn a_failing_backend_faults_and_another_worker_serves_the_request() {
+    let horde = Horde::start().await;
+    let (_, owner) = horde.register("owner").await;
+    let (_, client) = horde.register("client").await;
+    let broken = Backend::start(koboldcpp).await;
+    broken.behave(Behavior {
+        fail: true,
+        ..Behavior::default()
+    });
+    let id = horde
+        .request(&client, "Hello", json!({ "max_length": 20 }))
+        .await;
+    let mut args = worker_args(&horde, &owner, "broken", &broken.url);
+    args.extend(["--backend-retries", "2"]);
+    let mut worker = Worker::start(&args);
+    let failed = worker.wait_logged("job failed", 1, SECS_30).await;
+    assert!(
+        failed[0]["error"].as_str().unwrap().contains("500"),
+        "{failed:?}"
+    );
+    // Stop it: it may have taken the request again meanwhile; that job faults too.
+    worker.signal("TERM");
+    assert!(worker.exited(SECS_30).await.success());
+    let faults = worker.logged("job failed").len();
+    assert!((1..=2).contains(&faults), "{faults}");
+    let tries = broken.state.seen.lock().generates.len();
+    assert_eq!(tries, 2 * faults, "two tries per job, then faulted");
+    let status = horde.status(&id).await;
+    assert_eq!(status["restarted"], faults, "{status}");
+    assert_eq!(status["waiting"], 1, "{status}");
+    assert_eq!(
+        horde.kudos(&owner).await,
+        0.0,
+        "a faulted job earns nothing"
+    );
+
+    let healthy = Backend::start(koboldcpp).await;
+    let _worker = Worker::start(&worker_args(&horde, &owner, "healthy", &healthy.url));
+    let status = horde.wait_done(&id, SECS_30).await;
+    assert_eq!(status["generations"][0]["worker_name"], "healthy");
+}
+
+#[tokio::test]
+async fn a_backend_that_is_down_gets_no_jobs_until_it_is_back() {
+    let horde = Horde::start().await;
+    let (_, owner) = horde.register("owner").await;
+    let mut backend = Backend::start(koboldcpp).await;
+    let worker = Worker::start(&worker_args(&horde, &owner, "w", &backend.url));
+    worker.wait_logged("serving", 1, SECS_30).await;
+    backend.stop();
+    worker
+        .wait_logged("the backend stopped answering", 1, SECS_30)
+        .await;
+    let id = horde
+        .request(&owner, "Anyone?", json!({ "max_length": 20 }))
+        .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let status = horde.status(&id).await;
+    assert_eq!(
+        (
+            &status["waiting"],
+            &status["processing"],
+            &status["restarted"]
+        ),
+        (&json!(1), &json!(0), &json!(0)),
+        "no pop while the backend is down: {status}"
+    );
+    backend.start_again().await;
+    horde.wait_done(&id, SECS_30).await;
+    assert_eq!(worker.logged("the backend is back").len(), 1);
+    assert!(worker.logged("job failed").is_empty());
+}
+
+#[tokio::test]
+async fn past_its_deadline_a_job_is_aborted_and_not_submitted() {
+    let horde = Horde::with_job_timeout(3).await;
+    let (_, owner) = horde.register("owner").await;
+    let backend = Backend::start(koboldcpp).await;
+    backend.behave(Behavior {
+        delay: Duration::from_secs(60),
+        ..Behavior::default()
+    });
+    let id = horde
+        .request(&owner, "Slowly", json!({ "max_length": 20 }))
+        .await;
+    let worker = Worker::start(&worker_args(&horde, &owner, "slow", &backend.url));
+    let late = worker
+        .wait_logged("job ran past its deadline", 1, SECS_30)
+        .await;
+    let job = late[0]["job"].as_str().unwrap();
+    let genkey = format!("HORDEREQ_{job}");
+    eventually("the abort", SECS_30, || async {
+        backend
+            .state
+            .seen
+            .lock()
+            .aborts
+            .contains(&genkey)
+            .then_some(())
+    })
+    .await;
+    // The horde takes the job back at its deadline and hands it out again.
+    backend.behave(Behavior::default());
+    let status = horde.wait_done(&id, SECS_30).await;
+    assert_eq!(status["restarted"], 1, "{status}");
+    let done = worker.wait_logged("job done", 1, SECS_30).await;
+    assert_ne!(done[0]["job"], job, "the late job was not submitted");
+    assert!(worker.logged("job done").len() == 1 && worker.logged("job failed").is_empty());
+}

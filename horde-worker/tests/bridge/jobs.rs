@@ -1,0 +1,225 @@
+//! Jobs end to end: requests complete, kudos move exactly, backends get only what their API
+//! defines, limits and names are advertised as the issue says.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::backends::{kobold_united, koboldcpp, openai};
+use crate::support::{worker_args, Backend, Behavior, Horde, Worker, MODEL};
+
+const SECS_30: Duration = Duration::from_secs(30);
+
+/// Parameters a client may set, some of them KoboldCpp's own.
+fn rich_params() -> Value {
+    json!({
+        "max_length": 40, "max_context_length": 1024, "temperature": 0.7, "min_p": 0.05,
+        "smoothing_factor": 0.2, "sampler_order": [6, 0, 1, 3, 4, 2, 5],
+        "stop_sequence": ["\n###"], "frmttriminc": true, "rep_pen": 1.1
+    })
+}
+
+#[tokio::test]
+async fn kobold_jobs_complete_and_the_owner_earns_exactly_the_rewards() {
+    let horde = Horde::start().await;
+    let (_, owner) = horde.register("owner").await;
+    let (_, client) = horde.register("client").await;
+    let backend = Backend::start(koboldcpp).await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(
+            horde
+                .request(&client, &format!("Tale {i}:"), rich_params())
+                .await,
+        );
+    }
+    let mut args = worker_args(&horde, &owner, "cpp-worker", &backend.url);
+    args.extend(["--threads", "2"]);
+    let worker = Worker::start(&args);
+    for id in &ids {
+        let status = horde.wait_done(id, SECS_30).await;
+        let generation = &status["generations"][0];
+        assert_eq!(
+            generation["text"],
+            backend.state.behavior.lock().text.as_str()
+        );
+        assert_eq!(generation["worker_name"], "cpp-worker");
+        assert_eq!(generation["model"], MODEL);
+    }
+    let done = worker.wait_logged("job done", 4, SECS_30).await;
+    let earned: f64 = done
+        .iter()
+        .map(|line| line["kudos"].as_f64().unwrap())
+        .sum();
+    assert!(earned > 0.0);
+    assert!(
+        (horde.kudos(&owner).await - earned).abs() < 0.005,
+        "{done:?}"
+    );
+    assert!((horde.kudos(&client).await + earned).abs() < 0.005);
+    for line in &done {
+        assert_eq!(line["model"], MODEL);
+        assert_eq!(line["tokens"], 10, "ceil(40 chars / 4): {line}");
+        assert!(line["seconds"].is_number() && line["tokens_per_second"].is_number());
+    }
+    let seen = backend.state.seen.lock();
+    assert!(seen.refused.is_empty(), "{:?}", seen.refused);
+    assert_eq!(seen.generates.len(), 4);
+    for body in &seen.generates {
+        assert!(body["genkey"].as_str().unwrap().starts_with("HORDEREQ_"));
+        assert_eq!(body["min_p"], 0.05);
+        assert_eq!(body["quiet"], true);
+        assert_eq!(body["max_length"], 40);
+        assert_eq!(body["stop_sequence"], json!(["\n###"]));
+    }
+}
+
+#[tokio::test]
+async fn kobold_united_gets_only_the_fields_it_defines() {
+    let horde = Horde::start().await;
+    let (_, owner) = horde.register("owner").await;
+    let backend = Backend::start(kobold_united).await;
+    let id = horde
+        .request(&owner, "Once upon a time", rich_params())
+        .await;
+    let _worker = Worker::start(&worker_args(&horde, &owner, "united", &backend.url));
+    horde.wait_done(&id, SECS_30).await;
+    let seen = backend.state.seen.lock();
+    assert!(seen.refused.is_empty(), "{:?}", seen.refused);
+    let body = &seen.generates[0];
+    assert_eq!(body["prompt"], "Once upon a time");
+    assert_eq!(body["temperature"], 0.7);
+    for absent in ["genkey", "min_p", "smoothing_factor"] {
+        assert!(
+            body.get(absent).is_none(),
+            "{absent} reached KoboldAI: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn advertised_limits_never_exceed_the_backends() {
+    let horde = Horde::start().await;
+    let (_, owner) = horde.register("owner").await;
+    let backend = Backend::start(koboldcpp).await;
+    backend.behave(Behavior {
+        max_length: Some(120),
+        max_context_length: Some(1024),
+        ..Behavior::default()
+    });
+    let mut above = worker_args(&horde, &owner, "above", &backend.url);
+    above.extend(["--max-length", "300", "--max-context-length", "4096"]);
+    let mut below = worker_args(&horde, &owner, "below", &backend.url);
+    below.extend(["--max-length", "100"]);
+    let bare = worker_args(&horde, &owner, "bare", &backend.url);
+    let _workers = [above, below, bare].map(|args| Worker::start(&args));
+    for (name, length, context) in [
+        ("above", 120, 1024),
+        ("below", 100, 1024),
+        ("bare", 120, 1024),
+    ] {
+        let shown = crate::support::eventually(name, SECS_30, || async {
+            let worker = horde.worker(name).await;
+            worker["max_length"].is_number().then_some(worker)
+        })
+        .await;
+        assert_eq!(shown["max_length"], length, "{name}: {shown}");
+        assert_eq!(shown["max_context_length"], context, "{name}: {shown}");
+        assert_eq!(shown["models"], json!([MODEL]));
+        let agent = shown["bridge_agent"].as_str().unwrap();
+        assert!(agent.starts_with("horde-worker:"), "{agent}");
+    }
+}
+
+#[tokio::test]
+async fn openai_backend_maps_parameters_and_names_the_served_model() {
+    let horde = Horde::start().await;
+    let (_, owner) = horde.register("owner").await;
+    let backend = Backend::start(openai).await;
+    let served = "/models/Llama-3-8B-Instruct.Q4_K_M.gguf";
+    backend.behave(Behavior {
+        model: served.into(),
+        ..Behavior::default()
+    });
+    let params = json!({
+        "max_length": 50, "temperature": 0.4, "rep_pen": 1.1, "stop_sequence": ["\n"],
+        "top_k": 40, "frmtrmblln": true
+    });
+    let id = horde.request(&owner, "The sea", params).await;
+    let url = format!("{}/v1", backend.url);
+    let mut args = worker_args(&horde, &owner, "oai", &url);
+    args.extend(["--backend", "openai"]);
+    let worker = Worker::start(&args);
+    let status = horde.wait_done(&id, SECS_30).await;
+    assert_eq!(status["generations"][0]["model"], MODEL);
+    {
+        let seen = backend.state.seen.lock();
+        assert!(seen.refused.is_empty(), "{:?}", seen.refused);
+        assert_eq!(
+            seen.generates[0],
+            json!({
+                "model": served, "prompt": "The sea", "max_tokens": 50, "temperature": 0.4,
+                "repeat_penalty": 1.1, "stop": ["\n"], "top_k": 40
+            })
+        );
+    }
+    let shown = horde.worker("oai").await;
+    assert_eq!(
+        shown["models"],
+        json!([MODEL]),
+        "named as KoboldCpp names the file"
+    );
+    let done = worker.wait_logged("job done", 1, SECS_30).await;
+    assert_eq!(done[0]["tokens"], 9, "the backend's own count");
+}
+
+#[tokio::test]
+async fn a_busy_backend_is_waited_for_not_faulted() {
+    let horde = Horde::start().await;
+    let (_, owner) = horde.register("owner").await;
+    let backend = Backend::start(koboldcpp).await;
+    backend.behave(Behavior {
+        busy: 3,
+        ..Behavior::default()
+    });
+    let id = horde
+        .request(&owner, "Busy?", json!({ "max_length": 20 }))
+        .await;
+    let mut args = worker_args(&horde, &owner, "patient", &backend.url);
+    args.extend(["--backend-retries", "1"]);
+    let worker = Worker::start(&args);
+    let status = horde.wait_done(&id, SECS_30).await;
+    assert_eq!(status["restarted"], 0);
+    assert!(worker.logged("job failed").is_empty());
+    assert_eq!(
+        backend.state.seen.lock().generates.len(),
+        4,
+        "3 busy answers, then text"
+    );
+}
+
+#[tokio::test]
+async fn blacklisted_prompts_are_refused_without_reaching_the_backend() {
+    let horde = Horde::start().await;
+    let (_, owner) = horde.register("owner").await;
+    let backend = Backend::start(koboldcpp).await;
+    let id = horde
+        .request(
+            &owner,
+            "Then a DRAGON appeared",
+            json!({ "max_length": 20 }),
+        )
+        .await;
+    let mut args = worker_args(&horde, &owner, "picky", &backend.url);
+    args.extend(["--blacklist", "dragon,ogre"]);
+    let worker = Worker::start(&args);
+    let failed = worker.wait_logged("job failed", 1, SECS_30).await;
+    assert!(failed[0]["error"].as_str().unwrap().contains("\"dragon\""));
+    crate::support::eventually("the request back in the queue", SECS_30, || async {
+        let status = horde.status(&id).await;
+        (status["restarted"].as_u64() >= Some(1)).then_some(())
+    })
+    .await;
+    drop(worker);
+    assert!(backend.state.seen.lock().generates.is_empty());
+}

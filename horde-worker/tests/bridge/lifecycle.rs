@@ -1,0 +1,216 @@
+//! The worker's life: the horde restarting under it, stopping on signals, priority users,
+//! and `--check`.
+
+use std::process::Output;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::backends::koboldcpp;
+use crate::support::{eventually, worker_args, worker_command, Backend, Behavior, Horde, Worker};
+
+const SECS_30: Duration = Duration::from_secs(30);
+
+/// A backend whose generations take `delay`.
+async fn slow_backend(delay: Duration) -> Backend {
+    let backend = Backend::start(koboldcpp).await;
+    backend.behave(Behavior {
+        delay,
+        ..Behavior::default()
+    });
+    backend
+}
+
+/// Waits until the backend has received `count` generate calls.
+async fn generating(backend: &Backend, count: usize) {
+    eventually("a generation on the backend", SECS_30, || async {
+        (backend.state.seen.lock().generates.len() >= count).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_horde_restarting_mid_job_loses_nothing() {
+    let mut horde = Horde::start().await;
+    let (_, owner) = horde.register("owner").await;
+    let (_, client) = horde.register("client").await;
+    let backend = slow_backend(Duration::from_secs(2)).await;
+    let id = horde
+        .request(&client, "Persist", json!({ "max_length": 20 }))
+        .await;
+    let worker = Worker::start(&worker_args(&horde, &owner, "w", &backend.url));
+    generating(&backend, 1).await;
+    horde.stop().await;
+    // Down for longer than the generation: the submit meets a dead horde and retries.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    horde.start_again().await;
+    let status = horde.wait_done(&id, Duration::from_secs(60)).await;
+    assert_eq!(
+        status["restarted"], 0,
+        "the job survived the restart: {status}"
+    );
+    let done = worker.wait_logged("job done", 1, SECS_30).await;
+    assert!((horde.kudos(&owner).await - done[0]["kudos"].as_f64().unwrap()).abs() < 0.005);
+    assert!(
+        !worker.logged("submit failed").is_empty(),
+        "the submit was retried"
+    );
+    // The worker keeps serving the restarted horde.
+    let next = horde
+        .request(&owner, "Again", json!({ "max_length": 20 }))
+        .await;
+    horde.wait_done(&next, SECS_30).await;
+}
+
+#[tokio::test]
+async fn a_signal_stops_pops_and_the_job_in_flight_finishes() {
+    let horde = Horde::start().await;
+    let (_, owner) = horde.register("owner").await;
+    let backend = slow_backend(Duration::from_secs(2)).await;
+    let first = horde
+        .request(&owner, "First", json!({ "max_length": 20 }))
+        .await;
+    let mut worker = Worker::start(&worker_args(&horde, &owner, "w", &backend.url));
+    generating(&backend, 1).await;
+    worker.signal("TERM");
+    worker.wait_logged("stopping", 1, SECS_30).await;
+    let second = horde
+        .request(&owner, "Second", json!({ "max_length": 20 }))
+        .await;
+    let status = worker.exited(SECS_30).await;
+    assert!(status.success(), "{status}");
+    assert_eq!(horde.status(&first).await["done"], true);
+    let second = horde.status(&second).await;
+    assert_eq!(
+        (&second["waiting"], &second["processing"]),
+        (&json!(1), &json!(0))
+    );
+    assert_eq!(worker.logged("summary").len(), 1, "a last summary line");
+}
+
+#[tokio::test]
+async fn a_second_signal_abandons_the_job_in_flight() {
+    let horde = Horde::start().await;
+    let (_, owner) = horde.register("owner").await;
+    let backend = slow_backend(Duration::from_secs(120)).await;
+    let id = horde
+        .request(&owner, "Forever", json!({ "max_length": 20 }))
+        .await;
+    let mut worker = Worker::start(&worker_args(&horde, &owner, "w", &backend.url));
+    generating(&backend, 1).await;
+    worker.signal("INT");
+    worker.wait_logged("stopping", 1, SECS_30).await;
+    worker.signal("INT");
+    let status = worker.exited(SECS_30).await;
+    assert!(status.success(), "{status}");
+    let abandoned = worker.logged("job abandoned");
+    let genkey = format!("HORDEREQ_{}", abandoned[0]["job"].as_str().unwrap());
+    assert_eq!(backend.state.seen.lock().aborts, [genkey]);
+    let status = horde.status(&id).await;
+    assert_eq!(
+        (&status["restarted"], &status["waiting"]),
+        (&json!(1), &json!(1))
+    );
+}
+
+#[tokio::test]
+async fn priority_usernames_are_served_first() {
+    let horde = Horde::start().await;
+    let (_, owner) = horde.register("owner").await;
+    let (_, alice) = horde.register("alice").await;
+    let (bob_name, bob) = horde.register("bob").await;
+    let backend = Backend::start(koboldcpp).await;
+    let from_alice = horde
+        .request(&alice, "alice's", json!({ "max_length": 20 }))
+        .await;
+    let from_bob = horde
+        .request(&bob, "bob's", json!({ "max_length": 20 }))
+        .await;
+    let mut args = worker_args(&horde, &owner, "w", &backend.url);
+    args.extend(["--priority-usernames", &bob_name]);
+    let _worker = Worker::start(&args);
+    horde.wait_done(&from_alice, SECS_30).await;
+    horde.wait_done(&from_bob, SECS_30).await;
+    let prompts: Vec<_> = backend
+        .state
+        .seen
+        .lock()
+        .generates
+        .iter()
+        .map(|body| body["prompt"].clone())
+        .collect();
+    assert_eq!(prompts, [json!("bob's"), json!("alice's")]);
+}
+
+/// Runs `horde-worker` with `args` to the end.
+async fn run(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || worker_command().args(args).output().unwrap())
+        .await
+        .unwrap()
+}
+
+fn owned(args: Vec<&str>) -> Vec<String> {
+    args.into_iter().map(str::to_owned).collect()
+}
+
+#[tokio::test]
+async fn check_says_what_would_be_served_or_what_is_wrong() {
+    let horde = Horde::start().await;
+    let (owner_name, owner) = horde.register("owner").await;
+    let backend = Backend::start(koboldcpp).await;
+
+    let mut args = worker_args(&horde, &owner, "w", &backend.url);
+    args.push("--check");
+    let output = run(owned(args)).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("backend: KoboldCpp 1.80.3"), "{stdout}");
+    assert!(stdout.contains(&format!("as {owner_name}")), "{stdout}");
+
+    let mut args = worker_args(&horde, "AAAAAAAAAAAAAAAAAAAAAA", "w", &backend.url);
+    args.push("--check");
+    let output = run(owned(args)).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr.contains("does not know this API key"), "{stderr}");
+
+    let mut gone = Backend::start(koboldcpp).await;
+    let gone_url = gone.url.clone();
+    gone.stop();
+    let mut args = worker_args(&horde, &owner, "w", &gone_url);
+    args.push("--check");
+    let output = run(owned(args)).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr.contains(&format!("the backend at {gone_url} does not work")),
+        "{stderr}"
+    );
+
+    let mut args = worker_args(&horde, &owner, "w", &backend.url);
+    args.extend(["--threads", "0"]);
+    let output = run(owned(args)).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr.contains("threads must be between 1 and 50"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_worker_name_owned_by_someone_else_stops_the_worker() {
+    let horde = Horde::start().await;
+    let (_, alice) = horde.register("alice").await;
+    let (_, mallory) = horde.register("mallory").await;
+    let backend = Backend::start(koboldcpp).await;
+    let first = Worker::start(&worker_args(&horde, &alice, "taken", &backend.url));
+    eventually("the first worker", SECS_30, || async {
+        horde.worker("taken").await["id"].is_string().then_some(())
+    })
+    .await;
+    drop(first);
+    let mut second = Worker::start(&worker_args(&horde, &mallory, "taken", &backend.url));
+    let status = second.exited(SECS_30).await;
+    assert_eq!(status.code(), Some(1));
+}
