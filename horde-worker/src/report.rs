@@ -15,6 +15,8 @@ pub(crate) struct JobReport<'a> {
     pub(crate) tokens: u32,
     /// Time on the backend.
     pub(crate) generation: Duration,
+    /// Time talking to the horde for it: its pop and its submit (the worker's overhead).
+    pub(crate) horde: Duration,
     /// Kudos the horde paid for it.
     pub(crate) kudos: f64,
 }
@@ -32,6 +34,7 @@ struct Totals {
     faulted: u64,
     tokens: u64,
     generation: Duration,
+    horde: Duration,
     kudos: f64,
 }
 
@@ -53,6 +56,7 @@ impl Stats {
             tokens = job.tokens,
             seconds = round2(seconds),
             tokens_per_second = round2(per_second(f64::from(job.tokens), seconds)),
+            horde_ms = round2(job.horde.as_secs_f64() * 1000.0),
             kudos = job.kudos,
             "job done"
         );
@@ -60,6 +64,7 @@ impl Stats {
         totals.jobs += 1;
         totals.tokens += u64::from(job.tokens);
         totals.generation += job.generation;
+        totals.horde += job.horde;
         totals.kudos += job.kudos;
     }
 
@@ -81,6 +86,8 @@ impl Stats {
                 totals.tokens as f64,
                 totals.generation.as_secs_f64()
             )),
+            generation_ms_per_job = round2(per_job(totals.generation, totals.jobs)),
+            horde_ms_per_job = round2(per_job(totals.horde, totals.jobs)),
             uptime_secs = uptime.round() as u64,
             "summary"
         );
@@ -94,6 +101,11 @@ fn per_second(amount: f64, seconds: f64) -> f64 {
     } else {
         0.0
     }
+}
+
+/// Milliseconds of `total` per job, 0 for no jobs.
+fn per_job(total: Duration, jobs: u64) -> f64 {
+    per_second(total.as_secs_f64() * 1000.0, jobs as f64)
 }
 
 /// Two decimals, for readable lines.

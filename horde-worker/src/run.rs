@@ -414,12 +414,14 @@ impl Worker {
             let Some(query) = self.pop_query() else {
                 continue;
             };
+            let popping = Instant::now();
             match self.horde.pop(&query).await {
                 Ok(Popped::Jobs(jobs)) => {
+                    let pop_time = popping.elapsed();
                     idle.reset();
                     trouble.reset();
                     for job in jobs {
-                        self.run_job(job).await;
+                        self.run_job(job, pop_time).await;
                     }
                 }
                 Ok(Popped::Idle(skipped)) => {
@@ -448,8 +450,8 @@ impl Worker {
         }
     }
 
-    /// Generates one job and submits the result.
-    async fn run_job(&self, job: Job) {
+    /// Generates one job (popped in `pop_time`) and submits the result.
+    async fn run_job(&self, job: Job, pop_time: Duration) {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let deadline = job
@@ -475,12 +477,14 @@ impl Worker {
                     .tokens
                     .map(|n| asked.map_or(n, |asked| n.min(u32::try_from(asked).unwrap_or(n))))
                     .unwrap_or_else(|| estimated_tokens(&generated.text));
+                let submitting = Instant::now();
                 if let Some(kudos) = self.submit(&job, &generated.text, SubmitState::Ok).await {
                     self.stats.job_done(&JobReport {
                         id: &job.id,
                         model: &job.model,
                         tokens,
                         generation,
+                        horde: pop_time + submitting.elapsed(),
                         kudos,
                     });
                 }

@@ -60,7 +60,9 @@ async fn kobold_jobs_complete_and_the_owner_earns_exactly_the_rewards() {
     for line in &done {
         assert_eq!(line["model"], MODEL);
         assert_eq!(line["tokens"], 10, "ceil(40 chars / 4): {line}");
-        assert!(line["seconds"].is_number() && line["tokens_per_second"].is_number());
+        for figure in ["seconds", "tokens_per_second", "horde_ms"] {
+            assert!(line[figure].is_number(), "{figure}: {line}");
+        }
     }
     let seen = backend.state.seen.lock();
     assert!(seen.refused.is_empty(), "{:?}", seen.refused);

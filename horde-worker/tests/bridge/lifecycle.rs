@@ -187,6 +187,45 @@ async fn check_says_what_would_be_served_or_what_is_wrong() {
         "{stderr}"
     );
 
+    // Flags over the environment over the file.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("horde-worker.toml");
+    let toml = format!(
+        "horde_url = \"{}\"\napi_key = \"{owner}\"\nname = \"from-file\"\n\
+         backend_url = \"{}\"\nthreads = 4\nmax_length = 100\n",
+        horde.url, backend.url
+    );
+    std::fs::write(&file, toml).unwrap();
+    let checked = |extra: &'static [&'static str], env: &'static [(&'static str, &'static str)]| {
+        let file = file.clone();
+        async move {
+            let output = tokio::task::spawn_blocking(move || {
+                let mut command = worker_command();
+                command
+                    .arg("--config")
+                    .arg(&file)
+                    .arg("--check")
+                    .args(extra);
+                command.envs(env.iter().copied());
+                command.output().unwrap()
+            })
+            .await
+            .unwrap();
+            assert!(output.status.success(), "{output:?}");
+            String::from_utf8_lossy(&output.stdout).into_owned()
+        }
+    };
+    let from_file = checked(&[], &[]).await;
+    assert!(
+        from_file.contains("worker: from-file, 4 thread(s)"),
+        "{from_file}"
+    );
+    assert!(from_file.contains("max_length: 100"), "{from_file}");
+    let from_env = checked(&[], &[("HORDE_THREADS", "3")]).await;
+    assert!(from_env.contains("3 thread(s)"), "{from_env}");
+    let from_flag = checked(&["--threads", "2"], &[("HORDE_THREADS", "3")]).await;
+    assert!(from_flag.contains("2 thread(s)"), "{from_flag}");
+
     let mut args = worker_args(&horde, &owner, "w", &backend.url);
     args.extend(["--threads", "0"]);
     let output = run(owned(args)).await;
