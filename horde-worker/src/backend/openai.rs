@@ -178,9 +178,9 @@ mod tests {
     fn file_paths_become_model_names_and_hub_names_stay() {
         assert_eq!(
             model_name("/models/Llama-3-8B.Q4_K_M.gguf"),
-            "Llama-3-8B.Q4_K_M"
+            "koboldcpp/Llama-3-8B.Q4_K_M"
         );
-        assert_eq!(model_name("tiny.gguf"), "tiny");
+        assert_eq!(model_name("tiny.gguf"), "koboldcpp/tiny");
         assert_eq!(model_name("meta-llama/Llama-3-8B"), "meta-llama/Llama-3-8B");
         assert_eq!(model_name("llama3:8b"), "llama3:8b");
     }
