@@ -17,7 +17,7 @@ use serde::Serialize;
 /// The `rc` of an error body: AI Horde's names where AI Horde has the case (horde-sdk lists
 /// them), ours where it does not (`RegistrationDisabled`, `IdempotencyKeyConflict`,
 /// `StorageFailure`, `TooManyConnections`, `RateLimited`, `InvalidIdempotencyKey`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[allow(missing_docs)]
 pub enum Rc {
     BadRequest,
@@ -268,11 +268,17 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// Every error answer: `{"message", "rc"}`, plus `errors` (field → message) for a field that
+/// failed validation.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorBody<'a> {
+    /// What went wrong, for people.
     message: String,
+    /// What went wrong, for programs.
     rc: Rc,
+    /// The field that failed validation, and why.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
     errors: Option<BTreeMap<&'a str, String>>,
 }
 

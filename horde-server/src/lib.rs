@@ -27,6 +27,7 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod models;
+pub mod openapi;
 pub mod ratelimit;
 pub mod stats;
 pub mod store;
@@ -63,6 +64,11 @@ pub fn app(driver: Driver) -> Router {
         .nest("/api/v2", api::routes())
         .merge(web::routes())
         .route("/metrics", axum::routing::get(api::metrics))
+        .route(
+            "/api/swagger.json",
+            axum::routing::get(openapi::swagger_json),
+        )
+        .route("/api", axum::routing::get(openapi::docs_page))
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn_with_state(
             driver.clone(),

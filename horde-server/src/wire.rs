@@ -19,15 +19,18 @@ use uuid::Uuid;
 // Requests
 
 /// `POST /generate/text/async`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct AsyncRequest {
     /// The prompt (required, non-empty).
+    #[schema(value_type = String, min_length = 1, max_length = 400000)]
     pub prompt: Option<String>,
     /// Generation parameters.
     pub params: Option<ParamsIn>,
     /// Acceptable models; empty or absent: any.
+    #[schema(value_type = Option<Vec<ModelName>>, max_items = 200)]
     pub models: Option<Vec<String>>,
     /// Allowed (or, with `worker_blacklist`, refused) worker ids.
+    #[schema(max_items = 5)]
     pub workers: Option<Vec<Uuid>>,
     /// Treat `workers` as a deny-list.
     pub worker_blacklist: Option<bool>,
@@ -87,13 +90,20 @@ impl AsyncRequest {
 
 /// `params` of a generation request: what the core needs, plus the sampler and format fields
 /// passed to the worker. Unknown keys are dropped (KoboldAI rejects them).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct ParamsIn {
     /// Generations wanted, 1–20.
+    #[schema(minimum = 1, maximum = 20)]
+    #[serde(default, deserialize_with = "integer")]
     pub n: Option<u32>,
-    /// Tokens to generate.
+    /// Tokens to generate, 16–4096 (default 80).
+    #[schema(minimum = 16, maximum = 4096)]
+    #[serde(default, deserialize_with = "integer")]
     pub max_length: Option<u32>,
-    /// Tokens of context.
+    /// Tokens of context, 80–131072 (default 2048); at least `max_length` (else 400
+    /// `TokenOverflow`).
+    #[schema(minimum = 80, maximum = 131072)]
+    #[serde(default, deserialize_with = "integer")]
     pub max_context_length: Option<u32>,
     /// Sampler and format fields.
     #[serde(flatten)]
@@ -103,7 +113,7 @@ pub struct ParamsIn {
 /// The KoboldAI generate fields a client may set, passed through to the worker. Fields that
 /// AI Horde declares as integers are integers here, so they reach the worker as `100`, not
 /// `100.0` (older KoboldCpp refuses floats there); a client's `100.0` is accepted as `100`.
-#[derive(Debug, Default, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[allow(missing_docs)]
 pub struct Samplers {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -162,9 +172,10 @@ pub struct Samplers {
     pub use_default_badwordsids: Option<bool>,
 }
 
-/// A whole number given as `100` or `100.0`.
+/// A whole number given as `100` or `100.0`, at most `i32::MAX` (KoboldAI and KoboldCpp read
+/// these fields as C ints; the schema says `int32`).
 fn whole(value: f64) -> Option<u32> {
-    (value.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&value)).then_some(value as u32)
+    (value.fract() == 0.0 && (0.0..=f64::from(i32::MAX)).contains(&value)).then_some(value as u32)
 }
 
 fn integer<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
@@ -185,48 +196,123 @@ fn integers<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<u32
         .transpose()
 }
 
+// Names, as the schema describes them: at least one visible character and none that hide or
+// disguise text (what `horde_core::name_problem` refuses), within their length limits. These
+// types exist only for the OpenAPI description.
+
+/// Characters `horde_core::name_problem` refuses, as a regex class body.
+const HIDDEN: &str = "\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u180e\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff";
+
+/// A string schema of `min..=max` characters, visible and without hidden characters or any
+/// of `banned`.
+fn visible_name(
+    min: usize,
+    max: usize,
+    banned: &str,
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    let pattern = format!("^[^{banned}{HIDDEN}]*[^{banned}\\s{HIDDEN}][^{banned}{HIDDEN}]*$");
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .min_length(Some(min))
+        .max_length(Some(max))
+        .pattern(Some(pattern))
+        .into()
+}
+
+macro_rules! string_schema {
+    ($(#[$doc:meta])* $name:ident => $schema:expr) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub struct $name;
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                $schema
+            }
+        }
+        impl utoipa::ToSchema for $name {}
+    };
+}
+
+string_schema!(
+    /// A user's alias: 1–50 characters, no `#`, visible, none hidden.
+    Alias => visible_name(1, 50, "#")
+);
+string_schema!(
+    /// A worker's name: 1–100 characters, visible, none hidden.
+    WorkerName => visible_name(1, 100, "")
+);
+string_schema!(
+    /// A model's name: at most 255 characters (an empty one is ignored).
+    ModelName => utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .max_length(Some(255))
+        .into()
+);
+string_schema!(
+    /// A user as `alias#id` (not the anonymous user, `#0`).
+    Username => utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .pattern(Some("^[^#]+#0*[1-9][0-9]{0,17}$"))
+        .into()
+);
+
 /// `POST /generate/text/pop`. Optional fields may be `null` (older bridges send them so).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct PopRequest {
     /// The worker's unique name.
+    #[schema(value_type = WorkerName)]
     pub name: String,
-    /// Models it serves.
+    /// Models it serves (at least one).
+    #[schema(value_type = Vec<ModelName>, min_items = 1, max_items = 200)]
     pub models: Option<Vec<String>>,
-    /// Most tokens it generates. Default 512.
+    /// Most tokens it generates, 16–4096. Default 512.
+    #[schema(minimum = 16, maximum = 4096)]
+    #[serde(default, deserialize_with = "integer")]
     pub max_length: Option<u32>,
-    /// Most context it accepts. Default 2048.
+    /// Most context it accepts, 80–131072. Default 2048.
+    #[schema(minimum = 80, maximum = 131072)]
+    #[serde(default, deserialize_with = "integer")]
     pub max_context_length: Option<u32>,
     /// `alias#id` of users it serves first.
+    #[schema(value_type = Option<Vec<Username>>, max_items = 20)]
     pub priority_usernames: Option<Vec<String>>,
     /// Accepts NSFW requests.
     pub nsfw: Option<bool>,
-    /// Parallel jobs.
+    /// Parallel jobs, 1–50.
+    #[schema(minimum = 1, maximum = 50)]
+    #[serde(default, deserialize_with = "integer")]
     pub threads: Option<u32>,
-    /// Jobs to take at once.
+    /// Jobs to take at once, 1–20.
+    #[schema(minimum = 1, maximum = 20)]
+    #[serde(default, deserialize_with = "integer")]
     pub amount: Option<u32>,
     /// `name:version:url` of the bridge.
+    #[schema(max_length = 1000)]
     pub bridge_agent: Option<String>,
 }
 
 /// `POST /generate/text/submit`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct SubmitRequest {
     /// The job id.
     pub id: Uuid,
     /// The generated text.
     pub generation: Option<String>,
     /// `ok`, `censored` or `faulted`.
+    #[schema(value_type = Option<SubmitStateSchema>)]
     pub state: Option<horde_core::SubmitState>,
     /// The seed the backend used (a number or numeric text).
+    #[schema(value_type = Option<i64>)]
     pub seed: Option<Value>,
     /// Metadata entries, as AI Horde's `GenerationMetadataKobold`.
+    #[schema(max_items = 16)]
     pub gen_metadata: Option<Vec<GenMetadata>>,
 }
 
 /// One entry of a generation's metadata: AI Horde defines one kind for text, a
 /// `censorship` entry whose value is `csam`. Anything else is refused on submit, since
 /// horde-sdk would fail to parse the requester's status.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GenMetadata {
     /// `censorship`.
@@ -236,11 +322,25 @@ pub struct GenMetadata {
     pub value: MetadataValue,
     /// An optional reference, at most 255 characters.
     #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 255)]
     pub reference: Option<String>,
 }
 
+/// How a job ended, as `POST /generate/text/submit` says it (the schema of the core's
+/// `SubmitState`).
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SubmitStateSchema {
+    /// Generated.
+    Ok,
+    /// The worker could not generate; the request goes back to the queue.
+    Faulted,
+    /// The worker censored the generation.
+    Censored,
+}
+
 /// The `type` of a metadata entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MetadataType {
     /// The worker censored the generation.
@@ -248,7 +348,7 @@ pub enum MetadataType {
 }
 
 /// The `value` of a metadata entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MetadataValue {
     /// Why it was censored.
@@ -256,21 +356,24 @@ pub enum MetadataValue {
 }
 
 /// `POST /register`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct RegisterRequest {
     /// The alias wanted.
+    #[schema(value_type = Alias)]
     pub username: String,
 }
 
 /// `PUT /users/{id}`: admins change kudos, trust and concurrency; a user changes their own
 /// `public_workers`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct UserUpdate {
     /// Kudos to add (negative: remove).
+    #[schema(value_type = Option<f64>)]
     pub kudos: Option<Kudos>,
     /// Trusted status.
     pub trusted: Option<bool>,
     /// Open generations allowed, 0–500.
+    #[schema(maximum = 500)]
     pub concurrency: Option<u32>,
     /// Show the owner on the user's workers to everyone.
     pub public_workers: Option<bool>,
@@ -279,16 +382,18 @@ pub struct UserUpdate {
 }
 
 /// `POST /kudos/transfer`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct TransferRequest {
     /// The receiver, `alias#id`.
+    #[schema(value_type = Username)]
     pub username: String,
-    /// A positive number of kudos.
+    /// A positive number of kudos (kudos have three decimals).
+    #[schema(value_type = f64, minimum = 0.001)]
     pub amount: Value,
 }
 
 /// `PUT /workers/{id}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct WorkerUpdateRequest {
     /// Enter or leave maintenance.
     pub maintenance: Option<bool>,
@@ -297,11 +402,12 @@ pub struct WorkerUpdateRequest {
     /// Free text shown on the worker.
     pub info: Option<String>,
     /// A new unique name.
+    #[schema(value_type = Option<WorkerName>)]
     pub name: Option<String>,
 }
 
 /// `?page=N&sort=kudos|age` of `GET /users`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct UsersQuery {
     /// Page, from 1.
     pub page: Option<u32>,
@@ -310,7 +416,7 @@ pub struct UsersQuery {
 }
 
 /// `?type=text|image` of `GET /workers` and `GET /status/models`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct TypeQuery {
     /// `text` (default) or `image`.
     #[serde(rename = "type")]
@@ -321,7 +427,7 @@ pub struct TypeQuery {
 // Responses
 
 /// `GET /status/heartbeat`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Heartbeat {
     /// `OK`.
     pub message: &'static str,
@@ -330,9 +436,10 @@ pub struct Heartbeat {
 }
 
 /// One entry of `GET /status/models`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ModelStatus {
     /// The model name.
+    #[schema(value_type = String)]
     pub name: Arc<str>,
     /// Online workers serving it.
     pub count: u32,
@@ -350,7 +457,7 @@ pub struct ModelStatus {
 }
 
 /// `GET /status/performance`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[allow(missing_docs)]
 pub struct Performance {
     pub queued_text_requests: u64,
@@ -365,7 +472,7 @@ pub struct Performance {
 }
 
 /// Requests and tokens of one period of `GET /stats/text/totals`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[allow(missing_docs)]
 pub struct Period {
     pub requests: u64,
@@ -373,7 +480,7 @@ pub struct Period {
 }
 
 /// `GET /stats/text/totals`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[allow(missing_docs)]
 pub struct Totals {
     pub minute: Period,
@@ -384,11 +491,12 @@ pub struct Totals {
 }
 
 /// `POST /generate/text/async` (202).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AsyncAccepted {
     /// The request id.
     pub id: String,
     /// The estimated cost.
+    #[schema(value_type = f64)]
     pub kudos: Kudos,
     /// Set when no online worker can serve the request now.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -396,14 +504,15 @@ pub struct AsyncAccepted {
 }
 
 /// `POST /generate/text/async` with `dry_run`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Estimate {
     /// The estimated cost.
+    #[schema(value_type = f64)]
     pub kudos: Kudos,
 }
 
 /// `GET` (and `DELETE`) `/generate/text/status/{id}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[allow(missing_docs)]
 pub struct RequestStatus {
     pub finished: u32,
@@ -415,12 +524,13 @@ pub struct RequestStatus {
     pub is_possible: bool,
     pub wait_time: u64,
     pub queue_position: u64,
+    #[schema(value_type = f64)]
     pub kudos: Kudos,
     pub generations: Vec<GenerationOut>,
 }
 
 /// A finished generation in a status.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[allow(missing_docs)]
 pub struct GenerationOut {
     /// The job id (our addition; clients ignore it).
@@ -430,6 +540,7 @@ pub struct GenerationOut {
     pub seed: i64,
     pub worker_id: String,
     pub worker_name: String,
+    #[schema(value_type = String)]
     pub model: Arc<str>,
     /// `ok` or `censored`.
     pub state: &'static str,
@@ -437,7 +548,7 @@ pub struct GenerationOut {
 }
 
 /// `POST /generate/text/pop`: a job, or nothing and why.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PopAnswer {
     /// What to send to the backend (`{}` when there is no job).
     pub payload: PayloadField,
@@ -447,6 +558,7 @@ pub struct PopAnswer {
     pub ids: Vec<String>,
     /// The model to use.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub model: Option<Arc<str>>,
     /// Always `null` (soft prompts are not supported).
     pub softprompt: Option<String>,
@@ -454,11 +566,12 @@ pub struct PopAnswer {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ttl: Option<u64>,
     /// Waiting requests skipped, by reason (empty with a job).
+    #[schema(value_type = BTreeMap<String, u64>)]
     pub skipped: BTreeMap<&'static str, u64>,
 }
 
 /// A pop's `payload`: the job's, or `{}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum PayloadField {
     /// There is a job.
@@ -468,13 +581,14 @@ pub enum PayloadField {
 }
 
 /// Serialises as `{}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Empty {}
 
 /// A job's payload: only KoboldAI generate fields (real bridges forward it verbatim).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Payload {
     /// The prompt.
+    #[schema(value_type = String)]
     pub prompt: Arc<str>,
     /// Always 1: each job is one generation.
     pub n: u32,
@@ -488,14 +602,15 @@ pub struct Payload {
 }
 
 /// `POST /generate/text/submit`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Reward {
     /// Kudos earned.
+    #[schema(value_type = f64)]
     pub reward: Kudos,
 }
 
 /// `POST /register` (201).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Registered {
     /// The user id.
     pub id: u64,
@@ -506,11 +621,12 @@ pub struct Registered {
 }
 
 /// `GET /find_user`, `GET /users`, `GET /users/{id}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[allow(missing_docs)]
 pub struct UserDetails {
     pub username: String,
     pub id: u64,
+    #[schema(value_type = f64)]
     pub kudos: Kudos,
     pub kudos_details: UserKudosDetails,
     pub concurrency: u32,
@@ -524,28 +640,35 @@ pub struct UserDetails {
 }
 
 /// Where a user's kudos came from.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[allow(missing_docs)]
 pub struct UserKudosDetails {
+    #[schema(value_type = f64)]
     pub accumulated: Kudos,
+    #[schema(value_type = f64)]
     pub gifted: Kudos,
+    #[schema(value_type = f64)]
     pub received: Kudos,
+    #[schema(value_type = f64)]
     pub awarded: Kudos,
+    #[schema(value_type = f64)]
     pub admin: Kudos,
+    #[schema(value_type = f64)]
     pub uptime: Kudos,
     /// Earned while untrusted and held in escrow until trust (AI Horde's name).
+    #[schema(value_type = f64)]
     pub evaluating: Kudos,
 }
 
 /// A user's records.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserRecords {
     /// What their workers produced.
     pub contribution: Contribution,
 }
 
 /// What a user's workers produced.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[allow(missing_docs)]
 pub struct Contribution {
     pub tokens: u64,
@@ -553,10 +676,11 @@ pub struct Contribution {
 }
 
 /// `PUT /users/{id}`: AI Horde's `ModifyUser`, the new values of what changed.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
 #[allow(missing_docs)]
 pub struct ModifyUser {
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<f64>)]
     pub new_kudos: Option<Kudos>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<u32>,
@@ -569,14 +693,15 @@ pub struct ModifyUser {
 }
 
 /// `POST /kudos/transfer`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Transferred {
     /// Kudos moved.
+    #[schema(value_type = f64)]
     pub transferred: Kudos,
 }
 
 /// `GET /workers`, `GET /workers/{id}`, `GET /workers/name/{name}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[allow(missing_docs)]
 pub struct WorkerDetails {
     pub id: String,
@@ -584,12 +709,14 @@ pub struct WorkerDetails {
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub online: bool,
+    #[schema(value_type = Vec<String>)]
     pub models: Vec<Arc<str>>,
     pub max_length: u32,
     pub max_context_length: u32,
     /// Seconds online.
     pub uptime: u64,
     pub requests_fulfilled: u64,
+    #[schema(value_type = f64)]
     pub kudos_rewards: Kudos,
     pub kudos_details: WorkerKudosDetails,
     pub performance: String,
@@ -608,16 +735,17 @@ pub struct WorkerDetails {
 }
 
 /// Kudos a worker earned.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WorkerKudosDetails {
     /// From generations.
+    #[schema(value_type = f64)]
     pub generated: Kudos,
     /// From uptime, in whole kudos (the contract says integer).
     pub uptime: i64,
 }
 
 /// `PUT /workers/{id}`: AI Horde's `ModifyWorker`, the new values of what changed.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
 #[allow(missing_docs)]
 pub struct ModifyWorker {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -631,7 +759,7 @@ pub struct ModifyWorker {
 }
 
 /// `POST /admin/model_reference/reload`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ReferenceReloaded {
     /// Models the reference now knows.
     pub models: usize,

@@ -20,6 +20,8 @@ mod connections;
 mod crash;
 #[path = "tests/fuzz_seeds.rs"]
 mod fuzz_seeds;
+#[path = "tests/openapi.rs"]
+mod openapi;
 #[path = "tests/operators.rs"]
 mod operators;
 #[path = "tests/sdk.rs"]

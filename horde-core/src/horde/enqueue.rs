@@ -50,14 +50,20 @@ pub enum EnqueueError {
 }
 
 impl Horde {
-    /// Queues a text-generation request. `spec.created_at` is set to `now`; its model list is
-    /// sorted and de-duplicated. Inputs over the [`Limits`] are refused, so the work done here
-    /// (and on every later pop that looks at the request) is bounded.
-    pub fn enqueue(
-        &mut self,
-        now: Timestamp,
-        mut spec: RequestSpec,
-    ) -> Result<Applied<RequestId>, EnqueueError> {
+    /// Checks what [`Horde::enqueue`] checks of `spec` alone, without the horde's state: a
+    /// prompt, the [`Limits`], the parameter ranges, and context at least `max_length`. A dry
+    /// run answers with these errors too.
+    ///
+    /// ```
+    /// use horde_core::{EnqueueError, Horde, HordeConfig, RequestId, RequestSpec, Timestamp, UserId};
+    /// let horde = Horde::new(HordeConfig::default());
+    /// let mut spec = RequestSpec::new(RequestId(uuid::Uuid::nil()), UserId(1), "Hi", Timestamp(0));
+    /// assert_eq!(horde.check_request(&spec), Ok(()));
+    /// spec.params.max_context_length = 80;
+    /// spec.params.max_length = 100;
+    /// assert_eq!(horde.check_request(&spec), Err(EnqueueError::TokenOverflow));
+    /// ```
+    pub fn check_request(&self, spec: &RequestSpec) -> Result<(), EnqueueError> {
         let GenParams {
             n,
             max_length,
@@ -73,9 +79,6 @@ impl Horde {
             OverLimit::chars("models", model, limits.max_model_name_chars)?;
         }
         OverLimit::entries("workers", &spec.workers, limits.max_request_workers)?;
-        normalize_names(&mut spec.models);
-        spec.workers.sort_unstable();
-        spec.workers.dedup();
         let out_of_range = |field| move |min, max| EnqueueError::OutOfRange { field, min, max };
         in_range(n, N_RANGE, out_of_range("n"))?;
         in_range(max_length, MAX_LENGTH_RANGE, out_of_range("max_length"))?;
@@ -87,6 +90,22 @@ impl Horde {
         if max_context_length < max_length {
             return Err(EnqueueError::TokenOverflow);
         }
+        Ok(())
+    }
+
+    /// Queues a text-generation request. `spec.created_at` is set to `now`; its model list is
+    /// sorted and de-duplicated. Inputs over the [`Limits`] are refused, so the work done here
+    /// (and on every later pop that looks at the request) is bounded.
+    pub fn enqueue(
+        &mut self,
+        now: Timestamp,
+        mut spec: RequestSpec,
+    ) -> Result<Applied<RequestId>, EnqueueError> {
+        self.check_request(&spec)?;
+        normalize_names(&mut spec.models);
+        spec.workers.sort_unstable();
+        spec.workers.dedup();
+        let n = spec.params.n;
         let policy = self
             .users
             .get(&spec.owner)

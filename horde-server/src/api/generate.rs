@@ -42,7 +42,11 @@ pub(crate) async fn request(
     let mut spec = body.into_spec(user, state.now())?;
     spec.origin = Some(state.read(|core, _| core.users.fingerprint(ip)));
     if dry_run {
-        let kudos = state.read(|core, now| core.horde().estimate(&spec, now));
+        // The same 400s as a real request: a dry run tells a client whether it would work.
+        let kudos = state.read(|core, now| {
+            core.horde().check_request(&spec)?;
+            Ok::<_, ApiError>(core.horde().estimate(&spec, now))
+        })?;
         return Ok(Json(Estimate { kudos }).into_response());
     }
     let (id, kudos, possible) = state

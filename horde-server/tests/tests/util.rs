@@ -169,3 +169,47 @@ pub(crate) fn assert_error(got: &(StatusCode, Value), status: StatusCode, rc: &s
         got.1
     );
 }
+
+/// The routes declared in the router's source (the API's and the web pages'): `(method, path)`.
+pub(crate) fn declared_routes() -> Vec<(Method, String)> {
+    let sources = [
+        ("/api/v2", include_str!("../../src/api/mod.rs")),
+        ("", include_str!("../../src/web.rs")),
+    ];
+    let mut routes = Vec::new();
+    for (prefix, source) in sources {
+        let mut rest = source;
+        while let Some(at) = rest.find(".route(") {
+            rest = &rest[at + ".route(".len()..];
+            // The call's text up to its closing parenthesis.
+            let mut depth = 1;
+            let end = rest
+                .char_indices()
+                .find(|&(_, c)| {
+                    depth += match c {
+                        '(' => 1,
+                        ')' => -1,
+                        _ => 0,
+                    };
+                    depth == 0
+                })
+                .map_or(rest.len(), |(i, _)| i);
+            let call = &rest[..end];
+            let Some(path) = call.split('"').nth(1) else {
+                continue;
+            };
+            for (name, method) in [
+                ("get(", Method::GET),
+                ("post(", Method::POST),
+                ("put(", Method::PUT),
+                ("delete(", Method::DELETE),
+                ("patch(", Method::PATCH),
+            ] {
+                if call.contains(name) {
+                    routes.push((method, format!("{prefix}{path}")));
+                }
+            }
+        }
+    }
+    routes
+}

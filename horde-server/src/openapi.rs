@@ -1,0 +1,551 @@
+//! The API's OpenAPI 3 description, served at `/api/swagger.json`, and a readable page of it
+//! at `/api`.
+//!
+//! Request and response bodies come from the [`crate::wire`] types themselves (their
+//! `ToSchema` derives), so the description cannot drift from what the handlers parse and
+//! answer. The operations are declared here, one stub each, rather than on the handlers; a
+//! test checks that every route of [`crate::api::routes`] has its operation here and back.
+//! Every operation may also answer 408 (a body sent too slowly), 413 (a body over 1 MiB) and
+//! 503 (storage failed, or too many connections): those are added to all of them.
+
+use std::sync::OnceLock;
+
+use axum::http::header;
+use axum::response::{Html, IntoResponse, Response};
+use serde_json::Value;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+use utoipa::{Modify, OpenApi};
+
+use crate::error::{ErrorBody, Rc};
+use crate::web::escape;
+#[allow(clippy::wildcard_imports)]
+use crate::wire::*;
+
+/// The description as JSON, built once.
+pub fn description() -> &'static Value {
+    static DOC: OnceLock<Value> = OnceLock::new();
+    DOC.get_or_init(|| {
+        let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        refine(&mut doc);
+        doc
+    })
+}
+
+/// What utoipa 5 cannot say with attributes: an empty payload has no properties, and an
+/// update names at least one field.
+fn refine(doc: &mut Value) {
+    let schemas = &mut doc["components"]["schemas"];
+    schemas["Empty"]["maxProperties"] = 0.into();
+    for update in ["UserUpdate", "WorkerUpdateRequest"] {
+        schemas[update]["minProperties"] = 1.into();
+    }
+}
+
+/// `GET /api/swagger.json`.
+pub async fn swagger_json() -> Response {
+    static JSON: OnceLock<String> = OnceLock::new();
+    let json = JSON.get_or_init(|| description().to_string());
+    ([(header::CONTENT_TYPE, "application/json")], json.as_str()).into_response()
+}
+
+/// `GET /api`: every operation with its parameters, body and answers, and every schema.
+pub async fn docs_page() -> Html<&'static str> {
+    static PAGE: OnceLock<String> = OnceLock::new();
+    Html(PAGE.get_or_init(render_page).as_str())
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "horde",
+        description = "The AI Horde v2 text API as horde serves it (see docs/api.md for where \
+                       it differs on purpose). Send your key in the `apikey` header; the \
+                       anonymous key is `0000000000`.",
+    ),
+    servers((url = "/api/v2")),
+    paths(
+        register, find_user, list_users, get_user, update_user, transfer,
+        generate_async, generate_status, generate_cancel, pop, submit,
+        list_workers, get_worker, update_worker, worker_by_name,
+        heartbeat, status_models, performance, totals, reload_model_reference,
+    ),
+    components(schemas(ErrorBody, Rc)),
+    modifiers(&Common),
+    tags(
+        (name = "generate", description = "Text generation: requests, status, and jobs for workers"),
+        (name = "users", description = "Accounts and kudos"),
+        (name = "workers", description = "Workers"),
+        (name = "status", description = "The horde's state"),
+    ),
+)]
+struct ApiDoc;
+
+/// Adds the `apikey` security scheme, and 408/413/503 to every operation.
+struct Common;
+
+impl Modify for Common {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "apikey",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("apikey"))),
+        );
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let responses = &mut operation.responses.responses;
+                for (status, description) in [
+                    ("408", "RequestTimeout: the body arrived too slowly"),
+                    ("413", "PayloadTooLarge: the body is over 1 MiB"),
+                    (
+                        "503",
+                        "StorageFailure or TooManyConnections: try again later",
+                    ),
+                ] {
+                    responses
+                        .entry(status.into())
+                        .or_insert_with(|| error(description).into());
+                }
+            }
+        }
+    }
+}
+
+/// `sort` of `GET /users`.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum UsersSort {
+    /// Most kudos first.
+    Kudos,
+    /// Oldest first.
+    Age,
+}
+
+/// `type` of `GET /workers` and `GET /status/models`.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum HordeType {
+    /// Text workers and models.
+    Text,
+    /// Image ones: none on a text horde.
+    Image,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operations (stubs that carry the description; the handlers are in `crate::api`).
+
+/// Register a pseudonymous user; the key is shown once.
+#[utoipa::path(post, path = "/register", tag = "users", request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Registered", body = Registered),
+        (status = 400, description = "Invalid username", body = ErrorBody),
+        (status = 403, description = "RegistrationDisabled", body = ErrorBody),
+        (status = 429, description = "Too many registrations from this address", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn register() {}
+
+/// The user the key belongs to (without a key: the anonymous user).
+#[utoipa::path(get, path = "/find_user", tag = "users", security((), ("apikey" = [])),
+    responses(
+        (status = 200, description = "The caller", body = UserDetails),
+        (status = 401, description = "InvalidAPIKey", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn find_user() {}
+
+/// Users, 25 a page, by kudos or by age.
+#[utoipa::path(get, path = "/users", tag = "users",
+    params(
+        ("page" = Option<u64>, Query, minimum = 0, maximum = 4294967295.0,
+            description = "Page, from 1 (0 reads as 1)"),
+        ("sort" = Option<UsersSort>, Query, description = "`kudos` (default) or `age`"),
+    ),
+    responses(
+        (status = 200, description = "A page of users", body = Vec<UserDetails>),
+        (status = 400, description = "A bad page or sort", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn list_users() {}
+
+/// One user.
+#[utoipa::path(get, path = "/users/{id}", tag = "users",
+    params(("id" = u64, Path, description = "The user id")),
+    responses(
+        (status = 200, description = "The user", body = UserDetails),
+        (status = 400, description = "Not a user id", body = ErrorBody),
+        (status = 404, description = "UserNotFound", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn get_user() {}
+
+/// Administrators change a user's kudos, trust, concurrency or flag; a user changes their own
+/// `public_workers`.
+#[utoipa::path(put, path = "/users/{id}", tag = "users", security(("apikey" = [])),
+    params(("id" = u64, Path, description = "The user id")),
+    request_body = UserUpdate,
+    responses(
+        (status = 200, description = "What changed", body = ModifyUser),
+        (status = 400, description = "Invalid values", body = ErrorBody),
+        (status = 401, description = "InvalidAPIKey", body = ErrorBody),
+        (status = 403, description = "NotAdmin, AnonForbidden", body = ErrorBody),
+        (status = 404, description = "UserNotFound", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn update_user() {}
+
+/// Send kudos to another user.
+#[utoipa::path(post, path = "/kudos/transfer", tag = "users", security(("apikey" = [])),
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "A repeated key does not transfer twice")),
+    request_body = TransferRequest,
+    responses(
+        (status = 200, description = "Transferred", body = Transferred),
+        (status = 400, description = "Invalid amount, to self, not enough kudos", body = ErrorBody),
+        (status = 401, description = "InvalidAPIKey", body = ErrorBody),
+        (status = 403, description = "KudosTransferFromAnon, a flagged account", body = ErrorBody),
+        (status = 404, description = "UserNotFound", body = ErrorBody),
+        (status = 409, description = "IdempotencyKeyConflict", body = ErrorBody),
+        (status = 429, description = "Too many transfers", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn transfer() {}
+
+/// Queue a text generation request (the anonymous key, or none, may too).
+#[utoipa::path(post, path = "/generate/text/async", tag = "generate",
+    security((), ("apikey" = [])),
+    request_body = AsyncRequest,
+    responses(
+        (status = 202, description = "Queued", body = AsyncAccepted),
+        (status = 200, description = "`dry_run`: the estimate only", body = Estimate),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 401, description = "InvalidAPIKey", body = ErrorBody),
+        (status = 403, description = "A flagged account", body = ErrorBody),
+        (status = 429, description = "TooManyPrompts", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn generate_async() {}
+
+/// A request's progress and finished generations.
+#[utoipa::path(get, path = "/generate/text/status/{id}", tag = "generate",
+    params(("id" = uuid::Uuid, Path, description = "The request id")),
+    responses(
+        (status = 200, description = "The status", body = RequestStatus),
+        (status = 400, description = "Not a request id", body = ErrorBody),
+        (status = 404, description = "RequestNotFound", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn generate_status() {}
+
+/// Cancel a request: what is done stays done and charged.
+#[utoipa::path(delete, path = "/generate/text/status/{id}", tag = "generate",
+    params(("id" = uuid::Uuid, Path, description = "The request id")),
+    responses(
+        (status = 200, description = "The status when cancelled", body = RequestStatus),
+        (status = 400, description = "Not a request id", body = ErrorBody),
+        (status = 404, description = "RequestNotFound", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn generate_cancel() {}
+
+/// A worker asks for a job.
+#[utoipa::path(post, path = "/generate/text/pop", tag = "generate", security(("apikey" = [])),
+    request_body = PopRequest,
+    responses(
+        (status = 200, description = "A job, or none and why", body = PopAnswer),
+        (status = 400, description = "Invalid worker settings", body = ErrorBody),
+        (status = 401, description = "InvalidAPIKey", body = ErrorBody),
+        (status = 403, description = "AnonForbiddenWorker, WrongCredentials, WorkerMaintenance",
+            body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn pop() {}
+
+/// A worker submits a job's result.
+#[utoipa::path(post, path = "/generate/text/submit", tag = "generate", security(("apikey" = [])),
+    request_body = SubmitRequest,
+    responses(
+        (status = 200, description = "The kudos earned", body = Reward),
+        (status = 400, description = "DuplicateGen, AbortedGen, invalid fields", body = ErrorBody),
+        (status = 401, description = "InvalidAPIKey", body = ErrorBody),
+        (status = 403, description = "WrongCredentials, AnonForbiddenWorker", body = ErrorBody),
+        (status = 404, description = "InvalidJobID", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn submit() {}
+
+/// Workers (`type=text`).
+#[utoipa::path(get, path = "/workers", tag = "workers",
+    params(("type" = Option<HordeType>, Query, description = "`text` (default); `image` lists nothing")),
+    responses(
+        (status = 200, description = "Workers", body = Vec<WorkerDetails>),
+        (status = 400, description = "An unknown type", body = ErrorBody),
+        (status = 401, description = "InvalidAPIKey", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn list_workers() {}
+
+/// One worker.
+#[utoipa::path(get, path = "/workers/{id}", tag = "workers",
+    params(("id" = uuid::Uuid, Path, description = "The worker id")),
+    responses(
+        (status = 200, description = "The worker", body = WorkerDetails),
+        (status = 400, description = "Not a worker id", body = ErrorBody),
+        (status = 401, description = "InvalidAPIKey", body = ErrorBody),
+        (status = 404, description = "WorkerNotFound", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn get_worker() {}
+
+/// The owner (or an administrator) changes a worker's maintenance, info or name.
+#[utoipa::path(put, path = "/workers/{id}", tag = "workers", security(("apikey" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The worker id")),
+    request_body = WorkerUpdateRequest,
+    responses(
+        (status = 200, description = "What changed", body = ModifyWorker),
+        (status = 400, description = "Invalid values", body = ErrorBody),
+        (status = 401, description = "InvalidAPIKey", body = ErrorBody),
+        (status = 403, description = "WrongCredentials, AnonForbidden", body = ErrorBody),
+        (status = 404, description = "WorkerNotFound", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn update_worker() {}
+
+/// A worker by its name.
+#[utoipa::path(get, path = "/workers/name/{name}", tag = "workers",
+    params(("name" = String, Path, description = "The worker's name")),
+    responses(
+        (status = 200, description = "The worker", body = WorkerDetails),
+        (status = 401, description = "InvalidAPIKey", body = ErrorBody),
+        (status = 404, description = "WorkerNotFound", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn worker_by_name() {}
+
+/// The server answers.
+#[utoipa::path(get, path = "/status/heartbeat", tag = "status",
+    responses((status = 200, description = "OK", body = Heartbeat)))]
+#[allow(dead_code)]
+fn heartbeat() {}
+
+/// Models with online workers or waiting requests.
+#[utoipa::path(get, path = "/status/models", tag = "status",
+    params(("type" = Option<HordeType>, Query, description = "`text` (default); `image` lists nothing")),
+    responses(
+        (status = 200, description = "Models", body = Vec<ModelStatus>),
+        (status = 400, description = "An unknown type", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn status_models() {}
+
+/// Queue and worker figures.
+#[utoipa::path(get, path = "/status/performance", tag = "status",
+    responses((status = 200, description = "Figures", body = Performance)))]
+#[allow(dead_code)]
+fn performance() {}
+
+/// Requests and tokens per minute, hour, day, month and in all.
+#[utoipa::path(get, path = "/stats/text/totals", tag = "status",
+    responses((status = 200, description = "Totals", body = Totals)))]
+#[allow(dead_code)]
+fn totals() {}
+
+/// Administrators: read the model reference file again.
+#[utoipa::path(post, path = "/admin/model_reference/reload", tag = "status",
+    security(("apikey" = [])),
+    responses(
+        (status = 200, description = "Reloaded", body = ReferenceReloaded),
+        (status = 400, description = "The file is invalid; the old reference stays", body = ErrorBody),
+        (status = 401, description = "InvalidAPIKey", body = ErrorBody),
+        (status = 403, description = "NotAdmin, AnonForbidden", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn reload_model_reference() {}
+
+// ---------------------------------------------------------------------------------------------
+// The page
+
+/// The description as HTML: operations by tag, then schemas. Text from the description is
+/// escaped.
+fn render_page() -> String {
+    let doc = description();
+    let mut page = String::from(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>horde API</title><style>\
+         body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;\
+         line-height:1.45}code,pre{background:#f3f3f3;padding:0 .2rem}\
+         .op{border:1px solid #ddd;border-radius:6px;padding:.5rem 1rem;margin:.8rem 0}\
+         .m{font-weight:bold;text-transform:uppercase;margin-right:.5rem}\
+         table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:.2rem .5rem;\
+         text-align:left;vertical-align:top}</style></head><body>",
+    );
+    let info = &doc["info"];
+    page += &format!(
+        "<h1>{} API</h1><p>{}</p><p>Base path <code>/api/v2</code>. The machine-readable \
+         description: <a href=\"/api/swagger.json\">/api/swagger.json</a> (OpenAPI 3).</p>",
+        escape(info["title"].as_str().unwrap_or_default()),
+        escape(info["description"].as_str().unwrap_or_default()),
+    );
+    let mut operations: Vec<(String, String, String, &Value)> = Vec::new();
+    if let Some(paths) = doc["paths"].as_object() {
+        for (path, item) in paths {
+            for method in ["get", "post", "put", "delete"] {
+                if let Some(operation) = item.get(method) {
+                    let tag = operation["tags"][0].as_str().unwrap_or("other").to_owned();
+                    operations.push((tag, path.clone(), method.to_owned(), operation));
+                }
+            }
+        }
+    }
+    operations.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    let mut current_tag = String::new();
+    for (tag, path, method, operation) in operations {
+        if tag != current_tag {
+            page += &format!("<h2>{}</h2>", escape(&tag));
+            current_tag = tag;
+        }
+        page += &format!(
+            "<div class=\"op\"><p><span class=\"m\">{}</span><code>{}</code></p><p>{}</p>",
+            escape(&method),
+            escape(&path),
+            escape(operation["description"].as_str().unwrap_or_default()),
+        );
+        if let Some(params) = operation["parameters"].as_array() {
+            page += "<p>Parameters: ";
+            let list: Vec<String> = params
+                .iter()
+                .map(|p| {
+                    format!(
+                        "<code>{}</code> ({}{}) {}",
+                        escape(p["name"].as_str().unwrap_or_default()),
+                        escape(p["in"].as_str().unwrap_or_default()),
+                        if p["required"] == true {
+                            ", required"
+                        } else {
+                            ""
+                        },
+                        escape(p["description"].as_str().unwrap_or_default())
+                    )
+                })
+                .collect();
+            page += &list.join("; ");
+            page += "</p>";
+        }
+        if let Some(schema) = operation["requestBody"]["content"]["application/json"].get("schema")
+        {
+            page += &format!("<p>Body: {}</p>", schema_name(schema));
+        }
+        page += "<table><tr><th>status</th><th>answer</th><th>body</th></tr>";
+        if let Some(responses) = operation["responses"].as_object() {
+            for (status, response) in responses {
+                let body = response["content"]["application/json"]
+                    .get("schema")
+                    .map(schema_name)
+                    .unwrap_or_default();
+                page += &format!(
+                    "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    escape(status),
+                    escape(response["description"].as_str().unwrap_or_default()),
+                    body
+                );
+            }
+        }
+        page += "</table></div>";
+    }
+    page += "<h2>Schemas</h2>";
+    if let Some(schemas) = doc["components"]["schemas"].as_object() {
+        for (name, schema) in schemas {
+            page += &format!(
+                "<h3 id=\"{0}\">{0}</h3><p>{1}</p>",
+                escape(name),
+                escape(schema["description"].as_str().unwrap_or_default())
+            );
+            if let Some(values) = schema["enum"].as_array() {
+                let values: Vec<String> = values
+                    .iter()
+                    .map(|v| format!("<code>{}</code>", escape(&v.to_string())))
+                    .collect();
+                page += &format!("<p>One of {}</p>", values.join(", "));
+            }
+            page += &fields_table(schema);
+        }
+    }
+    page += "</body></html>";
+    page
+}
+
+/// A table of an object schema's fields (with those of `allOf` parts).
+fn fields_table(schema: &Value) -> String {
+    let mut rows = String::new();
+    let parts = std::iter::once(schema).chain(schema["allOf"].as_array().into_iter().flatten());
+    for part in parts {
+        let required: Vec<&str> = part["required"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        if let Some(properties) = part["properties"].as_object() {
+            for (field, property) in properties {
+                rows += &format!(
+                    "<tr><td><code>{}</code>{}</td><td>{}</td><td>{}</td></tr>",
+                    escape(field),
+                    if required.contains(&field.as_str()) {
+                        " *"
+                    } else {
+                        ""
+                    },
+                    schema_name(property),
+                    escape(property["description"].as_str().unwrap_or_default())
+                );
+            }
+        }
+    }
+    if rows.is_empty() {
+        return rows;
+    }
+    format!("<table><tr><th>field</th><th>type</th><th></th></tr>{rows}</table>")
+}
+
+/// A short HTML name for a schema: a link for a reference, its type otherwise.
+fn schema_name(schema: &Value) -> String {
+    if let Some(reference) = schema["$ref"].as_str() {
+        let name = reference.rsplit('/').next().unwrap_or(reference);
+        return format!("<a href=\"#{0}\">{0}</a>", escape(name));
+    }
+    if let Some(items) = schema.get("items") {
+        return format!("array of {}", schema_name(items));
+    }
+    if let Some(one_of) = schema["oneOf"].as_array() {
+        let names: Vec<String> = one_of.iter().map(schema_name).collect();
+        return names.join(" or ");
+    }
+    match &schema["type"] {
+        Value::String(kind) => escape(kind),
+        Value::Array(kinds) => {
+            let kinds: Vec<String> = kinds.iter().filter_map(Value::as_str).map(escape).collect();
+            kinds.join(" or ")
+        }
+        _ => "any".into(),
+    }
+}
