@@ -103,6 +103,26 @@ impl Users {
         Ok((row, key))
     }
 
+    /// A salted digest of `token` (how session ids are kept, like API keys).
+    pub fn digest(&self, token: &str) -> [u8; 32] {
+        hash_key(&self.secret, token)
+    }
+
+    /// Gives `user` a new API key (the old one stops working at once); returns the row to
+    /// persist and the key, shown once.
+    pub fn rekey(&mut self, user: UserId) -> Result<(UserRow, String), ApiError> {
+        let mut row = self
+            .by_id
+            .get(&user)
+            .filter(|row| row.key_hash.is_some())
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(Rc::UserNotFound, "no such user"))?;
+        let key = new_api_key()?;
+        row.key_hash = Some(hash_key(&self.secret, &key));
+        self.insert(row.clone());
+        Ok((row, key))
+    }
+
     /// The user a `alias#id` username names (the alias compared case-insensitively).
     pub fn find_by_username(&self, username: &str) -> Option<&UserRow> {
         let (alias, id) = username.rsplit_once('#')?;
@@ -141,9 +161,32 @@ fn hash_key(secret: &[u8; 32], key: &str) -> [u8; 32] {
 }
 
 fn new_api_key() -> Result<String, ApiError> {
+    new_token()
+}
+
+/// 16 bytes from the OS RNG as 22 url-safe base64 characters: API keys, session ids, CSRF
+/// tokens, OAuth `state`s.
+pub fn new_token() -> Result<String, ApiError> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| ApiError::Internal(format!("OS RNG: {e}")))?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// `alias` made valid for registration: hidden characters and `#` dropped, trimmed, at most
+/// 50 characters; `user` when nothing is left. (Usernames are `alias#id`, so aliases need not
+/// be unique.)
+pub fn valid_alias(alias: &str) -> String {
+    let kept: String = alias
+        .chars()
+        .filter(|&c| c != '#' && horde_core::name_problem(&format!("x{c}")).is_none())
+        .collect();
+    let trimmed: String = kept.trim().chars().take(ALIAS_MAX).collect();
+    let trimmed = trimmed.trim().to_owned();
+    if trimmed.is_empty() {
+        "user".into()
+    } else {
+        trimmed
+    }
 }
 
 #[cfg(test)]

@@ -28,6 +28,10 @@ pub struct Config {
     /// docs/operations.md).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_db_pages: Option<u32>,
+    /// The horde's public base URL (`https://horde.example.org`): OAuth callbacks are built
+    /// on it, and session cookies are `Secure` when it is https. Default none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
     /// Whether `POST /api/v2/register` is open. Default true.
     pub registration: bool,
     /// Registrations allowed per IP address per minute. Default 10.
@@ -60,6 +64,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 7001)),
             db: PathBuf::from("horde.sqlite"),
             max_db_pages: None,
+            public_url: None,
             registration: true,
             registrations_per_minute: 10,
             transfers_per_minute: 10,
@@ -125,6 +130,13 @@ impl Config {
             if !valid {
                 return Err(ConfigError::Invalid(format!(
                     "admin {admin:?} is not alias#id"
+                )));
+            }
+        }
+        if let Some(url) = &self.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::Invalid(format!(
+                    "public_url {url:?} must start with http:// or https://"
                 )));
             }
         }

@@ -34,6 +34,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::ratelimit::{Limited, RateLimits};
+use crate::sessions::{Identities, Sessions};
 use crate::stats::Stats;
 use crate::store::{Store, StoreError, UserRow, Write};
 
@@ -67,6 +68,10 @@ pub struct Core {
     pub idempotency: HashMap<(UserId, String), IdempotentAnswer>,
     /// Finished generations per minute.
     pub stats: Stats,
+    /// Signed-in browsers.
+    pub sessions: Sessions,
+    /// OAuth identities and their accounts.
+    pub identities: Identities,
     rate_limits: RateLimits,
 }
 
@@ -118,6 +123,8 @@ impl Txn<'_> {
         CoreParts {
             users: &mut self.core.users,
             idempotency: &mut self.core.idempotency,
+            sessions: &mut self.core.sessions,
+            identities: &mut self.core.identities,
             rate_limits: &mut self.core.rate_limits,
         }
     }
@@ -145,6 +152,10 @@ pub struct CoreParts<'a> {
     pub users: &'a mut Users,
     /// Transfers by `(sender, Idempotency-Key)`.
     pub idempotency: &'a mut HashMap<(UserId, String), IdempotentAnswer>,
+    /// Signed-in browsers.
+    pub sessions: &'a mut Sessions,
+    /// OAuth identities and their accounts.
+    pub identities: &'a mut Identities,
     rate_limits: &'a mut RateLimits,
 }
 
@@ -240,6 +251,8 @@ impl Driver {
                     users,
                     idempotency,
                     stats,
+                    sessions: Sessions::new(loaded.sessions),
+                    identities: Identities::new(loaded.identities),
                     rate_limits: RateLimits::default(),
                 }),
                 store,

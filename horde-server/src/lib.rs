@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod models;
 pub mod openapi;
 pub mod ratelimit;
+pub mod sessions;
 pub mod stats;
 pub mod store;
 pub mod web;

@@ -54,6 +54,10 @@ struct Args {
     /// Use only --model-reference, without the default reference.
     #[arg(long)]
     model_reference_replaces_default: bool,
+    /// The horde's public base URL, e.g. https://horde.example.org: OAuth callbacks are built
+    /// on it, and session cookies are Secure when it is https.
+    #[arg(long, env = "HORDE_PUBLIC_URL")]
+    public_url: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -115,6 +119,9 @@ fn configure(args: &Args) -> Result<Config, ConfigError> {
     }
     if args.model_reference_replaces_default {
         config.model_reference_replaces_default = true;
+    }
+    if let Some(url) = &args.public_url {
+        config.public_url = Some(url.trim().trim_end_matches('/').to_owned());
     }
     config.validate()?;
     Ok(config)

@@ -28,3 +28,5 @@ mod operators;
 mod sdk;
 #[path = "tests/util.rs"]
 mod util;
+#[path = "tests/web.rs"]
+mod web;

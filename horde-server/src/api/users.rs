@@ -19,7 +19,7 @@ use crate::wire::{
 };
 
 /// The public view of a user, as `find_user` and `users/{id}` answer.
-fn user_details(core: &Core, row: &UserRow, now: Timestamp) -> UserDetails {
+pub(crate) fn user_details(core: &Core, row: &UserRow, now: Timestamp) -> UserDetails {
     let horde = core.horde();
     let account = horde.ledger().account(row.id);
     let policy = horde.user(row.id).unwrap_or(UserPolicy {
@@ -269,8 +269,25 @@ pub(crate) async fn transfer(
         ));
     }
     let idempotency_key = idempotency_key(&headers)?;
+    transfer_kudos(&state, from, ip, &body.username, amount, idempotency_key)
+        .await
+        .map(Json)
+}
+
+/// Moves `amount` kudos from `from` to the user named `username` (`alias#id`), rate-limited
+/// per sender and per address; with an idempotency key, a repeat of the same transfer answers
+/// as the first did and moves nothing.
+pub(crate) async fn transfer_kudos(
+    state: &Driver,
+    from: UserId,
+    ip: IpAddr,
+    username: &str,
+    amount: Kudos,
+    idempotency_key: Option<String>,
+) -> Result<Transferred, ApiError> {
+    let amount_error = |rc, message: &str| ApiError::invalid(rc, "amount", message);
     // What a retry must repeat: the receiver and the amount.
-    let request = format!("{} {amount}", body.username.trim());
+    let request = format!("{} {amount}", username.trim());
     let per_user = state.config().transfers_per_minute;
     let per_ip = state.config().transfers_per_minute_per_ip;
     state
@@ -287,9 +304,8 @@ pub(crate) async fn transfer(
                     if !previous.request.is_empty() && previous.request != request {
                         return Err(ApiError::IdempotencyKeyConflict);
                     }
-                    let body = serde_json::from_str(&previous.response)
-                        .map_err(|e| ApiError::Internal(e.to_string()))?;
-                    return Ok(Json(body));
+                    return serde_json::from_str(&previous.response)
+                        .map_err(|e| ApiError::Internal(e.to_string()));
                 }
             }
             // Counted after a replay is recognised: retrying one transfer is not a new one.
@@ -301,10 +317,10 @@ pub(crate) async fn transfer(
             let to = txn
                 .core()
                 .users
-                .find_by_username(&body.username)
+                .find_by_username(username)
                 .map(|u| u.id)
                 .ok_or_else(|| {
-                    ApiError::not_found(Rc::UserNotFound, format!("no user {}", body.username))
+                    ApiError::not_found(Rc::UserNotFound, format!("no user {username}"))
                 })?;
             let posting = txn.apply(|horde, now| horde.transfer(now, from, to, amount))?;
             let response = Transferred {
@@ -324,7 +340,7 @@ pub(crate) async fn transfer(
                 });
                 txn.core_mut().idempotency.insert((from, key), answer);
             }
-            Ok(Json(response))
+            Ok(response)
         })
         .await
 }

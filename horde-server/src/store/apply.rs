@@ -91,6 +91,32 @@ fn apply(tx: &Transaction<'_>, write: &Write) -> Result<(), StoreError> {
             )?
             .execute(params![user.0 as i64, key, request, response])?;
         }
+        Write::Session { digest, session } => {
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO sessions (digest, user, csrf, expires_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                &digest[..],
+                session.user.0 as i64,
+                session.csrf,
+                session.expires_at as i64
+            ])?;
+        }
+        Write::SessionEnded { digest } => {
+            tx.prepare_cached("DELETE FROM sessions WHERE digest = ?1")?
+                .execute(params![&digest[..]])?;
+        }
+        Write::Identity {
+            provider,
+            subject,
+            user,
+        } => {
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO identities (provider, subject, user) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![provider, subject, user.0 as i64])?;
+        }
         Write::Event(event) => apply_event(tx, event)?,
     }
     Ok(())

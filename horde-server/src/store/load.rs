@@ -99,6 +99,35 @@ pub(super) fn load(conn: &Connection, default_concurrency: u32) -> Result<Loaded
         ));
     }
 
+    let mut sessions = Vec::new();
+    let mut stmt = conn.prepare("SELECT digest, user, csrf, expires_at FROM sessions")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let digest: Vec<u8> = row.get(0)?;
+        let Ok(digest) = <[u8; 32]>::try_from(digest.as_slice()) else {
+            continue;
+        };
+        sessions.push((
+            digest,
+            crate::sessions::Session {
+                user: UserId(row.get::<_, i64>(1)? as u64),
+                csrf: row.get(2)?,
+                expires_at: row.get::<_, i64>(3)? as u64,
+            },
+        ));
+    }
+
+    let mut identities = Vec::new();
+    let mut stmt = conn.prepare("SELECT provider, subject, user FROM identities")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        identities.push((
+            row.get(0)?,
+            row.get(1)?,
+            UserId(row.get::<_, i64>(2)? as u64),
+        ));
+    }
+
     let mut minutes = Vec::new();
     let mut stmt = conn.prepare("SELECT minute, requests, tokens FROM minutes")?;
     let mut rows = stmt.query([])?;
@@ -117,6 +146,8 @@ pub(super) fn load(conn: &Connection, default_concurrency: u32) -> Result<Loaded
         requests,
         idempotency,
         minutes,
+        sessions,
+        identities,
     })
 }
 

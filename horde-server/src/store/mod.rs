@@ -83,6 +83,27 @@ pub enum Write {
     /// A user's identity was created or changed (registration, a new key). Their policy
     /// follows as a core event in the same commit.
     User(UserRow),
+    /// A web session began.
+    Session {
+        /// The digest of its id.
+        digest: [u8; 32],
+        /// The session.
+        session: crate::sessions::Session,
+    },
+    /// A web session ended (signed out, or expired).
+    SessionEnded {
+        /// The digest of its id.
+        digest: [u8; 32],
+    },
+    /// An OAuth identity was linked to an account.
+    Identity {
+        /// `github` or `discord`.
+        provider: String,
+        /// The provider's user id.
+        subject: String,
+        /// The account.
+        user: UserId,
+    },
     /// A transfer's idempotency key and the response it got.
     Idempotency {
         /// Who sent it.
@@ -116,6 +137,10 @@ pub struct Loaded {
     pub idempotency: Vec<(UserId, String, String, String)>,
     /// Finished generations per minute: (minute since epoch, requests, tokens).
     pub minutes: Vec<(u64, u64, u64)>,
+    /// Web sessions by the digest of their id.
+    pub sessions: Vec<([u8; 32], crate::sessions::Session)>,
+    /// OAuth identities: provider, subject, user.
+    pub identities: Vec<(String, String, UserId)>,
 }
 
 /// A handle to the writer thread.

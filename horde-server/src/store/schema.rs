@@ -62,6 +62,19 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE users ADD COLUMN escrow INTEGER NOT NULL DEFAULT 0;
      ALTER TABLE postings ADD COLUMN from_escrow INTEGER NOT NULL DEFAULT 0;
      ALTER TABLE postings ADD COLUMN to_escrow INTEGER NOT NULL DEFAULT 0;",
+    // 8: web sign-in: sessions (by the digest of their id) and OAuth identities.
+    "CREATE TABLE sessions (
+        digest BLOB PRIMARY KEY,
+        user INTEGER NOT NULL,
+        csrf TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+     );
+     CREATE TABLE identities (
+        provider TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        user INTEGER NOT NULL,
+        PRIMARY KEY (provider, subject)
+     );",
 ];
 
 /// Opens (creating and migrating if needed) the database at `path`.

@@ -174,7 +174,7 @@ pub(crate) fn assert_error(got: &(StatusCode, Value), status: StatusCode, rc: &s
 pub(crate) fn declared_routes() -> Vec<(Method, String)> {
     let sources = [
         ("/api/v2", include_str!("../../src/api/mod.rs")),
-        ("", include_str!("../../src/web.rs")),
+        ("", include_str!("../../src/web/mod.rs")),
     ];
     let mut routes = Vec::new();
     for (prefix, source) in sources {

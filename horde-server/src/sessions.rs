@@ -1,0 +1,116 @@
+//! Web sign-in state: sessions (a random id in a cookie, kept only as a salted digest) and the
+//! OAuth identities (provider + the provider's user id) that reach an account.
+//!
+//! Both are persisted like users (through [`crate::store::Write`]), so a restart keeps people
+//! signed in and keeps each provider identity on its account.
+
+use std::collections::HashMap;
+
+use horde_core::{Timestamp, UserId};
+
+/// How long a session lasts: 30 days.
+pub const SESSION_TTL_MS: u64 = 30 * 24 * 3600 * 1000;
+
+/// One signed-in browser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// Who is signed in.
+    pub user: UserId,
+    /// The token every form of this session must carry (CSRF).
+    pub csrf: String,
+    /// When it ends, ms since the epoch.
+    pub expires_at: u64,
+}
+
+/// Sessions by the digest of their id.
+#[derive(Debug, Default)]
+pub struct Sessions {
+    by_digest: HashMap<[u8; 32], Session>,
+}
+
+impl Sessions {
+    /// The sessions `rows` (expired ones included; they are never returned).
+    pub fn new(rows: impl IntoIterator<Item = ([u8; 32], Session)>) -> Sessions {
+        Sessions {
+            by_digest: rows.into_iter().collect(),
+        }
+    }
+
+    /// The live session with this digest.
+    pub fn get(&self, digest: &[u8; 32], now: Timestamp) -> Option<&Session> {
+        self.by_digest
+            .get(digest)
+            .filter(|session| session.expires_at > now.millis())
+    }
+
+    /// Adds a session.
+    pub fn insert(&mut self, digest: [u8; 32], session: Session) {
+        self.by_digest.insert(digest, session);
+    }
+
+    /// Ends a session; returns true if and only if it existed.
+    pub fn remove(&mut self, digest: &[u8; 32]) -> bool {
+        self.by_digest.remove(digest).is_some()
+    }
+
+    /// Digests of the sessions that have expired by `now` (to delete).
+    pub fn expired(&self, now: Timestamp) -> Vec<[u8; 32]> {
+        self.by_digest
+            .iter()
+            .filter(|(_, session)| session.expires_at <= now.millis())
+            .map(|(digest, _)| *digest)
+            .collect()
+    }
+}
+
+/// Which account each OAuth identity reaches: `(provider, subject)` → user.
+#[derive(Debug, Default)]
+pub struct Identities {
+    by_subject: HashMap<(String, String), UserId>,
+}
+
+impl Identities {
+    /// The identities `rows`.
+    pub fn new(rows: impl IntoIterator<Item = (String, String, UserId)>) -> Identities {
+        Identities {
+            by_subject: rows
+                .into_iter()
+                .map(|(provider, subject, user)| ((provider, subject), user))
+                .collect(),
+        }
+    }
+
+    /// The account `subject` of `provider` reaches.
+    pub fn get(&self, provider: &str, subject: &str) -> Option<UserId> {
+        self.by_subject
+            .get(&(provider.to_owned(), subject.to_owned()))
+            .copied()
+    }
+
+    /// Links `subject` of `provider` to `user`.
+    pub fn insert(&mut self, provider: &str, subject: &str, user: UserId) {
+        self.by_subject
+            .insert((provider.to_owned(), subject.to_owned()), user);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expired_sessions_are_not_returned() {
+        let mut sessions = Sessions::default();
+        let session = Session {
+            user: UserId(3),
+            csrf: "t".into(),
+            expires_at: 1_000,
+        };
+        sessions.insert([1; 32], session.clone());
+        assert_eq!(sessions.get(&[1; 32], Timestamp(999)), Some(&session));
+        assert_eq!(sessions.get(&[1; 32], Timestamp(1_000)), None);
+        assert_eq!(sessions.expired(Timestamp(1_000)), vec![[1; 32]]);
+        assert!(sessions.remove(&[1; 32]));
+        assert!(!sessions.remove(&[1; 32]));
+    }
+}

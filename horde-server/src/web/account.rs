@@ -1,0 +1,394 @@
+//! Registration, signing in and out, and the account page (balance, kudos details, workers
+//! with maintenance toggles, a new API key).
+
+use std::fmt::Write as _;
+
+use axum::extract::rejection::FormRejection;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Form;
+use horde_core::{UserId, WorkerUpdate};
+use serde::Deserialize;
+
+use super::{
+    csrf_field, error_page, escape, page, redirect, session_cookie_header, sign_in_first,
+    signed_in, SignedIn,
+};
+use crate::api::users::{register_user, user_details};
+use crate::api::ClientIp;
+use crate::auth::{new_token, username};
+use crate::driver::Driver;
+use crate::error::{ApiError, Rc};
+use crate::sessions::{Session, SESSION_TTL_MS};
+use crate::store::Write;
+
+/// Expired sessions deleted per sign-in (bounded work; the rest go at later sign-ins).
+const EXPIRED_PER_SIGN_IN: usize = 100;
+
+fn register_body(message: &str) -> String {
+    format!(
+        "{message}<form method=\"post\" action=\"/register\">\
+         <label>Username <input type=\"text\" name=\"username\" maxlength=\"50\" required></label>\
+         <button type=\"submit\">Register</button></form>\
+         <p>You get an API key, shown once: keep it. Clients and workers send it in the \
+         <code>apikey</code> header; with it you can also <a href=\"/login\">sign in</a>.</p>"
+    )
+}
+
+pub(super) async fn register_form(State(state): State<Driver>, headers: HeaderMap) -> Response {
+    let session = signed_in(&state, &headers);
+    if !state.config().registration {
+        let body = "<p class=\"error\">Registration is disabled on this horde.</p>";
+        return (
+            StatusCode::FORBIDDEN,
+            page("Register", session.as_ref(), body),
+        )
+            .into_response();
+    }
+    page("Register", session.as_ref(), &register_body("")).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct RegisterForm {
+    username: String,
+}
+
+pub(super) async fn register(
+    State(state): State<Driver>,
+    ClientIp(ip): ClientIp,
+    form_data: Result<Form<RegisterForm>, FormRejection>,
+) -> Response {
+    let result = match form_data {
+        Ok(Form(data)) => register_user(&state, ip, &data.username).await,
+        Err(_) => Err(ApiError::invalid(
+            Rc::InvalidUsername,
+            "username",
+            "the form needs a username",
+        )),
+    };
+    match result {
+        Ok((row, key)) => {
+            let body = format!(
+                "<p>Welcome, <strong>{}</strong>.</p>\
+                 <p>Your API key: <code id=\"api-key\">{}</code></p>\
+                 <p>This is the only time it is shown. Keep it somewhere safe, then \
+                 <a href=\"/login\">sign in</a> with it.</p>",
+                escape(&username(&row)),
+                escape(&key)
+            );
+            (StatusCode::CREATED, page("Registered", None, &body)).into_response()
+        }
+        Err(error) => {
+            let message = format!("<p class=\"error\">{}</p>", escape(&error.to_string()));
+            (
+                error.status(),
+                page("Register", None, &register_body(&message)),
+            )
+                .into_response()
+        }
+    }
+}
+
+fn login_body(message: &str) -> String {
+    format!(
+        "{message}<form method=\"post\" action=\"/login\">\
+         <label>API key <input type=\"password\" name=\"apikey\" autocomplete=\"current-password\" \
+         required></label><button type=\"submit\">Sign in</button></form>\
+         <p>No key yet? <a href=\"/register\">Register</a>.</p>"
+    )
+}
+
+pub(super) async fn login_form(State(state): State<Driver>, headers: HeaderMap) -> Response {
+    if signed_in(&state, &headers).is_some() {
+        return redirect("/account", None);
+    }
+    page("Sign in", None, &login_body("")).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct LoginForm {
+    apikey: String,
+}
+
+pub(super) async fn login(
+    State(state): State<Driver>,
+    form_data: Result<Form<LoginForm>, FormRejection>,
+) -> Response {
+    let key = form_data.map(|Form(f)| f.apikey).unwrap_or_default();
+    let user = state.read(|core, _| core.users.authenticate(Some(&key)));
+    match user {
+        Ok(user) if !user.is_anonymous() => match start_session(&state, user).await {
+            Ok(cookie) => redirect("/account", Some(cookie)),
+            Err(e) => error_page(e.status(), None, &e.to_string()),
+        },
+        _ => {
+            let message = "<p class=\"error\">That API key is not known here. (The anonymous \
+                           key cannot sign in.)</p>";
+            (
+                StatusCode::UNAUTHORIZED,
+                page("Sign in", None, &login_body(message)),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// Starts a session for `user`; returns its `Set-Cookie` value.
+pub(super) async fn start_session(
+    state: &Driver,
+    user: UserId,
+) -> Result<axum::http::HeaderValue, ApiError> {
+    let token = new_token()?;
+    let csrf = new_token()?;
+    state
+        .change(|txn| {
+            let now = txn.now();
+            let digest = txn.core().users.digest(&token);
+            let session = Session {
+                user,
+                csrf,
+                expires_at: now.millis().saturating_add(SESSION_TTL_MS),
+            };
+            let expired = txn.core().sessions.expired(now);
+            for old in expired.into_iter().take(EXPIRED_PER_SIGN_IN) {
+                txn.core_mut().sessions.remove(&old);
+                txn.write(Write::SessionEnded { digest: old });
+            }
+            txn.core_mut().sessions.insert(digest, session.clone());
+            txn.write(Write::Session { digest, session });
+            Ok(())
+        })
+        .await?;
+    Ok(session_cookie_header(state, Some(&token)))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// Returns true if and only if the form's token is this session's.
+pub(super) fn csrf_ok(session: &SignedIn, token: &str) -> bool {
+    !token.is_empty() && token == session.csrf
+}
+
+/// The page for a form whose CSRF token is not its session's.
+pub(super) fn csrf_refused(session: &SignedIn) -> Response {
+    error_page(
+        StatusCode::FORBIDDEN,
+        Some(session),
+        "This form is out of date or came from another page; nothing was changed. Open the \
+         page again and resend it.",
+    )
+}
+
+pub(super) async fn logout(
+    State(state): State<Driver>,
+    headers: HeaderMap,
+    form_data: Result<Form<CsrfForm>, FormRejection>,
+) -> Response {
+    let Some(session) = signed_in(&state, &headers) else {
+        return redirect("/", Some(session_cookie_header(&state, None)));
+    };
+    let token = form_data.map(|Form(f)| f.csrf).unwrap_or_default();
+    if !csrf_ok(&session, &token) {
+        return csrf_refused(&session);
+    }
+    let digest = session.digest;
+    let ended = state
+        .change(|txn| {
+            txn.core_mut().sessions.remove(&digest);
+            txn.write(Write::SessionEnded { digest });
+            Ok(())
+        })
+        .await;
+    match ended {
+        Ok(()) => redirect("/", Some(session_cookie_header(&state, None))),
+        Err(e) => error_page(e.status(), Some(&session), &e.to_string()),
+    }
+}
+
+pub(super) async fn account(State(state): State<Driver>, headers: HeaderMap) -> Response {
+    let Some(session) = signed_in(&state, &headers) else {
+        return sign_in_first();
+    };
+    let body = account_body(&state, &session, "");
+    page("Your account", Some(&session), &body).into_response()
+}
+
+/// The account page's content, after `notice`.
+fn account_body(state: &Driver, session: &SignedIn, notice: &str) -> String {
+    let timeout = state.config().horde.economy.online_timeout_secs;
+    state.read(|core, now| {
+        let mut body = notice.to_owned();
+        let Some(row) = core.users.get(session.user) else {
+            return body;
+        };
+        let details = user_details(core, row, now);
+        let _ = write!(
+            body,
+            "<p>Signed in as <strong>{}</strong>. Balance: <strong id=\"balance\">{}</strong> \
+             kudos.</p><table>",
+            escape(&details.username),
+            details.kudos
+        );
+        let k = &details.kudos_details;
+        for (label, value) in [
+            (
+                "Earned by your workers (generations)",
+                k.accumulated.to_string(),
+            ),
+            ("Earned for uptime", k.uptime.to_string()),
+            ("Received from others", k.received.to_string()),
+            ("Given to others", k.gifted.to_string()),
+            ("Granted by administrators", k.admin.to_string()),
+            (
+                "Held in escrow until you are trusted",
+                k.evaluating.to_string(),
+            ),
+        ] {
+            let _ = write!(body, "<tr><th>{label}</th><td>{value}</td></tr>");
+        }
+        body.push_str("</table><h2>Your workers</h2>");
+        let mut workers: Vec<_> = core
+            .horde()
+            .workers()
+            .filter(|w| w.owner == session.user)
+            .collect();
+        workers.sort_by(|a, b| a.name.cmp(&b.name));
+        if workers.is_empty() {
+            body.push_str(
+                "<p>None yet. Run <code>horde-worker</code> with your API key to add one.</p>",
+            );
+        } else {
+            body.push_str(
+                "<div class=\"scroll\"><table><tr><th>Worker</th><th>State</th>\
+                 <th>Jobs done</th><th></th></tr>",
+            );
+            for worker in workers {
+                let online = worker.is_online(now, timeout);
+                let state = match (worker.maintenance, online) {
+                    (true, _) => "maintenance",
+                    (false, true) => "online",
+                    (false, false) => "offline",
+                };
+                let (action, label) = if worker.maintenance {
+                    ("off", "leave maintenance")
+                } else {
+                    ("on", "enter maintenance")
+                };
+                let _ = write!(
+                    body,
+                    "<tr><td>{}</td><td>{state}</td><td>{}</td><td>\
+                     <form method=\"post\" action=\"/account/maintenance\" class=\"inline\">{}\
+                     <input type=\"hidden\" name=\"worker\" value=\"{}\">\
+                     <input type=\"hidden\" name=\"maintenance\" value=\"{action}\">\
+                     <button type=\"submit\">{label}</button></form></td></tr>",
+                    escape(&worker.name),
+                    worker.requests_fulfilled,
+                    csrf_field(session),
+                    worker.id.0
+                );
+            }
+            body.push_str("</table></div>");
+        }
+        let _ = write!(
+            body,
+            "<h2>API key</h2><p>A new key replaces the old one at once: clients and workers \
+             using the old key stop working until they get the new one.</p>\
+             <form method=\"post\" action=\"/account/key\">{}\
+             <button type=\"submit\">Generate a new key</button></form>",
+            csrf_field(session)
+        );
+        body
+    })
+}
+
+pub(super) async fn new_key(
+    State(state): State<Driver>,
+    headers: HeaderMap,
+    form_data: Result<Form<CsrfForm>, FormRejection>,
+) -> Response {
+    let Some(session) = signed_in(&state, &headers) else {
+        return sign_in_first();
+    };
+    let token = form_data.map(|Form(f)| f.csrf).unwrap_or_default();
+    if !csrf_ok(&session, &token) {
+        return csrf_refused(&session);
+    }
+    let user = session.user;
+    let result = state
+        .change(|txn| {
+            let (row, key) = txn.core_mut().users.rekey(user)?;
+            txn.write(Write::User(row));
+            Ok(key)
+        })
+        .await;
+    match result {
+        Ok(key) => {
+            let notice = format!(
+                "<p class=\"ok\">Your new API key: <code id=\"api-key\">{}</code></p>\
+                 <p>This is the only time it is shown. The old key no longer works.</p>",
+                escape(&key)
+            );
+            page(
+                "Your account",
+                Some(&session),
+                &account_body(&state, &session, &notice),
+            )
+            .into_response()
+        }
+        Err(e) => error_page(e.status(), Some(&session), &e.to_string()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct MaintenanceForm {
+    #[serde(default)]
+    csrf: String,
+    worker: String,
+    maintenance: String,
+}
+
+pub(super) async fn maintenance(
+    State(state): State<Driver>,
+    headers: HeaderMap,
+    form_data: Result<Form<MaintenanceForm>, FormRejection>,
+) -> Response {
+    let Some(session) = signed_in(&state, &headers) else {
+        return sign_in_first();
+    };
+    let Ok(Form(form)) = form_data else {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            Some(&session),
+            "The form is incomplete.",
+        );
+    };
+    if !csrf_ok(&session, &form.csrf) {
+        return csrf_refused(&session);
+    }
+    let Ok(id) = form.worker.parse::<uuid::Uuid>() else {
+        return error_page(StatusCode::NOT_FOUND, Some(&session), "No such worker.");
+    };
+    let on = form.maintenance == "on";
+    let user = session.user;
+    let update = WorkerUpdate {
+        maintenance: Some(on),
+        ..WorkerUpdate::default()
+    };
+    let result = state
+        .change(|txn| {
+            txn.apply(|horde, _| {
+                horde.update_worker(user, false, horde_core::WorkerId(id), update)
+            })?;
+            Ok(())
+        })
+        .await;
+    match result {
+        Ok(()) => redirect("/account", None),
+        Err(e) => error_page(e.status(), Some(&session), &e.to_string()),
+    }
+}

@@ -1,0 +1,197 @@
+//! Server-rendered web pages: the live horde, registration, signing in (API key), the account,
+//! kudos transfers, and public tables of workers, models and users.
+//!
+//! Plain HTML with a small stylesheet and no scripts: every page works in any browser and on
+//! a phone, and every text from a user is escaped. A signed-in browser holds a random session
+//! id in an `HttpOnly; SameSite=Lax` cookie (`Secure` when the horde's public URL is https);
+//! the server keeps only its salted digest, in the database. Every form of a signed-in page
+//! carries the session's CSRF token.
+
+mod account;
+mod public;
+mod transfer;
+
+use std::fmt::Write as _;
+
+use axum::http::header::{COOKIE, LOCATION, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use horde_core::UserId;
+
+use crate::auth::username;
+use crate::driver::Driver;
+
+/// The session cookie's name.
+const COOKIE_NAME: &str = "horde_session";
+
+/// Routes of the web pages.
+pub fn routes() -> Router<Driver> {
+    Router::new()
+        .route("/", get(public::home))
+        .route("/workers", get(public::workers))
+        .route("/models", get(public::models))
+        .route("/users", get(public::users))
+        .route(
+            "/register",
+            get(account::register_form).post(account::register),
+        )
+        .route("/login", get(account::login_form).post(account::login))
+        .route("/logout", post(account::logout))
+        .route("/account", get(account::account))
+        .route("/account/key", post(account::new_key))
+        .route("/account/maintenance", post(account::maintenance))
+        .route("/transfer", get(transfer::form).post(transfer::confirm))
+        .route("/transfer/send", post(transfer::send))
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A signed-in browser.
+#[derive(Debug, Clone)]
+pub(crate) struct SignedIn {
+    /// Who.
+    pub(crate) user: UserId,
+    /// `alias#id`.
+    pub(crate) username: String,
+    /// The token this session's forms carry.
+    pub(crate) csrf: String,
+    /// The digest of the session id.
+    pub(crate) digest: [u8; 32],
+}
+
+/// The session the request's cookie names, if it is live.
+pub(crate) fn signed_in(state: &Driver, headers: &HeaderMap) -> Option<SignedIn> {
+    let token = session_cookie(headers)?;
+    state.read(|core, now| {
+        let digest = core.users.digest(&token);
+        let session = core.sessions.get(&digest, now)?;
+        let row = core.users.get(session.user)?;
+        Some(SignedIn {
+            user: session.user,
+            username: username(row),
+            csrf: session.csrf.clone(),
+            digest,
+        })
+    })
+}
+
+/// The session id in the `Cookie` header.
+fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE_NAME)
+        .map(|(_, value)| value.to_owned())
+}
+
+/// The `Set-Cookie` value for session `token` (`None`: clear it).
+fn session_cookie_header(state: &Driver, token: Option<&str>) -> HeaderValue {
+    let secure = state
+        .config()
+        .public_url
+        .as_deref()
+        .is_some_and(|url| url.starts_with("https://"));
+    let value = match token {
+        Some(token) => format!(
+            "{COOKIE_NAME}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}",
+            crate::sessions::SESSION_TTL_MS / 1000
+        ),
+        None => format!("{COOKIE_NAME}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
+    };
+    let value = if secure { value + "; Secure" } else { value };
+    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// A `303 See Other` to `to`, optionally setting the session cookie.
+fn redirect(to: &str, cookie: Option<HeaderValue>) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(location) = HeaderValue::from_str(to) {
+        response.headers_mut().insert(LOCATION, location);
+    }
+    if let Some(cookie) = cookie {
+        response.headers_mut().insert(SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// The hidden CSRF field of a signed-in form.
+fn csrf_field(session: &SignedIn) -> String {
+    format!(
+        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+        escape(&session.csrf)
+    )
+}
+
+/// A page: the navigation (with the signed-in user, if any), a title and `body`.
+fn page(title: &str, session: Option<&SignedIn>, body: &str) -> Html<String> {
+    let mut nav = String::from(
+        "<a href=\"/\">horde</a> <a href=\"/workers\">workers</a> \
+         <a href=\"/models\">models</a> <a href=\"/users\">users</a> <span class=\"grow\"></span>",
+    );
+    match session {
+        Some(session) => {
+            let _ = write!(
+                nav,
+                "<a href=\"/account\">{}</a> <a href=\"/transfer\">transfer</a> \
+                 <form method=\"post\" action=\"/logout\" class=\"inline\">{}\
+                 <button type=\"submit\" class=\"link\">sign out</button></form>",
+                escape(&session.username),
+                csrf_field(session)
+            );
+        }
+        None => nav.push_str("<a href=\"/login\">sign in</a> <a href=\"/register\">register</a>"),
+    }
+    Html(format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title} · horde</title><style>{STYLE}</style></head>\
+         <body><nav>{nav}</nav><main><h1>{title}</h1>{body}</main></body></html>",
+        title = escape(title)
+    ))
+}
+
+/// The stylesheet: readable on a desktop and on a phone.
+const STYLE: &str = "\
+body{font-family:system-ui,sans-serif;margin:0;line-height:1.5;color:#222}\
+nav{display:flex;flex-wrap:wrap;gap:.4rem 1rem;align-items:center;padding:.6rem 1rem;\
+background:#f4f1ea;border-bottom:1px solid #ddd}\
+nav .grow{flex:1}main{max-width:48rem;margin:1.5rem auto;padding:0 1rem}\
+code{background:#eee;padding:.1rem .3rem;word-break:break-all}\
+table{border-collapse:collapse;width:100%;margin:.5rem 0 1rem}\
+td,th{padding:.3rem .6rem;text-align:left;border-bottom:1px solid #eee;vertical-align:top}\
+.scroll{overflow-x:auto}.error{color:#a00;font-weight:bold}.ok{color:#060;font-weight:bold}\
+form.inline{display:inline;margin:0}button.link{background:none;border:none;color:#00e;\
+text-decoration:underline;cursor:pointer;padding:0;font:inherit}\
+label{display:block;margin:.5rem 0}input[type=text],input[type=password],input[type=number]\
+{font:inherit;padding:.3rem;width:100%;max-width:24rem;box-sizing:border-box}\
+button{font:inherit;padding:.3rem .9rem}";
+
+/// A page answering a request that needs a signed-in browser: to the sign-in page.
+fn sign_in_first() -> Response {
+    redirect("/login", None)
+}
+
+/// A page saying `message` with `status`.
+fn error_page(status: StatusCode, session: Option<&SignedIn>, message: &str) -> Response {
+    let body = format!("<p class=\"error\">{}</p>", escape(message));
+    (status, page("Something went wrong", session, &body)).into_response()
+}

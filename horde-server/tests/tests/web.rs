@@ -1,0 +1,313 @@
+//! The web pages over HTTP with a browser's cookie jar: signing in with an API key, the
+//! account page and a new key, transfers with their confirmation and refusals, CSRF, signing
+//! out, sessions across a restart, and the public tables.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::util::TestServer;
+
+/// A browser: a cookie jar, following redirects.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap()
+}
+
+/// The site's root URL.
+fn site(server: &TestServer) -> String {
+    server.base.trim_end_matches("/api/v2").to_owned()
+}
+
+/// The value of the first hidden input named `name` on `page`.
+fn hidden(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} field in {page}"))
+        + marker.len();
+    page[start..].split('"').next().unwrap().to_owned()
+}
+
+/// Signs `browser` in with `key`; returns the account page.
+async fn sign_in(server: &TestServer, browser: &reqwest::Client, key: &str) -> String {
+    let response = browser
+        .post(format!("{}/login", site(server)))
+        .form(&[("apikey", key)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.url().path().ends_with("/account"));
+    response.text().await.unwrap()
+}
+
+async fn get_page(browser: &reqwest::Client, url: String) -> (StatusCode, String, String) {
+    let response = browser.get(url).send().await.unwrap();
+    let status = response.status();
+    let path = response.url().path().to_owned();
+    (status, path, response.text().await.unwrap())
+}
+
+async fn post_form(
+    browser: &reqwest::Client,
+    url: String,
+    fields: &[(&str, &str)],
+) -> (StatusCode, String) {
+    let response = browser.post(url).form(fields).send().await.unwrap();
+    (response.status(), response.text().await.unwrap())
+}
+
+async fn kudos(server: &TestServer, key: &str) -> f64 {
+    server.get("/find_user", Some(key)).await.1["kudos"]
+        .as_f64()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn signing_in_with_a_key_the_account_and_a_new_key() {
+    let server = TestServer::start().await;
+    let (_, key) = server.register("alice").await;
+    let browser = browser();
+    // Signed out, the account page sends you to sign in.
+    let (_, path, _) = get_page(&browser, format!("{}/account", site(&server))).await;
+    assert_eq!(path, "/login");
+    let (status, page) = post_form(
+        &browser,
+        format!("{}/login", site(&server)),
+        &[("apikey", "AAAAAAAAAAAAAAAAAAAAAA")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(page.contains("not known here"));
+
+    // The cookie: HttpOnly, SameSite=Lax, not Secure over http.
+    let raw = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}/login", site(&server)))
+        .form(&[("apikey", key.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), StatusCode::SEE_OTHER);
+    let cookie = raw.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("horde_session="), "{cookie}");
+    for flag in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(cookie.contains(flag), "{cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "{cookie}");
+
+    let account = sign_in(&server, &browser, &key).await;
+    assert!(account.contains("alice#"), "{account}");
+    assert!(account.contains("id=\"balance\""));
+    let csrf = hidden(&account, "csrf");
+
+    // A new key with a forged token is refused and changes nothing.
+    let (status, _) = post_form(
+        &browser,
+        format!("{}/account/key", site(&server)),
+        &[("csrf", "forged")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(server.get("/find_user", Some(&key)).await.0, StatusCode::OK);
+    // With the session's token: shown once; the old key stops working at once.
+    let (status, page) = post_form(
+        &browser,
+        format!("{}/account/key", site(&server)),
+        &[("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let start = page.find("id=\"api-key\">").unwrap() + "id=\"api-key\">".len();
+    let new_key = page[start..].split('<').next().unwrap().to_owned();
+    assert_eq!(new_key.len(), 22);
+    assert_eq!(
+        server.get("/find_user", Some(&key)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        server.get("/find_user", Some(&new_key)).await.0,
+        StatusCode::OK
+    );
+
+    // The session and the new key survive a restart.
+    let dir = server.stop().await;
+    let server = TestServer::start_in(dir, |_| {}).await;
+    let (status, path, page) = get_page(&browser, format!("{}/account", site(&server))).await;
+    assert_eq!((status, path.as_str()), (StatusCode::OK, "/account"));
+    assert!(page.contains("alice#"));
+    assert_eq!(
+        server.get("/find_user", Some(&new_key)).await.0,
+        StatusCode::OK
+    );
+
+    // Signing out ends it: the cookie no longer opens the account.
+    let csrf = hidden(&page, "csrf");
+    let (status, _) = post_form(
+        &browser,
+        format!("{}/logout", site(&server)),
+        &[("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, path, _) = get_page(&browser, format!("{}/account", site(&server))).await;
+    assert_eq!(path, "/login");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_transfer_is_confirmed_then_paid_once_and_bad_forms_move_nothing() {
+    let server = TestServer::start_with(|config| {
+        config.admins = vec!["admin#1".into()];
+    })
+    .await;
+    let (admin, admin_key) = server.register("admin").await;
+    let (bob, bob_key) = server.register("bob").await;
+    let (status, _) = server
+        .call(
+            Method::PUT,
+            &format!("/users/{admin}"),
+            Some(&admin_key),
+            Some(json!({ "kudos": 100 })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let browser = browser();
+    sign_in(&server, &browser, &admin_key).await;
+    let (_, _, form) = get_page(&browser, format!("{}/transfer", site(&server))).await;
+    let csrf = hidden(&form, "csrf");
+    let bob_name = format!("bob#{bob}");
+
+    // Refusals, each shown in the page; nothing moves.
+    let bob_csrf = {
+        let other = self::browser();
+        let page = sign_in(&server, &other, &bob_key).await;
+        hidden(&page, "csrf")
+    };
+    for (fields, status, message) in [
+        (
+            vec![("username", bob_name.as_str()), ("amount", "-3")],
+            400,
+            "negative",
+        ),
+        (
+            vec![("username", bob_name.as_str()), ("amount", "lots")],
+            400,
+            "must be a number",
+        ),
+        (
+            vec![("username", "nobody#99"), ("amount", "5")],
+            404,
+            "There is no user nobody#99",
+        ),
+        (
+            vec![("username", "admin#1"), ("amount", "5")],
+            400,
+            "to yourself",
+        ),
+    ] {
+        let mut fields = fields;
+        fields.push(("csrf", &csrf));
+        let (got, page) = post_form(&browser, format!("{}/transfer", site(&server)), &fields).await;
+        assert_eq!(got.as_u16(), status, "{page}");
+        assert!(page.contains(message), "{message}: {page}");
+        assert!(page.contains("class=\"error\""));
+    }
+    // A token from another session (bob's) is refused.
+    let (got, _) = post_form(
+        &browser,
+        format!("{}/transfer", site(&server)),
+        &[
+            ("username", &bob_name),
+            ("amount", "5"),
+            ("csrf", &bob_csrf),
+        ],
+    )
+    .await;
+    assert_eq!(got, StatusCode::FORBIDDEN);
+    let (got, _) = post_form(
+        &browser,
+        format!("{}/transfer/send", site(&server)),
+        &[
+            ("username", &bob_name),
+            ("amount", "5"),
+            ("csrf", &bob_csrf),
+            ("form_id", "x"),
+        ],
+    )
+    .await;
+    assert_eq!(got, StatusCode::FORBIDDEN);
+    assert_eq!(kudos(&server, &bob_key).await, 0.0);
+
+    // The confirmation shows both names and the amount.
+    let (got, confirm) = post_form(
+        &browser,
+        format!("{}/transfer", site(&server)),
+        &[("username", &bob_name), ("amount", "12.5"), ("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(got, StatusCode::OK);
+    assert!(confirm.contains("admin#1") && confirm.contains(&bob_name) && confirm.contains("12.5"));
+    assert_eq!(
+        kudos(&server, &bob_key).await,
+        0.0,
+        "nothing moves before confirming"
+    );
+    let fields = [
+        ("csrf", hidden(&confirm, "csrf")),
+        ("username", hidden(&confirm, "username")),
+        ("amount", hidden(&confirm, "amount")),
+        ("form_id", hidden(&confirm, "form_id")),
+    ];
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    for _ in 0..2 {
+        // Sent twice (a double click, a reload): paid once.
+        let (got, page) = post_form(
+            &browser,
+            format!("{}/transfer/send", site(&server)),
+            &fields,
+        )
+        .await;
+        assert_eq!(got, StatusCode::OK, "{page}");
+        assert!(page.contains("Sent 12.5 kudos"), "{page}");
+    }
+    assert_eq!(kudos(&server, &bob_key).await, 12.5);
+    assert_eq!(kudos(&server, &admin_key).await, 87.5);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn public_pages_list_workers_models_and_users_escaped() {
+    let server = TestServer::start().await;
+    let (_, key) = server.register("<b>mallory</b>").await;
+    let (status, _) = server
+        .post(
+            "/generate/text/pop",
+            Some(&key),
+            json!({ "name": "<script>alert(1)</script>", "models": ["<i>model</i>"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let browser = browser();
+    for (path, raw, escaped) in [
+        (
+            "/workers",
+            "<script>alert(1)</script>",
+            "&lt;script&gt;alert(1)&lt;/script&gt;",
+        ),
+        ("/models", "<i>model</i>", "&lt;i&gt;model&lt;/i&gt;"),
+        ("/users", "<b>mallory</b>", "&lt;b&gt;mallory&lt;/b&gt;"),
+        ("/", "<i>model</i>", "&lt;i&gt;model&lt;/i&gt;"),
+    ] {
+        let (status, _, page) = get_page(&browser, format!("{}{path}", site(&server))).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert!(page.contains(escaped), "{path}: {page}");
+        assert!(!page.contains(raw), "{path} holds unescaped user text");
+        assert!(page.contains("name=\"viewport\""), "{path}: phone-ready");
+    }
+    server.stop().await;
+}
