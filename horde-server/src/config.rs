@@ -54,8 +54,43 @@ pub struct Config {
     pub model_reference_replaces_default: bool,
     /// Connection limits and timeouts.
     pub http: HttpConfig,
+    /// Sign-in with GitHub or Discord on the web pages. Default: neither.
+    pub oauth: OAuthConfig,
     /// Core rules and limits.
     pub horde: HordeConfig,
+}
+
+/// The OAuth providers people may sign in with.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OAuthConfig {
+    /// GitHub (`--oauth-github-client-id`, `--oauth-github-client-secret`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub github: Option<OAuthProvider>,
+    /// Discord (`--oauth-discord-client-id`, `--oauth-discord-client-secret`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discord: Option<OAuthProvider>,
+}
+
+/// One OAuth application. The endpoints default to the provider's own; they can be replaced
+/// (tests, GitHub Enterprise) with `HORDE_OAUTH_<PROVIDER>_{AUTH,TOKEN,USER}_URL`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthProvider {
+    /// The application's client id.
+    pub client_id: String,
+    /// Its client secret (never printed by `--print-config`).
+    #[serde(default, skip_serializing)]
+    pub client_secret: String,
+    /// The authorize endpoint, if not the provider's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_url: Option<String>,
+    /// The token endpoint, if not the provider's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_url: Option<String>,
+    /// The user endpoint (GitHub's `/user`, Discord's `/users/@me`), if not the provider's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_url: Option<String>,
 }
 
 impl Default for Config {
@@ -74,6 +109,7 @@ impl Default for Config {
             model_reference: None,
             model_reference_replaces_default: false,
             http: HttpConfig::default(),
+            oauth: OAuthConfig::default(),
             horde: HordeConfig::default(),
         }
     }

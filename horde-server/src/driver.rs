@@ -34,7 +34,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::ratelimit::{Limited, RateLimits};
-use crate::sessions::{Identities, Sessions};
+use crate::sessions::{Identities, PendingLogins, Sessions};
 use crate::stats::Stats;
 use crate::store::{Store, StoreError, UserRow, Write};
 
@@ -72,6 +72,8 @@ pub struct Core {
     pub sessions: Sessions,
     /// OAuth identities and their accounts.
     pub identities: Identities,
+    /// OAuth sign-ins in progress (not persisted).
+    pub pending_logins: PendingLogins,
     rate_limits: RateLimits,
 }
 
@@ -125,6 +127,7 @@ impl Txn<'_> {
             idempotency: &mut self.core.idempotency,
             sessions: &mut self.core.sessions,
             identities: &mut self.core.identities,
+            pending_logins: &mut self.core.pending_logins,
             rate_limits: &mut self.core.rate_limits,
         }
     }
@@ -156,6 +159,8 @@ pub struct CoreParts<'a> {
     pub sessions: &'a mut Sessions,
     /// OAuth identities and their accounts.
     pub identities: &'a mut Identities,
+    /// OAuth sign-ins in progress.
+    pub pending_logins: &'a mut PendingLogins,
     rate_limits: &'a mut RateLimits,
 }
 
@@ -253,6 +258,7 @@ impl Driver {
                     stats,
                     sessions: Sessions::new(loaded.sessions),
                     identities: Identities::new(loaded.identities),
+                    pending_logins: PendingLogins::default(),
                     rate_limits: RateLimits::default(),
                 }),
                 store,

@@ -58,6 +58,22 @@ struct Args {
     /// on it, and session cookies are Secure when it is https.
     #[arg(long, env = "HORDE_PUBLIC_URL")]
     public_url: Option<String>,
+    /// The GitHub OAuth application's client id: enables "Sign in with GitHub".
+    #[arg(long, env = "HORDE_OAUTH_GITHUB_CLIENT_ID")]
+    oauth_github_client_id: Option<String>,
+    /// The GitHub OAuth application's client secret.
+    #[arg(long, env = "HORDE_OAUTH_GITHUB_CLIENT_SECRET", hide_env_values = true)]
+    oauth_github_client_secret: Option<String>,
+    /// The Discord OAuth application's client id: enables "Sign in with Discord".
+    #[arg(long, env = "HORDE_OAUTH_DISCORD_CLIENT_ID")]
+    oauth_discord_client_id: Option<String>,
+    /// The Discord OAuth application's client secret.
+    #[arg(
+        long,
+        env = "HORDE_OAUTH_DISCORD_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    oauth_discord_client_secret: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -123,6 +139,18 @@ fn configure(args: &Args) -> Result<Config, ConfigError> {
     if let Some(url) = &args.public_url {
         config.public_url = Some(url.trim().trim_end_matches('/').to_owned());
     }
+    oauth_provider(
+        &mut config.oauth.github,
+        "GITHUB",
+        &args.oauth_github_client_id,
+        &args.oauth_github_client_secret,
+    );
+    oauth_provider(
+        &mut config.oauth.discord,
+        "DISCORD",
+        &args.oauth_discord_client_id,
+        &args.oauth_discord_client_secret,
+    );
     config.validate()?;
     Ok(config)
 }
@@ -267,4 +295,44 @@ async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down: finishing in-flight requests");
+}
+
+/// Applies a provider's flags (or their environment variables) and its endpoint overrides
+/// (`HORDE_OAUTH_<NAME>_AUTH_URL`, `_TOKEN_URL`, `_USER_URL`) over the file's settings.
+fn oauth_provider(
+    provider: &mut Option<horde_server::config::OAuthProvider>,
+    name: &str,
+    client_id: &Option<String>,
+    client_secret: &Option<String>,
+) {
+    if let Some(id) = client_id {
+        let entry = provider.get_or_insert_with(|| horde_server::config::OAuthProvider {
+            client_id: String::new(),
+            client_secret: String::new(),
+            auth_url: None,
+            token_url: None,
+            user_url: None,
+        });
+        entry.client_id = id.trim().to_owned();
+    }
+    let Some(entry) = provider.as_mut() else {
+        return;
+    };
+    if let Some(secret) = client_secret {
+        entry.client_secret = secret.trim().to_owned();
+    }
+    let env = |what: &str| {
+        std::env::var(format!("HORDE_OAUTH_{name}_{what}_URL"))
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+    };
+    if let Some(url) = env("AUTH") {
+        entry.auth_url = Some(url);
+    }
+    if let Some(url) = env("TOKEN") {
+        entry.token_url = Some(url);
+    }
+    if let Some(url) = env("USER") {
+        entry.user_url = Some(url);
+    }
 }

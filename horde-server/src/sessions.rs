@@ -63,6 +63,55 @@ impl Sessions {
     }
 }
 
+/// How long an OAuth sign-in may take between leaving for the provider and coming back.
+pub const PENDING_TTL_MS: u64 = 10 * 60 * 1000;
+/// Most OAuth sign-ins in progress at once (the oldest are dropped beyond it).
+const PENDING_MAX: usize = 10_000;
+
+/// An OAuth sign-in in progress: its provider and PKCE verifier, by its `state`. Kept in
+/// memory only: a restart in the middle of one means starting it again.
+#[derive(Debug, Clone)]
+pub struct PendingLogin {
+    /// `github` or `discord`.
+    pub provider: &'static str,
+    /// The PKCE code verifier.
+    pub verifier: String,
+    /// When it began, ms since the epoch.
+    pub started_at: u64,
+}
+
+/// OAuth sign-ins in progress, by `state`.
+#[derive(Debug, Default)]
+pub struct PendingLogins {
+    by_state: HashMap<String, PendingLogin>,
+}
+
+impl PendingLogins {
+    /// Remembers a sign-in; drops expired ones, and the oldest beyond the cap.
+    pub fn insert(&mut self, state: String, login: PendingLogin, now: Timestamp) {
+        let cutoff = now.millis().saturating_sub(PENDING_TTL_MS);
+        self.by_state
+            .retain(|_, pending| pending.started_at > cutoff);
+        if self.by_state.len() >= PENDING_MAX {
+            if let Some(oldest) = self
+                .by_state
+                .iter()
+                .min_by_key(|(_, pending)| pending.started_at)
+                .map(|(state, _)| state.clone())
+            {
+                self.by_state.remove(&oldest);
+            }
+        }
+        self.by_state.insert(state, login);
+    }
+
+    /// Takes the sign-in with this `state` (once), if it has not expired.
+    pub fn take(&mut self, state: &str, now: Timestamp) -> Option<PendingLogin> {
+        let login = self.by_state.remove(state)?;
+        (login.started_at + PENDING_TTL_MS > now.millis()).then_some(login)
+    }
+}
+
 /// Which account each OAuth identity reaches: `(provider, subject)` → user.
 #[derive(Debug, Default)]
 pub struct Identities {

@@ -20,6 +20,8 @@ mod connections;
 mod crash;
 #[path = "tests/fuzz_seeds.rs"]
 mod fuzz_seeds;
+#[path = "tests/oauth.rs"]
+mod oauth;
 #[path = "tests/openapi.rs"]
 mod openapi;
 #[path = "tests/operators.rs"]

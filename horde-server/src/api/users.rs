@@ -9,7 +9,7 @@ use horde_core::{Kudos, Timestamp, UserId, UserPolicy};
 
 use super::{ApiQuery, Caller, ClientIp, Json, Registered};
 use crate::auth::username;
-use crate::driver::{Core, Driver, IdempotentAnswer};
+use crate::driver::{Core, Driver, IdempotentAnswer, Txn};
 use crate::error::{ApiError, Rc};
 use crate::ratelimit::Limited;
 use crate::store::{UserRow, Write};
@@ -90,19 +90,30 @@ pub(crate) async fn register_user(
             let now = txn.now();
             txn.core_mut()
                 .rate_limit(Limited::Registration(ip), now, limit)?;
-            let (row, key) = txn.core_mut().users.register(alias, now)?;
-            txn.write(Write::User(row.clone()));
-            let policy = UserPolicy {
-                concurrency,
-                trusted: false,
-                public_workers: false,
-                flagged: false,
-                registered_at: now,
-            };
-            txn.apply(|horde, _| Ok::<_, ApiError>(horde.set_user(row.id, policy)))?;
-            Ok((row, key))
+            new_user(txn, alias, concurrency)
         })
         .await
+}
+
+/// Creates the user `alias` in `txn` with the default policy; returns the row and the API
+/// key, to be shown once.
+pub(crate) fn new_user(
+    txn: &mut Txn<'_>,
+    alias: &str,
+    concurrency: u32,
+) -> Result<(UserRow, String), ApiError> {
+    let now = txn.now();
+    let (row, key) = txn.core_mut().users.register(alias, now)?;
+    txn.write(Write::User(row.clone()));
+    let policy = UserPolicy {
+        concurrency,
+        trusted: false,
+        public_workers: false,
+        flagged: false,
+        registered_at: now,
+    };
+    txn.apply(|horde, _| Ok::<_, ApiError>(horde.set_user(row.id, policy)))?;
+    Ok((row, key))
 }
 
 pub(crate) async fn find_user(

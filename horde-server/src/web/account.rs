@@ -26,13 +26,14 @@ use crate::store::Write;
 /// Expired sessions deleted per sign-in (bounded work; the rest go at later sign-ins).
 const EXPIRED_PER_SIGN_IN: usize = 100;
 
-fn register_body(message: &str) -> String {
+fn register_body(config: &crate::config::Config, message: &str) -> String {
     format!(
-        "{message}<form method=\"post\" action=\"/register\">\
+        "{message}{}<form method=\"post\" action=\"/register\">\
          <label>Username <input type=\"text\" name=\"username\" maxlength=\"50\" required></label>\
          <button type=\"submit\">Register</button></form>\
          <p>You get an API key, shown once: keep it. Clients and workers send it in the \
-         <code>apikey</code> header; with it you can also <a href=\"/login\">sign in</a>.</p>"
+         <code>apikey</code> header; with it you can also <a href=\"/login\">sign in</a>.</p>",
+        super::oauth::sign_in_links(config)
     )
 }
 
@@ -46,7 +47,12 @@ pub(super) async fn register_form(State(state): State<Driver>, headers: HeaderMa
         )
             .into_response();
     }
-    page("Register", session.as_ref(), &register_body("")).into_response()
+    page(
+        "Register",
+        session.as_ref(),
+        &register_body(state.config(), ""),
+    )
+    .into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -83,19 +89,20 @@ pub(super) async fn register(
             let message = format!("<p class=\"error\">{}</p>", escape(&error.to_string()));
             (
                 error.status(),
-                page("Register", None, &register_body(&message)),
+                page("Register", None, &register_body(state.config(), &message)),
             )
                 .into_response()
         }
     }
 }
 
-fn login_body(message: &str) -> String {
+fn login_body(config: &crate::config::Config, message: &str) -> String {
     format!(
-        "{message}<form method=\"post\" action=\"/login\">\
+        "{message}{}<form method=\"post\" action=\"/login\">\
          <label>API key <input type=\"password\" name=\"apikey\" autocomplete=\"current-password\" \
          required></label><button type=\"submit\">Sign in</button></form>\
-         <p>No key yet? <a href=\"/register\">Register</a>.</p>"
+         <p>No key yet? <a href=\"/register\">Register</a>.</p>",
+        super::oauth::sign_in_links(config)
     )
 }
 
@@ -103,7 +110,7 @@ pub(super) async fn login_form(State(state): State<Driver>, headers: HeaderMap) 
     if signed_in(&state, &headers).is_some() {
         return redirect("/account", None);
     }
-    page("Sign in", None, &login_body("")).into_response()
+    page("Sign in", None, &login_body(state.config(), "")).into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -127,7 +134,7 @@ pub(super) async fn login(
                            key cannot sign in.)</p>";
             (
                 StatusCode::UNAUTHORIZED,
-                page("Sign in", None, &login_body(message)),
+                page("Sign in", None, &login_body(state.config(), message)),
             )
                 .into_response()
         }

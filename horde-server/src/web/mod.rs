@@ -8,6 +8,7 @@
 //! carries the session's CSRF token.
 
 mod account;
+mod oauth;
 mod public;
 mod transfer;
 
@@ -44,6 +45,8 @@ pub fn routes() -> Router<Driver> {
         .route("/account/maintenance", post(account::maintenance))
         .route("/transfer", get(transfer::form).post(transfer::confirm))
         .route("/transfer/send", post(transfer::send))
+        .route("/oauth/{provider}/start", get(oauth::start))
+        .route("/oauth/{provider}/callback", get(oauth::callback))
 }
 
 /// Escapes text for HTML element content and attribute values.
@@ -183,7 +186,9 @@ form.inline{display:inline;margin:0}button.link{background:none;border:none;colo
 text-decoration:underline;cursor:pointer;padding:0;font:inherit}\
 label{display:block;margin:.5rem 0}input[type=text],input[type=password],input[type=number]\
 {font:inherit;padding:.3rem;width:100%;max-width:24rem;box-sizing:border-box}\
-button{font:inherit;padding:.3rem .9rem}";
+button{font:inherit;padding:.3rem .9rem}\
+a.button{display:inline-block;padding:.3rem .9rem;border:1px solid #888;border-radius:4px;\
+text-decoration:none;color:#222;background:#f7f7f7}";
 
 /// A page answering a request that needs a signed-in browser: to the sign-in page.
 fn sign_in_first() -> Response {

@@ -1,0 +1,397 @@
+//! Sign-in with GitHub or Discord: the OAuth 2 authorization-code flow with PKCE and `state`
+//! (the `oauth2` crate).
+//!
+//! `/oauth/{provider}/start` remembers a random `state` with its PKCE verifier and sends the
+//! browser to the provider; `/oauth/{provider}/callback` takes that `state` back (once, within
+//! ten minutes), exchanges the code, asks the provider's user endpoint who this is, and signs in
+//! the account linked to that provider identity — creating it on the first sign-in, with an
+//! alias made from the provider's name. A wrong or replayed `state`, a refused code or a
+//! provider error shows a page and creates nothing.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::Response;
+use oauth2::basic::BasicClient;
+use oauth2::{
+    AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
+    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse, TokenUrl,
+};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::account::start_session;
+use super::{error_page, redirect};
+use crate::api::users::new_user;
+use crate::api::ClientIp;
+use crate::auth::valid_alias;
+use crate::config::{Config, OAuthProvider};
+use crate::driver::Driver;
+use crate::error::ApiError;
+use crate::ratelimit::Limited;
+use crate::sessions::PendingLogin;
+use crate::store::Write;
+
+/// A provider people may sign in with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Provider {
+    GitHub,
+    Discord,
+}
+
+type Client = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+
+impl Provider {
+    /// Both, in the order the pages show them.
+    pub(crate) const ALL: [Provider; 2] = [Provider::GitHub, Provider::Discord];
+
+    fn from_path(name: &str) -> Option<Provider> {
+        Provider::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// Its name in URLs and in the database.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Provider::GitHub => "github",
+            Provider::Discord => "discord",
+        }
+    }
+
+    /// Its name for people.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Provider::GitHub => "GitHub",
+            Provider::Discord => "Discord",
+        }
+    }
+
+    /// Its settings, if this horde has them.
+    pub(crate) fn settings(self, config: &Config) -> Option<&OAuthProvider> {
+        match self {
+            Provider::GitHub => config.oauth.github.as_ref(),
+            Provider::Discord => config.oauth.discord.as_ref(),
+        }
+    }
+
+    fn default_urls(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Provider::GitHub => (
+                "https://github.com/login/oauth/authorize",
+                "https://github.com/login/oauth/access_token",
+                "https://api.github.com/user",
+            ),
+            Provider::Discord => (
+                "https://discord.com/oauth2/authorize",
+                "https://discord.com/api/oauth2/token",
+                "https://discord.com/api/users/@me",
+            ),
+        }
+    }
+
+    fn scope(self) -> &'static str {
+        match self {
+            Provider::GitHub => "read:user",
+            Provider::Discord => "identify",
+        }
+    }
+
+    /// The field of the user endpoint's answer that holds the name.
+    fn name_field(self) -> &'static str {
+        match self {
+            Provider::GitHub => "login",
+            Provider::Discord => "username",
+        }
+    }
+}
+
+/// The "Sign in with …" links for the configured providers.
+pub(crate) fn sign_in_links(config: &Config) -> String {
+    let links: Vec<String> = Provider::ALL
+        .into_iter()
+        .filter(|p| p.settings(config).is_some())
+        .map(|p| {
+            format!(
+                "<p><a class=\"button\" href=\"/oauth/{}/start\">Sign in with {}</a></p>",
+                p.name(),
+                p.label()
+            )
+        })
+        .collect();
+    links.concat()
+}
+
+/// The site's base URL: the configured public URL, else this request's host.
+fn base_url(config: &Config, headers: &HeaderMap) -> String {
+    if let Some(url) = &config.public_url {
+        return url.clone();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1:7001");
+    format!("http://{host}")
+}
+
+/// The OAuth client of `provider`, calling back to `base`.
+fn client(provider: Provider, settings: &OAuthProvider, base: &str) -> Result<Client, String> {
+    let (auth, token, _) = provider.default_urls();
+    let auth = settings.auth_url.as_deref().unwrap_or(auth);
+    let token = settings.token_url.as_deref().unwrap_or(token);
+    let callback = format!("{base}/oauth/{}/callback", provider.name());
+    Ok(BasicClient::new(ClientId::new(settings.client_id.clone()))
+        .set_client_secret(ClientSecret::new(settings.client_secret.clone()))
+        .set_auth_uri(AuthUrl::new(auth.to_owned()).map_err(|e| e.to_string())?)
+        .set_token_uri(TokenUrl::new(token.to_owned()).map_err(|e| e.to_string())?)
+        .set_redirect_uri(RedirectUrl::new(callback).map_err(|e| e.to_string())?))
+}
+
+/// The provider a path names, if this horde has it.
+fn configured<'a>(config: &'a Config, name: &str) -> Option<(Provider, &'a OAuthProvider)> {
+    let provider = Provider::from_path(name)?;
+    Some((provider, provider.settings(config)?))
+}
+
+/// The page for a provider this horde does not have.
+fn no_such_sign_in() -> Response {
+    error_page(
+        StatusCode::NOT_FOUND,
+        None,
+        "This horde has no such sign-in.",
+    )
+}
+
+pub(super) async fn start(
+    State(state): State<Driver>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let (provider, settings) = match configured(state.config(), &name) {
+        Some(found) => found,
+        None => return no_such_sign_in(),
+    };
+    let client = match client(provider, settings, &base_url(state.config(), &headers)) {
+        Ok(client) => client,
+        Err(e) => {
+            tracing::error!(provider = provider.name(), error = %e, "bad OAuth settings");
+            return error_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                None,
+                "This sign-in is misconfigured on the horde.",
+            );
+        }
+    };
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, csrf) = client
+        .authorize_url(CsrfToken::new_random)
+        .add_scope(Scope::new(provider.scope().to_owned()))
+        .set_pkce_challenge(challenge)
+        .url();
+    let remembered = state
+        .change(|txn| {
+            let now = txn.now();
+            let login = PendingLogin {
+                provider: provider.name(),
+                verifier: verifier.secret().clone(),
+                started_at: now.millis(),
+            };
+            txn.core_mut()
+                .pending_logins
+                .insert(csrf.secret().clone(), login, now);
+            Ok(())
+        })
+        .await;
+    match remembered {
+        Ok(()) => redirect(url.as_str(), None),
+        Err(e) => error_page(e.status(), None, &e.to_string()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct Callback {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+pub(super) async fn callback(
+    State(state): State<Driver>,
+    Path(name): Path<String>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    query: Result<Query<Callback>, QueryRejection>,
+) -> Response {
+    let (provider, settings) = match configured(state.config(), &name) {
+        Some(found) => found,
+        None => return no_such_sign_in(),
+    };
+    let Ok(Query(callback)) = query else {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            None,
+            "This sign-in link is incomplete.",
+        );
+    };
+    let label = provider.label();
+    let token = callback.state.unwrap_or_default();
+    let pending = state
+        .change(|txn| {
+            let now = txn.now();
+            Ok(txn.core_mut().pending_logins.take(&token, now))
+        })
+        .await
+        .ok()
+        .flatten()
+        .filter(|login| login.provider == provider.name());
+    let Some(pending) = pending else {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            None,
+            &format!(
+                "This {label} sign-in did not start here, was already used, or took longer \
+                 than ten minutes. Nothing was created; please sign in again."
+            ),
+        );
+    };
+    if let Some(error) = callback.error {
+        let detail = callback.error_description.unwrap_or_default();
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            None,
+            &format!(
+                "{label} did not sign you in ({error}{}{detail}). Nothing was created.",
+                if detail.is_empty() { "" } else { ": " }
+            ),
+        );
+    }
+    let Some(code) = callback.code else {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            None,
+            "This sign-in link has no code.",
+        );
+    };
+    let identity = match identify(
+        provider,
+        settings,
+        &base_url(state.config(), &headers),
+        code,
+        pending,
+    )
+    .await
+    {
+        Ok(identity) => identity,
+        Err(message) => {
+            tracing::warn!(provider = provider.name(), %message, "OAuth sign-in failed");
+            return error_page(
+                StatusCode::BAD_GATEWAY,
+                None,
+                &format!("{label} did not confirm who you are: {message}. Nothing was created."),
+            );
+        }
+    };
+    match account_for(&state, provider, &identity, ip).await {
+        Ok(user) => match start_session(&state, user).await {
+            Ok(cookie) => redirect("/account", Some(cookie)),
+            Err(e) => error_page(e.status(), None, &e.to_string()),
+        },
+        Err(e) => error_page(e.status(), None, &e.to_string()),
+    }
+}
+
+/// Who the provider says this is.
+#[derive(Debug)]
+struct Identity {
+    subject: String,
+    name: String,
+}
+
+/// Exchanges `code` (with the PKCE verifier) and asks the user endpoint.
+async fn identify(
+    provider: Provider,
+    settings: &OAuthProvider,
+    base: &str,
+    code: String,
+    pending: PendingLogin,
+) -> Result<Identity, String> {
+    let client = client(provider, settings, base)?;
+    // No redirects: following them from a token endpoint invites SSRF.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(15))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let token = client
+        .exchange_code(AuthorizationCode::new(code))
+        .set_pkce_verifier(PkceCodeVerifier::new(pending.verifier))
+        .request_async(&http)
+        .await
+        .map_err(|e| format!("the code was refused ({e})"))?;
+    let (_, _, user_url) = provider.default_urls();
+    let user_url = settings.user_url.as_deref().unwrap_or(user_url);
+    let answer: Value = http
+        .get(user_url)
+        .bearer_auth(token.access_token().secret())
+        .header(
+            header::USER_AGENT,
+            concat!("horde-server/", env!("CARGO_PKG_VERSION")),
+        )
+        .header(header::ACCEPT, "application/json")
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(|e| format!("its user endpoint failed ({e})"))?
+        .json()
+        .await
+        .map_err(|e| format!("its user endpoint answered something else ({e})"))?;
+    let subject = match &answer["id"] {
+        Value::String(id) if !id.is_empty() => id.clone(),
+        Value::Number(id) => id.to_string(),
+        _ => return Err("its user endpoint gave no id".into()),
+    };
+    let name = answer[provider.name_field()]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    Ok(Identity { subject, name })
+}
+
+/// The account linked to `identity`, created (and linked) on its first sign-in.
+async fn account_for(
+    state: &Driver,
+    provider: Provider,
+    identity: &Identity,
+    ip: std::net::IpAddr,
+) -> Result<horde_core::UserId, ApiError> {
+    let registration = state.config().registration;
+    let limit = state.config().registrations_per_minute;
+    let concurrency = state.config().horde.default_concurrency;
+    let alias = valid_alias(&identity.name);
+    state
+        .change(|txn| {
+            if let Some(user) = txn
+                .core()
+                .identities
+                .get(provider.name(), &identity.subject)
+            {
+                return Ok(user);
+            }
+            if !registration {
+                return Err(ApiError::RegistrationDisabled);
+            }
+            let now = txn.now();
+            txn.core_mut()
+                .rate_limit(Limited::Registration(ip), now, limit)?;
+            let (row, _key) = new_user(txn, &alias, concurrency)?;
+            txn.core_mut()
+                .identities
+                .insert(provider.name(), &identity.subject, row.id);
+            txn.write(Write::Identity {
+                provider: provider.name().to_owned(),
+                subject: identity.subject.clone(),
+                user: row.id,
+            });
+            Ok(row.id)
+        })
+        .await
+}
