@@ -14,6 +14,8 @@
 mod api;
 #[path = "tests/authz.rs"]
 mod authz;
+#[path = "tests/browser.rs"]
+mod browser;
 #[path = "tests/connections.rs"]
 mod connections;
 #[path = "tests/crash.rs"]

@@ -23,6 +23,11 @@ use crate::error::{ApiError, Rc};
 use crate::sessions::{Session, SESSION_TTL_MS};
 use crate::store::Write;
 
+/// A button that copies the key shown in `#api-key` (where scripts run; the key can always be
+/// selected by hand).
+const COPY: &str = "<button type=\"button\" onclick=\"navigator.clipboard.writeText(\
+    document.getElementById('api-key').textContent)\">Copy</button>";
+
 /// Expired sessions deleted per sign-in (bounded work; the rest go at later sign-ins).
 const EXPIRED_PER_SIGN_IN: usize = 100;
 
@@ -77,7 +82,7 @@ pub(super) async fn register(
         Ok((row, key)) => {
             let body = format!(
                 "<p>Welcome, <strong>{}</strong>.</p>\
-                 <p>Your API key: <code id=\"api-key\">{}</code></p>\
+                 <p>Your API key: <code id=\"api-key\">{}</code> {COPY}</p>\
                  <p>This is the only time it is shown. Keep it somewhere safe, then \
                  <a href=\"/login\">sign in</a> with it.</p>",
                 escape(&username(&row)),
@@ -336,7 +341,7 @@ pub(super) async fn new_key(
     match result {
         Ok(key) => {
             let notice = format!(
-                "<p class=\"ok\">Your new API key: <code id=\"api-key\">{}</code></p>\
+                "<p class=\"ok\">Your new API key: <code id=\"api-key\">{}</code> {COPY}</p>\
                  <p>This is the only time it is shown. The old key no longer works.</p>",
                 escape(&key)
             );

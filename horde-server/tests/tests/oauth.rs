@@ -23,9 +23,9 @@ const CLIENT_SECRET: &str = "s3cret";
 
 /// The provider's state: who "signs in" next, and the codes and tokens it gave.
 #[derive(Default)]
-struct Provider {
+pub(crate) struct Provider {
     /// The user the next authorization signs in, as the user endpoint answers it.
-    user: Mutex<Value>,
+    pub(crate) user: Mutex<Value>,
     /// code → (PKCE challenge, user, used).
     codes: Mutex<HashMap<String, (String, Value, bool)>>,
     /// access token → user.
@@ -106,7 +106,7 @@ async fn user(State(provider): State<Arc<Provider>>, headers: HeaderMap) -> Resp
 }
 
 /// Starts the provider on loopback; returns it and its base URL.
-async fn start_provider() -> (Arc<Provider>, String) {
+pub(crate) async fn start_provider() -> (Arc<Provider>, String) {
     let provider = Arc::new(Provider::default());
     let app = Router::new()
         .route("/authorize", get(authorize))
@@ -119,15 +119,20 @@ async fn start_provider() -> (Arc<Provider>, String) {
     (provider, url)
 }
 
-/// A horde with GitHub and Discord both played by `provider_url`.
-async fn horde_with(provider_url: &str) -> TestServer {
-    let settings = OAuthProvider {
+/// The settings of an application at the provider at `provider_url`.
+pub(crate) fn settings(provider_url: &str) -> OAuthProvider {
+    OAuthProvider {
         client_id: CLIENT_ID.into(),
         client_secret: CLIENT_SECRET.into(),
         auth_url: Some(format!("{provider_url}/authorize")),
         token_url: Some(format!("{provider_url}/token")),
         user_url: Some(format!("{provider_url}/user")),
-    };
+    }
+}
+
+/// A horde with GitHub and Discord both played by `provider_url`.
+async fn horde_with(provider_url: &str) -> TestServer {
+    let settings = settings(provider_url);
     TestServer::start_with(|config| {
         config.oauth.github = Some(settings.clone());
         config.oauth.discord = Some(settings);
@@ -204,14 +209,7 @@ async fn the_first_sign_in_creates_the_account_and_later_ones_reach_it() {
     // Identities survive a restart.
     let dir = server.stop().await;
     let server = TestServer::start_in(dir, |config| {
-        let settings = OAuthProvider {
-            client_id: CLIENT_ID.into(),
-            client_secret: CLIENT_SECRET.into(),
-            auth_url: Some(format!("{url}/authorize")),
-            token_url: Some(format!("{url}/token")),
-            user_url: Some(format!("{url}/user")),
-        };
-        config.oauth.discord = Some(settings);
+        config.oauth.discord = Some(settings(&url));
     })
     .await;
     let (_, _, page) = sign_in(&server, "discord").await;
