@@ -26,8 +26,10 @@ use tokio::sync::oneshot;
 
 mod apply;
 mod load;
+mod movements;
 mod schema;
 
+pub use movements::{recent_movements, Movement};
 pub use schema::{migrate, open_connection};
 
 /// Why the store failed.

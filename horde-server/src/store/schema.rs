@@ -75,6 +75,9 @@ const MIGRATIONS: &[&str] = &[
         user INTEGER NOT NULL,
         PRIMARY KEY (provider, subject)
      );",
+    // 9: a user's recent kudos movements, for the account page.
+    "CREATE INDEX postings_from ON postings (from_user, seq);
+     CREATE INDEX postings_to ON postings (to_user, seq);",
 ];
 
 /// Opens (creating and migrating if needed) the database at `path`.

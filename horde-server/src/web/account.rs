@@ -21,7 +21,7 @@ use crate::auth::{new_token, username};
 use crate::driver::Driver;
 use crate::error::{ApiError, Rc};
 use crate::sessions::{Session, SESSION_TTL_MS};
-use crate::store::Write;
+use crate::store::{recent_movements, Write};
 
 /// A button that copies the key shown in `#api-key` (where scripts run; the key can always be
 /// selected by hand).
@@ -226,8 +226,74 @@ pub(super) async fn account(State(state): State<Driver>, headers: HeaderMap) -> 
     let Some(session) = signed_in(&state, &headers) else {
         return sign_in_first();
     };
-    let body = account_body(&state, &session, "");
+    let body = account_body(&state, &session, "") + &movements(&state, &session).await;
     page("Your account", Some(&session), &body).into_response()
+}
+
+/// Movements shown on the account page.
+const RECENT_MOVEMENTS: usize = 20;
+
+/// The user's recent kudos movements, read from the database, as a table.
+async fn movements(state: &Driver, session: &SignedIn) -> String {
+    let db = state.config().db.clone();
+    let user = session.user;
+    let read = tokio::task::spawn_blocking(move || recent_movements(&db, user, RECENT_MOVEMENTS));
+    let rows = match read.await {
+        Ok(Ok(rows)) => rows,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "reading recent movements failed");
+            return "<h2>Recent movements</h2><p>Not available right now.</p>".into();
+        }
+        Err(_) => return String::new(),
+    };
+    let mut html = String::from("<h2>Recent movements</h2>");
+    if rows.is_empty() {
+        html.push_str("<p>No kudos have moved in or out of your account yet.</p>");
+        return html;
+    }
+    html.push_str(
+        "<div class=\"scroll\"><table id=\"movements\"><tr><th>When</th><th>What</th>\
+         <th>From</th><th>To</th><th>Kudos</th></tr>",
+    );
+    state.read(|core, now| {
+        let name = |(id, escrow): (Option<UserId>, bool)| {
+            let who = match id.and_then(|id| core.users.get(id)) {
+                Some(row) => escape(&username(row)),
+                None => "the horde".to_owned(),
+            };
+            if escrow {
+                format!("{who} (escrow)")
+            } else {
+                who
+            }
+        };
+        for row in &rows {
+            let incoming = row.to.0 == Some(user);
+            let sign = if incoming { "+" } else { "−" };
+            let _ = write!(
+                html,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{sign}{}</td></tr>",
+                ago(now.millis(), row.at),
+                escape(&row.kind),
+                name(row.from),
+                name(row.to),
+                row.amount
+            );
+        }
+    });
+    html.push_str("</table></div>");
+    html
+}
+
+/// How long ago `at` was, for people.
+fn ago(now_ms: u64, at_ms: u64) -> String {
+    let secs = now_ms.saturating_sub(at_ms) / 1000;
+    match secs {
+        0..=59 => "just now".into(),
+        60..=3599 => format!("{} min ago", secs / 60),
+        3600..=86_399 => format!("{} h ago", secs / 3600),
+        _ => format!("{} days ago", secs / 86_400),
+    }
 }
 
 /// The account page's content, after `notice`.
@@ -345,12 +411,8 @@ pub(super) async fn new_key(
                  <p>This is the only time it is shown. The old key no longer works.</p>",
                 escape(&key)
             );
-            page(
-                "Your account",
-                Some(&session),
-                &account_body(&state, &session, &notice),
-            )
-            .into_response()
+            let body = account_body(&state, &session, &notice) + &movements(&state, &session).await;
+            page("Your account", Some(&session), &body).into_response()
         }
         Err(e) => error_page(e.status(), Some(&session), &e.to_string()),
     }
@@ -402,5 +464,24 @@ pub(super) async fn maintenance(
     match result {
         Ok(()) => redirect("/account", None),
         Err(e) => error_page(e.status(), Some(&session), &e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ago;
+
+    #[test]
+    fn times_read_as_how_long_ago() {
+        let minute = 60_000;
+        assert_eq!(ago(10 * minute, 10 * minute - 1_000), "just now");
+        assert_eq!(ago(10 * minute, 5 * minute), "5 min ago");
+        assert_eq!(ago(180 * minute, 0), "3 h ago");
+        assert_eq!(ago(3 * 1_440 * minute, 0), "3 days ago");
+        assert_eq!(
+            ago(0, minute),
+            "just now",
+            "a clock step back is not negative"
+        );
     }
 }

@@ -277,6 +277,13 @@ async fn a_transfer_is_confirmed_then_paid_once_and_bad_forms_move_nothing() {
     }
     assert_eq!(kudos(&server, &bob_key).await, 12.5);
     assert_eq!(kudos(&server, &admin_key).await, 87.5);
+    // The account page lists the movements, newest first, from the sender's side.
+    let (_, _, account) = get_page(&browser, format!("{}/account", site(&server))).await;
+    let table = &account[account.find("id=\"movements\"").expect("no movements")..];
+    let transfer = table.find("transfer").unwrap();
+    let grant = table.find("admin").unwrap();
+    assert!(transfer < grant, "newest first: {table}");
+    assert!(table.contains(&bob_name) && table.contains("−12.5") && table.contains("+100"));
     server.stop().await;
 }
 
