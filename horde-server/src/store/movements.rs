@@ -46,3 +46,18 @@ pub fn recent_movements(
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+/// What `user` earned with their workers' generations and spent on their own requests, in
+/// all: sums over the generation postings (escrowed earnings included).
+pub fn generation_totals(db: &Path, user: UserId) -> Result<(Kudos, Kudos), StoreError> {
+    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let sum = |column: &str| -> Result<Kudos, StoreError> {
+        let sql = format!(
+            "SELECT COALESCE(SUM(amount), 0) FROM postings WHERE {column} = ?1 \
+             AND kind = 'generation'"
+        );
+        let milli: i64 = conn.query_row(&sql, params![user.0 as i64], |row| row.get(0))?;
+        Ok(Kudos::from_milli(milli))
+    };
+    Ok((sum("to_user")?, sum("from_user")?))
+}

@@ -21,7 +21,7 @@ use crate::auth::{new_token, username};
 use crate::driver::Driver;
 use crate::error::{ApiError, Rc};
 use crate::sessions::{Session, SESSION_TTL_MS};
-use crate::store::{recent_movements, Write};
+use crate::store::{generation_totals, recent_movements, Write};
 
 /// A button that copies the key shown in `#api-key` (where scripts run; the key can always be
 /// selected by hand).
@@ -226,8 +226,20 @@ pub(super) async fn account(State(state): State<Driver>, headers: HeaderMap) -> 
     let Some(session) = signed_in(&state, &headers) else {
         return sign_in_first();
     };
-    let body = account_body(&state, &session, "") + &movements(&state, &session).await;
+    let body = account_body(&state, &session, "").await + &movements(&state, &session).await;
     page("Your account", Some(&session), &body).into_response()
+}
+
+/// Earned and spent on generations, as table rows (empty if the database cannot say now).
+async fn generation_rows(state: &Driver, user: UserId) -> String {
+    let db = state.config().db.clone();
+    match tokio::task::spawn_blocking(move || generation_totals(&db, user)).await {
+        Ok(Ok((earned, spent))) => format!(
+            "<tr><th>Earned by your workers' generations</th><td id=\"earned\">{earned}</td></tr>\
+             <tr><th>Spent on your requests</th><td id=\"spent\">{spent}</td></tr>"
+        ),
+        _ => String::new(),
+    }
 }
 
 /// Movements shown on the account page.
@@ -297,7 +309,17 @@ fn ago(now_ms: u64, at_ms: u64) -> String {
 }
 
 /// The account page's content, after `notice`.
-fn account_body(state: &Driver, session: &SignedIn, notice: &str) -> String {
+async fn account_body(state: &Driver, session: &SignedIn, notice: &str) -> String {
+    let generations = generation_rows(state, session.user).await;
+    account_body_with(state, session, notice, &generations)
+}
+
+fn account_body_with(
+    state: &Driver,
+    session: &SignedIn,
+    notice: &str,
+    generations: &str,
+) -> String {
     let timeout = state.config().horde.economy.online_timeout_secs;
     state.read(|core, now| {
         let mut body = notice.to_owned();
@@ -313,9 +335,10 @@ fn account_body(state: &Driver, session: &SignedIn, notice: &str) -> String {
             details.kudos
         );
         let k = &details.kudos_details;
+        body.push_str(generations);
         for (label, value) in [
             (
-                "Earned by your workers (generations)",
+                "Net from generations (earned − spent)",
                 k.accumulated.to_string(),
             ),
             ("Earned for uptime", k.uptime.to_string()),
@@ -411,7 +434,8 @@ pub(super) async fn new_key(
                  <p>This is the only time it is shown. The old key no longer works.</p>",
                 escape(&key)
             );
-            let body = account_body(&state, &session, &notice) + &movements(&state, &session).await;
+            let body =
+                account_body(&state, &session, &notice).await + &movements(&state, &session).await;
             page("Your account", Some(&session), &body).into_response()
         }
         Err(e) => error_page(e.status(), Some(&session), &e.to_string()),

@@ -318,3 +318,54 @@ async fn public_pages_list_workers_models_and_users_escaped() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_account_shows_what_generations_earned_and_cost() {
+    let server = TestServer::start().await;
+    let (_, client_key) = server.register("client").await;
+    let (_, worker_key) = server.register("worker").await;
+    let (_, queued) = server
+        .post(
+            "/generate/text/async",
+            Some(&client_key),
+            json!({ "prompt": "Hi" }),
+        )
+        .await;
+    assert!(queued["id"].is_string(), "{queued}");
+    let (_, job) = server
+        .post(
+            "/generate/text/pop",
+            Some(&worker_key),
+            json!({ "name": "w", "models": ["koboldcpp/Llama-3-8B-Instruct"] }),
+        )
+        .await;
+    let (_, reward) = server
+        .post(
+            "/generate/text/submit",
+            Some(&worker_key),
+            json!({ "id": job["id"], "generation": "Hello there" }),
+        )
+        .await;
+    let reward = reward["reward"].as_f64().unwrap();
+    assert!(reward > 0.0);
+    let cell = |page: &str, id: &str| {
+        let marker = format!("id=\"{id}\">");
+        let start = page.find(&marker).unwrap() + marker.len();
+        page[start..]
+            .split('<')
+            .next()
+            .unwrap()
+            .parse::<f64>()
+            .unwrap()
+    };
+    let worker_page = sign_in(&server, &browser(), &worker_key).await;
+    assert_eq!(cell(&worker_page, "earned"), reward);
+    assert_eq!(cell(&worker_page, "spent"), 0.0);
+    let client_page = sign_in(&server, &browser(), &client_key).await;
+    assert_eq!(cell(&client_page, "spent"), reward);
+    assert!(
+        client_page.contains("generation"),
+        "listed among the movements"
+    );
+    server.stop().await;
+}
