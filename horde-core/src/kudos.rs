@@ -233,6 +233,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn whole_kudos_scale_by_a_thousand_and_refuse_overflow() {
+        assert_eq!(Kudos::from_whole(3), Some(Kudos::from_milli(3_000)));
+        assert_eq!(Kudos::from_whole(-2), Some(Kudos::from_milli(-2_000)));
+        assert_eq!(Kudos::from_whole(i64::MAX / 1_000 + 1), None);
+    }
+
+    #[test]
+    fn floats_convert_up_to_a_bound_below_i64() {
+        // 9e15 kudos is 9e18 thousandths: the first amount refused (i64 stops at 9.22e18).
+        assert_eq!(Kudos::from_f64(9.0e15), None);
+        assert_eq!(Kudos::from_f64(-9.0e15), None);
+        assert!(Kudos::from_f64(8.999_999_999_999e15).is_some());
+        assert_eq!(Kudos::from_f64(f64::NAN), None);
+    }
+
+    #[test]
     fn display_is_shortest_exact_decimal() {
         assert_eq!(Kudos::from_milli(10_440).to_string(), "10.44");
         assert_eq!(Kudos::from_milli(-3000).to_string(), "-3");
