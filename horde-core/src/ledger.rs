@@ -484,6 +484,21 @@ mod tests {
 
     const T: Timestamp = Timestamp(0);
 
+    #[test]
+    fn sums_beyond_i64_clamp_to_the_nearest_end() {
+        assert_eq!(saturate(i128::MAX), Kudos::from_milli(i64::MAX));
+        assert_eq!(saturate(i128::MIN), Kudos::from_milli(i64::MIN));
+        assert_eq!(
+            saturate(i128::from(i64::MAX) + 1),
+            Kudos::from_milli(i64::MAX)
+        );
+        assert_eq!(
+            saturate(i128::from(i64::MIN) - 1),
+            Kudos::from_milli(i64::MIN)
+        );
+        assert_eq!(saturate(-5), Kudos::from_milli(-5));
+    }
+
     fn k(milli: i64) -> Kudos {
         Kudos::from_milli(milli)
     }
@@ -593,6 +608,19 @@ mod tests {
             assert_eq!(copy.horde_balance(), l.horde_balance());
             assert_eq!(copy.total(), Kudos::ZERO);
         }
+    }
+
+    #[test]
+    fn a_damaged_store_shows_in_the_total() {
+        // Two balances at the i64 limit: the horde's balance saturates, and the total, which
+        // is zero for every ledger reached by postings, says so.
+        let full = AccountState {
+            balance: Kudos::from_milli(i64::MAX),
+            ..AccountState::default()
+        };
+        let broken = Ledger::restore([(UserId(1), full), (UserId(2), full)]);
+        assert_eq!(broken.horde_balance(), Kudos::from_milli(i64::MIN));
+        assert_ne!(broken.total(), Kudos::ZERO);
     }
 
     #[test]

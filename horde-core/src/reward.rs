@@ -257,6 +257,15 @@ fn number_at(s: &[u8]) -> Option<(f64, &[u8])> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn hundredths_round_half_up_despite_binary_noise() {
+        // 1.005 is 100.49999999999999 hundredths in binary: still rounds up.
+        assert_eq!(round_to_hundredth(1.005), Kudos::from_milli(1_010));
+        assert_eq!(round_to_hundredth(10.445), Kudos::from_milli(10_450));
+        assert_eq!(round_to_hundredth(10.444), Kudos::from_milli(10_440));
+        assert_eq!(round_to_hundredth(f64::NAN), Kudos::ZERO);
+    }
+
     fn k(s: &str) -> Kudos {
         s.parse().unwrap()
     }
