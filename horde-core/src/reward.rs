@@ -258,6 +258,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sizes_from_100000b_up_are_unstated() {
+        assert_eq!(parse_model_size_b("Big-99999B"), Some(99_999.0));
+        assert_eq!(parse_model_size_b("Huge-100000B"), None);
+    }
+
+    #[test]
     fn hundredths_round_half_up_despite_binary_noise() {
         // 1.005 is 100.49999999999999 hundredths in binary: still rounds up.
         assert_eq!(round_to_hundredth(1.005), Kudos::from_milli(1_010));
