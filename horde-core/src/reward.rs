@@ -261,6 +261,9 @@ mod tests {
     fn sizes_from_100000b_up_are_unstated() {
         assert_eq!(parse_model_size_b("Big-99999B"), Some(99_999.0));
         assert_eq!(parse_model_size_b("Huge-100000B"), None);
+        // A point without digits after it ends the number: "13." is not "13".
+        assert_eq!(parse_model_size_b("Odd-13.B"), None);
+        assert_eq!(parse_model_size_b("Ok-13.5B"), Some(13.5));
     }
 
     #[test]
