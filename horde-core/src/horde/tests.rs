@@ -1640,3 +1640,40 @@ fn the_ledger_refuses_negative_payments() {
     assert_eq!(ledger.balance(UserId(2)), Kudos::ZERO);
     assert_eq!(ledger.total(), Kudos::ZERO);
 }
+
+#[test]
+fn restore_sorts_and_dedups_stored_model_lists() {
+    let mut sim = Sim::new();
+    let id = sim.request(1);
+    // Lists stored by older versions may be unsorted, or sorted with duplicates.
+    for models in [vec!["b", "a"], vec!["a", "a", "b"], vec!["a", "b"]] {
+        let mut stored = (*sim.store.specs[&id]).clone();
+        stored.models = models.into_iter().map(Arc::from).collect();
+        sim.store.specs.insert(id, Arc::new(stored));
+        let copy = sim.store.restore(HordeConfig::default());
+        let (spec, _) = copy.request(id).unwrap();
+        assert_eq!(spec.models, vec![Arc::<str>::from("a"), Arc::from("b")]);
+    }
+}
+
+#[test]
+fn workers_and_the_configuration_can_be_read() {
+    let mut config = HordeConfig::default();
+    config.max_restarts = 7;
+    let mut sim = Sim::with_config(config);
+    assert_eq!(sim.horde.config().max_restarts, 7);
+    sim.pop(2, "a");
+    sim.pop(2, "b");
+    sim.pop(3, "c");
+    let mut names: Vec<_> = sim.horde.workers().map(|w| w.name.clone()).collect();
+    names.sort();
+    assert_eq!(names, ["a", "b", "c"]);
+    let mut mine: Vec<_> = sim
+        .horde
+        .workers_of(UserId(2))
+        .map(|w| w.name.clone())
+        .collect();
+    mine.sort();
+    assert_eq!(mine, ["a", "b"]);
+    assert_eq!(sim.horde.workers_of(UserId(4)).count(), 0);
+}
