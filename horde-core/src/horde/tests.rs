@@ -1658,9 +1658,10 @@ fn restore_sorts_and_dedups_stored_model_lists() {
 
 #[test]
 fn workers_and_the_configuration_can_be_read() {
-    let mut config = HordeConfig::default();
-    config.max_restarts = 7;
-    let mut sim = Sim::with_config(config);
+    let mut sim = Sim::with_config(HordeConfig {
+        max_restarts: 7,
+        ..HordeConfig::default()
+    });
     assert_eq!(sim.horde.config().max_restarts, 7);
     sim.pop(2, "a");
     sim.pop(2, "b");
@@ -1676,4 +1677,8 @@ fn workers_and_the_configuration_can_be_read() {
     mine.sort();
     assert_eq!(mine, ["a", "b"]);
     assert_eq!(sim.horde.workers_of(UserId(4)).count(), 0);
+    assert_eq!(sim.horde.request_count(), 0);
+    sim.request(1);
+    sim.request(1);
+    assert_eq!(sim.horde.request_count(), 2);
 }
