@@ -1682,3 +1682,50 @@ fn workers_and_the_configuration_can_be_read() {
     sim.request(1);
     assert_eq!(sim.horde.request_count(), 2);
 }
+
+#[test]
+fn the_next_deadline_is_the_earliest_thing_to_do() {
+    let mut sim = Sim::new();
+    assert_eq!(Horde::new(HordeConfig::default()).next_deadline(), None);
+    sim.request(1);
+    let popped_at = sim.now;
+    sim.pop(2, "w").unwrap();
+    let job_deadline = popped_at.plus_millis(sim.horde.config().job_timeout_ms(512));
+    let next = sim.horde.next_deadline().unwrap();
+    assert!(next > popped_at && next <= job_deadline, "{next:?}");
+}
+
+#[test]
+fn the_model_reference_reads_back() {
+    let sim = Sim::new();
+    let reference = sim.horde.model_reference();
+    assert!(!reference.is_empty());
+    assert!(reference.lookup(MODEL).is_some());
+}
+
+#[test]
+fn ids_and_skip_reasons_read_as_the_wire_says() {
+    assert_eq!(UserId(42).to_string(), "42");
+    let names: Vec<&str> = [
+        SkipReason::Models,
+        SkipReason::MaxLength,
+        SkipReason::MaxContextLength,
+        SkipReason::WorkerId,
+        SkipReason::Untrusted,
+        SkipReason::Nsfw,
+    ]
+    .into_iter()
+    .map(SkipReason::as_str)
+    .collect();
+    assert_eq!(
+        names,
+        [
+            "models",
+            "max_length",
+            "max_context_length",
+            "worker_id",
+            "untrusted",
+            "nsfw"
+        ]
+    );
+}
