@@ -124,3 +124,36 @@ pub fn chosen_model<'w>(
         .iter()
         .find(|w| request.models.is_empty() || request.models.binary_search(w).is_ok())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{RequestId, Timestamp, UserId, WorkerId};
+
+    #[test]
+    fn skip_counts_keep_only_what_was_skipped() {
+        let mut counts = SkipCounts::default();
+        counts.add(SkipReason::Nsfw, 0);
+        assert!(counts.is_empty());
+        assert_eq!(counts.get(SkipReason::Nsfw), 0);
+        counts.add(SkipReason::Models, 2);
+        counts.add(SkipReason::Models, 3);
+        assert!(!counts.is_empty());
+        assert_eq!(counts.get(SkipReason::Models), 5);
+        assert_eq!(counts.iter().collect::<Vec<_>>(), [(SkipReason::Models, 5)]);
+    }
+
+    #[test]
+    fn a_request_at_the_workers_limits_is_served() {
+        let mut worker = Worker::new(WorkerId(uuid::Uuid::nil()), UserId(1), "w", Timestamp(0));
+        worker.max_length = 512;
+        worker.max_context_length = 4096;
+        let mut request =
+            RequestSpec::new(RequestId(uuid::Uuid::nil()), UserId(2), "Hi", Timestamp(0));
+        request.params.max_length = 512;
+        request.params.max_context_length = 4096;
+        assert_eq!(check(&worker, &request), Ok(()));
+        request.params.max_context_length = 4097;
+        assert_eq!(check(&worker, &request), Err(SkipReason::MaxContextLength));
+    }
+}

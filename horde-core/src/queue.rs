@@ -620,6 +620,38 @@ mod tests {
     }
 
     #[test]
+    fn accessors_count_items_keys_and_priorities() {
+        let mut q = Q::new(0);
+        assert!(q.is_empty());
+        assert_eq!(q.priority(&1), None);
+        q.push(1, 7, 30, [0], Timestamp(0));
+        q.push(2, 7, 30, [1], Timestamp(1));
+        assert!(!q.is_empty());
+        assert_eq!(q.key_len(&7), 2);
+        assert_eq!(q.key_len(&8), 0);
+        assert_eq!(q.priority(&7), Some(30));
+    }
+
+    #[test]
+    fn a_keys_search_keeps_to_the_wanted_lanes() {
+        let mut q = Q::new(0);
+        // Key 5 has an older item in lane 2 and a newer one in lane 1.
+        q.push(1, 5, 0, [2], Timestamp(0));
+        q.push(2, 5, 0, [1], Timestamp(1));
+        // Fewer wanted lanes than the key has, and more: both find only lane 1's item.
+        assert_eq!(
+            q.find_first_of_keys(&[5], Some(&[1]), |_| true).item,
+            Some(2)
+        );
+        assert_eq!(
+            q.find_first_of_keys(&[5], Some(&[1, 3, 4]), |_| true).item,
+            Some(2)
+        );
+        assert_eq!(q.find_first_of_keys(&[5], None, |_| true).item, Some(1));
+        assert_eq!(q.find_first_of_keys(&[6], None, |_| true).item, None);
+    }
+
+    #[test]
     fn higher_priority_first_then_fifo() {
         let mut q = Q::new(0);
         q.push(1, 1, 10, [0], Timestamp(0));
