@@ -242,6 +242,25 @@ mod tests {
     }
 
     #[test]
+    fn an_alias_may_repeat_its_own_entrys_name_and_sizes_count() {
+        // Name and alias normalise alike: one entry, no collision with itself.
+        let reference = ModelReference::new(vec![entry("Foo-7B", 7.0, &["foo-7b.gguf"])]).unwrap();
+        assert_eq!(reference.len(), 1);
+        let two =
+            ModelReference::new(vec![entry("A-1B", 1.0, &[]), entry("B-2B", 2.0, &[])]).unwrap();
+        assert_eq!(two.len(), 2);
+        assert!(!two.is_empty());
+        assert!(ModelReference::new(vec![]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn suffixes_are_cut_only_after_a_name() {
+        assert_eq!(normalize(".gguf"), ".gguf");
+        assert_eq!(normalize("Model-7B-6bpw"), "model-7b");
+        assert_eq!(normalize("Model-7B-bpw"), "model-7b-bpw");
+    }
+
+    #[test]
     fn names_match_after_normalising_and_collisions_are_refused() {
         let reference =
             ModelReference::new(vec![entry("OPT-13B-Erebus", 13.0, &["Erebus-13B"])]).unwrap();

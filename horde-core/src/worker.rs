@@ -179,3 +179,24 @@ impl Worker {
         due
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewards_add_up_and_check_ins_accumulate_uptime() {
+        let mut worker = Worker::new(WorkerId(uuid::Uuid::nil()), UserId(1), "w", Timestamp(0));
+        worker.kudos_generated = Kudos::from_milli(2_500);
+        worker.kudos_uptime = Kudos::from_milli(1_000);
+        assert_eq!(worker.kudos_rewards(), Kudos::from_milli(3_500));
+        // Three check-ins 100 s apart: 300 s online, one 240 s interval due.
+        let mut due = 0;
+        for secs in [100, 200, 300] {
+            due += worker.check_in(Timestamp::from_secs(secs), 300, 240);
+        }
+        assert_eq!(worker.uptime_ms, 300_000);
+        assert_eq!(due, 1);
+        assert_eq!(worker.unpaid_uptime_ms, 60_000);
+    }
+}

@@ -1729,3 +1729,55 @@ fn ids_and_skip_reasons_read_as_the_wire_says() {
         ]
     );
 }
+
+/// A horde with escrow for untrusted earners (the default), without the speed and upfront
+/// rules.
+fn escrow_sim(tweak: impl FnOnce(&mut HordeConfig)) -> Sim {
+    let mut config = HordeConfig::default();
+    config.integrity.speed_limits.clear();
+    config.integrity.upfront_queue_minutes = 0;
+    tweak(&mut config);
+    Sim::with_speed_rule(config)
+}
+
+/// Sets `user`'s trust and flag.
+fn set_trust(sim: &mut Sim, user: u64, trusted: bool, flagged: bool) {
+    let policy = sim.horde.user(UserId(user)).unwrap();
+    let applied = sim.horde.set_user(
+        UserId(user),
+        UserPolicy {
+            trusted,
+            flagged,
+            ..policy
+        },
+    );
+    sim.store.apply(&applied.events);
+}
+
+#[test]
+fn a_flagged_owner_is_neither_released_nor_trusted_by_a_late_submit() {
+    // Escrow held; the owner becomes trusted but flagged while a job is out.
+    let mut sim = escrow_sim(|_| {});
+    sim.request(1);
+    let (_, job) = sim.pop(2, "w").unwrap();
+    sim.submit(2, job, SubmitState::Ok).unwrap();
+    let escrow = sim.horde.ledger().account(UserId(2)).escrow;
+    assert!(escrow.is_positive());
+    sim.request(1);
+    let (_, job) = sim.pop(2, "w").unwrap();
+    set_trust(&mut sim, 2, true, true);
+    sim.submit(2, job, SubmitState::Ok).unwrap();
+    assert_eq!(sim.horde.ledger().account(UserId(2)).escrow, escrow);
+
+    // Enough earned and old enough, but flagged: not trusted automatically.
+    let mut sim = escrow_sim(|config| {
+        config.integrity.trust_after_escrow = Kudos::from_milli(1);
+        config.integrity.trust_after_days = 0;
+    });
+    sim.request(1);
+    let (_, job) = sim.pop(3, "w").unwrap();
+    set_trust(&mut sim, 3, false, true);
+    sim.submit(3, job, SubmitState::Ok).unwrap();
+    assert!(!sim.horde.user(UserId(3)).unwrap().trusted);
+    assert!(sim.horde.ledger().account(UserId(3)).escrow.is_positive());
+}
