@@ -1781,3 +1781,17 @@ fn a_flagged_owner_is_neither_released_nor_trusted_by_a_late_submit() {
     assert!(!sim.horde.user(UserId(3)).unwrap().trusted);
     assert!(sim.horde.ledger().account(UserId(3)).escrow.is_positive());
 }
+
+#[test]
+fn context_equal_to_the_length_is_enough() {
+    let mut sim = Sim::new();
+    let mut spec = sim.spec(1);
+    spec.params.max_length = 512;
+    spec.params.max_context_length = 512;
+    assert_eq!(sim.horde.check_request(&spec), Ok(()));
+    spec.params.max_context_length = 511;
+    assert_eq!(
+        sim.horde.check_request(&spec),
+        Err(EnqueueError::TokenOverflow)
+    );
+}
