@@ -1795,3 +1795,92 @@ fn context_equal_to_the_length_is_enough() {
         Err(EnqueueError::TokenOverflow)
     );
 }
+
+#[test]
+fn the_speed_rule_takes_the_bracket_of_the_size_and_allows_its_limit() {
+    let mut integrity = Integrity::default();
+    integrity.speed_limits = vec![
+        SpeedLimit {
+            up_to_b: 7.0,
+            tokens_per_sec: 100.0,
+        },
+        SpeedLimit {
+            up_to_b: 70.0,
+            tokens_per_sec: 50.0,
+        },
+    ];
+    // A 7B model is in the first bracket: 100 t/s allowed, 101 not.
+    assert!(!integrity.implausibly_fast(7.0, 200, 2_000));
+    assert!(integrity.implausibly_fast(7.0, 202, 2_000));
+    // A 13B model: 50 t/s.
+    assert!(!integrity.implausibly_fast(13.0, 100, 2_000));
+    assert!(integrity.implausibly_fast(13.0, 101, 2_000));
+    assert!(integrity.implausibly_fast(13.0, 51, 1_000));
+    assert!(!integrity.implausibly_fast(13.0, 50, 1_000));
+}
+
+#[test]
+fn a_text_at_its_limit_passes() {
+    assert_eq!(OverLimit::chars("f", "abc", 3), Ok(()));
+    assert!(OverLimit::chars("f", "abcd", 3).is_err());
+    assert_eq!(
+        OverLimit::chars("f", "ééé", 3),
+        Ok(()),
+        "characters, not bytes"
+    );
+}
+
+#[test]
+fn more_generations_than_the_users_concurrency_are_refused() {
+    let mut sim = Sim::new();
+    sim.add_user(UserId(9), 3);
+    let mut spec = sim.spec(9);
+    spec.params.n = 4;
+    assert_eq!(
+        sim.enqueue(spec),
+        Err(EnqueueError::TooManyPrompts { limit: 3 })
+    );
+    let mut spec = sim.spec(9);
+    spec.params.n = 3;
+    assert!(sim.enqueue(spec).is_ok());
+}
+
+#[test]
+fn a_check_in_with_new_threads_or_models_updates_the_online_figures() {
+    let mut sim = Sim::new();
+    let mut query = sim.query(2, "w");
+    query.threads = 1;
+    sim.pop_with(query.clone()).unwrap();
+    assert_eq!(sim.horde.online_capacity(sim.now), (1, 1));
+    query.threads = 4;
+    sim.pop_with(query.clone()).unwrap();
+    assert_eq!(sim.horde.online_capacity(sim.now), (1, 4));
+    query.models = vec![OTHER_MODEL.into()];
+    sim.pop_with(query.clone()).unwrap();
+    let models: Vec<String> = sim
+        .horde
+        .model_stats(sim.now)
+        .into_iter()
+        .filter(|m| m.workers > 0)
+        .map(|m| m.name.to_string())
+        .collect();
+    assert_eq!(models, [OTHER_MODEL]);
+}
+
+#[test]
+fn maintenance_takes_a_worker_offline_at_once() {
+    let mut sim = Sim::new();
+    sim.pop(2, "w");
+    assert_eq!(sim.horde.online_capacity(sim.now), (1, 1));
+    let id = sim.horde.worker_by_name("w").unwrap().id;
+    let update = WorkerUpdate {
+        maintenance: Some(true),
+        ..WorkerUpdate::default()
+    };
+    let applied = sim
+        .horde
+        .update_worker(UserId(2), false, id, update)
+        .unwrap();
+    sim.store.apply(&applied.events);
+    assert_eq!(sim.horde.online_capacity(sim.now), (0, 0));
+}
