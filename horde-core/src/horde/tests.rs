@@ -1798,17 +1798,19 @@ fn context_equal_to_the_length_is_enough() {
 
 #[test]
 fn the_speed_rule_takes_the_bracket_of_the_size_and_allows_its_limit() {
-    let mut integrity = Integrity::default();
-    integrity.speed_limits = vec![
-        SpeedLimit {
-            up_to_b: 7.0,
-            tokens_per_sec: 100.0,
-        },
-        SpeedLimit {
-            up_to_b: 70.0,
-            tokens_per_sec: 50.0,
-        },
-    ];
+    let integrity = Integrity {
+        speed_limits: vec![
+            SpeedLimit {
+                up_to_b: 7.0,
+                tokens_per_sec: 100.0,
+            },
+            SpeedLimit {
+                up_to_b: 70.0,
+                tokens_per_sec: 50.0,
+            },
+        ],
+        ..Integrity::default()
+    };
     // A 7B model is in the first bracket: 100 t/s allowed, 101 not.
     assert!(!integrity.implausibly_fast(7.0, 200, 2_000));
     assert!(integrity.implausibly_fast(7.0, 202, 2_000));
