@@ -1886,3 +1886,26 @@ fn maintenance_takes_a_worker_offline_at_once() {
     sim.store.apply(&applied.events);
     assert_eq!(sim.horde.online_capacity(sim.now), (0, 0));
 }
+
+#[test]
+fn a_larger_model_going_offline_lowers_the_any_model_estimate() {
+    let mut sim = Sim::new();
+    sim.pop(2, "small");
+    let mut large = sim.query(3, "large");
+    large.models = vec![OTHER_MODEL.into()];
+    sim.pop_with(large).unwrap();
+    let any = sim.spec(1);
+    let with_both = sim.horde.estimate(&any, sim.now);
+    let id = sim.horde.worker_by_name("large").unwrap().id;
+    let update = WorkerUpdate {
+        maintenance: Some(true),
+        ..WorkerUpdate::default()
+    };
+    let applied = sim
+        .horde
+        .update_worker(UserId(3), false, id, update)
+        .unwrap();
+    sim.store.apply(&applied.events);
+    let with_small = sim.horde.estimate(&any, sim.now);
+    assert!(with_small < with_both, "{with_small} < {with_both}");
+}
