@@ -254,6 +254,19 @@ mod tests {
     }
 
     #[test]
+    fn zero_sizes_and_aliases_taken_by_an_earlier_batch_are_refused() {
+        assert!(matches!(
+            ModelReference::new(vec![entry("zero", 0.0, &[])]),
+            Err(ReferenceError::BadSize { .. })
+        ));
+        let mut reference = ModelReference::new(vec![entry("a", 1.0, &[])]).unwrap();
+        assert!(matches!(
+            reference.extend(vec![entry("c", 3.0, &["a"])]),
+            Err(ReferenceError::Duplicate { .. })
+        ));
+    }
+
+    #[test]
     fn suffixes_are_cut_only_after_a_name() {
         assert_eq!(normalize(".gguf"), ".gguf");
         assert_eq!(normalize("Model-7B-6bpw"), "model-7b");

@@ -1646,7 +1646,12 @@ fn restore_sorts_and_dedups_stored_model_lists() {
     let mut sim = Sim::new();
     let id = sim.request(1);
     // Lists stored by older versions may be unsorted, or sorted with duplicates.
-    for models in [vec!["b", "a"], vec!["a", "a", "b"], vec!["a", "b"]] {
+    for models in [
+        vec!["b", "a"],
+        vec!["a", "a", "b"],
+        vec!["a", "b"],
+        vec!["b", "b", "a"],
+    ] {
         let mut stored = (*sim.store.specs[&id]).clone();
         stored.models = models.into_iter().map(Arc::from).collect();
         sim.store.specs.insert(id, Arc::new(stored));
@@ -1654,6 +1659,15 @@ fn restore_sorts_and_dedups_stored_model_lists() {
         let (spec, _) = copy.request(id).unwrap();
         assert_eq!(spec.models, vec![Arc::<str>::from("a"), Arc::from("b")]);
     }
+    // Every neighbour equal: only the duplicate check sees it.
+    let mut stored = (*sim.store.specs[&id]).clone();
+    stored.models = vec![Arc::from("a"), Arc::from("a")];
+    sim.store.specs.insert(id, Arc::new(stored));
+    let copy = sim.store.restore(HordeConfig::default());
+    assert_eq!(
+        copy.request(id).unwrap().0.models,
+        vec![Arc::<str>::from("a")]
+    );
 }
 
 #[test]
