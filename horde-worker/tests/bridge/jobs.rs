@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::backends::{kobold_united, koboldcpp, openai};
-use crate::support::{worker_args, Backend, Behavior, Horde, Worker, MODEL};
+use crate::support::{assert_paid_exactly, worker_args, Backend, Behavior, Horde, Worker, MODEL};
 
 const SECS_30: Duration = Duration::from_secs(30);
 
@@ -47,16 +47,7 @@ async fn kobold_jobs_complete_and_the_owner_earns_exactly_the_rewards() {
         assert_eq!(generation["model"], MODEL);
     }
     let done = worker.wait_logged("job done", 4, SECS_30).await;
-    let earned: f64 = done
-        .iter()
-        .map(|line| line["kudos"].as_f64().unwrap())
-        .sum();
-    assert!(earned > 0.0);
-    assert!(
-        (horde.kudos(&owner).await - earned).abs() < 0.005,
-        "{done:?}"
-    );
-    assert!((horde.kudos(&client).await + earned).abs() < 0.005);
+    assert_paid_exactly(&horde, &owner, &client, &done).await;
     for line in &done {
         assert_eq!(line["model"], MODEL);
         assert_eq!(line["tokens"], 10, "ceil(40 chars / 4): {line}");

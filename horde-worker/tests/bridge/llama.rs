@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::{eventually, worker_args, Horde, Worker, MODEL};
+use crate::support::{assert_paid_exactly, eventually, worker_args, Horde, Worker, MODEL};
 
 /// The llama-cpp-python server, killed on drop.
 struct LlamaServer(Child);
@@ -96,16 +96,7 @@ async fn a_real_llama_cpp_python_server_serves_jobs() {
     let done = worker
         .wait_logged("job done", 3, Duration::from_secs(30))
         .await;
-    let earned: f64 = done
-        .iter()
-        .map(|line| line["kudos"].as_f64().unwrap())
-        .sum();
-    assert!(earned > 0.0);
-    assert!(
-        (horde.kudos(&owner).await - earned).abs() < 0.005,
-        "{done:?}"
-    );
-    assert!((horde.kudos(&client).await + earned).abs() < 0.005);
+    assert_paid_exactly(&horde, &owner, &client, &done).await;
     for line in &done {
         assert!(line["tokens"].as_u64().unwrap() <= 24, "{line}");
     }

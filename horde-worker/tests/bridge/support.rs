@@ -193,6 +193,21 @@ impl Horde {
     }
 }
 
+/// Checks that the worker's `done` job lines earned something, that its owner gained exactly
+/// their kudos, and that the requester paid exactly as much.
+pub async fn assert_paid_exactly(horde: &Horde, owner: &str, client: &str, done: &[Value]) {
+    let earned: f64 = done
+        .iter()
+        .map(|line| line["kudos"].as_f64().unwrap())
+        .sum();
+    assert!(earned > 0.0);
+    assert!(
+        (horde.kudos(owner).await - earned).abs() < 0.005,
+        "{done:?}"
+    );
+    assert!((horde.kudos(client).await + earned).abs() < 0.005);
+}
+
 /// How a test backend behaves; changeable while it runs.
 #[derive(Debug, Clone)]
 pub struct Behavior {
