@@ -29,7 +29,7 @@ mod load;
 mod movements;
 mod schema;
 
-pub use movements::{generation_totals, recent_movements, Movement};
+pub use movements::{account_history, AccountHistory, Movement};
 pub use schema::{migrate, open_connection};
 
 /// Why the store failed.

@@ -23,12 +23,23 @@ pub struct Movement {
     pub amount: Kudos,
 }
 
-/// The last `limit` movements in or out of `user`'s accounts, newest first.
-pub fn recent_movements(
+/// What the account page shows of a user's kudos history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountHistory {
+    /// The last movements in or out of the user's accounts, newest first.
+    pub movements: Vec<Movement>,
+    /// Earned with the user's workers' generations, in all (escrowed earnings included).
+    pub earned: Kudos,
+    /// Spent on the user's own requests, in all.
+    pub spent: Kudos,
+}
+
+/// `user`'s last `limit` movements and generation totals, on one read-only connection.
+pub fn account_history(
     db: &Path,
     user: UserId,
     limit: usize,
-) -> Result<Vec<Movement>, StoreError> {
+) -> Result<AccountHistory, StoreError> {
     let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let mut stmt = conn.prepare(
         "SELECT at, kind, from_user, from_escrow, to_user, to_escrow, amount FROM postings
@@ -44,13 +55,7 @@ pub fn recent_movements(
             amount: Kudos::from_milli(row.get(6)?),
         })
     })?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// What `user` earned with their workers' generations and spent on their own requests, in
-/// all: sums over the generation postings (escrowed earnings included).
-pub fn generation_totals(db: &Path, user: UserId) -> Result<(Kudos, Kudos), StoreError> {
-    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let movements = rows.collect::<Result<_, _>>()?;
     let sum = |column: &str| -> Result<Kudos, StoreError> {
         let sql = format!(
             "SELECT COALESCE(SUM(amount), 0) FROM postings WHERE {column} = ?1 \
@@ -59,5 +64,9 @@ pub fn generation_totals(db: &Path, user: UserId) -> Result<(Kudos, Kudos), Stor
         let milli: i64 = conn.query_row(&sql, params![user.0 as i64], |row| row.get(0))?;
         Ok(Kudos::from_milli(milli))
     };
-    Ok((sum("to_user")?, sum("from_user")?))
+    Ok(AccountHistory {
+        movements,
+        earned: sum("to_user")?,
+        spent: sum("from_user")?,
+    })
 }

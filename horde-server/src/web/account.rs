@@ -21,7 +21,7 @@ use crate::auth::{new_token, username};
 use crate::driver::Driver;
 use crate::error::{ApiError, Rc};
 use crate::sessions::{Session, SESSION_TTL_MS};
-use crate::store::{generation_totals, recent_movements, Write};
+use crate::store::{account_history, Movement, Write};
 
 /// A button that copies the key shown in `#api-key` (where scripts run; the key can always be
 /// selected by hand).
@@ -226,39 +226,49 @@ pub(super) async fn account(State(state): State<Driver>, headers: HeaderMap) -> 
     let Some(session) = signed_in(&state, &headers) else {
         return sign_in_first();
     };
-    let body = account_body(&state, &session, "").await + &movements(&state, &session).await;
+    let body = account_page(&state, &session, "").await;
     page("Your account", Some(&session), &body).into_response()
-}
-
-/// Earned and spent on generations, as table rows (empty if the database cannot say now).
-async fn generation_rows(state: &Driver, user: UserId) -> String {
-    let db = state.config().db.clone();
-    match tokio::task::spawn_blocking(move || generation_totals(&db, user)).await {
-        Ok(Ok((earned, spent))) => format!(
-            "<tr><th>Earned by your workers' generations</th><td id=\"earned\">{earned}</td></tr>\
-             <tr><th>Spent on your requests</th><td id=\"spent\">{spent}</td></tr>"
-        ),
-        _ => String::new(),
-    }
 }
 
 /// Movements shown on the account page.
 const RECENT_MOVEMENTS: usize = 20;
 
-/// The user's recent kudos movements, read from the database, as a table.
-async fn movements(state: &Driver, session: &SignedIn) -> String {
+/// The account page after `notice`: details, workers and key, then the kudos history, read
+/// from the database on a blocking thread (`None` when it cannot be read now).
+async fn account_page(state: &Driver, session: &SignedIn, notice: &str) -> String {
     let db = state.config().db.clone();
     let user = session.user;
-    let read = tokio::task::spawn_blocking(move || recent_movements(&db, user, RECENT_MOVEMENTS));
-    let rows = match read.await {
-        Ok(Ok(rows)) => rows,
+    let read = tokio::task::spawn_blocking(move || account_history(&db, user, RECENT_MOVEMENTS));
+    let history = match read.await {
+        Ok(Ok(history)) => Some(history),
         Ok(Err(e)) => {
-            tracing::warn!(error = %e, "reading recent movements failed");
-            return "<h2>Recent movements</h2><p>Not available right now.</p>".into();
+            tracing::warn!(error = %e, "reading the kudos history failed");
+            None
         }
-        Err(_) => return String::new(),
+        Err(_) => None,
     };
+    let generations = history.as_ref().map_or_else(String::new, |h| {
+        format!(
+            "<tr><th>Earned by your workers' generations</th><td id=\"earned\">{}</td></tr>\
+             <tr><th>Spent on your requests</th><td id=\"spent\">{}</td></tr>",
+            h.earned, h.spent
+        )
+    });
+    account_body(state, session, notice, &generations)
+        + &movements(
+            state,
+            user,
+            history.as_ref().map(|h| h.movements.as_slice()),
+        )
+}
+
+/// The recent kudos movements as a table.
+fn movements(state: &Driver, user: UserId, rows: Option<&[Movement]>) -> String {
     let mut html = String::from("<h2>Recent movements</h2>");
+    let Some(rows) = rows else {
+        html.push_str("<p>Not available right now.</p>");
+        return html;
+    };
     if rows.is_empty() {
         html.push_str("<p>No kudos have moved in or out of your account yet.</p>");
         return html;
@@ -279,7 +289,7 @@ async fn movements(state: &Driver, session: &SignedIn) -> String {
                 who
             }
         };
-        for row in &rows {
+        for row in rows {
             let incoming = row.to.0 == Some(user);
             let sign = if incoming { "+" } else { "−" };
             let _ = write!(
@@ -308,18 +318,8 @@ fn ago(now_ms: u64, at_ms: u64) -> String {
     }
 }
 
-/// The account page's content, after `notice`.
-async fn account_body(state: &Driver, session: &SignedIn, notice: &str) -> String {
-    let generations = generation_rows(state, session.user).await;
-    account_body_with(state, session, notice, &generations)
-}
-
-fn account_body_with(
-    state: &Driver,
-    session: &SignedIn,
-    notice: &str,
-    generations: &str,
-) -> String {
+/// The account page's content after `notice`, with the generation totals' rows.
+fn account_body(state: &Driver, session: &SignedIn, notice: &str, generations: &str) -> String {
     let timeout = state.config().horde.economy.online_timeout_secs;
     state.read(|core, now| {
         let mut body = notice.to_owned();
@@ -434,8 +434,7 @@ pub(super) async fn new_key(
                  <p>This is the only time it is shown. The old key no longer works.</p>",
                 escape(&key)
             );
-            let body =
-                account_body(&state, &session, &notice).await + &movements(&state, &session).await;
+            let body = account_page(&state, &session, &notice).await;
             page("Your account", Some(&session), &body).into_response()
         }
         Err(e) => error_page(e.status(), Some(&session), &e.to_string()),
