@@ -1923,3 +1923,108 @@ fn a_larger_model_going_offline_lowers_the_any_model_estimate() {
     let with_small = sim.horde.estimate(&any, sim.now);
     assert!(with_small < with_both, "{with_small} < {with_both}");
 }
+
+/// A horde with a second model the size of [`MODEL`], so that a worker can change models
+/// without changing size.
+fn sim_with_twin_model() -> Sim {
+    let mut sim = Sim::new();
+    let entry = |name: &str, params_b| crate::reference::ReferenceEntry {
+        name: name.into(),
+        params_b,
+        context: None,
+        aliases: vec![],
+    };
+    let reference = crate::reference::ModelReference::new(vec![
+        entry(MODEL, 8.0),
+        entry("twin/of-the-model", 8.0),
+        entry(OTHER_MODEL, 13.0),
+    ])
+    .unwrap();
+    sim.horde.set_model_reference(reference);
+    sim
+}
+
+#[test]
+fn a_check_in_with_other_models_of_the_same_size_moves_the_worker_between_models() {
+    let mut sim = sim_with_twin_model();
+    let mut query = sim.query(2, "w");
+    sim.pop_with(query.clone()).unwrap();
+    query.models = vec!["twin/of-the-model".into()];
+    sim.pop_with(query).unwrap();
+    let online: Vec<(String, u32)> = sim
+        .horde
+        .model_stats(sim.now)
+        .into_iter()
+        .filter(|m| m.workers > 0)
+        .map(|m| (m.name.to_string(), m.workers))
+        .collect();
+    assert_eq!(online, [("twin/of-the-model".to_string(), 1)]);
+}
+
+#[test]
+fn a_new_model_reference_resizes_the_online_workers() {
+    let mut sim = Sim::new();
+    sim.pop(2, "w");
+    let any = sim.spec(1);
+    let economy = EconomyConfig::default();
+    let as_8b = economy.generation_reward(8.0, 80, 80);
+    assert_eq!(sim.horde.estimate(&any, sim.now), as_8b);
+    let reference = crate::reference::ModelReference::new(vec![crate::reference::ReferenceEntry {
+        name: MODEL.into(),
+        params_b: 70.0,
+        context: None,
+        aliases: vec![],
+    }])
+    .unwrap();
+    sim.horde.set_model_reference(reference);
+    let as_70b = economy.generation_reward(70.0, 80, 80);
+    assert_eq!(sim.horde.estimate(&any, sim.now), as_70b);
+}
+
+#[test]
+fn congestion_begins_past_the_configured_minutes_of_work() {
+    let mut config = HordeConfig::default();
+    config.integrity.speed_limits.clear();
+    config.integrity.upfront_queue_minutes = 10;
+    // Nobody needs the cost upfront here: only the congestion figure is under test.
+    config.integrity.upfront_exempt_tokens = u32::MAX;
+    let mut sim = Sim::with_speed_rule(config);
+    // One worker with two threads does 20 tokens a second: 12,000 tokens in ten minutes.
+    let mut query = sim.query(2, "w");
+    query.threads = 2;
+    sim.pop_with(query).unwrap();
+    let queue = |sim: &mut Sim, max_length: u32, n: u32| {
+        let mut spec = sim.spec(1);
+        spec.params.max_length = max_length;
+        spec.params.n = n;
+        sim.enqueue(spec).unwrap();
+    };
+    queue(&mut sim, 1000, 12);
+    assert!(!sim.horde.congested(), "exactly ten minutes of work");
+    queue(&mut sim, 16, 1);
+    assert!(sim.horde.congested(), "a little more");
+}
+
+#[test]
+fn holding_exactly_the_estimated_cost_is_enough_under_congestion() {
+    let mut config = HordeConfig::default();
+    config.integrity.speed_limits.clear();
+    let mut sim = Sim::with_speed_rule(config);
+    sim.pop(2, "w");
+    let large = |sim: &mut Sim, owner: u64| {
+        let mut spec = sim.spec(owner);
+        spec.params.max_length = 1024;
+        spec.params.n = 4;
+        spec
+    };
+    let filler = large(&mut sim, 1);
+    sim.enqueue(filler).unwrap();
+    let filler = large(&mut sim, 3);
+    sim.enqueue(filler).unwrap();
+    assert!(sim.horde.congested());
+    let spec = large(&mut sim, 4);
+    let needed = sim.horde.estimate(&spec, sim.now);
+    let applied = sim.horde.admin_adjust(sim.now, UserId(4), needed).unwrap();
+    sim.store.apply(&applied.events);
+    sim.enqueue(spec).unwrap();
+}
