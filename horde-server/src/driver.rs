@@ -36,7 +36,7 @@ use crate::metrics::Metrics;
 use crate::ratelimit::{Limited, RateLimits};
 use crate::sessions::{Identities, PendingLogins, Sessions};
 use crate::stats::Stats;
-use crate::store::{Store, StoreError, UserRow, Write};
+use crate::store::{Contention, Database, Store, StoreError, UserRow, Write};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -215,11 +215,22 @@ struct Shared {
 
 impl Driver {
     /// Opens the database (creating and migrating it), rebuilds the core from it, and loads
-    /// the model reference.
+    /// the model reference. A database another node is using is refused.
     pub fn open(config: Config, clock: Clock) -> Result<Driver, OpenError> {
+        Self::open_with(config, clock, Contention::Refuse, &|| true)
+    }
+
+    /// As [`Driver::open`]; with [`Contention::Wait`] on PostgreSQL, first waits as a standby
+    /// for the lease (while `go_on` says so), then rebuilds the core from the database.
+    pub fn open_with(
+        config: Config,
+        clock: Clock,
+        contention: Contention,
+        go_on: &dyn Fn() -> bool,
+    ) -> Result<Driver, OpenError> {
         let reference = crate::models::load_reference(&config).map_err(OpenError::Reference)?;
         let metrics = Arc::new(Metrics::new());
-        let (store, loaded) = Store::open(&config.db, &config, metrics.clone())?;
+        let (store, loaded) = Store::open(&config, metrics.clone(), contention, go_on)?;
         let policies: Vec<_> = loaded.users.iter().map(|u| (u.0.id, u.1)).collect();
         let accounts: Vec<_> = loaded.users.iter().map(|u| (u.0.id, u.2)).collect();
         let mut horde = Horde::restore(
@@ -243,7 +254,7 @@ impl Driver {
             })
             .collect();
         tracing::info!(
-            db = %config.db.display(),
+            db = %Database::of(&config.db).describe(),
             users = users.iter().count(),
             requests = horde.request_count(),
             queued = horde.queued_requests(),
@@ -378,21 +389,33 @@ impl Driver {
         .await
     }
 
-    /// Returns true if and only if a commit has failed (the driver refuses all changes).
+    /// Returns true if and only if a commit has failed, or the store found that it can no
+    /// longer commit (the driver refuses all changes).
     pub fn is_failed(&self) -> bool {
-        self.shared.failed.load(Ordering::SeqCst)
+        self.shared.failed.load(Ordering::SeqCst) || self.shared.store.is_lost()
     }
 
-    /// Resolves once a commit has failed.
+    /// Resolves once a commit has failed or the store can no longer commit.
     pub async fn failed(&self) {
-        loop {
-            let notified = self.shared.failure.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.is_failed() {
-                return;
+        let commit_failed = async {
+            loop {
+                let notified = self.shared.failure.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if self.shared.failed.load(Ordering::SeqCst) {
+                    return;
+                }
+                notified.await;
             }
-            notified.await;
+        };
+        tokio::select! {
+            () = commit_failed => {}
+            () = self.shared.store.lost() => {
+                tracing::error!(
+                    "the database connection is lost: refusing all changes and stopping; the \
+                     restart rebuilds the state from the database"
+                );
+            }
         }
     }
 

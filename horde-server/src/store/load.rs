@@ -1,141 +1,112 @@
-//! Reading everything back on start.
+//! Reading everything back on start, on either engine.
 
 use std::sync::Arc;
 
 use horde_core::{
-    AccountState, Job, KudosDetails, RequestSpec, RequestState, UserId, UserPolicy, Worker,
+    AccountState, Job, Kudos, KudosDetails, RequestSpec, RequestState, UserId, UserPolicy, Worker,
 };
-use rusqlite::{params, Connection, OptionalExtension};
 
+use super::sql::{params, Sql, Stmt};
 use super::{Loaded, StoreError, UserRow};
 
-pub(super) fn load(conn: &Connection, default_concurrency: u32) -> Result<Loaded, StoreError> {
-    let secret = load_secret(conn)?;
-    ensure_anonymous(conn, default_concurrency)?;
-    let kudos = horde_core::Kudos::from_milli;
+pub(super) fn load(sql: &mut dyn Sql, default_concurrency: u32) -> Result<Loaded, StoreError> {
+    let secret = load_secret(sql)?;
+    sql.execute(Stmt::EnsureAnonymous, &params![default_concurrency])?;
     let mut users = Vec::new();
-    let mut stmt = conn.prepare(
-        "SELECT id, alias, key_hash, created_at, concurrency, trusted, balance, accumulated,
-            gifted, received, awarded, uptime, admin, public_workers, is_admin, flagged, escrow
-            FROM users",
-    )?;
-    let mut rows = stmt.query([])?;
-    while let Some(row) = rows.next()? {
-        let key_hash: Option<Vec<u8>> = row.get(2)?;
+    for row in sql.query(Stmt::SelectUsers, &[])? {
+        let kudos = |i| row.int(i).map(Kudos::from_milli);
+        let created_at = row.int(3)? as u64;
         let user = UserRow {
-            id: UserId(row.get::<_, i64>(0)? as u64),
-            alias: row.get(1)?,
-            key_hash: key_hash.and_then(|h| h.try_into().ok()),
-            created_at: row.get::<_, i64>(3)? as u64,
-            is_admin: row.get(14)?,
+            id: UserId(row.int(0)? as u64),
+            alias: row.text(1)?,
+            key_hash: row.opt_bytes(2)?.and_then(|h| h.try_into().ok()),
+            created_at,
+            is_admin: row.flag(14)?,
         };
         let policy = UserPolicy {
-            concurrency: row.get(4)?,
-            trusted: row.get(5)?,
-            public_workers: row.get(13)?,
-            flagged: row.get(15)?,
-            registered_at: horde_core::Timestamp(row.get::<_, i64>(3)? as u64),
+            concurrency: row.uint(4)?,
+            trusted: row.flag(5)?,
+            public_workers: row.flag(13)?,
+            flagged: row.flag(15)?,
+            registered_at: horde_core::Timestamp(created_at),
         };
         let state = AccountState {
-            balance: kudos(row.get(6)?),
+            balance: kudos(6)?,
             details: KudosDetails {
-                accumulated: kudos(row.get(7)?),
-                gifted: kudos(row.get(8)?),
-                received: kudos(row.get(9)?),
-                awarded: kudos(row.get(10)?),
-                uptime: kudos(row.get(11)?),
-                admin: kudos(row.get(12)?),
+                accumulated: kudos(7)?,
+                gifted: kudos(8)?,
+                received: kudos(9)?,
+                awarded: kudos(10)?,
+                uptime: kudos(11)?,
+                admin: kudos(12)?,
             },
-            escrow: kudos(row.get(16)?),
+            escrow: kudos(16)?,
         };
         users.push((user, policy, state));
     }
 
     let mut workers = Vec::new();
-    let mut stmt = conn.prepare(
-        "SELECT workers.data, worker_stats.data FROM workers
-         LEFT JOIN worker_stats ON worker_stats.id = workers.id",
-    )?;
-    let mut rows = stmt.query([])?;
-    while let Some(row) = rows.next()? {
-        let mut worker: Worker = serde_json::from_str(&row.get::<_, String>(0)?)?;
-        if let Some(stats) = row.get::<_, Option<String>>(1)? {
+    for row in sql.query(Stmt::SelectWorkers, &[])? {
+        let mut worker: Worker = serde_json::from_str(&row.text(0)?)?;
+        if let Some(stats) = row.opt_text(1)? {
             worker.set_stats(serde_json::from_str(&stats)?);
         }
         workers.push(worker);
     }
 
     let mut jobs_by_request: std::collections::HashMap<String, Vec<Job>> = Default::default();
-    let mut stmt = conn.prepare("SELECT request, data FROM jobs")?;
-    let mut rows = stmt.query([])?;
-    while let Some(row) = rows.next()? {
-        let job: Job = serde_json::from_str(&row.get::<_, String>(1)?)?;
-        jobs_by_request.entry(row.get(0)?).or_default().push(job);
+    for row in sql.query(Stmt::SelectJobs, &[])? {
+        let job: Job = serde_json::from_str(&row.text(1)?)?;
+        jobs_by_request.entry(row.text(0)?).or_default().push(job);
     }
     let mut requests = Vec::new();
-    let mut stmt = conn.prepare("SELECT id, spec, state FROM requests")?;
-    let mut rows = stmt.query([])?;
-    while let Some(row) = rows.next()? {
-        let id: String = row.get(0)?;
-        let state: Option<String> = row.get(2)?;
-        let Some(state) = state else {
+    for row in sql.query(Stmt::SelectRequests, &[])? {
+        let id = row.text(0)?;
+        let Some(state) = row.opt_text(2)? else {
             continue;
         };
-        let spec: RequestSpec = serde_json::from_str(&row.get::<_, String>(1)?)?;
+        let spec: RequestSpec = serde_json::from_str(&row.text(1)?)?;
         let state: RequestState = serde_json::from_str(&state)?;
         let jobs = jobs_by_request.remove(&id).unwrap_or_default();
         requests.push((Arc::new(spec), state, jobs));
     }
 
     let mut idempotency = Vec::new();
-    let mut stmt = conn.prepare("SELECT user, key, request, response FROM idempotency")?;
-    let mut rows = stmt.query([])?;
-    while let Some(row) = rows.next()? {
+    for row in sql.query(Stmt::SelectIdempotency, &[])? {
         idempotency.push((
-            UserId(row.get::<_, i64>(0)? as u64),
-            row.get(1)?,
-            row.get(2)?,
-            row.get(3)?,
+            UserId(row.int(0)? as u64),
+            row.text(1)?,
+            row.text(2)?,
+            row.text(3)?,
         ));
     }
 
     let mut sessions = Vec::new();
-    let mut stmt = conn.prepare("SELECT digest, user, csrf, expires_at FROM sessions")?;
-    let mut rows = stmt.query([])?;
-    while let Some(row) = rows.next()? {
-        let digest: Vec<u8> = row.get(0)?;
-        let Ok(digest) = <[u8; 32]>::try_from(digest.as_slice()) else {
+    for row in sql.query(Stmt::SelectSessions, &[])? {
+        let Some(Ok(digest)) = row.opt_bytes(0)?.map(<[u8; 32]>::try_from) else {
             continue;
         };
         sessions.push((
             digest,
             crate::sessions::Session {
-                user: UserId(row.get::<_, i64>(1)? as u64),
-                csrf: row.get(2)?,
-                expires_at: row.get::<_, i64>(3)? as u64,
+                user: UserId(row.int(1)? as u64),
+                csrf: row.text(2)?,
+                expires_at: row.int(3)? as u64,
             },
         ));
     }
 
     let mut identities = Vec::new();
-    let mut stmt = conn.prepare("SELECT provider, subject, user FROM identities")?;
-    let mut rows = stmt.query([])?;
-    while let Some(row) = rows.next()? {
-        identities.push((
-            row.get(0)?,
-            row.get(1)?,
-            UserId(row.get::<_, i64>(2)? as u64),
-        ));
+    for row in sql.query(Stmt::SelectIdentities, &[])? {
+        identities.push((row.text(0)?, row.text(1)?, UserId(row.int(2)? as u64)));
     }
 
     let mut minutes = Vec::new();
-    let mut stmt = conn.prepare("SELECT minute, requests, tokens FROM minutes")?;
-    let mut rows = stmt.query([])?;
-    while let Some(row) = rows.next()? {
+    for row in sql.query(Stmt::SelectMinutes, &[])? {
         minutes.push((
-            row.get::<_, i64>(0)? as u64,
-            row.get::<_, i64>(1)? as u64,
-            row.get::<_, i64>(2)? as u64,
+            row.int(0)? as u64,
+            row.int(1)? as u64,
+            row.int(2)? as u64,
         ));
     }
 
@@ -152,29 +123,18 @@ pub(super) fn load(conn: &Connection, default_concurrency: u32) -> Result<Loaded
 }
 
 /// The API-key salt: generated from the OS RNG on first start and kept in `meta`.
-fn load_secret(conn: &Connection) -> Result<[u8; 32], StoreError> {
-    let stored: Option<Vec<u8>> = conn
-        .query_row("SELECT value FROM meta WHERE key = 'key_secret'", [], |r| {
-            r.get(0)
-        })
-        .optional()?;
+fn load_secret(sql: &mut dyn Sql) -> Result<[u8; 32], StoreError> {
+    let stored = sql
+        .query(Stmt::SelectSecret, &[])?
+        .first()
+        .map(|row| row.opt_bytes(0))
+        .transpose()?
+        .flatten();
     if let Some(secret) = stored.and_then(|s| <[u8; 32]>::try_from(s).ok()) {
         return Ok(secret);
     }
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret).map_err(|e| StoreError::Commit(e.to_string()))?;
-    conn.execute(
-        "INSERT OR REPLACE INTO meta (key, value) VALUES ('key_secret', ?1)",
-        params![secret.to_vec()],
-    )?;
+    sql.execute(Stmt::PutSecret, &params![secret.to_vec()])?;
     Ok(secret)
-}
-
-fn ensure_anonymous(conn: &Connection, default_concurrency: u32) -> Result<(), StoreError> {
-    conn.execute(
-        "INSERT OR IGNORE INTO users (id, alias, key_hash, created_at, concurrency)
-         VALUES (0, 'Anonymous', NULL, 0, ?1)",
-        params![default_concurrency],
-    )?;
-    Ok(())
 }

@@ -1,5 +1,6 @@
-//! Durable storage on SQLite: schema migrations, the group-commit writer thread, and loading
-//! everything back on start.
+//! Durable storage on SQLite (the embedded default) or PostgreSQL (replicated, with a lease
+//! for one active node among several): migrations, the group-commit writer thread, and
+//! loading everything back on start.
 //!
 //! One dedicated thread owns the write connection. Handlers hand it the events of their
 //! command (in the order the core applied them, because they send while still holding the
@@ -8,29 +9,72 @@
 //! concurrent requests thus share one fsync, and no tokio worker ever blocks on SQLite.
 //!
 //! Storage keeps the *latest value* of each entity the core reports (requests, jobs, workers,
-//! accounts) plus the postings journal; it never re-derives a domain rule. This is the
-//! boundary a PostgreSQL store would implement a second time.
+//! accounts) plus the postings journal; it never re-derives a domain rule.
 //!
-//! Its parts: [`schema`] (migrations), [`apply`] (writing events and group commits), and
-//! [`load`] (reading everything back on start).
+//! Its parts: [`sql`] (what both engines offer: named statements, values, transactions),
+//! [`sqlite`] and [`postgres`] (the engines, each with its SQL text and migrations),
+//! [`apply`] (writing events and group commits), [`load`] (reading everything back on start)
+//! and [`movements`] (the account page's history).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use horde_core::{AccountState, Event, Job, RequestSpec, RequestState, UserId, UserPolicy, Worker};
 use parking_lot::Mutex;
-use rusqlite::Connection;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 
 mod apply;
 mod load;
 mod movements;
+pub mod postgres;
 mod schema;
+pub(crate) mod sql;
+mod sqlite;
 
 pub use movements::{account_history, AccountHistory, Movement};
 pub use schema::{migrate, open_connection};
+
+/// Where the data lives, from the `--db` setting: a PostgreSQL URL (`postgres://…` or
+/// `postgresql://…`) or else a SQLite file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// An SQLite file, created on first start.
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection URL.
+    Postgres(String),
+}
+
+impl Database {
+    /// Reads the `--db` setting.
+    pub fn of(setting: &Path) -> Database {
+        let text = setting.to_string_lossy();
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            Database::Postgres(text.into_owned())
+        } else {
+            Database::Sqlite(setting.to_path_buf())
+        }
+    }
+
+    /// A name for logs and messages (without a password).
+    pub fn describe(&self) -> String {
+        match self {
+            Database::Sqlite(path) => path.display().to_string(),
+            Database::Postgres(url) => postgres::redact(url),
+        }
+    }
+
+    /// A connection for reads beside the writer.
+    fn reader(&self) -> Result<Box<dyn sql::Sql>, StoreError> {
+        Ok(match self {
+            Database::Sqlite(path) => Box::new(sqlite::Sqlite::open_read_only(path)?),
+            Database::Postgres(url) => Box::new(postgres::Postgres::open_reader(url)?),
+        })
+    }
+}
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +82,15 @@ pub enum StoreError {
     /// SQLite reported an error.
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL reported an error (or the connection to it failed).
+    #[error("postgres: {0}")]
+    Postgres(#[from] ::postgres::Error),
+    /// The PostgreSQL URL cannot be read.
+    #[error("the PostgreSQL URL cannot be read: {0}")]
+    Url(String),
+    /// A stored value is not of the expected type.
+    #[error("stored value: {0}")]
+    Corrupt(String),
     /// A stored record could not be (de)serialised.
     #[error("stored record: {0}")]
     Json(#[from] serde_json::Error),
@@ -50,7 +103,7 @@ pub enum StoreError {
     /// The writer failed to commit.
     #[error("commit failed: {0}")]
     Commit(String),
-    /// Another process holds the database.
+    /// Another process holds the database (SQLite) or the lease (PostgreSQL).
     #[error("another horde-server is using {0}; stop it first")]
     Locked(String),
     /// The lock file could not be opened.
@@ -150,8 +203,16 @@ pub struct Loaded {
 pub struct Store {
     sender: Mutex<Option<mpsc::Sender<Batch>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
-    /// Held while the store is open: one process per database.
-    _lock: std::fs::File,
+    lost: Arc<Lost>,
+    /// SQLite: held while the store is open, one process per database file.
+    _lock: Option<std::fs::File>,
+}
+
+/// Set by the writer when it finds, while idle, that its engine can no longer commit.
+#[derive(Debug, Default)]
+struct Lost {
+    flag: AtomicBool,
+    notify: Notify,
 }
 
 impl std::fmt::Debug for Batch {
@@ -160,28 +221,48 @@ impl std::fmt::Debug for Batch {
     }
 }
 
+/// How [`Store::open`] treats a database another node is using.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Contention {
+    /// Refuse with [`StoreError::Locked`].
+    Refuse,
+    /// PostgreSQL only: wait as a standby until the lease is free (SQLite refuses).
+    Wait,
+}
+
 impl Store {
-    /// Opens the database, loads everything, and starts the writer thread.
+    /// Opens the database, loads everything, and starts the writer thread. With
+    /// [`Contention::Wait`] on PostgreSQL, first waits for the lease while `go_on` says so.
     pub fn open(
-        path: &Path,
         config: &crate::Config,
         metrics: Arc<crate::metrics::Metrics>,
+        contention: Contention,
+        go_on: &dyn Fn() -> bool,
     ) -> Result<(Store, Loaded), StoreError> {
-        let lock = lock_database(path)?;
-        let conn = open_connection(path)?;
-        if let Some(pages) = config.max_db_pages {
-            conn.pragma_update(None, "max_page_count", pages)?;
-        }
-        let loaded = load::load(&conn, config.horde.default_concurrency)?;
+        let (mut engine, lock): (Box<dyn sql::Engine>, _) = match Database::of(&config.db) {
+            Database::Sqlite(path) => {
+                let lock = sqlite::lock_database(&path)?;
+                let engine = sqlite::Sqlite::open(&path, config.max_db_pages)?;
+                (Box::new(engine), Some(lock))
+            }
+            Database::Postgres(url) => {
+                let wait = (contention == Contention::Wait).then_some(go_on);
+                (Box::new(postgres::Postgres::open(&url, wait)?), None)
+            }
+        };
+        let loaded = load::load(&mut *engine, config.horde.default_concurrency)?;
         let (sender, receiver) = mpsc::channel::<Batch>();
+        let lost = Arc::new(Lost::default());
+        let writer_lost = lost.clone();
         let writer = std::thread::Builder::new()
             .name("horde-store-writer".into())
-            .spawn(move || run_writer(conn, receiver, &metrics))
+            .spawn(move || run_writer(engine, receiver, &metrics, &writer_lost))
             .map_err(|e| StoreError::Commit(e.to_string()))?;
         Ok((
             Store {
                 sender: Mutex::new(Some(sender)),
                 writer: Mutex::new(Some(writer)),
+                lost,
                 _lock: lock,
             },
             loaded,
@@ -202,35 +283,30 @@ impl Store {
         Committed(done)
     }
 
+    /// Returns true if and only if the writer found its engine unable to commit while idle
+    /// (PostgreSQL: the connection, and with it the lease, is gone).
+    pub fn is_lost(&self) -> bool {
+        self.lost.flag.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once [`Store::is_lost`] is true.
+    pub async fn lost(&self) {
+        loop {
+            let notified = self.lost.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_lost() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     /// Stops accepting writes, lets the writer commit what it has, and waits for it.
     pub fn close(&self) {
         self.sender.lock().take();
         if let Some(writer) = self.writer.lock().take() {
             let _ = writer.join();
-        }
-    }
-}
-
-/// Takes the advisory lock `<db>.lock`, held as long as the returned file is open, so that
-/// two processes (two servers, or `create-admin` beside a running server) never work on one
-/// database: each would assign the same new user ids.
-fn lock_database(path: &Path) -> Result<std::fs::File, StoreError> {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".lock");
-    let lock_path = std::path::PathBuf::from(name);
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| StoreError::LockFile(lock_path.display().to_string(), e))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => {
-            Err(StoreError::Locked(path.display().to_string()))
-        }
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(StoreError::LockFile(lock_path.display().to_string(), e))
         }
     }
 }
@@ -254,16 +330,35 @@ impl Committed {
 /// without bound.
 const MAX_BATCHES_PER_COMMIT: usize = 4096;
 
+/// How long the writer waits for work before checking that its engine can still commit.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
 fn run_writer(
-    mut conn: Connection,
+    mut engine: Box<dyn sql::Engine>,
     receiver: mpsc::Receiver<Batch>,
     metrics: &crate::metrics::Metrics,
+    lost: &Lost,
 ) {
     // After a failed commit, later batches may depend on the changes that were lost (a job of
     // a request that was never stored): the writer refuses everything from then on.
     let mut failure: Option<String> = None;
     let (mut commits, mut batched, mut since) = (0u64, 0u64, std::time::Instant::now());
-    while let Ok(first) = receiver.recv() {
+    loop {
+        let first = match receiver.recv_timeout(IDLE_CHECK) {
+            Ok(first) => first,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if failure.is_none() {
+                    if let Err(e) = engine.check() {
+                        tracing::error!(error = %e, "the database can no longer commit");
+                        failure = Some(e.to_string());
+                        lost.flag.store(true, Ordering::SeqCst);
+                        lost.notify.notify_waiters();
+                    }
+                }
+                continue;
+            }
+        };
         let mut batches = vec![first];
         while batches.len() < MAX_BATCHES_PER_COMMIT {
             match receiver.try_recv() {
@@ -274,7 +369,7 @@ fn run_writer(
         let started = std::time::Instant::now();
         let result = match &failure {
             Some(e) => Err(format!("an earlier commit failed: {e}")),
-            None => apply::write_batches(&mut conn, &batches).map_err(|e| {
+            None => apply::write_batches(&mut *engine, &batches).map_err(|e| {
                 tracing::error!(error = %e, "commit failed");
                 failure = Some(e.to_string());
                 e.to_string()
@@ -291,6 +386,5 @@ fn run_writer(
             let _ = batch.ack.send(result.clone());
         }
     }
-    // Checkpoint so the main file is complete when the server stops cleanly.
-    let _ = conn.pragma_update(None, "wal_checkpoint", "TRUNCATE");
+    engine.close();
 }

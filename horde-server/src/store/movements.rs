@@ -1,12 +1,10 @@
 //! Reading a user's recent kudos movements back from the `postings` table (the account page
-//! shows them). A read-only connection of its own: WAL lets it read beside the writer.
-
-use std::path::Path;
+//! shows them), on a connection of its own beside the writer.
 
 use horde_core::{Kudos, UserId};
-use rusqlite::{params, Connection, OpenFlags};
 
-use super::StoreError;
+use super::sql::{params, Sql, Stmt};
+use super::{Database, StoreError};
 
 /// One movement of kudos as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,39 +32,38 @@ pub struct AccountHistory {
     pub spent: Kudos,
 }
 
-/// `user`'s last `limit` movements and generation totals, on one read-only connection.
+/// `user`'s last `limit` movements and generation totals, on one read-only connection of its
+/// own beside the writer.
 pub fn account_history(
-    db: &Path,
+    db: &Database,
     user: UserId,
     limit: usize,
 ) -> Result<AccountHistory, StoreError> {
-    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    let mut stmt = conn.prepare(
-        "SELECT at, kind, from_user, from_escrow, to_user, to_escrow, amount FROM postings
-         WHERE from_user = ?1 OR to_user = ?1 ORDER BY seq DESC LIMIT ?2",
-    )?;
+    let mut reader = db.reader()?;
+    let sql: &mut dyn Sql = &mut *reader;
+    let user_id = user.0 as i64;
     let user_of = |id: Option<i64>| id.map(|id| UserId(id as u64));
-    let rows = stmt.query_map(params![user.0 as i64, limit as i64], |row| {
-        Ok(Movement {
-            at: row.get::<_, i64>(0)? as u64,
-            kind: row.get(1)?,
-            from: (user_of(row.get(2)?), row.get(3)?),
-            to: (user_of(row.get(4)?), row.get(5)?),
-            amount: Kudos::from_milli(row.get(6)?),
+    let movements = sql
+        .query(Stmt::SelectMovements, &params![user_id, limit as i64])?
+        .iter()
+        .map(|row| {
+            Ok(Movement {
+                at: row.int(0)? as u64,
+                kind: row.text(1)?,
+                from: (user_of(row.opt_int(2)?), row.flag(3)?),
+                to: (user_of(row.opt_int(4)?), row.flag(5)?),
+                amount: Kudos::from_milli(row.int(6)?),
+            })
         })
-    })?;
-    let movements = rows.collect::<Result<_, _>>()?;
-    let sum = |column: &str| -> Result<Kudos, StoreError> {
-        let sql = format!(
-            "SELECT COALESCE(SUM(amount), 0) FROM postings WHERE {column} = ?1 \
-             AND kind = 'generation'"
-        );
-        let milli: i64 = conn.query_row(&sql, params![user.0 as i64], |row| row.get(0))?;
-        Ok(Kudos::from_milli(milli))
+        .collect::<Result<_, StoreError>>()?;
+    let mut sum = |stmt| -> Result<Kudos, StoreError> {
+        let rows = sql.query(stmt, &params![user_id])?;
+        let milli = rows.first().map(|row| row.int(0)).transpose()?;
+        Ok(Kudos::from_milli(milli.unwrap_or(0)))
     };
     Ok(AccountHistory {
         movements,
-        earned: sum("to_user")?,
-        spent: sum("from_user")?,
+        earned: sum(Stmt::SumEarned)?,
+        spent: sum(Stmt::SumSpent)?,
     })
 }

@@ -236,7 +236,7 @@ const RECENT_MOVEMENTS: usize = 20;
 /// The account page after `notice`: details, workers and key, then the kudos history, read
 /// from the database on a blocking thread (`None` when it cannot be read now).
 async fn account_page(state: &Driver, session: &SignedIn, notice: &str) -> String {
-    let db = state.config().db.clone();
+    let db = crate::store::Database::of(&state.config().db);
     let user = session.user;
     let read = tokio::task::spawn_blocking(move || account_history(&db, user, RECENT_MOVEMENTS));
     let history = match read.await {

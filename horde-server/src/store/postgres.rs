@@ -1,0 +1,434 @@
+//! The replicated engine: PostgreSQL through the `postgres` crate, for a horde that must
+//! survive the loss of a machine.
+//!
+//! **The lease.** Exactly one horde-server node writes: the one whose writer connection holds
+//! the session-level advisory lock [`LEASE_KEY`]. The lock lives exactly as long as that
+//! connection, and every commit goes through that same connection, so a node that lost its
+//! connection (and with it the lock) cannot commit anything more — the fencing is the
+//! connection itself. Other nodes wait for the lock ([`Postgres::open`] with `wait`) and
+//! take over when the holder's session ends: killed, crashed, or cut off from the database.
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use postgres::types::{FromSql, IsNull, ToSql, Type};
+use postgres::{Client, GenericClient, NoTls, Statement};
+
+use super::sql::{Engine, Row, Sql, Stmt, Value};
+use super::StoreError;
+
+/// The advisory lock that makes a node the active one ("horde" in ASCII).
+pub const LEASE_KEY: i64 = 0x68_6f_72_64_65;
+
+/// How often a waiting node tries to take the lease.
+const LEASE_POLL: Duration = Duration::from_millis(250);
+
+type BoxError = Box<dyn std::error::Error + Sync + Send>;
+
+impl ToSql for Value {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
+        match (self, ty) {
+            (Value::Null, _) => Ok(IsNull::Yes),
+            (Value::Int(v), &Type::INT8) => v.to_sql(ty, out),
+            (Value::Int(v), &Type::INT4) => i32::try_from(*v)?.to_sql(ty, out),
+            (Value::Bool(v), &Type::BOOL) => v.to_sql(ty, out),
+            (Value::Text(v), &Type::TEXT | &Type::VARCHAR) => v.to_sql(ty, out),
+            (Value::Bytes(v), &Type::BYTEA) => v.to_sql(ty, out),
+            (value, ty) => Err(format!("{value:?} does not fit a {ty} parameter").into()),
+        }
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        accepted(ty)
+    }
+
+    postgres::types::to_sql_checked!();
+}
+
+impl<'a> FromSql<'a> for Value {
+    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Value, BoxError> {
+        Ok(match *ty {
+            Type::INT8 => Value::Int(i64::from_sql(ty, raw)?),
+            Type::INT4 => Value::Int(i64::from(i32::from_sql(ty, raw)?)),
+            Type::BOOL => Value::Bool(bool::from_sql(ty, raw)?),
+            Type::BYTEA => Value::Bytes(Vec::<u8>::from_sql(ty, raw)?),
+            _ => Value::Text(String::from_sql(ty, raw)?),
+        })
+    }
+
+    fn from_sql_null(_: &Type) -> Result<Value, BoxError> {
+        Ok(Value::Null)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        accepted(ty)
+    }
+}
+
+fn accepted(ty: &Type) -> bool {
+    matches!(
+        *ty,
+        Type::INT8 | Type::INT4 | Type::BOOL | Type::TEXT | Type::VARCHAR | Type::BYTEA
+    )
+}
+
+/// Schema migrations; the `horde_schema` table counts how many were applied. The first one
+/// is the whole schema as SQLite's nine migrations left it.
+const MIGRATIONS: &[&str] = &["CREATE TABLE meta (key TEXT PRIMARY KEY, value BYTEA NOT NULL);
+     CREATE TABLE users (
+        id BIGINT PRIMARY KEY,
+        alias TEXT NOT NULL,
+        key_hash BYTEA UNIQUE,
+        created_at BIGINT NOT NULL,
+        concurrency BIGINT NOT NULL,
+        trusted BOOLEAN NOT NULL DEFAULT FALSE,
+        balance BIGINT NOT NULL DEFAULT 0,
+        accumulated BIGINT NOT NULL DEFAULT 0,
+        gifted BIGINT NOT NULL DEFAULT 0,
+        received BIGINT NOT NULL DEFAULT 0,
+        awarded BIGINT NOT NULL DEFAULT 0,
+        uptime BIGINT NOT NULL DEFAULT 0,
+        admin BIGINT NOT NULL DEFAULT 0,
+        public_workers BOOLEAN NOT NULL DEFAULT FALSE,
+        is_admin BOOLEAN NOT NULL DEFAULT FALSE,
+        flagged BOOLEAN NOT NULL DEFAULT FALSE,
+        escrow BIGINT NOT NULL DEFAULT 0
+     );
+     CREATE TABLE workers (id TEXT PRIMARY KEY, data TEXT NOT NULL);
+     CREATE TABLE worker_stats (id TEXT PRIMARY KEY, data TEXT NOT NULL);
+     CREATE TABLE requests (id TEXT PRIMARY KEY, spec TEXT NOT NULL, state TEXT);
+     CREATE TABLE jobs (id TEXT PRIMARY KEY, request TEXT NOT NULL, data TEXT NOT NULL);
+     CREATE INDEX jobs_by_request ON jobs (request);
+     CREATE TABLE postings (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        at BIGINT NOT NULL,
+        kind TEXT NOT NULL,
+        from_user BIGINT,
+        to_user BIGINT,
+        amount BIGINT NOT NULL,
+        from_escrow BOOLEAN NOT NULL DEFAULT FALSE,
+        to_escrow BOOLEAN NOT NULL DEFAULT FALSE
+     );
+     CREATE INDEX postings_from ON postings (from_user, seq);
+     CREATE INDEX postings_to ON postings (to_user, seq);
+     CREATE TABLE idempotency (
+        \"user\" BIGINT NOT NULL,
+        key TEXT NOT NULL,
+        request TEXT NOT NULL,
+        response TEXT NOT NULL,
+        PRIMARY KEY (\"user\", key)
+     );
+     CREATE TABLE minutes (
+        minute BIGINT PRIMARY KEY,
+        requests BIGINT NOT NULL,
+        tokens BIGINT NOT NULL
+     );
+     CREATE TABLE sessions (
+        digest BYTEA PRIMARY KEY,
+        \"user\" BIGINT NOT NULL,
+        csrf TEXT NOT NULL,
+        expires_at BIGINT NOT NULL
+     );
+     CREATE TABLE identities (
+        provider TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        \"user\" BIGINT NOT NULL,
+        PRIMARY KEY (provider, subject)
+     );"];
+
+/// PostgreSQL's text of each statement.
+fn text(stmt: Stmt) -> &'static str {
+    match stmt {
+        Stmt::PutUser => {
+            "INSERT INTO users (id, alias, key_hash, created_at, concurrency, is_admin)
+             VALUES ($1, $2, $3, $4, 0, $5)
+             ON CONFLICT (id) DO UPDATE SET alias = excluded.alias,
+                key_hash = excluded.key_hash, is_admin = excluded.is_admin"
+        }
+        Stmt::PutIdempotency => {
+            "INSERT INTO idempotency (\"user\", key, request, response) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (\"user\", key) DO UPDATE SET request = excluded.request,
+                response = excluded.response"
+        }
+        Stmt::PutSession => {
+            "INSERT INTO sessions (digest, \"user\", csrf, expires_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (digest) DO UPDATE SET \"user\" = excluded.\"user\",
+                csrf = excluded.csrf, expires_at = excluded.expires_at"
+        }
+        Stmt::DeleteSession => "DELETE FROM sessions WHERE digest = $1",
+        Stmt::PutIdentity => {
+            "INSERT INTO identities (provider, subject, \"user\") VALUES ($1, $2, $3)
+             ON CONFLICT (provider, subject) DO UPDATE SET \"user\" = excluded.\"user\""
+        }
+        // As SQLite's `INSERT OR REPLACE`: a new spec starts with no state.
+        Stmt::PutRequest => {
+            "INSERT INTO requests (id, spec) VALUES ($1, $2)
+             ON CONFLICT (id) DO UPDATE SET spec = excluded.spec, state = NULL"
+        }
+        Stmt::SetRequestState => "UPDATE requests SET state = $2 WHERE id = $1",
+        Stmt::PutJob => {
+            "INSERT INTO jobs (id, request, data) VALUES ($1, $2, $3)
+             ON CONFLICT (id) DO UPDATE SET data = excluded.data"
+        }
+        Stmt::CountMinute => {
+            "INSERT INTO minutes (minute, requests, tokens) VALUES ($1, 1, $2)
+             ON CONFLICT (minute) DO UPDATE SET requests = minutes.requests + 1,
+                tokens = minutes.tokens + excluded.tokens"
+        }
+        Stmt::DeleteJobsOf => "DELETE FROM jobs WHERE request = $1",
+        Stmt::DeleteRequest => "DELETE FROM requests WHERE id = $1",
+        Stmt::InsertPosting => {
+            "INSERT INTO postings (at, kind, from_user, to_user, amount, from_escrow, to_escrow)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        }
+        Stmt::SetAccount => {
+            "UPDATE users SET balance = $2, accumulated = $3, gifted = $4, received = $5,
+                awarded = $6, uptime = $7, admin = $8, escrow = $9 WHERE id = $1"
+        }
+        Stmt::SetPolicy => {
+            "UPDATE users SET concurrency = $2, trusted = $3, public_workers = $4, flagged = $5
+             WHERE id = $1"
+        }
+        Stmt::PutWorker => {
+            "INSERT INTO workers (id, data) VALUES ($1, $2)
+             ON CONFLICT (id) DO UPDATE SET data = excluded.data"
+        }
+        Stmt::PutWorkerStats => {
+            "INSERT INTO worker_stats (id, data) VALUES ($1, $2)
+             ON CONFLICT (id) DO UPDATE SET data = excluded.data"
+        }
+        Stmt::PutSecret => {
+            "INSERT INTO meta (key, value) VALUES ('key_secret', $1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+        }
+        Stmt::EnsureAnonymous => {
+            "INSERT INTO users (id, alias, key_hash, created_at, concurrency)
+             VALUES (0, 'Anonymous', NULL, 0, $1) ON CONFLICT (id) DO NOTHING"
+        }
+        Stmt::SelectSecret => "SELECT value FROM meta WHERE key = 'key_secret'",
+        Stmt::SelectUsers => {
+            "SELECT id, alias, key_hash, created_at, concurrency, trusted, balance, accumulated,
+                gifted, received, awarded, uptime, admin, public_workers, is_admin, flagged,
+                escrow
+             FROM users"
+        }
+        Stmt::SelectWorkers => {
+            "SELECT workers.data, worker_stats.data FROM workers
+             LEFT JOIN worker_stats ON worker_stats.id = workers.id"
+        }
+        Stmt::SelectJobs => "SELECT request, data FROM jobs",
+        Stmt::SelectRequests => "SELECT id, spec, state FROM requests",
+        Stmt::SelectIdempotency => "SELECT \"user\", key, request, response FROM idempotency",
+        Stmt::SelectSessions => "SELECT digest, \"user\", csrf, expires_at FROM sessions",
+        Stmt::SelectIdentities => "SELECT provider, subject, \"user\" FROM identities",
+        Stmt::SelectMinutes => "SELECT minute, requests, tokens FROM minutes",
+        Stmt::SelectMovements => {
+            "SELECT at, kind, from_user, from_escrow, to_user, to_escrow, amount FROM postings
+             WHERE from_user = $1 OR to_user = $1 ORDER BY seq DESC LIMIT $2"
+        }
+        Stmt::SumEarned => {
+            "SELECT COALESCE(SUM(amount), 0)::BIGINT FROM postings
+             WHERE to_user = $1 AND kind = 'generation'"
+        }
+        Stmt::SumSpent => {
+            "SELECT COALESCE(SUM(amount), 0)::BIGINT FROM postings
+             WHERE from_user = $1 AND kind = 'generation'"
+        }
+    }
+}
+
+/// Prepared statements, by name, for one connection.
+type Prepared = std::collections::HashMap<Stmt, Statement>;
+
+/// Statements on a client or a transaction, prepared once per connection.
+struct On<'a, C: GenericClient> {
+    client: &'a mut C,
+    prepared: &'a mut Prepared,
+}
+
+impl<C: GenericClient> On<'_, C> {
+    fn statement(&mut self, stmt: Stmt) -> Result<Statement, StoreError> {
+        if let Some(statement) = self.prepared.get(&stmt) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(text(stmt))?;
+        self.prepared.insert(stmt, statement.clone());
+        Ok(statement)
+    }
+}
+
+fn refs(params: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
+    params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
+}
+
+impl<C: GenericClient> Sql for On<'_, C> {
+    fn execute(&mut self, stmt: Stmt, params: &[Value]) -> Result<(), StoreError> {
+        let statement = self.statement(stmt)?;
+        self.client.execute(&statement, &refs(params))?;
+        Ok(())
+    }
+
+    fn query(&mut self, stmt: Stmt, params: &[Value]) -> Result<Vec<Row>, StoreError> {
+        let statement = self.statement(stmt)?;
+        let rows = self.client.query(&statement, &refs(params))?;
+        rows.iter()
+            .map(|row| {
+                (0..row.len())
+                    .map(|i| row.try_get::<_, Value>(i).map_err(StoreError::from))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(Row)
+            })
+            .collect()
+    }
+}
+
+/// A connection to PostgreSQL; the writer's holds the lease.
+pub(crate) struct Postgres {
+    client: Client,
+    prepared: Prepared,
+}
+
+impl std::fmt::Debug for Postgres {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Postgres")
+    }
+}
+
+/// Connects to `url`, with timeouts that notice a dead server or network within seconds.
+fn connect(url: &str) -> Result<Client, StoreError> {
+    let mut config: postgres::Config = url
+        .parse()
+        .map_err(|e| StoreError::Url(format!("{e}")))?;
+    config
+        .application_name("horde-server")
+        .connect_timeout(Duration::from_secs(5))
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(5))
+        .keepalives_interval(Duration::from_secs(2))
+        .keepalives_retries(3);
+    #[cfg(target_os = "linux")]
+    config.tcp_user_timeout(Duration::from_secs(10));
+    Ok(config.connect(NoTls)?)
+}
+
+impl Postgres {
+    /// Connects to `url`, takes the lease and migrates the schema. Without `wait`, a lease
+    /// held by another node is [`StoreError::Locked`]; with it, waits (reconnecting when the
+    /// database is away) until `wait` says stop or the lease is free.
+    pub(crate) fn open(url: &str, wait: Option<&dyn Fn() -> bool>) -> Result<Postgres, StoreError> {
+        let mut client = loop {
+            let attempt = connect(url).and_then(|mut client| {
+                let row = client.query_one("SELECT pg_try_advisory_lock($1)", &[&LEASE_KEY])?;
+                Ok(row.get::<_, bool>(0).then_some(client))
+            });
+            match (attempt, wait) {
+                (Ok(Some(client)), _) => break client,
+                (Ok(None), None) => return Err(StoreError::Locked(redact(url))),
+                (Err(e), None) => return Err(e),
+                (outcome, Some(go_on)) => {
+                    if let Err(e) = outcome {
+                        tracing::warn!(error = %e, "waiting for the database");
+                    }
+                    if !go_on() {
+                        return Err(StoreError::Closed);
+                    }
+                    std::thread::sleep(LEASE_POLL);
+                }
+            }
+        };
+        migrate(&mut client)?;
+        Ok(Postgres {
+            client,
+            prepared: Prepared::new(),
+        })
+    }
+
+    /// A plain connection without the lease, for reads beside the writer.
+    pub(crate) fn open_reader(url: &str) -> Result<Postgres, StoreError> {
+        Ok(Postgres {
+            client: connect(url)?,
+            prepared: Prepared::new(),
+        })
+    }
+}
+
+/// `url` without its password, for messages.
+pub(crate) fn redact(url: &str) -> String {
+    match url.parse::<postgres::Config>() {
+        Ok(config) => {
+            let hosts: Vec<String> = config
+                .get_hosts()
+                .iter()
+                .map(|h| match h {
+                    postgres::config::Host::Tcp(name) => name.clone(),
+                    #[cfg(unix)]
+                    postgres::config::Host::Unix(path) => path.display().to_string(),
+                })
+                .collect();
+            format!(
+                "postgres://{}@{}/{}",
+                config.get_user().unwrap_or(""),
+                hosts.join(","),
+                config.get_dbname().unwrap_or("")
+            )
+        }
+        Err(_) => "the PostgreSQL database".to_owned(),
+    }
+}
+
+/// Applies the migrations not yet applied, in one transaction, under the lease.
+fn migrate(client: &mut Client) -> Result<(), StoreError> {
+    let mut tx = client.transaction()?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS horde_schema (version BIGINT NOT NULL)")?;
+    let current: i64 = tx
+        .query_opt("SELECT version FROM horde_schema", &[])?
+        .map_or(0, |row| row.get(0));
+    let latest = MIGRATIONS.len() as i64;
+    if current > latest {
+        return Err(StoreError::TooNew(current, latest));
+    }
+    for sql in MIGRATIONS.iter().skip(current as usize) {
+        tx.batch_execute(sql)?;
+    }
+    tx.execute("DELETE FROM horde_schema", &[])?;
+    tx.execute("INSERT INTO horde_schema (version) VALUES ($1)", &[&latest])?;
+    tx.commit()?;
+    Ok(())
+}
+
+impl Sql for Postgres {
+    fn execute(&mut self, stmt: Stmt, params: &[Value]) -> Result<(), StoreError> {
+        On {
+            client: &mut self.client,
+            prepared: &mut self.prepared,
+        }
+        .execute(stmt, params)
+    }
+
+    fn query(&mut self, stmt: Stmt, params: &[Value]) -> Result<Vec<Row>, StoreError> {
+        On {
+            client: &mut self.client,
+            prepared: &mut self.prepared,
+        }
+        .query(stmt, params)
+    }
+}
+
+impl Engine for Postgres {
+    fn transaction(
+        &mut self,
+        f: &mut dyn FnMut(&mut dyn Sql) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.client.transaction()?;
+        f(&mut On {
+            client: &mut tx,
+            prepared: &mut self.prepared,
+        })?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn check(&mut self) -> Result<(), StoreError> {
+        Ok(self.client.is_valid(Duration::from_secs(3))?)
+    }
+}

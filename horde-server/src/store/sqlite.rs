@@ -1,0 +1,232 @@
+//! The embedded engine: SQLite through rusqlite, the zero-configuration default. One file,
+//! guarded by an advisory lock file so that one process at a time uses it.
+
+use std::path::Path;
+
+use rusqlite::types::{FromSql, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+use rusqlite::{Connection, OpenFlags};
+
+use super::sql::{Engine, Row, Sql, Stmt, Value};
+use super::StoreError;
+
+impl ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self {
+            Value::Null => ValueRef::Null,
+            Value::Int(v) => ValueRef::Integer(*v),
+            Value::Bool(v) => ValueRef::Integer(i64::from(*v)),
+            Value::Text(v) => ValueRef::Text(v.as_bytes()),
+            Value::Bytes(v) => ValueRef::Blob(v),
+        }))
+    }
+}
+
+impl FromSql for Value {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Value> {
+        Ok(match value {
+            ValueRef::Null => Value::Null,
+            ValueRef::Integer(v) => Value::Int(v),
+            ValueRef::Text(v) => Value::Text(String::from_utf8_lossy(v).into_owned()),
+            ValueRef::Blob(v) => Value::Bytes(v.to_vec()),
+            ValueRef::Real(_) => return Err(rusqlite::types::FromSqlError::InvalidType),
+        })
+    }
+}
+
+/// SQLite's text of each statement.
+fn text(stmt: Stmt) -> &'static str {
+    match stmt {
+        Stmt::PutUser => {
+            "INSERT INTO users (id, alias, key_hash, created_at, concurrency, is_admin)
+             VALUES (?1, ?2, ?3, ?4, 0, ?5)
+             ON CONFLICT (id) DO UPDATE SET alias = excluded.alias,
+                key_hash = excluded.key_hash, is_admin = excluded.is_admin"
+        }
+        Stmt::PutIdempotency => {
+            "INSERT OR REPLACE INTO idempotency (user, key, request, response)
+             VALUES (?1, ?2, ?3, ?4)"
+        }
+        Stmt::PutSession => {
+            "INSERT OR REPLACE INTO sessions (digest, user, csrf, expires_at)
+             VALUES (?1, ?2, ?3, ?4)"
+        }
+        Stmt::DeleteSession => "DELETE FROM sessions WHERE digest = ?1",
+        Stmt::PutIdentity => {
+            "INSERT OR REPLACE INTO identities (provider, subject, user) VALUES (?1, ?2, ?3)"
+        }
+        Stmt::PutRequest => "INSERT OR REPLACE INTO requests (id, spec) VALUES (?1, ?2)",
+        Stmt::SetRequestState => "UPDATE requests SET state = ?2 WHERE id = ?1",
+        // An upsert updates the row in place; `OR REPLACE` would delete and re-insert it and
+        // its index entry on every change of the job.
+        Stmt::PutJob => {
+            "INSERT INTO jobs (id, request, data) VALUES (?1, ?2, ?3)
+             ON CONFLICT (id) DO UPDATE SET data = excluded.data"
+        }
+        Stmt::CountMinute => {
+            "INSERT INTO minutes (minute, requests, tokens) VALUES (?1, 1, ?2)
+             ON CONFLICT (minute) DO UPDATE SET requests = requests + 1,
+                tokens = tokens + excluded.tokens"
+        }
+        Stmt::DeleteJobsOf => "DELETE FROM jobs WHERE request = ?1",
+        Stmt::DeleteRequest => "DELETE FROM requests WHERE id = ?1",
+        Stmt::InsertPosting => {
+            "INSERT INTO postings (at, kind, from_user, to_user, amount, from_escrow, to_escrow)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+        }
+        Stmt::SetAccount => {
+            "UPDATE users SET balance = ?2, accumulated = ?3, gifted = ?4, received = ?5,
+                awarded = ?6, uptime = ?7, admin = ?8, escrow = ?9 WHERE id = ?1"
+        }
+        Stmt::SetPolicy => {
+            "UPDATE users SET concurrency = ?2, trusted = ?3, public_workers = ?4, flagged = ?5
+             WHERE id = ?1"
+        }
+        Stmt::PutWorker => {
+            "INSERT INTO workers (id, data) VALUES (?1, ?2)
+             ON CONFLICT (id) DO UPDATE SET data = excluded.data"
+        }
+        Stmt::PutWorkerStats => {
+            "INSERT INTO worker_stats (id, data) VALUES (?1, ?2)
+             ON CONFLICT (id) DO UPDATE SET data = excluded.data"
+        }
+        Stmt::PutSecret => "INSERT OR REPLACE INTO meta (key, value) VALUES ('key_secret', ?1)",
+        Stmt::EnsureAnonymous => {
+            "INSERT OR IGNORE INTO users (id, alias, key_hash, created_at, concurrency)
+             VALUES (0, 'Anonymous', NULL, 0, ?1)"
+        }
+        Stmt::SelectSecret => "SELECT value FROM meta WHERE key = 'key_secret'",
+        Stmt::SelectUsers => {
+            "SELECT id, alias, key_hash, created_at, concurrency, trusted, balance, accumulated,
+                gifted, received, awarded, uptime, admin, public_workers, is_admin, flagged,
+                escrow
+             FROM users"
+        }
+        Stmt::SelectWorkers => {
+            "SELECT workers.data, worker_stats.data FROM workers
+             LEFT JOIN worker_stats ON worker_stats.id = workers.id"
+        }
+        Stmt::SelectJobs => "SELECT request, data FROM jobs",
+        Stmt::SelectRequests => "SELECT id, spec, state FROM requests",
+        Stmt::SelectIdempotency => "SELECT user, key, request, response FROM idempotency",
+        Stmt::SelectSessions => "SELECT digest, user, csrf, expires_at FROM sessions",
+        Stmt::SelectIdentities => "SELECT provider, subject, user FROM identities",
+        Stmt::SelectMinutes => "SELECT minute, requests, tokens FROM minutes",
+        Stmt::SelectMovements => {
+            "SELECT at, kind, from_user, from_escrow, to_user, to_escrow, amount FROM postings
+             WHERE from_user = ?1 OR to_user = ?1 ORDER BY seq DESC LIMIT ?2"
+        }
+        Stmt::SumEarned => {
+            "SELECT COALESCE(SUM(amount), 0) FROM postings
+             WHERE to_user = ?1 AND kind = 'generation'"
+        }
+        Stmt::SumSpent => {
+            "SELECT COALESCE(SUM(amount), 0) FROM postings
+             WHERE from_user = ?1 AND kind = 'generation'"
+        }
+    }
+}
+
+/// Statements on a connection (or a transaction, which derefs to one).
+struct On<'c>(&'c Connection);
+
+impl Sql for On<'_> {
+    fn execute(&mut self, stmt: Stmt, params: &[Value]) -> Result<(), StoreError> {
+        self.0
+            .prepare_cached(text(stmt))?
+            .execute(rusqlite::params_from_iter(params))?;
+        Ok(())
+    }
+
+    fn query(&mut self, stmt: Stmt, params: &[Value]) -> Result<Vec<Row>, StoreError> {
+        let mut prepared = self.0.prepare_cached(text(stmt))?;
+        let columns = prepared.column_count();
+        let mut rows = prepared.query(rusqlite::params_from_iter(params))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let values = (0..columns)
+                .map(|i| row.get::<_, Value>(i))
+                .collect::<Result<_, _>>()?;
+            out.push(Row(values));
+        }
+        Ok(out)
+    }
+}
+
+/// The writer's SQLite connection.
+pub(crate) struct Sqlite {
+    conn: Connection,
+}
+
+impl Sqlite {
+    /// Opens (creating and migrating) the database at `path`, capped at `max_pages` pages.
+    pub(crate) fn open(path: &Path, max_pages: Option<u32>) -> Result<Sqlite, StoreError> {
+        let conn = super::schema::open_connection(path)?;
+        if let Some(pages) = max_pages {
+            conn.pragma_update(None, "max_page_count", pages)?;
+        }
+        Ok(Sqlite { conn })
+    }
+
+    /// Opens `path` read-only, beside the writer (WAL lets it read while the writer writes).
+    pub(crate) fn open_read_only(path: &Path) -> Result<Sqlite, StoreError> {
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        Ok(Sqlite { conn })
+    }
+}
+
+impl Sql for Sqlite {
+    fn execute(&mut self, stmt: Stmt, params: &[Value]) -> Result<(), StoreError> {
+        On(&self.conn).execute(stmt, params)
+    }
+
+    fn query(&mut self, stmt: Stmt, params: &[Value]) -> Result<Vec<Row>, StoreError> {
+        On(&self.conn).query(stmt, params)
+    }
+}
+
+impl Engine for Sqlite {
+    fn transaction(
+        &mut self,
+        f: &mut dyn FnMut(&mut dyn Sql) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        f(&mut On(&tx))?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn close(&mut self) {
+        // Checkpoint so the main file is complete when the server stops cleanly.
+        let _ = self.conn.pragma_update(None, "wal_checkpoint", "TRUNCATE");
+    }
+}
+
+impl std::fmt::Debug for Sqlite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sqlite")
+    }
+}
+
+/// Takes the advisory lock `<db>.lock`, held as long as the returned file is open, so that
+/// two processes (two servers, or `create-admin` beside a running server) never work on one
+/// database: each would assign the same new user ids.
+pub(crate) fn lock_database(path: &Path) -> Result<std::fs::File, StoreError> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let lock_path = std::path::PathBuf::from(name);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| StoreError::LockFile(lock_path.display().to_string(), e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            Err(StoreError::Locked(path.display().to_string()))
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(StoreError::LockFile(lock_path.display().to_string(), e))
+        }
+    }
+}
