@@ -16,7 +16,8 @@ use serde::Serialize;
 
 /// The `rc` of an error body: AI Horde's names where AI Horde has the case (horde-sdk lists
 /// them), ours where it does not (`RegistrationDisabled`, `IdempotencyKeyConflict`,
-/// `StorageFailure`, `TooManyConnections`, `RateLimited`, `InvalidIdempotencyKey`).
+/// `StorageFailure`, `StandbyNode`, `TooManyConnections`, `RateLimited`,
+/// `InvalidIdempotencyKey`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[allow(missing_docs)]
 pub enum Rc {
@@ -58,6 +59,7 @@ pub enum Rc {
     KudosTransferNotEnough,
     IdempotencyKeyConflict,
     StorageFailure,
+    StandbyNode,
     TooManyConnections,
     InternalError,
     InvalidPriorityUsername,
@@ -109,6 +111,7 @@ impl Rc {
             Rc::KudosTransferNotEnough => "KudosTransferNotEnough",
             Rc::IdempotencyKeyConflict => "IdempotencyKeyConflict",
             Rc::StorageFailure => "StorageFailure",
+            Rc::StandbyNode => "StandbyNode",
             Rc::TooManyConnections => "TooManyConnections",
             Rc::InternalError => "InternalError",
             Rc::InvalidPriorityUsername => "InvalidPriorityUsername",
@@ -213,6 +216,12 @@ pub enum ApiError {
          back after a restart"
     )]
     Storage,
+    /// This node is a standby: another node of the horde is active.
+    #[error(
+        "this horde-server node is a standby and serves nothing until the active node stops; \
+         send requests to the active node (its heartbeat says \"role\": \"active\")"
+    )]
+    Standby,
     /// A bug; the message is logged, not shown.
     #[error("internal error")]
     Internal(String),
@@ -263,6 +272,7 @@ impl ApiError {
             ApiError::AbortedGen => (StatusCode::BAD_REQUEST, Rc::AbortedGen),
             ApiError::IdempotencyKeyConflict => (StatusCode::CONFLICT, Rc::IdempotencyKeyConflict),
             ApiError::Storage => (StatusCode::SERVICE_UNAVAILABLE, Rc::StorageFailure),
+            ApiError::Standby => (StatusCode::SERVICE_UNAVAILABLE, Rc::StandbyNode),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, Rc::InternalError),
         }
     }
@@ -310,6 +320,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, (*secs).into());
+        }
+        if let ApiError::Standby = &self {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, 1.into());
         }
         response
     }

@@ -1,11 +1,13 @@
-//! `horde-server`: the AI Horde v2 text API over [`horde_core`], durable on SQLite.
+//! `horde-server`: the AI Horde v2 text API over [`horde_core`], durable on SQLite or
+//! PostgreSQL.
 //!
 //! This file is the composition root: it wires the [`driver::Driver`] (the core, the clock,
 //! the timer and the store) to the HTTP routes of [`api`] and [`web`], which depend on the
 //! driver and never the other way round.
 //!
 //! * [`app`] builds the router (for in-process tests); [`serve`] runs it on a listener with a
-//!   graceful shutdown (for the binary and end-to-end tests on port 0).
+//!   graceful shutdown (for end-to-end tests on port 0); [`node::serve_node`] runs a node
+//!   that waits as a standby until it holds the database, then serves (for the binary).
 
 use std::future::Future;
 use std::time::Duration;
@@ -27,6 +29,7 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod models;
+pub mod node;
 pub mod openapi;
 pub mod ratelimit;
 pub mod sessions;

@@ -7,9 +7,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use horde_server::config::ConfigError;
-use horde_server::{serve, Clock, Config, Driver};
+use horde_server::driver::OpenError;
+use horde_server::node::{serve_node, NodeError};
+use horde_server::{Clock, Config, Driver};
 use ipnet::IpNet;
-use tokio::net::TcpListener;
 
 /// A horde server speaking the AI Horde v2 text API.
 ///
@@ -27,7 +28,9 @@ struct Args {
     /// Address to listen on [default: 127.0.0.1:7001].
     #[arg(long, env = "HORDE_LISTEN")]
     listen: Option<SocketAddr>,
-    /// SQLite database file, created and migrated on first start [default: horde.sqlite].
+    /// SQLite database file, created and migrated on first start [default: horde.sqlite];
+    /// or a PostgreSQL URL (`postgres://user:password@host:port/dbname`), on which several
+    /// nodes run as one active and standbys.
     #[arg(long, env = "HORDE_DB")]
     db: Option<PathBuf>,
     /// Turn off `POST /api/v2/register` (also HORDE_REGISTRATION=off).
@@ -193,39 +196,41 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let listen = config.listen;
-        let driver =
-            match tokio::task::spawn_blocking(move || Driver::open(config, Clock::System)).await {
-                Ok(Ok(driver)) => driver,
-                Ok(Err(horde_server::driver::OpenError::Store(e))) => {
-                    eprintln!("horde-server: cannot open the database: {e}");
-                    return ExitCode::FAILURE;
-                }
-                Ok(Err(e)) => {
-                    eprintln!("horde-server: {e}");
-                    return ExitCode::FAILURE;
-                }
-                Err(e) => {
-                    eprintln!("horde-server: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
         if let Some(Command::CreateAdmin { name }) = &args.command {
-            return create_admin(driver, name).await;
+            return match open(config).await {
+                Some(driver) => create_admin(driver, name).await,
+                None => ExitCode::FAILURE,
+            };
         }
-        let listener = match TcpListener::bind(listen).await {
+        let listen = config.listen;
+        let listener = match std::net::TcpListener::bind(listen) {
             Ok(listener) => listener,
             Err(e) => {
                 eprintln!("horde-server: cannot listen on {listen}: {e}");
                 return ExitCode::FAILURE;
             }
         };
-        tracing::info!(%listen, "horde-server ready");
-        reload_on_sighup(driver.clone());
-        match serve(listener, driver, shutdown_signal()).await {
+        tracing::info!(%listen, "horde-server listening");
+        let on_active = |driver: &Driver| {
+            tracing::info!(%listen, "horde-server ready");
+            reload_on_sighup(driver.clone());
+        };
+        match serve_node(
+            listener,
+            config,
+            Clock::System,
+            shutdown_signal(),
+            on_active,
+        )
+        .await
+        {
             Ok(()) => {
                 tracing::info!("stopped cleanly");
                 ExitCode::SUCCESS
+            }
+            Err(NodeError::Open(OpenError::Store(e))) => {
+                eprintln!("horde-server: cannot open the database: {e}");
+                ExitCode::FAILURE
             }
             Err(e) => {
                 eprintln!("horde-server: {e}");
@@ -233,6 +238,25 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// Opens the database for a one-off command (no standby: a database in use is refused).
+async fn open(config: Config) -> Option<Driver> {
+    match tokio::task::spawn_blocking(move || Driver::open(config, Clock::System)).await {
+        Ok(Ok(driver)) => Some(driver),
+        Ok(Err(OpenError::Store(e))) => {
+            eprintln!("horde-server: cannot open the database: {e}");
+            None
+        }
+        Ok(Err(e)) => {
+            eprintln!("horde-server: {e}");
+            None
+        }
+        Err(e) => {
+            eprintln!("horde-server: {e}");
+            None
+        }
+    }
 }
 
 async fn create_admin(driver: Driver, name: &str) -> ExitCode {

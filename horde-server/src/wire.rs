@@ -374,6 +374,21 @@ pub struct Heartbeat {
     pub message: &'static str,
     /// The server's version.
     pub version: &'static str,
+    /// `active`, or `standby` for a node waiting to take over (PostgreSQL store): a load
+    /// balancer routes to the active one.
+    #[schema(pattern = "^(active|standby)$")]
+    pub role: &'static str,
+}
+
+impl Heartbeat {
+    /// The heartbeat of a node in `role`.
+    pub fn of(role: &'static str) -> Heartbeat {
+        Heartbeat {
+            message: "OK",
+            version: env!("CARGO_PKG_VERSION"),
+            role,
+        }
+    }
 }
 
 /// One entry of `GET /status/models`.

@@ -1,9 +1,11 @@
 //! Integration tests of horde-server through real HTTP on loopback.
 //!
-//! `api`: the endpoints, served in-process by `serve` on port 0 with a file database.
+//! `api`: the endpoints, served in-process by `serve` on port 0 with a file database (or a
+//! PostgreSQL database, with `HORDE_TEST_STORE=postgres`: the suite runs on either store).
 //! `authz`: the authorization matrix of every state-changing endpoint.
 //! `connections`: read timeouts, the connection cap, bounded graceful shutdown.
 //! `crash`: the real binary, killed with SIGKILL under load and restarted.
+//! `failover`: two nodes of the binary on PostgreSQL; the standby takes over.
 //! `operators`: the configuration file, `create-admin`, trusted proxies.
 //! `sdk`: the Python `horde-sdk` against the real binary (when `.ci/run` provides it).
 
@@ -20,6 +22,8 @@ mod browser;
 mod connections;
 #[path = "tests/crash.rs"]
 mod crash;
+#[path = "tests/failover.rs"]
+mod failover;
 #[path = "tests/fuzz_seeds.rs"]
 mod fuzz_seeds;
 #[path = "tests/oauth.rs"]

@@ -8,10 +8,7 @@ use crate::error::{ApiError, Rc};
 use crate::wire::{Heartbeat, ModelStatus, Performance, Period, Totals, TypeQuery};
 
 pub(crate) async fn heartbeat() -> Json<Heartbeat> {
-    Json(Heartbeat {
-        message: "OK",
-        version: env!("CARGO_PKG_VERSION"),
-    })
+    Json(Heartbeat::of("active"))
 }
 
 pub(crate) async fn models(

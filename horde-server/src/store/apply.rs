@@ -1,8 +1,8 @@
 //! Writing: each write of a group commit, keeping only the last value of an entity.
 
-use horde_core::{Account, Event, JobStatus, UserId};
 use super::sql::{params, Engine, Sql, Stmt};
 use super::{Batch, StoreError, Write};
+use horde_core::{Account, Event, JobStatus, UserId};
 
 /// An entity whose latest value replaces the earlier ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

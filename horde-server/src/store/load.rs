@@ -103,11 +103,7 @@ pub(super) fn load(sql: &mut dyn Sql, default_concurrency: u32) -> Result<Loaded
 
     let mut minutes = Vec::new();
     for row in sql.query(Stmt::SelectMinutes, &[])? {
-        minutes.push((
-            row.int(0)? as u64,
-            row.int(1)? as u64,
-            row.int(2)? as u64,
-        ));
+        minutes.push((row.int(0)? as u64, row.int(1)? as u64, row.int(2)? as u64));
     }
 
     Ok(Loaded {

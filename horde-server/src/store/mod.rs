@@ -83,7 +83,7 @@ pub enum StoreError {
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
     /// PostgreSQL reported an error (or the connection to it failed).
-    #[error("postgres: {0}")]
+    #[error("postgres: {}", postgres::describe_error(.0))]
     Postgres(#[from] ::postgres::Error),
     /// The PostgreSQL URL cannot be read.
     #[error("the PostgreSQL URL cannot be read: {0}")]

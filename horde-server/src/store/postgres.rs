@@ -74,7 +74,8 @@ fn accepted(ty: &Type) -> bool {
 
 /// Schema migrations; the `horde_schema` table counts how many were applied. The first one
 /// is the whole schema as SQLite's nine migrations left it.
-const MIGRATIONS: &[&str] = &["CREATE TABLE meta (key TEXT PRIMARY KEY, value BYTEA NOT NULL);
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value BYTEA NOT NULL);
      CREATE TABLE users (
         id BIGINT PRIMARY KEY,
         alias TEXT NOT NULL,
@@ -134,7 +135,8 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE meta (key TEXT PRIMARY KEY, value BY
         subject TEXT NOT NULL,
         \"user\" BIGINT NOT NULL,
         PRIMARY KEY (provider, subject)
-     );"];
+     );",
+];
 
 /// PostgreSQL's text of each statement.
 fn text(stmt: Stmt) -> &'static str {
@@ -296,11 +298,10 @@ impl std::fmt::Debug for Postgres {
 
 /// Connects to `url`, with timeouts that notice a dead server or network within seconds.
 fn connect(url: &str) -> Result<Client, StoreError> {
-    let mut config: postgres::Config = url
-        .parse()
-        .map_err(|e| StoreError::Url(format!("{e}")))?;
+    let mut config: postgres::Config = url.parse().map_err(|e| StoreError::Url(format!("{e}")))?;
     config
         .application_name("horde-server")
+        .options("-c client_min_messages=warning")
         .connect_timeout(Duration::from_secs(5))
         .keepalives(true)
         .keepalives_idle(Duration::from_secs(5))
@@ -316,6 +317,7 @@ impl Postgres {
     /// held by another node is [`StoreError::Locked`]; with it, waits (reconnecting when the
     /// database is away) until `wait` says stop or the lease is free.
     pub(crate) fn open(url: &str, wait: Option<&dyn Fn() -> bool>) -> Result<Postgres, StoreError> {
+        let mut told = false;
         let mut client = loop {
             let attempt = connect(url).and_then(|mut client| {
                 let row = client.query_one("SELECT pg_try_advisory_lock($1)", &[&LEASE_KEY])?;
@@ -326,8 +328,13 @@ impl Postgres {
                 (Ok(None), None) => return Err(StoreError::Locked(redact(url))),
                 (Err(e), None) => return Err(e),
                 (outcome, Some(go_on)) => {
-                    if let Err(e) = outcome {
-                        tracing::warn!(error = %e, "waiting for the database");
+                    match outcome {
+                        Err(e) => tracing::warn!(error = %e, "waiting for the database"),
+                        Ok(_) if !told => {
+                            tracing::info!("standby: another node holds the lease; waiting for it");
+                            told = true;
+                        }
+                        Ok(_) => {}
                     }
                     if !go_on() {
                         return Err(StoreError::Closed);
@@ -349,6 +356,18 @@ impl Postgres {
             client: connect(url)?,
             prepared: Prepared::new(),
         })
+    }
+}
+
+/// An error with the server's own message when there is one (the `postgres` crate's display
+/// says only "db error").
+pub(crate) fn describe_error(error: &postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{}: {} ({})", db.severity(), db.message(), db.code().code()),
+        None => match std::error::Error::source(error) {
+            Some(source) => format!("{error}: {source}"),
+            None => error.to_string(),
+        },
     }
 }
 

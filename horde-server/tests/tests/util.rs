@@ -146,8 +146,58 @@ impl TestServer {
     }
 }
 
+/// The database of the server whose files are in `dir`: a SQLite file in it, or, when
+/// `HORDE_TEST_STORE=postgres` (with `HORDE_TEST_POSTGRES_URL`), a PostgreSQL database named
+/// after it (created on first use), so that the whole suite runs on either store.
 pub(crate) fn db_path(dir: &TempDir) -> PathBuf {
-    dir.path().join("horde.sqlite")
+    match test_postgres_store() {
+        Some(url) => PathBuf::from(postgres_database(&url, &database_name(dir.path()))),
+        None => dir.path().join("horde.sqlite"),
+    }
+}
+
+/// The PostgreSQL server for tests, when the suite runs on PostgreSQL.
+fn test_postgres_store() -> Option<String> {
+    let on = std::env::var("HORDE_TEST_STORE").is_ok_and(|s| s == "postgres");
+    on.then(|| {
+        std::env::var("HORDE_TEST_POSTGRES_URL")
+            .expect("HORDE_TEST_STORE=postgres needs HORDE_TEST_POSTGRES_URL")
+    })
+}
+
+/// The PostgreSQL server for tests that need one, if `HORDE_TEST_POSTGRES_URL` is set.
+pub(crate) fn test_postgres_url() -> Option<String> {
+    std::env::var("HORDE_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+/// A database name unique to `dir`.
+pub(crate) fn database_name(dir: &std::path::Path) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    dir.hash(&mut hasher);
+    std::process::id().hash(&mut hasher);
+    format!("horde_test_{:016x}", hasher.finish())
+}
+
+/// Creates database `name` on the server of `url` unless it exists; returns its URL.
+pub(crate) fn postgres_database(url: &str, name: &str) -> String {
+    let (server, name_owned) = (url.to_owned(), name.to_owned());
+    // The `postgres` crate blocks on a runtime of its own: not on a tokio worker.
+    std::thread::spawn(move || {
+        let mut client = postgres::Client::connect(&server, postgres::NoTls).unwrap();
+        if let Err(e) = client.batch_execute(&format!("CREATE DATABASE {name_owned}")) {
+            let exists = e
+                .as_db_error()
+                .is_some_and(|db| db.code() == &postgres::error::SqlState::DUPLICATE_DATABASE);
+            assert!(exists, "{e:?}");
+        }
+    })
+    .join()
+    .unwrap();
+    let base = url.rsplit_once('/').map_or(url, |(base, _)| base);
+    format!("{base}/{name}")
 }
 
 /// Kudos in a JSON body as thousandths (exact comparisons).
