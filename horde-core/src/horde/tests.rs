@@ -2028,3 +2028,175 @@ fn holding_exactly_the_estimated_cost_is_enough_under_congestion() {
     sim.store.apply(&applied.events);
     sim.enqueue(spec).unwrap();
 }
+
+#[test]
+fn model_figures_estimate_speed_and_time_from_threads() {
+    let stats = ModelStats {
+        name: MODEL.into(),
+        workers: 2,
+        threads: 3,
+        queued: 4,
+        queued_tokens: 600,
+        jobs: 0,
+    };
+    assert_eq!(stats.performance(), 3 * TOKENS_PER_SEC_PER_THREAD);
+    assert_eq!(stats.eta_secs(), 20);
+    // No thread online: the time is counted at one token a second, not divided by zero.
+    let idle = ModelStats {
+        threads: 0,
+        ..stats
+    };
+    assert_eq!(idle.performance(), 0);
+    assert_eq!(idle.eta_secs(), 600);
+}
+
+#[test]
+fn the_wait_estimate_counts_what_is_ahead_at_the_online_threads_speed() {
+    let mut sim = Sim::new();
+    let mut query = sim.query(2, "w");
+    query.threads = 2;
+    sim.pop_with(query).unwrap();
+    sim.request(1);
+    sim.request(1);
+    let third = sim.request(1);
+    let status = sim.horde.status(third, sim.now).unwrap();
+    assert_eq!(status.queue_position, 2);
+    // Two ahead and its own one generation, 80 tokens each, at 10 tokens/s on each of 2
+    // threads: 3 × 80 / 10 / 2 = 12 s.
+    assert_eq!(status.wait_time, 12);
+}
+
+#[test]
+fn a_request_for_named_models_is_possible_only_with_a_worker_that_can_serve_it() {
+    let mut sim = Sim::new();
+    let mut short = sim.query(2, "short");
+    short.models = vec![MODEL.into(), OTHER_MODEL.into()];
+    short.max_length = 64;
+    sim.pop_with(short).unwrap();
+    let mut spec = sim.spec(1);
+    spec.models = vec![MODEL.into(), OTHER_MODEL.into()];
+    spec.params.max_length = 80;
+    let long = sim.enqueue(spec).unwrap();
+    assert!(
+        !sim.horde.is_possible(long, sim.now),
+        "the only worker of its models writes at most 64 tokens"
+    );
+    let mut spec = sim.spec(1);
+    spec.models = vec![OTHER_MODEL.into()];
+    spec.params.max_length = 64;
+    let fits = sim.enqueue(spec).unwrap();
+    assert!(sim.horde.is_possible(fits, sim.now));
+}
+
+#[test]
+fn a_job_lives_as_long_as_its_timeout_says() {
+    let mut sim = Sim::new();
+    sim.request(1);
+    let result = sim.pop_with(sim.query(2, "w")).unwrap();
+    let timeout_ms = sim.horde.config().job_timeout_ms(80);
+    assert!(timeout_ms > 1000);
+    assert_eq!(result.assignments[0].ttl_secs, timeout_ms / 1000);
+}
+
+#[test]
+fn only_workers_within_the_owners_cap_earn_uptime() {
+    let mut sim = Sim::new();
+    let set_trust = |sim: &mut Sim, trusted: bool| {
+        let policy = UserPolicy {
+            concurrency: 30,
+            trusted,
+            public_workers: false,
+            flagged: false,
+            registered_at: Timestamp(0),
+        };
+        let applied = sim.horde.set_user(UserId(2), policy);
+        sim.store.apply(&applied.events);
+    };
+    // Trusted, the owner runs four workers; untrusted again, the cap is three.
+    set_trust(&mut sim, true);
+    for name in ["a", "b", "c", "d"] {
+        sim.request(1);
+        let (_, job) = sim.pop(2, name).unwrap();
+        sim.submit(2, job, SubmitState::Ok).unwrap();
+    }
+    set_trust(&mut sim, false);
+    let uptime = |sim: &Sim| sim.horde.ledger().account(UserId(2)).details.uptime;
+    // The fourth worker alone online for ten minutes earns nothing…
+    for _ in 0..5 {
+        sim.advance(150);
+        sim.pop(2, "d");
+    }
+    assert_eq!(uptime(&sim), Kudos::ZERO, "over the cap");
+    // …the third, within the cap, does.
+    for _ in 0..5 {
+        sim.advance(150);
+        sim.pop(2, "c");
+    }
+    assert!(uptime(&sim).is_positive(), "within the cap");
+}
+
+#[test]
+fn without_escrow_an_untrusted_owners_uptime_goes_to_the_balance() {
+    let mut sim = Sim::new();
+    sim.request(1);
+    let (_, job) = sim.pop(2, "w").unwrap();
+    let paid = sim.submit(2, job, SubmitState::Ok).unwrap();
+    for _ in 0..4 {
+        sim.advance(150);
+        sim.pop(2, "w");
+    }
+    let account = sim.horde.ledger().account(UserId(2));
+    let award = EconomyConfig::default().uptime_reward(8.0, 4096);
+    assert_eq!(account.details.uptime, award);
+    assert_eq!(account.escrow, Kudos::ZERO);
+    assert_eq!(account.balance, paid + award);
+}
+
+#[test]
+fn a_check_in_reports_the_whole_worker_only_when_its_profile_changed() {
+    let mut sim = Sim::new();
+    let base = sim.query(2, "w");
+    sim.pop_with(base.clone()).unwrap();
+    let reports_worker = |sim: &mut Sim, query: PopQuery| {
+        let applied = sim.horde.pop(sim.now, query, Uuid::nil).unwrap();
+        sim.store.apply(&applied.events);
+        applied
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::WorkerChanged(_)))
+    };
+    assert!(!reports_worker(&mut sim, base.clone()), "nothing changed");
+    let changes: Vec<(&str, Box<dyn Fn(&mut PopQuery)>)> = vec![
+        ("models", Box::new(|q| q.models = vec![OTHER_MODEL.into()])),
+        ("max_length", Box::new(|q| q.max_length = 256)),
+        ("max_context_length", Box::new(|q| q.max_context_length = 2048)),
+        ("nsfw", Box::new(|q| q.nsfw = true)),
+        ("threads", Box::new(|q| q.threads = 2)),
+        ("bridge_agent", Box::new(|q| q.bridge_agent = "other:2:none".into())),
+        ("priority_users", Box::new(|q| q.priority_users = vec![UserId(3)])),
+        ("origin", Box::new(|q| q.origin = Some(7))),
+    ];
+    for (field, change) in &changes {
+        let mut query = base.clone();
+        change(&mut query);
+        assert!(reports_worker(&mut sim, query), "{field} changed");
+        // Back to the base profile (itself a change), then a check-in that changes nothing.
+        assert!(reports_worker(&mut sim, base.clone()), "{field} changed back");
+        assert!(!reports_worker(&mut sim, base.clone()), "{field}: nothing changed");
+    }
+    // The owner's trust is part of the profile too.
+    let policy = UserPolicy {
+        concurrency: 30,
+        trusted: true,
+        public_workers: false,
+        flagged: false,
+        registered_at: Timestamp(0),
+    };
+    let applied = sim.horde.set_user(UserId(2), policy);
+    sim.store.apply(&applied.events);
+    assert!(reports_worker(&mut sim, base.clone()), "trust changed");
+    // What was reported is what a restart restores.
+    let restored = sim.store.restore(HordeConfig::default());
+    let worker = restored.worker_by_name("w").unwrap();
+    assert!(worker.trusted);
+}
