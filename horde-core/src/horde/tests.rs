@@ -2169,11 +2169,20 @@ fn a_check_in_reports_the_whole_worker_only_when_its_profile_changed() {
     let changes: Vec<(&str, Box<dyn Fn(&mut PopQuery)>)> = vec![
         ("models", Box::new(|q| q.models = vec![OTHER_MODEL.into()])),
         ("max_length", Box::new(|q| q.max_length = 256)),
-        ("max_context_length", Box::new(|q| q.max_context_length = 2048)),
+        (
+            "max_context_length",
+            Box::new(|q| q.max_context_length = 2048),
+        ),
         ("nsfw", Box::new(|q| q.nsfw = true)),
         ("threads", Box::new(|q| q.threads = 2)),
-        ("bridge_agent", Box::new(|q| q.bridge_agent = "other:2:none".into())),
-        ("priority_users", Box::new(|q| q.priority_users = vec![UserId(3)])),
+        (
+            "bridge_agent",
+            Box::new(|q| q.bridge_agent = "other:2:none".into()),
+        ),
+        (
+            "priority_users",
+            Box::new(|q| q.priority_users = vec![UserId(3)]),
+        ),
         ("origin", Box::new(|q| q.origin = Some(7))),
     ];
     for (field, change) in &changes {
@@ -2181,8 +2190,14 @@ fn a_check_in_reports_the_whole_worker_only_when_its_profile_changed() {
         change(&mut query);
         assert!(reports_worker(&mut sim, query), "{field} changed");
         // Back to the base profile (itself a change), then a check-in that changes nothing.
-        assert!(reports_worker(&mut sim, base.clone()), "{field} changed back");
-        assert!(!reports_worker(&mut sim, base.clone()), "{field}: nothing changed");
+        assert!(
+            reports_worker(&mut sim, base.clone()),
+            "{field} changed back"
+        );
+        assert!(
+            !reports_worker(&mut sim, base.clone()),
+            "{field}: nothing changed"
+        );
     }
     // The owner's trust is part of the profile too.
     let policy = UserPolicy {

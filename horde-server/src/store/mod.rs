@@ -84,7 +84,7 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     /// PostgreSQL reported an error (or the connection to it failed).
     #[error("postgres: {}", postgres::describe_error(.0))]
-    Postgres(#[from] ::postgres::Error),
+    Postgres(#[from] tokio_postgres::Error),
     /// The PostgreSQL URL cannot be read.
     #[error("the PostgreSQL URL cannot be read: {0}")]
     Url(String),

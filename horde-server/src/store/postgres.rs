@@ -1,5 +1,8 @@
-//! The replicated engine: PostgreSQL through the `postgres` crate, for a horde that must
-//! survive the loss of a machine.
+//! The replicated engine: PostgreSQL through `tokio-postgres` (driven by a runtime of the
+//! writer thread's own), for a horde that must survive the loss of a machine.
+//!
+//! A group commit sends `BEGIN`, then all its statements **pipelined** (one round trip for the
+//! lot instead of one each), then `COMMIT`.
 //!
 //! **The lease.** Exactly one horde-server node writes: the one whose writer connection holds
 //! the session-level advisory lock [`LEASE_KEY`]. The lock lives exactly as long as that
@@ -11,8 +14,9 @@
 use std::time::Duration;
 
 use bytes::BytesMut;
-use postgres::types::{FromSql, IsNull, ToSql, Type};
-use postgres::{Client, GenericClient, NoTls, Statement};
+use tokio::runtime::Runtime;
+use tokio_postgres::types::{FromSql, IsNull, ToSql, Type};
+use tokio_postgres::{Client, NoTls, Statement};
 
 use super::sql::{Engine, Row, Sql, Stmt, Value};
 use super::StoreError;
@@ -42,7 +46,7 @@ impl ToSql for Value {
         accepted(ty)
     }
 
-    postgres::types::to_sql_checked!();
+    tokio_postgres::types::to_sql_checked!();
 }
 
 impl<'a> FromSql<'a> for Value {
@@ -242,50 +246,20 @@ fn text(stmt: Stmt) -> &'static str {
 /// Prepared statements, by name, for one connection.
 type Prepared = std::collections::HashMap<Stmt, Statement>;
 
-/// Statements on a client or a transaction, prepared once per connection.
-struct On<'a, C: GenericClient> {
-    client: &'a mut C,
-    prepared: &'a mut Prepared,
-}
-
-impl<C: GenericClient> On<'_, C> {
-    fn statement(&mut self, stmt: Stmt) -> Result<Statement, StoreError> {
-        if let Some(statement) = self.prepared.get(&stmt) {
-            return Ok(statement.clone());
-        }
-        let statement = self.client.prepare(text(stmt))?;
-        self.prepared.insert(stmt, statement.clone());
-        Ok(statement)
-    }
-}
-
 fn refs(params: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
     params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
 }
 
-impl<C: GenericClient> Sql for On<'_, C> {
-    fn execute(&mut self, stmt: Stmt, params: &[Value]) -> Result<(), StoreError> {
-        let statement = self.statement(stmt)?;
-        self.client.execute(&statement, &refs(params))?;
-        Ok(())
-    }
-
-    fn query(&mut self, stmt: Stmt, params: &[Value]) -> Result<Vec<Row>, StoreError> {
-        let statement = self.statement(stmt)?;
-        let rows = self.client.query(&statement, &refs(params))?;
-        rows.iter()
-            .map(|row| {
-                (0..row.len())
-                    .map(|i| row.try_get::<_, Value>(i).map_err(StoreError::from))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map(Row)
-            })
-            .collect()
-    }
+fn row_values(row: &tokio_postgres::Row) -> Result<Row, StoreError> {
+    (0..row.len())
+        .map(|i| row.try_get::<_, Value>(i).map_err(StoreError::from))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Row)
 }
 
-/// A connection to PostgreSQL; the writer's holds the lease.
+/// A connection to PostgreSQL and the runtime that drives it; the writer's holds the lease.
 pub(crate) struct Postgres {
+    runtime: Runtime,
     client: Client,
     prepared: Prepared,
 }
@@ -297,8 +271,9 @@ impl std::fmt::Debug for Postgres {
 }
 
 /// Connects to `url`, with timeouts that notice a dead server or network within seconds.
-fn connect(url: &str) -> Result<Client, StoreError> {
-    let mut config: postgres::Config = url.parse().map_err(|e| StoreError::Url(format!("{e}")))?;
+fn connect(url: &str) -> Result<Postgres, StoreError> {
+    let mut config: tokio_postgres::Config =
+        url.parse().map_err(|e| StoreError::Url(format!("{e}")))?;
     config
         .application_name("horde-server")
         .options("-c client_min_messages=warning")
@@ -309,7 +284,23 @@ fn connect(url: &str) -> Result<Client, StoreError> {
         .keepalives_retries(3);
     #[cfg(target_os = "linux")]
     config.tcp_user_timeout(Duration::from_secs(10));
-    Ok(config.connect(NoTls)?)
+    // A runtime of this connection's own, on the calling thread: the store's threads are
+    // not tokio workers, and the connection must not depend on the server's runtime.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StoreError::Commit(format!("cannot start the database runtime: {e}")))?;
+    let (client, connection) = runtime.block_on(config.connect(NoTls))?;
+    runtime.spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %describe_error(&e), "the database connection ended");
+        }
+    });
+    Ok(Postgres {
+        runtime,
+        client,
+        prepared: Prepared::new(),
+    })
 }
 
 impl Postgres {
@@ -318,23 +309,35 @@ impl Postgres {
     /// database is away) until `wait` says stop or the lease is free.
     pub(crate) fn open(url: &str, wait: Option<&dyn Fn() -> bool>) -> Result<Postgres, StoreError> {
         let mut told = false;
-        let mut client = loop {
-            let attempt = connect(url).and_then(|mut client| {
-                let row = client.query_one("SELECT pg_try_advisory_lock($1)", &[&LEASE_KEY])?;
-                Ok(row.get::<_, bool>(0).then_some(client))
+        let mut connection: Option<Postgres> = None;
+        let mut db = loop {
+            let attempt = match connection.take() {
+                Some(db) => Ok(db),
+                None => connect(url),
+            }
+            .and_then(|db| {
+                let row = db.runtime.block_on(
+                    db.client
+                        .query_one("SELECT pg_try_advisory_lock($1)", &[&LEASE_KEY]),
+                )?;
+                Ok((row.get::<_, bool>(0), db))
             });
             match (attempt, wait) {
-                (Ok(Some(client)), _) => break client,
-                (Ok(None), None) => return Err(StoreError::Locked(redact(url))),
+                (Ok((true, db)), _) => break db,
+                (Ok((false, _)), None) => return Err(StoreError::Locked(redact(url))),
                 (Err(e), None) => return Err(e),
                 (outcome, Some(go_on)) => {
                     match outcome {
                         Err(e) => tracing::warn!(error = %e, "waiting for the database"),
-                        Ok(_) if !told => {
-                            tracing::info!("standby: another node holds the lease; waiting for it");
-                            told = true;
+                        Ok((_, db)) => {
+                            if !told {
+                                tracing::info!(
+                                    "standby: another node holds the lease; waiting for it"
+                                );
+                                told = true;
+                            }
+                            connection = Some(db);
                         }
-                        Ok(_) => {}
                     }
                     if !go_on() {
                         return Err(StoreError::Closed);
@@ -343,25 +346,55 @@ impl Postgres {
                 }
             }
         };
-        migrate(&mut client)?;
-        Ok(Postgres {
-            client,
-            prepared: Prepared::new(),
-        })
+        db.migrate()?;
+        Ok(db)
     }
 
     /// A plain connection without the lease, for reads beside the writer.
     pub(crate) fn open_reader(url: &str) -> Result<Postgres, StoreError> {
-        Ok(Postgres {
-            client: connect(url)?,
-            prepared: Prepared::new(),
+        connect(url)
+    }
+
+    /// Applies the migrations not yet applied, in one transaction, under the lease.
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let latest = MIGRATIONS.len() as i64;
+        let client = &mut self.client;
+        self.runtime.block_on(async {
+            let tx = client.transaction().await?;
+            tx.batch_execute("CREATE TABLE IF NOT EXISTS horde_schema (version BIGINT NOT NULL)")
+                .await?;
+            let current: i64 = tx
+                .query_opt("SELECT version FROM horde_schema", &[])
+                .await?
+                .map_or(0, |row| row.get(0));
+            if current > latest {
+                return Err(StoreError::TooNew(current, latest));
+            }
+            for sql in MIGRATIONS.iter().skip(current as usize) {
+                tx.batch_execute(sql).await?;
+            }
+            tx.execute("DELETE FROM horde_schema", &[]).await?;
+            tx.execute("INSERT INTO horde_schema (version) VALUES ($1)", &[&latest])
+                .await?;
+            tx.commit().await?;
+            Ok(())
         })
+    }
+
+    /// The prepared statement for `stmt`, preparing it on first use.
+    fn statement(&mut self, stmt: Stmt) -> Result<Statement, StoreError> {
+        if let Some(statement) = self.prepared.get(&stmt) {
+            return Ok(statement.clone());
+        }
+        let statement = self.runtime.block_on(self.client.prepare(text(stmt)))?;
+        self.prepared.insert(stmt, statement.clone());
+        Ok(statement)
     }
 }
 
 /// An error with the server's own message when there is one (the `postgres` crate's display
 /// says only "db error").
-pub(crate) fn describe_error(error: &postgres::Error) -> String {
+pub(crate) fn describe_error(error: &tokio_postgres::Error) -> String {
     match error.as_db_error() {
         Some(db) => format!("{}: {} ({})", db.severity(), db.message(), db.code().code()),
         None => match std::error::Error::source(error) {
@@ -373,15 +406,15 @@ pub(crate) fn describe_error(error: &postgres::Error) -> String {
 
 /// `url` without its password, for messages.
 pub(crate) fn redact(url: &str) -> String {
-    match url.parse::<postgres::Config>() {
+    match url.parse::<tokio_postgres::Config>() {
         Ok(config) => {
             let hosts: Vec<String> = config
                 .get_hosts()
                 .iter()
                 .map(|h| match h {
-                    postgres::config::Host::Tcp(name) => name.clone(),
+                    tokio_postgres::config::Host::Tcp(name) => name.clone(),
                     #[cfg(unix)]
-                    postgres::config::Host::Unix(path) => path.display().to_string(),
+                    tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
                 })
                 .collect();
             format!(
@@ -395,41 +428,37 @@ pub(crate) fn redact(url: &str) -> String {
     }
 }
 
-/// Applies the migrations not yet applied, in one transaction, under the lease.
-fn migrate(client: &mut Client) -> Result<(), StoreError> {
-    let mut tx = client.transaction()?;
-    tx.batch_execute("CREATE TABLE IF NOT EXISTS horde_schema (version BIGINT NOT NULL)")?;
-    let current: i64 = tx
-        .query_opt("SELECT version FROM horde_schema", &[])?
-        .map_or(0, |row| row.get(0));
-    let latest = MIGRATIONS.len() as i64;
-    if current > latest {
-        return Err(StoreError::TooNew(current, latest));
-    }
-    for sql in MIGRATIONS.iter().skip(current as usize) {
-        tx.batch_execute(sql)?;
-    }
-    tx.execute("DELETE FROM horde_schema", &[])?;
-    tx.execute("INSERT INTO horde_schema (version) VALUES ($1)", &[&latest])?;
-    tx.commit()?;
-    Ok(())
-}
-
 impl Sql for Postgres {
     fn execute(&mut self, stmt: Stmt, params: &[Value]) -> Result<(), StoreError> {
-        On {
-            client: &mut self.client,
-            prepared: &mut self.prepared,
-        }
-        .execute(stmt, params)
+        let statement = self.statement(stmt)?;
+        self.runtime
+            .block_on(self.client.execute(&statement, &refs(params)))?;
+        Ok(())
     }
 
     fn query(&mut self, stmt: Stmt, params: &[Value]) -> Result<Vec<Row>, StoreError> {
-        On {
-            client: &mut self.client,
-            prepared: &mut self.prepared,
-        }
-        .query(stmt, params)
+        let statement = self.statement(stmt)?;
+        let rows = self
+            .runtime
+            .block_on(self.client.query(&statement, &refs(params)))?;
+        rows.iter().map(row_values).collect()
+    }
+}
+
+/// The statements of a write transaction, collected to be sent pipelined.
+#[derive(Default)]
+struct Collected(Vec<(Stmt, Vec<Value>)>);
+
+impl Sql for Collected {
+    fn execute(&mut self, stmt: Stmt, params: &[Value]) -> Result<(), StoreError> {
+        self.0.push((stmt, params.to_vec()));
+        Ok(())
+    }
+
+    fn query(&mut self, stmt: Stmt, _: &[Value]) -> Result<Vec<Row>, StoreError> {
+        Err(StoreError::Corrupt(format!(
+            "{stmt:?}: a write transaction does not read"
+        )))
     }
 }
 
@@ -438,16 +467,44 @@ impl Engine for Postgres {
         &mut self,
         f: &mut dyn FnMut(&mut dyn Sql) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.client.transaction()?;
-        f(&mut On {
-            client: &mut tx,
-            prepared: &mut self.prepared,
+        let mut collected = Collected::default();
+        f(&mut collected)?;
+        let mut statements = Vec::with_capacity(collected.0.len());
+        for (stmt, _) in &collected.0 {
+            statements.push(self.statement(*stmt)?);
+        }
+        let params: Vec<Vec<&(dyn ToSql + Sync)>> =
+            collected.0.iter().map(|(_, values)| refs(values)).collect();
+        let client = &self.client;
+        self.runtime.block_on(async {
+            client.batch_execute("BEGIN").await?;
+            // Sent in order without waiting for each answer; PostgreSQL runs them in order.
+            let writes = statements
+                .iter()
+                .zip(&params)
+                .map(|(statement, params)| client.execute(statement, params));
+            match futures_util::future::try_join_all(writes).await {
+                Ok(_) => client.batch_execute("COMMIT").await,
+                Err(e) => {
+                    let _ = client.batch_execute("ROLLBACK").await;
+                    Err(e)
+                }
+            }
         })?;
-        tx.commit()?;
         Ok(())
     }
 
     fn check(&mut self) -> Result<(), StoreError> {
-        Ok(self.client.is_valid(Duration::from_secs(3))?)
+        let client = &self.client;
+        let alive = self.runtime.block_on(async {
+            tokio::time::timeout(Duration::from_secs(3), client.simple_query("")).await
+        });
+        match alive {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(StoreError::Commit(
+                "the database did not answer within 3 s".into(),
+            )),
+        }
     }
 }
