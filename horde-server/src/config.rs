@@ -181,6 +181,15 @@ impl Config {
                 "http.max_connections must be at least 1".into(),
             ));
         }
+        let on_postgres = matches!(
+            crate::store::Database::of(&self.db),
+            crate::store::Database::Postgres(_)
+        );
+        if on_postgres && self.max_db_pages.is_some() {
+            return Err(ConfigError::Invalid(
+                "max_db_pages caps a SQLite file; on PostgreSQL set a quota in the database".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -193,6 +202,21 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_cap_on_postgres_is_refused() {
+        let config = Config {
+            db: PathBuf::from("postgres://horde@db/horde"),
+            max_db_pages: Some(100),
+            ..Config::default()
+        };
+        assert!(matches!(config.validate(), Err(ConfigError::Invalid(m)) if m.contains("SQLite")));
+        let sqlite = Config {
+            max_db_pages: Some(100),
+            ..Config::default()
+        };
+        assert!(sqlite.validate().is_ok());
+    }
 
     #[test]
     fn the_defaults_print_and_read_back_and_unknown_keys_are_errors() {

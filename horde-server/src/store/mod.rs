@@ -388,3 +388,57 @@ fn run_writer(
     }
     engine.close();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_db_setting_names_a_sqlite_file_or_a_postgres_url() {
+        let of = |s: &str| Database::of(Path::new(s));
+        assert_eq!(
+            of("horde.sqlite"),
+            Database::Sqlite(PathBuf::from("horde.sqlite"))
+        );
+        assert_eq!(
+            of("/var/lib/postgres-data/horde.db"),
+            Database::Sqlite(PathBuf::from("/var/lib/postgres-data/horde.db"))
+        );
+        for url in [
+            "postgres://u:secret@db:5432/horde",
+            "postgresql://u:secret@db/horde",
+        ] {
+            assert_eq!(of(url), Database::Postgres(url.to_owned()));
+            let described = of(url).describe();
+            assert!(!described.contains("secret"), "{described}");
+            assert!(
+                described.contains("db") && described.ends_with("/horde"),
+                "{described}"
+            );
+        }
+    }
+
+    #[test]
+    fn values_read_back_as_the_columns_they_came_from() {
+        let row = sql::Row(vec![
+            sql::Value::from(7i64),
+            sql::Value::from(true),
+            sql::Value::Int(0),
+            sql::Value::from("text"),
+            sql::Value::from(None::<i64>),
+            sql::Value::from(vec![1u8, 2]),
+        ]);
+        assert_eq!(row.int(0).unwrap(), 7);
+        assert_eq!(row.uint::<u32>(0).unwrap(), 7);
+        assert!(row.flag(1).unwrap());
+        assert!(!row.flag(2).unwrap(), "SQLite's flags are integers");
+        assert_eq!(row.text(3).unwrap(), "text");
+        assert_eq!(row.opt_int(4).unwrap(), None);
+        assert_eq!(row.opt_bytes(5).unwrap(), Some(vec![1, 2]));
+        assert!(matches!(row.int(3), Err(StoreError::Corrupt(_))));
+        assert!(matches!(row.text(4), Err(StoreError::Corrupt(_))));
+        assert!(matches!(row.int(9), Err(StoreError::Corrupt(_))));
+        let negative = sql::Row(vec![sql::Value::Int(-1)]);
+        assert!(negative.uint::<u32>(0).is_err());
+    }
+}
