@@ -2152,6 +2152,9 @@ fn without_escrow_an_untrusted_owners_uptime_goes_to_the_balance() {
     assert_eq!(account.balance, paid + award);
 }
 
+/// A change to one field of a pop.
+type ChangeQuery = fn(&mut PopQuery);
+
 #[test]
 fn a_check_in_reports_the_whole_worker_only_when_its_profile_changed() {
     let mut sim = Sim::new();
@@ -2166,24 +2169,15 @@ fn a_check_in_reports_the_whole_worker_only_when_its_profile_changed() {
             .any(|e| matches!(e, Event::WorkerChanged(_)))
     };
     assert!(!reports_worker(&mut sim, base.clone()), "nothing changed");
-    let changes: Vec<(&str, Box<dyn Fn(&mut PopQuery)>)> = vec![
-        ("models", Box::new(|q| q.models = vec![OTHER_MODEL.into()])),
-        ("max_length", Box::new(|q| q.max_length = 256)),
-        (
-            "max_context_length",
-            Box::new(|q| q.max_context_length = 2048),
-        ),
-        ("nsfw", Box::new(|q| q.nsfw = true)),
-        ("threads", Box::new(|q| q.threads = 2)),
-        (
-            "bridge_agent",
-            Box::new(|q| q.bridge_agent = "other:2:none".into()),
-        ),
-        (
-            "priority_users",
-            Box::new(|q| q.priority_users = vec![UserId(3)]),
-        ),
-        ("origin", Box::new(|q| q.origin = Some(7))),
+    let changes: [(&str, ChangeQuery); 8] = [
+        ("models", |q| q.models = vec![OTHER_MODEL.into()]),
+        ("max_length", |q| q.max_length = 256),
+        ("max_context_length", |q| q.max_context_length = 2048),
+        ("nsfw", |q| q.nsfw = true),
+        ("threads", |q| q.threads = 2),
+        ("bridge_agent", |q| q.bridge_agent = "other:2:none".into()),
+        ("priority_users", |q| q.priority_users = vec![UserId(3)]),
+        ("origin", |q| q.origin = Some(7)),
     ];
     for (field, change) in &changes {
         let mut query = base.clone();
