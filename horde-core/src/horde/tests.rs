@@ -515,6 +515,16 @@ fn submit_pays_exactly_and_refuses_repeats() {
     let worker = sim.horde.worker_by_name("w").unwrap();
     assert_eq!(worker.requests_fulfilled, 1);
     assert_eq!(worker.kudos_generated, reward);
+    // 400 characters are 100 tokens, counted up to max_length 80; the counters add up over
+    // generations.
+    assert_eq!(worker.tokens_generated, 80);
+    sim.request(1);
+    let (_, job) = sim.pop(2, "w").unwrap();
+    let second = sim.submit(2, job, SubmitState::Ok).unwrap();
+    let worker = sim.horde.worker_by_name("w").unwrap();
+    assert_eq!(worker.requests_fulfilled, 2);
+    assert_eq!(worker.tokens_generated, 160);
+    assert_eq!(worker.kudos_generated, reward + second);
 }
 
 #[test]
