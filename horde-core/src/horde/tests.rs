@@ -2219,3 +2219,48 @@ fn a_check_in_reports_the_whole_worker_only_when_its_profile_changed() {
     let worker = restored.worker_by_name("w").unwrap();
     assert!(worker.trusted);
 }
+
+#[test]
+fn a_worker_may_be_renamed_to_a_name_of_exactly_the_longest_length() {
+    let mut sim = Sim::new();
+    let id = sim.pop_with(sim.query(2, "a")).unwrap().worker;
+    let max = sim.horde.config().limits.max_worker_name_chars;
+    let rename = |name: String| WorkerUpdate {
+        name: Some(name),
+        ..WorkerUpdate::default()
+    };
+    assert!(matches!(
+        sim.horde
+            .update_worker(UserId(2), false, id, rename("é".repeat(max + 1))),
+        Err(WorkerUpdateError::InvalidName { .. })
+    ));
+    let longest = "é".repeat(max);
+    let applied = sim
+        .horde
+        .update_worker(UserId(2), false, id, rename(longest.clone()))
+        .unwrap();
+    sim.store.apply(&applied.events);
+    assert_eq!(sim.horde.worker_by_name(&longest).unwrap().id, id);
+}
+
+#[test]
+fn a_tick_takes_only_its_batch_of_workers_offline() {
+    let mut config = HordeConfig::default();
+    config.limits.max_tick_batch = 2;
+    let mut sim = Sim::with_config(config);
+    for name in ["a", "b", "c"] {
+        sim.pop(2, name);
+    }
+    for name in ["d", "e"] {
+        sim.pop(3, name);
+    }
+    assert_eq!(sim.horde.online_capacity(sim.now).0, 5);
+    // Past the online timeout all five are due to go offline; one tick takes two.
+    let later = sim.now.plus_secs(EconomyConfig::default().online_timeout_secs + 1);
+    let events = sim.horde.tick(later);
+    sim.store.apply(&events);
+    assert_eq!(sim.horde.online.capacity().0, 3);
+    let events = sim.horde.tick(later);
+    sim.store.apply(&events);
+    assert_eq!(sim.horde.online.capacity().0, 1);
+}
