@@ -54,14 +54,23 @@ pub async fn serve_node(
     on_active: impl FnOnce(&Driver),
 ) -> Result<(), NodeError> {
     listener.set_nonblocking(true)?;
-    if let Database::Sqlite(_) = Database::of(&config.db) {
-        // One process per file: open it or refuse, then serve. Connections made meanwhile
-        // wait in the listen backlog.
-        let opened = tokio::task::spawn_blocking(move || Driver::open(config, clock));
-        let driver = opened.await.map_err(std::io::Error::other)??;
-        on_active(&driver);
-        crate::serve(TcpListener::from_std(listener)?, driver, shutdown).await?;
-        return Ok(());
+    // First, one attempt without standing by: on SQLite the only one (one process per file:
+    // open it or refuse); on PostgreSQL the usual case of a restart, when nobody holds the
+    // lease, and then no request sees a standby. Connections made meanwhile wait in the
+    // listen backlog.
+    let on_sqlite = matches!(Database::of(&config.db), Database::Sqlite(_));
+    let (first_config, first_clock) = (config.clone(), clock.clone());
+    let first = tokio::task::spawn_blocking(move || Driver::open(first_config, first_clock))
+        .await
+        .map_err(std::io::Error::other)?;
+    match first {
+        Ok(driver) => {
+            on_active(&driver);
+            crate::serve(TcpListener::from_std(listener)?, driver, shutdown).await?;
+            return Ok(());
+        }
+        Err(e) if on_sqlite => return Err(e.into()),
+        Err(e) => tracing::info!(reason = %e, "not active yet"),
     }
     let http = config.http.clone();
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -2256,7 +2256,9 @@ fn a_tick_takes_only_its_batch_of_workers_offline() {
     }
     assert_eq!(sim.horde.online_capacity(sim.now).0, 5);
     // Past the online timeout all five are due to go offline; one tick takes two.
-    let later = sim.now.plus_secs(EconomyConfig::default().online_timeout_secs + 1);
+    let later = sim
+        .now
+        .plus_secs(EconomyConfig::default().online_timeout_secs + 1);
     let events = sim.horde.tick(later);
     sim.store.apply(&events);
     assert_eq!(sim.horde.online.capacity().0, 3);

@@ -43,7 +43,7 @@ pub(crate) async fn start_binary_on(db: &Path, port: u16, extra: &[&str]) -> Bin
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
         .arg("--db")
-        .arg(db)
+        .arg(crate::util::store_for(db))
         .args(extra)
         .env("RUST_LOG", "warn")
         .env("HORDE_REGISTRATIONS_PER_MINUTE", "1000")
@@ -351,6 +351,11 @@ fn bad_configuration_fails_with_a_clear_message() {
 /// refuse everything with 503 and exit non-zero; a restart has every acknowledged request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_commit_stops_the_server_and_loses_nothing_acknowledged() {
+    if crate::util::on_postgres() {
+        // The page cap that fills the "disk" is SQLite's; on PostgreSQL the failover tests
+        // end the database session instead.
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("horde.sqlite");
     let mut server = start_binary(&db, &["--max-db-pages", "80"]).await;

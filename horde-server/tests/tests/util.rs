@@ -150,10 +150,21 @@ impl TestServer {
 /// `HORDE_TEST_STORE=postgres` (with `HORDE_TEST_POSTGRES_URL`), a PostgreSQL database named
 /// after it (created on first use), so that the whole suite runs on either store.
 pub(crate) fn db_path(dir: &TempDir) -> PathBuf {
+    store_for(&dir.path().join("horde.sqlite"))
+}
+
+/// The `--db` value for a server whose SQLite file would be `file`: the file itself, or, when
+/// the suite runs on PostgreSQL, a database named after it (created on first use).
+pub(crate) fn store_for(file: &std::path::Path) -> PathBuf {
     match test_postgres_store() {
-        Some(url) => PathBuf::from(postgres_database(&url, &database_name(dir.path()))),
-        None => dir.path().join("horde.sqlite"),
+        Some(url) => PathBuf::from(postgres_database(&url, &database_name(file))),
+        None => file.to_path_buf(),
     }
+}
+
+/// Returns true if and only if the suite runs on PostgreSQL (`HORDE_TEST_STORE=postgres`).
+pub(crate) fn on_postgres() -> bool {
+    test_postgres_store().is_some()
 }
 
 /// The PostgreSQL server for tests, when the suite runs on PostgreSQL.
