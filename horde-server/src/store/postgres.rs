@@ -309,6 +309,7 @@ impl Postgres {
     /// database is away) until `wait` says stop or the lease is free.
     pub(crate) fn open(url: &str, wait: Option<&dyn Fn() -> bool>) -> Result<Postgres, StoreError> {
         let mut told = false;
+        let mut last_error: Option<String> = None;
         let mut connection: Option<Postgres> = None;
         let mut db = loop {
             let attempt = match connection.take() {
@@ -328,7 +329,12 @@ impl Postgres {
                 (Err(e), None) => return Err(e),
                 (outcome, Some(go_on)) => {
                     match outcome {
-                        Err(e) => tracing::warn!(error = %e, "waiting for the database"),
+                        // Once per kind of failure, not four times a second.
+                        Err(e) if last_error.as_deref() != Some(e.to_string().as_str()) => {
+                            tracing::warn!(error = %e, "waiting for the database");
+                            last_error = Some(e.to_string());
+                        }
+                        Err(_) => {}
                         Ok((_, db)) => {
                             if !told {
                                 tracing::info!(
