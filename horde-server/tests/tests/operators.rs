@@ -12,7 +12,10 @@ use crate::util::{assert_error, TestServer};
 fn horde_server(args: &[&str], dir: &std::path::Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_horde-server"))
         .args(args)
-        .env("HORDE_DB", dir.join("horde.sqlite"))
+        .env(
+            "HORDE_DB",
+            crate::util::store_for(&dir.join("horde.sqlite")),
+        )
         .env_remove("HORDE_CONFIG")
         .env_remove("HORDE_LISTEN")
         .env_remove("HORDE_REGISTRATIONS_PER_MINUTE")
