@@ -92,7 +92,8 @@ pub fn app(driver: Driver) -> Router {
 
 /// Serves `driver` on `listener` until `shutdown` resolves or a commit fails, then finishes
 /// in-flight requests, stops the timer and flushes the database. Returns an error if and only
-/// if the server stopped because a commit failed (the binary then exits non-zero).
+/// if the server stopped because a commit failed or the database connection was lost (the
+/// binary then exits non-zero).
 pub async fn serve(
     listener: TcpListener,
     driver: Driver,
@@ -112,8 +113,8 @@ pub async fn serve(
     let _ = tokio::task::spawn_blocking(move || closing.close()).await;
     if driver.is_failed() {
         return Err(std::io::Error::other(
-            "a database commit failed; stopped so that a restart rebuilds the state from the \
-             database",
+            "the database failed (a commit, or the connection to it); stopped so that a restart \
+             rebuilds the state from the database",
         ));
     }
     Ok(())
