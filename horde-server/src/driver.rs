@@ -484,6 +484,16 @@ impl Driver {
         Ok(count)
     }
 
+    /// `user`'s last `limit` kudos movements and generation totals, from the database.
+    /// Blocks (call it on a blocking thread).
+    pub fn account_history(
+        &self,
+        user: UserId,
+        limit: usize,
+    ) -> Result<crate::store::AccountHistory, StoreError> {
+        self.shared.store.account_history(user, limit)
+    }
+
     /// Stops the writer after it commits what it has.
     pub fn close(&self) {
         self.shared.store.close();

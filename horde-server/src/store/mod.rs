@@ -35,7 +35,7 @@ mod schema;
 pub(crate) mod sql;
 mod sqlite;
 
-pub use movements::{account_history, AccountHistory, Movement};
+pub use movements::{AccountHistory, Movement};
 pub use schema::{migrate, open_connection};
 
 /// Where the data lives, from the `--db` setting: a PostgreSQL URL (`postgres://…` or
@@ -68,7 +68,7 @@ impl Database {
     }
 
     /// A connection for reads beside the writer.
-    fn reader(&self) -> Result<Box<dyn sql::Sql>, StoreError> {
+    fn reader(&self) -> Result<Box<dyn sql::Sql + Send>, StoreError> {
         Ok(match self {
             Database::Sqlite(path) => Box::new(sqlite::Sqlite::open_read_only(path)?),
             Database::Postgres(url) => Box::new(postgres::Postgres::open_reader(url)?),
@@ -198,11 +198,75 @@ pub struct Loaded {
     pub identities: Vec<(String, String, UserId)>,
 }
 
+/// Connections for reads beside the writer (the account page's history), opened on demand
+/// and kept for the next read: a PostgreSQL connection costs a handshake.
+struct Readers {
+    db: Database,
+    idle: Mutex<Vec<Box<dyn sql::Sql + Send>>>,
+}
+
+/// Most idle readers kept.
+const MAX_IDLE_READERS: usize = 4;
+
+impl Readers {
+    /// Runs `f` on an idle reader (again on a new one if that fails: an idle connection may
+    /// have been closed by the server), or on a new one; keeps the reader unless `f` failed.
+    fn with<T>(
+        &self,
+        f: impl Fn(&mut dyn sql::Sql) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let idle = self.idle.lock().pop();
+        if let Some(mut reader) = idle {
+            if let Ok(value) = f(&mut *reader) {
+                self.keep(reader);
+                return Ok(value);
+            }
+        }
+        let mut reader = self.db.reader()?;
+        let value = f(&mut *reader)?;
+        self.keep(reader);
+        Ok(value)
+    }
+
+    fn keep(&self, reader: Box<dyn sql::Sql + Send>) {
+        let mut idle = self.idle.lock();
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(reader);
+        }
+    }
+}
+
+impl Drop for Readers {
+    fn drop(&mut self) {
+        // A PostgreSQL reader owns a runtime, which must not be dropped on an async task (the
+        // store may go with the last handle to it anywhere): readers still idle are dropped
+        // on a thread of their own.
+        let idle = std::mem::take(&mut *self.idle.lock());
+        if !idle.is_empty() {
+            let _ = std::thread::Builder::new()
+                .name("horde-readers-drop".into())
+                .spawn(move || drop(idle));
+        }
+    }
+}
+
+impl std::fmt::Debug for Readers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Readers({}, {} idle)",
+            self.db.describe(),
+            self.idle.lock().len()
+        )
+    }
+}
+
 /// A handle to the writer thread.
 #[derive(Debug)]
 pub struct Store {
     sender: Mutex<Option<mpsc::Sender<Batch>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    readers: Readers,
     lost: Arc<Lost>,
     /// SQLite: held while the store is open, one process per database file.
     _lock: Option<std::fs::File>,
@@ -239,7 +303,8 @@ impl Store {
         contention: Contention,
         go_on: &dyn Fn() -> bool,
     ) -> Result<(Store, Loaded), StoreError> {
-        let (mut engine, lock): (Box<dyn sql::Engine>, _) = match Database::of(&config.db) {
+        let database = Database::of(&config.db);
+        let (mut engine, lock): (Box<dyn sql::Engine>, _) = match database.clone() {
             Database::Sqlite(path) => {
                 let lock = sqlite::lock_database(&path)?;
                 let engine = sqlite::Sqlite::open(&path, config.max_db_pages)?;
@@ -262,6 +327,10 @@ impl Store {
             Store {
                 sender: Mutex::new(Some(sender)),
                 writer: Mutex::new(Some(writer)),
+                readers: Readers {
+                    db: database,
+                    idle: Mutex::new(Vec::new()),
+                },
                 lost,
                 _lock: lock,
             },
@@ -283,6 +352,17 @@ impl Store {
         Committed(done)
     }
 
+    /// `user`'s last `limit` kudos movements and generation totals, read beside the writer.
+    /// Blocks (call it on a blocking thread).
+    pub fn account_history(
+        &self,
+        user: UserId,
+        limit: usize,
+    ) -> Result<AccountHistory, StoreError> {
+        self.readers
+            .with(|sql| movements::account_history(sql, user, limit))
+    }
+
     /// Returns true if and only if the writer found its engine unable to commit while idle
     /// (PostgreSQL: the connection, and with it the lease, is gone).
     pub fn is_lost(&self) -> bool {
@@ -302,8 +382,10 @@ impl Store {
         }
     }
 
-    /// Stops accepting writes, lets the writer commit what it has, and waits for it.
+    /// Stops accepting writes, lets the writer commit what it has, and waits for it; closes
+    /// the idle readers. Blocks (call it on a blocking thread).
     pub fn close(&self) {
+        self.readers.idle.lock().clear();
         self.sender.lock().take();
         if let Some(writer) = self.writer.lock().take() {
             let _ = writer.join();
@@ -416,6 +498,26 @@ mod tests {
                 "{described}"
             );
         }
+    }
+
+    #[test]
+    fn readers_are_kept_for_the_next_read() {
+        let dir = std::env::temp_dir().join(format!("horde-readers-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = crate::Config {
+            db: dir.join("r.sqlite"),
+            ..crate::Config::default()
+        };
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let (store, _) = Store::open(&config, metrics, Contention::Refuse, &|| true).unwrap();
+        for _ in 0..3 {
+            let history = store.account_history(UserId(0), 5).unwrap();
+            assert!(history.movements.is_empty());
+            assert_eq!(store.readers.idle.lock().len(), 1, "one reader, reused");
+        }
+        store.close();
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! Reading a user's recent kudos movements back from the `postings` table (the account page
-//! shows them), on a connection of its own beside the writer.
+//! shows them), on a reader connection beside the writer.
 
 use horde_core::{Kudos, UserId};
 
 use super::sql::{params, Sql, Stmt};
-use super::{Database, StoreError};
+use super::StoreError;
 
 /// One movement of kudos as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,15 +32,13 @@ pub struct AccountHistory {
     pub spent: Kudos,
 }
 
-/// `user`'s last `limit` movements and generation totals, on one read-only connection of its
-/// own beside the writer.
-pub fn account_history(
-    db: &Database,
+/// `user`'s last `limit` movements and generation totals, read on `sql` (a reader beside the
+/// writer).
+pub(super) fn account_history(
+    sql: &mut dyn Sql,
     user: UserId,
     limit: usize,
 ) -> Result<AccountHistory, StoreError> {
-    let mut reader = db.reader()?;
-    let sql: &mut dyn Sql = &mut *reader;
     let user_id = user.0 as i64;
     let user_of = |id: Option<i64>| id.map(|id| UserId(id as u64));
     let movements = sql

@@ -21,7 +21,7 @@ use crate::auth::{new_token, username};
 use crate::driver::Driver;
 use crate::error::{ApiError, Rc};
 use crate::sessions::{Session, SESSION_TTL_MS};
-use crate::store::{account_history, Movement, Write};
+use crate::store::{Movement, Write};
 
 /// A button that copies the key shown in `#api-key` (where scripts run; the key can always be
 /// selected by hand).
@@ -236,9 +236,9 @@ const RECENT_MOVEMENTS: usize = 20;
 /// The account page after `notice`: details, workers and key, then the kudos history, read
 /// from the database on a blocking thread (`None` when it cannot be read now).
 async fn account_page(state: &Driver, session: &SignedIn, notice: &str) -> String {
-    let db = crate::store::Database::of(&state.config().db);
     let user = session.user;
-    let read = tokio::task::spawn_blocking(move || account_history(&db, user, RECENT_MOVEMENTS));
+    let reading = state.clone();
+    let read = tokio::task::spawn_blocking(move || reading.account_history(user, RECENT_MOVEMENTS));
     let history = match read.await {
         Ok(Ok(history)) => Some(history),
         Ok(Err(e)) => {
