@@ -89,6 +89,20 @@ struct Sim {
     users: HashMap<UserId, UserPolicy>,
 }
 
+/// A model reference of `(name, size in billions)` entries.
+fn reference(entries: &[(&str, f64)]) -> crate::reference::ModelReference {
+    let entries = entries
+        .iter()
+        .map(|&(name, params_b)| crate::reference::ReferenceEntry {
+            name: name.into(),
+            params_b,
+            context: None,
+            aliases: vec![],
+        })
+        .collect();
+    crate::reference::ModelReference::new(entries).unwrap()
+}
+
 impl Sim {
     /// A horde whose workers may submit at any speed (the tests submit at once); the speed
     /// rule has its own tests.
@@ -116,18 +130,8 @@ impl Sim {
         for user in 1..=5 {
             sim.add_user(UserId(user), 30);
         }
-        let entry = |name: &str, params_b| crate::reference::ReferenceEntry {
-            name: name.into(),
-            params_b,
-            context: None,
-            aliases: vec![],
-        };
-        let reference = crate::reference::ModelReference::new(vec![
-            entry(MODEL, 8.0),
-            entry(OTHER_MODEL, 13.0),
-        ])
-        .unwrap();
-        sim.horde.set_model_reference(reference);
+        sim.horde
+            .set_model_reference(reference(&[(MODEL, 8.0), (OTHER_MODEL, 13.0)]));
         sim
     }
 
@@ -1938,19 +1942,11 @@ fn a_larger_model_going_offline_lowers_the_any_model_estimate() {
 /// without changing size.
 fn sim_with_twin_model() -> Sim {
     let mut sim = Sim::new();
-    let entry = |name: &str, params_b| crate::reference::ReferenceEntry {
-        name: name.into(),
-        params_b,
-        context: None,
-        aliases: vec![],
-    };
-    let reference = crate::reference::ModelReference::new(vec![
-        entry(MODEL, 8.0),
-        entry("twin/of-the-model", 8.0),
-        entry(OTHER_MODEL, 13.0),
-    ])
-    .unwrap();
-    sim.horde.set_model_reference(reference);
+    sim.horde.set_model_reference(reference(&[
+        (MODEL, 8.0),
+        ("twin/of-the-model", 8.0),
+        (OTHER_MODEL, 13.0),
+    ]));
     sim
 }
 
@@ -1979,14 +1975,7 @@ fn a_new_model_reference_resizes_the_online_workers() {
     let economy = EconomyConfig::default();
     let as_8b = economy.generation_reward(8.0, 80, 80);
     assert_eq!(sim.horde.estimate(&any, sim.now), as_8b);
-    let reference = crate::reference::ModelReference::new(vec![crate::reference::ReferenceEntry {
-        name: MODEL.into(),
-        params_b: 70.0,
-        context: None,
-        aliases: vec![],
-    }])
-    .unwrap();
-    sim.horde.set_model_reference(reference);
+    sim.horde.set_model_reference(reference(&[(MODEL, 70.0)]));
     let as_70b = economy.generation_reward(70.0, 80, 80);
     assert_eq!(sim.horde.estimate(&any, sim.now), as_70b);
 }
@@ -2111,25 +2100,14 @@ fn a_job_lives_as_long_as_its_timeout_says() {
 #[test]
 fn only_workers_within_the_owners_cap_earn_uptime() {
     let mut sim = Sim::new();
-    let set_trust = |sim: &mut Sim, trusted: bool| {
-        let policy = UserPolicy {
-            concurrency: 30,
-            trusted,
-            public_workers: false,
-            flagged: false,
-            registered_at: Timestamp(0),
-        };
-        let applied = sim.horde.set_user(UserId(2), policy);
-        sim.store.apply(&applied.events);
-    };
     // Trusted, the owner runs four workers; untrusted again, the cap is three.
-    set_trust(&mut sim, true);
+    set_trust(&mut sim, 2, true, false);
     for name in ["a", "b", "c", "d"] {
         sim.request(1);
         let (_, job) = sim.pop(2, name).unwrap();
         sim.submit(2, job, SubmitState::Ok).unwrap();
     }
-    set_trust(&mut sim, false);
+    set_trust(&mut sim, 2, false, false);
     let uptime = |sim: &Sim| sim.horde.ledger().account(UserId(2)).details.uptime;
     // The fourth worker alone online for ten minutes earns nothing…
     for _ in 0..5 {
@@ -2204,15 +2182,7 @@ fn a_check_in_reports_the_whole_worker_only_when_its_profile_changed() {
         );
     }
     // The owner's trust is part of the profile too.
-    let policy = UserPolicy {
-        concurrency: 30,
-        trusted: true,
-        public_workers: false,
-        flagged: false,
-        registered_at: Timestamp(0),
-    };
-    let applied = sim.horde.set_user(UserId(2), policy);
-    sim.store.apply(&applied.events);
+    set_trust(&mut sim, 2, true, false);
     assert!(reports_worker(&mut sim, base.clone()), "trust changed");
     // What was reported is what a restart restores.
     let restored = sim.store.restore(HordeConfig::default());
