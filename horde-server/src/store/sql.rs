@@ -1,6 +1,6 @@
-//! What the two database engines have in common: statements named by [`Stmt`] (each engine
-//! has its own SQL text for each), parameters and results as [`Value`]s, and the [`Sql`]
-//! trait through which [`super::apply`], [`super::load`] and [`super::movements`] write and
+//! What the two database engines have in common: statements named by [`Stmt`] with one SQL
+//! text both engines run, parameters and results as [`Value`]s, and the [`Sql`] trait
+//! through which [`super::apply`], [`super::load`] and [`super::movements`] write and
 //! read without knowing which engine is below.
 
 use super::StoreError;
@@ -178,6 +178,117 @@ pub(crate) enum Stmt {
     SelectMovements,
     SumEarned,
     SumSpent,
+}
+
+impl Stmt {
+    /// The statement's SQL, in the dialect both engines speak: `?N` placeholders (PostgreSQL
+    /// gets `$N`, see [`Stmt::numbered`]), upserts with `ON CONFLICT`, `"user"` quoted (a
+    /// reserved word in PostgreSQL), `CAST` rather than `::`.
+    pub(crate) fn text(self) -> &'static str {
+        match self {
+            Stmt::PutUser => {
+                "INSERT INTO users (id, alias, key_hash, created_at, concurrency, is_admin)
+                 VALUES (?1, ?2, ?3, ?4, 0, ?5)
+                 ON CONFLICT (id) DO UPDATE SET alias = excluded.alias,
+                    key_hash = excluded.key_hash, is_admin = excluded.is_admin"
+            }
+            Stmt::PutIdempotency => {
+                "INSERT INTO idempotency (\"user\", key, request, response) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (\"user\", key) DO UPDATE SET request = excluded.request,
+                    response = excluded.response"
+            }
+            Stmt::PutSession => {
+                "INSERT INTO sessions (digest, \"user\", csrf, expires_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (digest) DO UPDATE SET \"user\" = excluded.\"user\",
+                    csrf = excluded.csrf, expires_at = excluded.expires_at"
+            }
+            Stmt::DeleteSession => "DELETE FROM sessions WHERE digest = ?1",
+            Stmt::PutIdentity => {
+                "INSERT INTO identities (provider, subject, \"user\") VALUES (?1, ?2, ?3)
+                 ON CONFLICT (provider, subject) DO UPDATE SET \"user\" = excluded.\"user\""
+            }
+            // A new spec starts with no state.
+            Stmt::PutRequest => {
+                "INSERT INTO requests (id, spec) VALUES (?1, ?2)
+                 ON CONFLICT (id) DO UPDATE SET spec = excluded.spec, state = NULL"
+            }
+            Stmt::SetRequestState => "UPDATE requests SET state = ?2 WHERE id = ?1",
+            Stmt::PutJob => {
+                "INSERT INTO jobs (id, request, data) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (id) DO UPDATE SET data = excluded.data"
+            }
+            Stmt::CountMinute => {
+                "INSERT INTO minutes (minute, requests, tokens) VALUES (?1, 1, ?2)
+                 ON CONFLICT (minute) DO UPDATE SET requests = minutes.requests + 1,
+                    tokens = minutes.tokens + excluded.tokens"
+            }
+            Stmt::DeleteJobsOf => "DELETE FROM jobs WHERE request = ?1",
+            Stmt::DeleteRequest => "DELETE FROM requests WHERE id = ?1",
+            Stmt::InsertPosting => {
+                "INSERT INTO postings (at, kind, from_user, to_user, amount, from_escrow, to_escrow)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+            }
+            Stmt::SetAccount => {
+                "UPDATE users SET balance = ?2, accumulated = ?3, gifted = ?4, received = ?5,
+                    awarded = ?6, uptime = ?7, admin = ?8, escrow = ?9 WHERE id = ?1"
+            }
+            Stmt::SetPolicy => {
+                "UPDATE users SET concurrency = ?2, trusted = ?3, public_workers = ?4, flagged = ?5
+                 WHERE id = ?1"
+            }
+            Stmt::PutWorker => {
+                "INSERT INTO workers (id, data) VALUES (?1, ?2)
+                 ON CONFLICT (id) DO UPDATE SET data = excluded.data"
+            }
+            Stmt::PutWorkerStats => {
+                "INSERT INTO worker_stats (id, data) VALUES (?1, ?2)
+                 ON CONFLICT (id) DO UPDATE SET data = excluded.data"
+            }
+            Stmt::PutSecret => {
+                "INSERT INTO meta (key, value) VALUES ('key_secret', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+            }
+            Stmt::EnsureAnonymous => {
+                "INSERT INTO users (id, alias, key_hash, created_at, concurrency)
+                 VALUES (0, 'Anonymous', NULL, 0, ?1) ON CONFLICT (id) DO NOTHING"
+            }
+            Stmt::SelectSecret => "SELECT value FROM meta WHERE key = 'key_secret'",
+            Stmt::SelectUsers => {
+                "SELECT id, alias, key_hash, created_at, concurrency, trusted, balance, accumulated,
+                    gifted, received, awarded, uptime, admin, public_workers, is_admin, flagged,
+                    escrow
+                 FROM users"
+            }
+            Stmt::SelectWorkers => {
+                "SELECT workers.data, worker_stats.data FROM workers
+                 LEFT JOIN worker_stats ON worker_stats.id = workers.id"
+            }
+            Stmt::SelectJobs => "SELECT request, data FROM jobs",
+            Stmt::SelectRequests => "SELECT id, spec, state FROM requests",
+            Stmt::SelectIdempotency => "SELECT \"user\", key, request, response FROM idempotency",
+            Stmt::SelectSessions => "SELECT digest, \"user\", csrf, expires_at FROM sessions",
+            Stmt::SelectIdentities => "SELECT provider, subject, \"user\" FROM identities",
+            Stmt::SelectMinutes => "SELECT minute, requests, tokens FROM minutes",
+            Stmt::SelectMovements => {
+                "SELECT at, kind, from_user, from_escrow, to_user, to_escrow, amount FROM postings
+                 WHERE from_user = ?1 OR to_user = ?1 ORDER BY seq DESC LIMIT ?2"
+            }
+            Stmt::SumEarned => {
+                "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM postings
+                 WHERE to_user = ?1 AND kind = 'generation'"
+            }
+            Stmt::SumSpent => {
+                "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM postings
+                 WHERE from_user = ?1 AND kind = 'generation'"
+            }
+        }
+    }
+
+    /// The statement's SQL with PostgreSQL's `$N` placeholders (no statement has a `?`
+    /// elsewhere).
+    pub(crate) fn numbered(self) -> String {
+        self.text().replace('?', "$")
+    }
 }
 
 /// Runs named statements on one connection or transaction.
