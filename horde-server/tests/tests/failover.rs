@@ -246,6 +246,17 @@ fn traffic(
     tasks
 }
 
+/// Stops the traffic and waits for its tasks.
+async fn stop_traffic(
+    stop: &std::sync::atomic::AtomicBool,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+) {
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
 /// One pop and its submit (retried across the nodes); false if there was no job.
 async fn serve_one(horde: &Horde, key: &str) -> bool {
     let pop = json!({ "name": "steady", "models": ["m"], "max_length": 512 });
@@ -379,10 +390,7 @@ async fn the_standby_takes_over_when_the_active_node_is_killed() {
     assert_eq!(status, StatusCode::OK, "{body}");
 
     tokio::time::sleep(Duration::from_millis(800)).await;
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    for task in tasks {
-        task.await.unwrap();
-    }
+    stop_traffic(&stop, tasks).await;
     let acked = std::mem::take(&mut *acked.lock());
     drain_and_check(&horde, &volunteer, &acked).await;
 }
@@ -439,10 +447,7 @@ async fn an_active_node_cut_off_from_the_database_stops_and_the_standby_takes_ov
     second.wait_for_role(&horde.client, "active").await;
 
     tokio::time::sleep(Duration::from_millis(800)).await;
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    for task in tasks {
-        task.await.unwrap();
-    }
+    stop_traffic(&stop, tasks).await;
     let acked = std::mem::take(&mut *acked.lock());
     drain_and_check(&horde, &volunteer, &acked).await;
 }
