@@ -12,7 +12,7 @@
 //! accounts) plus the postings journal; it never re-derives a domain rule.
 //!
 //! Its parts: [`sql`] (what both engines offer: named statements, values, transactions),
-//! [`sqlite`] and [`postgres`] (the engines, each with its SQL text and migrations),
+//! [`sqlite`] and [`postgres`] (the engines, each with its migrations and value conversions),
 //! [`apply`] (writing events and group commits), [`load`] (reading everything back on start)
 //! and [`movements`] (the account page's history).
 
