@@ -17,13 +17,17 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use horde_core::{RequestId, RequestSpec, UserPolicy};
 use horde_server::error::ApiError;
 use horde_server::store::Write;
 use horde_server::{serve, Clock, Config, Driver};
+use hyper::Method;
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 
+#[path = "support/lean.rs"]
+mod lean;
 #[path = "support/soak.rs"]
 mod soak;
 
@@ -38,6 +42,15 @@ struct Latencies {
     by_endpoint: [Vec<Duration>; 4],
     cycles: u64,
     errors: u64,
+    first_error: Option<String>,
+}
+
+impl Latencies {
+    /// Counts an error, keeping the first one's message for the report.
+    fn error(&mut self, message: String) {
+        self.errors += 1;
+        self.first_error.get_or_insert(message);
+    }
 }
 
 const ENDPOINTS: [&str; 4] = ["async", "pop", "submit", "status"];
@@ -67,7 +80,7 @@ fn main() {
     let secs = arg("--secs", 10);
     let tasks = arg("--tasks", 16) as usize;
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(arg("--threads", 2) as usize)
         .enable_all()
         .build()
         .expect("runtime");
@@ -253,12 +266,7 @@ async fn phase(name: &str, client: &reqwest::Client, base: &str, keys: &[String]
                     Err(_) => local.errors += 1,
                 }
             }
-            let mut all = results.lock();
-            for (into, from) in all.by_endpoint.iter_mut().zip(local.by_endpoint) {
-                into.extend(from);
-            }
-            all.cycles += local.cycles;
-            all.errors += local.errors;
+            merge(&results, local);
         }));
     }
     for handle in handles {
@@ -276,6 +284,9 @@ fn report(name: &str, results: &Mutex<Latencies>, elapsed: f64) {
         results.cycles as f64 / elapsed,
         results.errors
     );
+    if let Some(error) = &results.first_error {
+        println!("[{name}]   first error: {error}");
+    }
     for (endpoint, latencies) in ENDPOINTS.iter().zip(results.by_endpoint.iter_mut()) {
         latencies.sort();
         let pct = |p: f64| {
@@ -348,86 +359,107 @@ async fn polling_scenario(base: String, secs: u64) {
     let key_count = arg("--keys", 64) as usize;
     let workers = arg("--workers", 16) as usize;
     let poll = Duration::from_millis(arg("--poll-ms", 50));
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(clients + workers)
-        .build()
-        .expect("client");
+    let target = match lean::Target::of(&base).await {
+        Ok(target) => target,
+        Err(e) => {
+            eprintln!("{e}");
+            return;
+        }
+    };
     println!(
         "load: {clients} polling clients over {key_count} keys (poll every {} ms), {workers} \
          workers, {secs} s, against {base}",
         poll.as_millis()
     );
-    let keys = register_all(&client, &base, key_count).await;
-    let worker_keys = register_all(&client, &base, workers).await;
+    // Names of this run's workers: a second run against the same server must not find them
+    // taken by the first run's users.
+    let run = std::process::id();
+    let mut conn = lean::Conn::new(target.clone());
+    let mut keys = Vec::new();
+    for i in 0..key_count + workers {
+        keys.push(lean_register(&mut conn, &format!("poll{run}-{i}")).await);
+    }
+    let worker_keys = keys.split_off(key_count);
     let results = Arc::new(Mutex::new(Latencies::default()));
     let deadline = Instant::now() + Duration::from_secs(secs);
     let started = Instant::now();
     let mut handles = Vec::new();
+    let models: Vec<String> = (0..MODELS).map(model).collect();
     for (i, key) in worker_keys.into_iter().enumerate() {
-        let (client, base, results) = (client.clone(), base.clone(), results.clone());
+        let (mut conn, results) = (lean::Conn::new(target.clone()), results.clone());
+        let pop = Bytes::from(
+            json!({ "name": format!("polling-worker-{run}-{i}"), "models": models,
+                    "max_length": 512, "max_context_length": 4096 })
+            .to_string(),
+        );
         handles.push(tokio::spawn(async move {
             let mut local = Latencies::default();
-            let models: Vec<String> = (0..MODELS).map(model).collect();
             while Instant::now() < deadline {
-                let pop = client
-                    .post(format!("{base}/generate/text/pop"))
-                    .header("apikey", &key)
-                    .json(&json!({ "name": format!("polling-worker-{i}"), "models": models,
-                                   "max_length": 512, "max_context_length": 4096 }));
-                match timed(&mut local, 1, pop).await {
-                    Ok(job) => match job["id"].as_str() {
-                        Some(job_id) => {
-                            let submit = client
-                                .post(format!("{base}/generate/text/submit"))
-                                .header("apikey", &key)
-                                .json(&json!({ "id": job_id, "generation": "Once there was a horde.", "state": "ok" }));
-                            if timed(&mut local, 2, submit).await.is_err() {
-                                local.errors += 1;
-                            }
-                        }
-                        None => tokio::time::sleep(Duration::from_millis(5)).await,
-                    },
-                    Err(_) => local.errors += 1,
+                let popped = lean_timed(&mut local, 1, &mut conn, Method::POST,
+                    "/generate/text/pop", Some(&key), Some(pop.clone())).await;
+                let Ok(popped) = popped else { continue };
+                match serde_json::from_slice::<Id>(&popped).ok().and_then(|job| job.id) {
+                    Some(job_id) => {
+                        let submit = Bytes::from(format!(
+                            r#"{{"id":"{job_id}","generation":"Once there was a horde.","state":"ok"}}"#
+                        ));
+                        let _ = lean_timed(&mut local, 2, &mut conn, Method::POST,
+                            "/generate/text/submit", Some(&key), Some(submit)).await;
+                    }
+                    None => tokio::time::sleep(Duration::from_millis(5)).await,
                 }
             }
             merge(&results, local);
         }));
     }
     for i in 0..clients {
-        let (client, base, results) = (client.clone(), base.clone(), results.clone());
+        let (mut conn, results) = (lean::Conn::new(target.clone()), results.clone());
         let key = keys[i % keys.len()].clone();
+        let ask = Bytes::from(
+            json!({ "prompt": "Tell me a story about a horde.", "params": { "max_length": 80 },
+                    "models": [model(i % MODELS)] })
+            .to_string(),
+        );
         // Independent clients do not start in step: spread their starts over one poll period.
         let offset = poll * u32::try_from(i).unwrap_or(0) / u32::try_from(clients).unwrap_or(1);
         handles.push(tokio::spawn(async move {
             let mut local = Latencies::default();
             tokio::time::sleep(offset).await;
             while Instant::now() < deadline {
-                let request = client
-                    .post(format!("{base}/generate/text/async"))
-                    .header("apikey", &key)
-                    .json(&json!({ "prompt": "Tell me a story about a horde.",
-                                   "params": { "max_length": 80 }, "models": [model(i % MODELS)] }));
-                let Ok(queued) = timed(&mut local, 0, request).await else {
-                    local.errors += 1;
+                let queued = lean_timed(
+                    &mut local,
+                    0,
+                    &mut conn,
+                    Method::POST,
+                    "/generate/text/async",
+                    Some(&key),
+                    Some(ask.clone()),
+                )
+                .await;
+                let Some(id) = queued
+                    .ok()
+                    .and_then(|body| serde_json::from_slice::<Id>(&body).ok()?.id)
+                else {
                     tokio::time::sleep(poll).await;
                     continue;
                 };
-                let Some(id) = queued["id"].as_str().map(str::to_owned) else {
-                    local.errors += 1;
-                    continue;
-                };
+                let path = format!("/generate/text/status/{id}");
                 loop {
                     tokio::time::sleep(poll).await;
-                    let status = client.get(format!("{base}/generate/text/status/{id}"));
-                    match timed(&mut local, 3, status).await {
-                        Ok(body) if body["done"] == true => {
+                    let Ok(body) =
+                        lean_timed(&mut local, 3, &mut conn, Method::GET, &path, None, None).await
+                    else {
+                        break;
+                    };
+                    match serde_json::from_slice::<Done>(&body) {
+                        Ok(Done { done: true }) => {
                             local.cycles += 1;
                             break;
                         }
                         Ok(_) if Instant::now() < deadline => {}
                         Ok(_) => break,
-                        Err(_) => {
-                            local.errors += 1;
+                        Err(e) => {
+                            local.error(format!("status: {e}"));
                             break;
                         }
                     }
@@ -442,6 +474,67 @@ async fn polling_scenario(base: String, secs: u64) {
     report("polling", &results, started.elapsed().as_secs_f64());
 }
 
+/// The `id` of a queued request or a popped job (none when the pop found nothing).
+#[derive(serde::Deserialize)]
+struct Id {
+    id: Option<String>,
+}
+
+/// Whether a polled request is done.
+#[derive(serde::Deserialize)]
+struct Done {
+    done: bool,
+}
+
+async fn lean_register(conn: &mut lean::Conn, name: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct Registered {
+        api_key: String,
+    }
+    let body = Bytes::from(json!({ "username": name }).to_string());
+    let (status, answer) = conn
+        .call(Method::POST, "/register", None, Some(body))
+        .await
+        .expect("register");
+    assert!(status.is_success(), "register: {status} {answer:?}");
+    serde_json::from_slice::<Registered>(&answer)
+        .expect("register json")
+        .api_key
+}
+
+/// One timed call over a lean connection; the body of a success, else the error counted.
+#[allow(clippy::too_many_arguments)]
+async fn lean_timed(
+    latencies: &mut Latencies,
+    endpoint: usize,
+    conn: &mut lean::Conn,
+    method: Method,
+    path: &str,
+    key: Option<&str>,
+    body: Option<Bytes>,
+) -> Result<Bytes, ()> {
+    let started = Instant::now();
+    match conn.call(method, path, key, body).await {
+        Ok((status, answer)) if status.is_success() => {
+            latencies.by_endpoint[endpoint].push(started.elapsed());
+            Ok(answer)
+        }
+        Ok((status, answer)) => {
+            latencies.by_endpoint[endpoint].push(started.elapsed());
+            latencies.error(format!(
+                "{}: {status} {}",
+                ENDPOINTS[endpoint],
+                String::from_utf8_lossy(&answer)
+            ));
+            Err(())
+        }
+        Err(e) => {
+            latencies.error(format!("{}: {e}", ENDPOINTS[endpoint]));
+            Err(())
+        }
+    }
+}
+
 fn merge(results: &Mutex<Latencies>, local: Latencies) {
     let mut all = results.lock();
     for (into, from) in all.by_endpoint.iter_mut().zip(local.by_endpoint) {
@@ -449,4 +542,7 @@ fn merge(results: &Mutex<Latencies>, local: Latencies) {
     }
     all.cycles += local.cycles;
     all.errors += local.errors;
+    if all.first_error.is_none() {
+        all.first_error = local.first_error;
+    }
 }
