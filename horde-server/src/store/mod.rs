@@ -12,8 +12,8 @@
 //! accounts) plus the postings journal; it never re-derives a domain rule.
 //!
 //! Its parts: [`sql`] (what both engines offer: named statements, values, transactions),
-//! [`sqlite`] and [`postgres`] (the engines, each with its migrations and value conversions),
-//! [`apply`] (writing events and group commits), [`load`] (reading everything back on start)
+//! [`sqlite`] and [`postgres`] (the engines, each with its migrations and value conversions;
+//! SQLite's checkpoints run beside the writer, in [`checkpoint`]), [`apply`] (writing events and group commits), [`load`] (reading everything back on start)
 //! and [`movements`] (the account page's history).
 
 use std::path::{Path, PathBuf};
@@ -28,6 +28,7 @@ use parking_lot::Mutex;
 use tokio::sync::{oneshot, Notify};
 
 mod apply;
+mod checkpoint;
 mod load;
 mod movements;
 pub mod postgres;

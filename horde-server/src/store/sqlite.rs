@@ -6,6 +6,7 @@ use std::path::Path;
 use rusqlite::types::{FromSql, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags};
 
+use super::checkpoint::{Checkpointer, WRITER_CHECKPOINT_FRAMES};
 use super::sql::{Engine, Row, Sql, Stmt, Value};
 use super::StoreError;
 
@@ -59,9 +60,10 @@ impl Sql for On<'_> {
     }
 }
 
-/// The writer's SQLite connection.
+/// The writer's SQLite connection (with, for the writer, its checkpointer).
 pub(crate) struct Sqlite {
     conn: Connection,
+    checkpointer: Option<Checkpointer>,
 }
 
 impl Sqlite {
@@ -71,13 +73,18 @@ impl Sqlite {
         if let Some(pages) = max_pages {
             conn.pragma_update(None, "max_page_count", pages)?;
         }
-        Ok(Sqlite { conn })
+        conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_FRAMES)?;
+        let checkpointer = Some(Checkpointer::start(path)?);
+        Ok(Sqlite { conn, checkpointer })
     }
 
     /// Opens `path` read-only, beside the writer (WAL lets it read while the writer writes).
     pub(crate) fn open_read_only(path: &Path) -> Result<Sqlite, StoreError> {
         let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-        Ok(Sqlite { conn })
+        Ok(Sqlite {
+            conn,
+            checkpointer: None,
+        })
     }
 }
 
@@ -99,10 +106,16 @@ impl Engine for Sqlite {
         let tx = self.conn.transaction()?;
         f(&mut On(&tx))?;
         tx.commit()?;
+        if let Some(checkpointer) = &self.checkpointer {
+            checkpointer.wake();
+        }
         Ok(())
     }
 
     fn close(&mut self) {
+        if let Some(mut checkpointer) = self.checkpointer.take() {
+            checkpointer.stop();
+        }
         // Checkpoint so the main file is complete when the server stops cleanly.
         let _ = self.conn.pragma_update(None, "wal_checkpoint", "TRUNCATE");
     }
