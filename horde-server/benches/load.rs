@@ -9,10 +9,11 @@
 //!   cycles (each task's worker serves its owner's request first, so the queue stays).
 //! * `--scenario polling`: clients as real ones behave — `--clients 256` clients over `--keys
 //!   64` keys each queue a request and poll its status every `--poll-ms 50` until it is done,
-//!   while `--workers 16` worker tasks pop and submit. A cycle is a request seen done.
+//!   while `--workers 16` worker tasks pop and submit. A cycle is a request seen done. It speaks
+//!   HTTP through `support/lean.rs`, which keeps the generator's own share of the cores small.
 //! * `--url http://HOST:PORT/api/v2`: load a running server instead (start it with a high
 //!   `--registrations-per-minute`, since the generator registers its users).
-//! * `--secs 10`, `--tasks 16`.
+//! * `--secs 10`, `--tasks 16`, `--threads 2` (the generator's tokio worker threads).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
