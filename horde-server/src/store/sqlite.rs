@@ -60,7 +60,7 @@ impl Sql for On<'_> {
     }
 }
 
-/// The writer's SQLite connection (with, for the writer, its checkpointer).
+/// A SQLite connection: the writer's (with its checkpointer) or a reader's.
 pub(crate) struct Sqlite {
     conn: Connection,
     checkpointer: Option<Checkpointer>,
