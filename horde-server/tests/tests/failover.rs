@@ -194,6 +194,55 @@ async fn pair(url: &str, dir: &tempfile::TempDir) -> (Node, Node, Horde) {
     (first, second, horde)
 }
 
+/// A pair of nodes on a fresh database, with a requester and a volunteer registered.
+struct Failover {
+    url: String,
+    dir: tempfile::TempDir,
+    first: Node,
+    second: Node,
+    horde: Horde,
+    requester: String,
+    volunteer: String,
+}
+
+impl Failover {
+    /// `None`, said on stderr, when no PostgreSQL server is configured for the tests.
+    async fn start() -> Option<Failover> {
+        let Some(url) = test_postgres_url() else {
+            eprintln!("HORDE_TEST_POSTGRES_URL is not set: failover not tested");
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let (first, second, horde) = pair(&url, &dir).await;
+        let requester = horde.register("requester").await;
+        let volunteer = horde.register("volunteer").await;
+        Some(Failover {
+            url,
+            dir,
+            first,
+            second,
+            horde,
+            requester,
+            volunteer,
+        })
+    }
+}
+
+/// Lets the traffic run a while on the node now active, stops it, drains the queue and checks
+/// what was acknowledged.
+async fn finish(
+    horde: &Horde,
+    volunteer: &str,
+    stop: &std::sync::atomic::AtomicBool,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    acked: &Mutex<Acknowledged>,
+) {
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    stop_traffic(stop, tasks).await;
+    let acked = std::mem::take(&mut *acked.lock());
+    drain_and_check(horde, volunteer, &acked).await;
+}
+
 /// What the clients were told was done.
 #[derive(Default)]
 struct Acknowledged {
@@ -333,14 +382,18 @@ async fn drain_and_check(horde: &Horde, volunteer: &str, acked: &Acknowledged) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_standby_takes_over_when_the_active_node_is_killed() {
-    let Some(url) = test_postgres_url() else {
-        eprintln!("HORDE_TEST_POSTGRES_URL is not set: failover not tested");
+    let Some(Failover {
+        url: _,
+        dir: _dir,
+        mut first,
+        second,
+        horde,
+        requester,
+        volunteer,
+    }) = Failover::start().await
+    else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let (mut first, second, horde) = pair(&url, &dir).await;
-    let requester = horde.register("requester").await;
-    let volunteer = horde.register("volunteer").await;
 
     // A job popped from the active node…
     let (_, queued) = horde
@@ -389,22 +442,23 @@ async fn the_standby_takes_over_when_the_active_node_is_killed() {
         .unwrap();
     assert_eq!(status, StatusCode::OK, "{body}");
 
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    stop_traffic(&stop, tasks).await;
-    let acked = std::mem::take(&mut *acked.lock());
-    drain_and_check(&horde, &volunteer, &acked).await;
+    finish(&horde, &volunteer, &stop, tasks, &acked).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_active_node_cut_off_from_the_database_stops_and_the_standby_takes_over() {
-    let Some(url) = test_postgres_url() else {
-        eprintln!("HORDE_TEST_POSTGRES_URL is not set: failover not tested");
+    let Some(Failover {
+        url,
+        dir,
+        mut first,
+        second,
+        horde,
+        requester,
+        volunteer,
+    }) = Failover::start().await
+    else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let (mut first, second, horde) = pair(&url, &dir).await;
-    let requester = horde.register("requester").await;
-    let volunteer = horde.register("volunteer").await;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let acked = Arc::new(Mutex::new(Acknowledged::default()));
     let tasks = traffic(&horde, &requester, &volunteer, &stop, &acked);
@@ -446,8 +500,5 @@ async fn an_active_node_cut_off_from_the_database_stops_and_the_standby_takes_ov
     assert!(!exit.success(), "{exit:?}");
     second.wait_for_role(&horde.client, "active").await;
 
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    stop_traffic(&stop, tasks).await;
-    let acked = std::mem::take(&mut *acked.lock());
-    drain_and_check(&horde, &volunteer, &acked).await;
+    finish(&horde, &volunteer, &stop, tasks, &acked).await;
 }
