@@ -1,22 +1,33 @@
 //! SQLite's checkpoints off the writer's path: a thread of its own, on a connection of its
 //! own, copies committed pages from the write-ahead log into the main file while the writer
-//! goes on committing.
+//! goes on committing; the writer itself checkpoints only when the log has grown long.
 //!
 //! A checkpoint writes every page the log holds into the main file and syncs that file; done by
-//! the writer at the end of a commit (SQLite's automatic checkpoint) it stalls every write
-//! waiting for the next commit, a few milliseconds each time under load. Here the writer only
-//! wakes this thread after each commit; the thread runs a `PASSIVE` checkpoint (which never
-//! blocks the writer) at most every [`PAUSE`]. SQLite can restart the log from its beginning
-//! only when a write transaction starts with every frame already copied, which a checkpoint
-//! running beside a busy writer never achieves: the writer's own automatic checkpoint stays on,
-//! with a higher threshold ([`WRITER_CHECKPOINT_FRAMES`]), and finds almost everything already
-//! copied when it runs.
+//! the writer at the end of every commit that finds the log long (SQLite's automatic
+//! checkpoint) it stalls every write waiting for the next commit, a few milliseconds each time
+//! under load. Here the writer only wakes this thread after each commit; the thread runs a
+//! `PASSIVE` checkpoint (which never blocks the writer) at most every [`PAUSE`].
+//!
+//! SQLite can restart the log from its beginning only when a write transaction starts with
+//! every frame already copied, which a checkpoint running beside a busy writer never achieves.
+//! So the writer keeps a backstop: after a commit that leaves [`WRITER_CHECKPOINT_FRAMES`] or
+//! more frames in the log it checkpoints on its own connection, and its next transaction
+//! restarts the log. SQLite's automatic checkpoint cannot be that backstop: it gives up at once
+//! when another connection's checkpoint is running, and under load it collided with this
+//! thread's often enough to let the log grow past any bound. Both checkpoints therefore take
+//! [`Checkpointer`]'s turn lock, so the writer's waits for the thread's to end instead of being
+//! skipped, and the log never holds much more than the threshold plus one group commit.
 
+use std::cell::Cell;
+use std::os::raw::c_int;
 use std::path::Path;
 use std::sync::mpsc;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use parking_lot::Mutex;
+use rusqlite::hooks::Wal;
 use rusqlite::{Connection, OpenFlags};
 
 use super::StoreError;
@@ -29,16 +40,37 @@ pub(crate) const WRITER_CHECKPOINT_FRAMES: u32 = 4000;
 /// most 200 times a second, and sleeps while nothing is written.
 const PAUSE: Duration = Duration::from_millis(5);
 
+thread_local! {
+    /// Frames in the log after the last commit made on this thread (SQLite's WAL hook reports
+    /// it during the commit, on the committing thread).
+    static LOG_FRAMES: Cell<u32> = const { Cell::new(0) };
+}
+
+fn note_log_frames(_: &Wal, frames: c_int) -> rusqlite::Result<()> {
+    LOG_FRAMES.with(|cell| cell.set(u32::try_from(frames).unwrap_or(0)));
+    Ok(())
+}
+
 /// The checkpointing thread; stops when dropped (or with [`Checkpointer::stop`]).
 #[derive(Debug)]
 pub(crate) struct Checkpointer {
     wake: Option<mpsc::SyncSender<()>>,
     thread: Option<JoinHandle<()>>,
+    /// Held by whichever connection is checkpointing: SQLite lets only one checkpoint run at a
+    /// time and answers any other with "busy" instead of waiting.
+    turn: Arc<Mutex<()>>,
+    /// The writer's backstop checkpoint has failed and said so (said once, not per commit).
+    writer_failing: Cell<bool>,
 }
 
 impl Checkpointer {
-    /// Starts checkpointing the database at `path` (which must exist, in WAL mode).
-    pub(crate) fn start(path: &Path) -> Result<Checkpointer, StoreError> {
+    /// Starts checkpointing the database at `path` (which must exist, in WAL mode) beside
+    /// `writer`, the connection that commits to it: SQLite's automatic checkpoint is turned off
+    /// on `writer`, whose commits must then be followed by [`Checkpointer::after_commit`].
+    pub(crate) fn start(path: &Path, writer: &Connection) -> Result<Checkpointer, StoreError> {
+        // In this order: the pragma replaces any WAL hook with SQLite's own (or none).
+        writer.pragma_update(None, "wal_autocheckpoint", 0)?;
+        writer.wal_hook(Some(note_log_frames));
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -46,20 +78,41 @@ impl Checkpointer {
         // Copied pages reach the disk before the log may be reused, as the writer's would.
         conn.pragma_update(None, "synchronous", "FULL")?;
         let (wake, woken) = mpsc::sync_channel::<()>(1);
+        let turn = Arc::new(Mutex::new(()));
+        let thread_turn = Arc::clone(&turn);
         let thread = std::thread::Builder::new()
             .name("horde-checkpointer".into())
-            .spawn(move || run(&conn, &woken))
+            .spawn(move || run(&conn, &woken, &thread_turn))
             .map_err(|e| StoreError::Commit(format!("cannot start the checkpointer: {e}")))?;
         Ok(Checkpointer {
             wake: Some(wake),
             thread: Some(thread),
+            turn,
+            writer_failing: Cell::new(false),
         })
     }
 
-    /// Asks for a checkpoint soon; never blocks (wake-ups while one is pending coalesce).
-    pub(crate) fn wake(&self) {
+    /// Called on the writer's thread after each commit of `writer`: wakes the thread (never
+    /// blocks; wake-ups while one is pending coalesce) and, when the log is long, checkpoints on
+    /// `writer` itself, so that its next transaction starts the log again from the beginning.
+    /// A failed checkpoint is logged, not returned: the commit is durable in the log already.
+    pub(crate) fn after_commit(&self, writer: &Connection) {
         if let Some(wake) = &self.wake {
             let _ = wake.try_send(());
+        }
+        if LOG_FRAMES.with(Cell::get) < WRITER_CHECKPOINT_FRAMES {
+            return;
+        }
+        let _turn = self.turn.lock();
+        match checkpoint(writer) {
+            Ok(()) if self.writer_failing.replace(false) => {
+                tracing::info!("the writer's checkpoints work again");
+            }
+            Ok(()) => {}
+            Err(e) if !self.writer_failing.replace(true) => {
+                tracing::warn!(error = %e, "the writer's checkpoint failed; the log grows until one works");
+            }
+            Err(_) => {}
         }
     }
 
@@ -78,19 +131,29 @@ impl Drop for Checkpointer {
     }
 }
 
-fn run(conn: &Connection, woken: &mpsc::Receiver<()>) {
+/// A `PASSIVE` checkpoint: copies what it can without waiting for readers or the writer.
+fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
+    // Returns (busy, frames in the log, frames copied); busy cannot come from another
+    // checkpoint (the turn lock) and only means a reader kept some frames for now.
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+        row.get::<_, i64>(0)
+    })
+    .map(drop)
+}
+
+fn run(conn: &Connection, woken: &mpsc::Receiver<()>, turn: &Mutex<()>) {
     let mut failing = false;
     while woken.recv().is_ok() {
-        // Returns (busy, frames in the log, frames copied); busy only means another checkpoint
-        // (the writer's) ran at the same moment.
-        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
-            row.get::<_, i64>(0)
-        }) {
-            Ok(_) if failing => {
+        let result = {
+            let _turn = turn.lock();
+            checkpoint(conn)
+        };
+        match result {
+            Ok(()) if failing => {
                 tracing::info!("background checkpoints work again");
                 failing = false;
             }
-            Ok(_) => {}
+            Ok(()) => {}
             // Commits do not depend on it (the writer checkpoints by itself when the log is
             // long): say so once, not on every try.
             Err(e) if !failing => {
@@ -205,9 +268,9 @@ mod tests {
             committed.wait().await.expect("commit");
         }
         // Every row went through the log at least once: without restarts it would have grown
-        // past this.
-        // (The writer's own checkpoint may find the background one running and try again at its
-        // next commit: the log can run past the threshold, by a bounded amount.)
+        // past this. The writer checkpoints once a commit leaves the threshold's frames in the
+        // log, waiting for the background checkpoint if one is running, so the log holds at most
+        // the threshold plus one group commit (a few hundred frames here).
         let logged_at_least = ROUNDS * ROWS * 1000;
         let bound = 2 * u64::from(WRITER_CHECKPOINT_FRAMES) * (4096 + 24);
         assert!(

@@ -6,7 +6,7 @@ use std::path::Path;
 use rusqlite::types::{FromSql, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags};
 
-use super::checkpoint::{Checkpointer, WRITER_CHECKPOINT_FRAMES};
+use super::checkpoint::Checkpointer;
 use super::sql::{Engine, Row, Sql, Stmt, Value};
 use super::StoreError;
 
@@ -73,8 +73,7 @@ impl Sqlite {
         if let Some(pages) = max_pages {
             conn.pragma_update(None, "max_page_count", pages)?;
         }
-        conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_FRAMES)?;
-        let checkpointer = Some(Checkpointer::start(path)?);
+        let checkpointer = Some(Checkpointer::start(path, &conn)?);
         Ok(Sqlite { conn, checkpointer })
     }
 
@@ -107,7 +106,7 @@ impl Engine for Sqlite {
         f(&mut On(&tx))?;
         tx.commit()?;
         if let Some(checkpointer) = &self.checkpointer {
-            checkpointer.wake();
+            checkpointer.after_commit(&self.conn);
         }
         Ok(())
     }
