@@ -13,9 +13,18 @@ use serde_json::{json, Value};
 
 use crate::util::milli;
 
+/// The real binary, running; killed when dropped (a failing test must not leave a server
+/// behind, holding the test runner's output pipe).
 pub(crate) struct Binary {
     pub(crate) child: Child,
     pub(crate) base: String,
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 pub(crate) async fn start_binary(db: &Path, extra: &[&str]) -> Binary {
@@ -51,19 +60,30 @@ pub(crate) async fn start_binary_on(db: &Path, port: u16, extra: &[&str]) -> Bin
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let base = format!("http://127.0.0.1:{port}/api/v2");
+    let binary = Binary {
+        child,
+        base: format!("http://127.0.0.1:{port}/api/v2"),
+    };
+    // Active, not only listening: on PostgreSQL a restarted node waits as a standby until the
+    // killed node's database session has ended.
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(r) = client.get(format!("{base}/status/heartbeat")).send().await {
-            if r.status().is_success() {
+        if let Ok(r) = client
+            .get(format!("{}/status/heartbeat", binary.base))
+            .send()
+            .await
+        {
+            let active = r.status().is_success()
+                && r.json::<Value>().await.is_ok_and(|b| b["role"] == "active");
+            if active {
                 break;
             }
         }
-        assert!(Instant::now() < deadline, "server did not start");
+        assert!(Instant::now() < deadline, "server did not become active");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Binary { child, base }
+    binary
 }
 
 /// Registers `name` on the server at `base`; returns the API key.

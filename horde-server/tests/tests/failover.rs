@@ -209,6 +209,10 @@ impl Failover {
     /// `None`, said on stderr, when no PostgreSQL server is configured for the tests.
     async fn start() -> Option<Failover> {
         let Some(url) = test_postgres_url() else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must run this test: .ci/run sets HORDE_TEST_POSTGRES_URL after starting PostgreSQL"
+            );
             eprintln!("HORDE_TEST_POSTGRES_URL is not set: failover not tested");
             return None;
         };
