@@ -299,6 +299,33 @@ impl Driver {
         &self.shared.metrics
     }
 
+    /// Reads the core under the lock, and answers once every change the read could see is
+    /// committed: for answers that report a change as done (a generation's status), which
+    /// must never be lost by a crash after they were sent. Refused with `StorageFailure` once
+    /// a commit has failed.
+    pub async fn read_committed<T>(
+        &self,
+        f: impl FnOnce(&Core, Timestamp) -> T,
+    ) -> Result<T, ApiError> {
+        if self.is_failed() {
+            return Err(ApiError::Storage);
+        }
+        let (value, committed) = {
+            let core = self.shared.core.lock();
+            let held = std::time::Instant::now();
+            let value = f(&core, self.now());
+            let committed = self.shared.store.submit(Vec::new());
+            drop(core);
+            self.shared.metrics.lock_held(held.elapsed());
+            (value, committed)
+        };
+        if let Err(e) = committed.wait().await {
+            self.fail(&e);
+            return Err(ApiError::Storage);
+        }
+        Ok(value)
+    }
+
     /// Reads the core under the lock.
     pub fn read<T>(&self, f: impl FnOnce(&Core, Timestamp) -> T) -> T {
         let core = self.shared.core.lock();
@@ -329,11 +356,8 @@ impl Driver {
             let result = f(&mut txn);
             let writes = std::mem::take(&mut txn.writes);
             let next = core.horde.next_deadline();
-            if writes.is_empty() {
-                drop(core);
-                self.shared.metrics.lock_held(held.elapsed());
-                return result;
-            }
+            // Even a change that writes nothing waits: its answer (a replayed transfer, a
+            // refusal that names the current state) may rest on changes still being committed.
             for write in &writes {
                 if let Write::Event(Event::Posted(posting)) = write {
                     self.shared.metrics.posted(posting);

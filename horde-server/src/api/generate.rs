@@ -121,8 +121,10 @@ pub(crate) async fn status(
     Path(id): Path<String>,
 ) -> Result<Json<RequestStatus>, ApiError> {
     let id = RequestId(parse_uuid(&id, Rc::RequestNotFound)?);
+    // A finished generation is reported only once its submission is committed.
     state
-        .read(|core, now| status_of(core.horde(), id, now))
+        .read_committed(|core, now| status_of(core.horde(), id, now))
+        .await?
         .map(Json)
 }
 

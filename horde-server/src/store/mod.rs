@@ -17,7 +17,7 @@
 //! and [`movements`] (the account page's history).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -266,6 +266,9 @@ impl std::fmt::Debug for Readers {
 #[derive(Debug)]
 pub struct Store {
     sender: Mutex<Option<mpsc::Sender<Batch>>>,
+    /// Batches with writes handed to the writer and not yet acknowledged: while there are
+    /// none, memory holds nothing the database lacks.
+    in_flight: Arc<AtomicU64>,
     writer: Mutex<Option<JoinHandle<()>>>,
     readers: Readers,
     lost: Arc<Lost>,
@@ -320,13 +323,18 @@ impl Store {
         let (sender, receiver) = mpsc::channel::<Batch>();
         let lost = Arc::new(Lost::default());
         let writer_lost = lost.clone();
+        let in_flight = Arc::new(AtomicU64::new(0));
+        let writer_in_flight = in_flight.clone();
         let writer = std::thread::Builder::new()
             .name("horde-store-writer".into())
-            .spawn(move || run_writer(engine, receiver, &metrics, &writer_lost))
+            .spawn(move || {
+                run_writer(engine, receiver, &metrics, &writer_lost, &writer_in_flight);
+            })
             .map_err(|e| StoreError::Commit(e.to_string()))?;
         Ok((
             Store {
                 sender: Mutex::new(Some(sender)),
+                in_flight,
                 writer: Mutex::new(Some(writer)),
                 readers: Readers {
                     db: database,
@@ -341,13 +349,20 @@ impl Store {
 
     /// Queues `writes` for the next group commit. Never blocks. Call while holding the lock
     /// under which the writes were produced, so that the commit order is the apply order.
+    ///
+    /// Empty `writes` are a barrier: they are acknowledged once everything submitted before
+    /// them is committed (at once when nothing is in flight), so that an answer read from
+    /// memory never reports a change the database may still lose.
     pub fn submit(&self, writes: Vec<Write>) -> Committed {
         let (ack, done) = oneshot::channel();
-        if writes.is_empty() {
+        if writes.is_empty() && self.in_flight.load(Ordering::SeqCst) == 0 {
             let _ = ack.send(Ok(()));
             return Committed(done);
         }
         if let Some(sender) = self.sender.lock().as_ref() {
+            if !writes.is_empty() {
+                self.in_flight.fetch_add(1, Ordering::SeqCst);
+            }
             let _ = sender.send(Batch { writes, ack });
         }
         Committed(done)
@@ -421,6 +436,7 @@ fn run_writer(
     receiver: mpsc::Receiver<Batch>,
     metrics: &crate::metrics::Metrics,
     lost: &Lost,
+    in_flight: &AtomicU64,
 ) {
     // After a failed commit, later batches may depend on the changes that were lost (a job of
     // a request that was never stored): the writer refuses everything from then on.
@@ -450,17 +466,22 @@ fn run_writer(
             }
         }
         let started = std::time::Instant::now();
+        // Barriers alone: everything before them is committed (or has failed) already.
+        let writing = batches.iter().filter(|b| !b.writes.is_empty()).count() as u64;
         let result = match &failure {
             Some(e) => Err(format!("an earlier commit failed: {e}")),
+            None if writing == 0 => Ok(()),
             None => apply::write_batches(&mut *engine, &batches).map_err(|e| {
                 tracing::error!(error = %e, "commit failed");
                 failure = Some(e.to_string());
                 e.to_string()
             }),
         };
-        metrics.committed(batches.len(), started.elapsed());
-        commits += 1;
-        batched += batches.len() as u64;
+        if writing > 0 {
+            metrics.committed(batches.len(), started.elapsed());
+            commits += 1;
+            batched += batches.len() as u64;
+        }
         if since.elapsed() >= std::time::Duration::from_secs(10) {
             tracing::debug!(commits, batches = batched, "group commits in the last 10 s");
             (commits, batched, since) = (0, 0, std::time::Instant::now());
@@ -468,6 +489,8 @@ fn run_writer(
         for batch in batches {
             let _ = batch.ack.send(result.clone());
         }
+        // After the acknowledgements: a barrier that finds nothing in flight answers at once.
+        in_flight.fetch_sub(writing, Ordering::SeqCst);
     }
     engine.close();
 }

@@ -613,3 +613,100 @@ async fn clients_and_workers_ride_over_a_restart() {
     server.child.kill().unwrap();
     server.child.wait().unwrap();
 }
+
+/// Every transfer is sent twice at once under one `Idempotency-Key` (a client retrying before
+/// the first answer came), by several clients, while the server is killed with SIGKILL, five
+/// times over: after each restart, every transfer either copy of which was answered 200 is
+/// there. (A retry answered from memory before the original was committed was lost this way.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_retries_racing_their_originals_are_never_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("horde.sqlite");
+    let admin = ["--admins", "alice#1"];
+    let mut server = start_binary(&db, &admin).await;
+    let client = reqwest::Client::new();
+    let alice = register(&client, &server.base, "alice").await;
+    let carol = register(&client, &server.base, "carol").await;
+    let (status, _) = call(
+        &client,
+        reqwest::Method::PUT,
+        format!("{}/users/1", server.base),
+        alice.clone(),
+        Some(json!({ "kudos": 1_000_000 })),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, StatusCode::OK);
+    let acked: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let mut attempted = 0usize;
+    for round in 0..5 {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut tasks = Vec::new();
+        for sender in 0..8 {
+            let (client, base, alice, acked, stop) = (
+                client.clone(),
+                server.base.clone(),
+                alice.clone(),
+                acked.clone(),
+                stop.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                let mut sent = 0;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let key = format!("race-{round}-{sender}-{sent}");
+                    sent += 1;
+                    let send = || {
+                        call(
+                            &client,
+                            reqwest::Method::POST,
+                            format!("{base}/kudos/transfer"),
+                            alice.clone(),
+                            Some(json!({ "username": "carol#2", "amount": 1 })),
+                            Some(key.clone()),
+                        )
+                    };
+                    let (original, retry) = tokio::join!(send(), send());
+                    let answered = [original, retry]
+                        .into_iter()
+                        .filter_map(Result::ok)
+                        .collect::<Vec<_>>();
+                    if answered.iter().any(|(status, _)| *status == StatusCode::OK) {
+                        acked.lock().insert(key);
+                    }
+                    if answered.len() < 2 {
+                        break; // the server is gone
+                    }
+                }
+                sent
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        server.child.kill().unwrap();
+        server.child.wait().unwrap();
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        for task in tasks {
+            attempted += task.await.unwrap();
+        }
+        server = start_binary(&db, &admin).await;
+        let (_, carol_user) = call(
+            &client,
+            reqwest::Method::GET,
+            format!("{}/find_user", server.base),
+            carol.clone(),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+        let received = milli(&carol_user["kudos_details"]["received"]) / 1000;
+        let acked = acked.lock().len();
+        println!("round {round}: {attempted} sent twice, {acked} acknowledged, {received} found");
+        assert!(acked > 10, "the load ran: {acked} acknowledged");
+        assert!(
+            received >= acked as i64,
+            "acknowledged transfers lost: {acked} acknowledged, {received} found after the restart"
+        );
+        assert!(received <= attempted as i64, "a transfer applied twice");
+    }
+}
