@@ -10,18 +10,17 @@
 //!   that waits as a standby until it holds the database, then serves (for the binary).
 
 use std::future::Future;
-use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, Method};
 use axum::Router;
 use tokio::net::TcpListener;
 use tower_http::cors::{Any, CorsLayer};
-use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub mod api;
 pub mod auth;
+mod body;
 pub mod clock;
 pub mod config;
 pub mod driver;
@@ -45,10 +44,10 @@ pub use driver::Driver;
 /// The largest request body accepted.
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
-/// The router: the API under `/api/v2`, the web pages, CORS for browser clients, a 1 MiB body
-/// limit, a time limit on reading a body, and JSON errors for unknown paths.
+/// The router: the API under `/api/v2`, the web pages, CORS for browser clients, bodies
+/// gathered whole (at most 1 MiB, within the read timeout, no NUL: see `body`), and JSON errors
+/// for unknown paths.
 pub fn app(driver: Driver) -> Router {
-    let read_timeout = Duration::from_secs(driver.config().http.read_timeout_secs.max(1));
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([
@@ -83,7 +82,10 @@ pub fn app(driver: Driver) -> Router {
             api::refuse_after_failure,
         ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(RequestBodyTimeoutLayer::new(read_timeout))
+        .layer(axum::middleware::from_fn_with_state(
+            driver.clone(),
+            body::gather,
+        ))
         .layer(cors)
         // Each request as a `debug` span with its method and path (`RUST_LOG=tower_http=debug`).
         .layer(TraceLayer::new_for_http())

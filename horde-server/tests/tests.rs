@@ -6,6 +6,7 @@
 //! `connections`: read timeouts, the connection cap, bounded graceful shutdown.
 //! `crash`: the real binary, killed with SIGKILL under load and restarted.
 //! `failover`: two nodes of the binary on PostgreSQL; the standby takes over.
+//! `hostile`: what an attacker sends (NUL in text, trickled bodies, connection floods).
 //! `operators`: the configuration file, `create-admin`, trusted proxies.
 //! `sdk`: the Python `horde-sdk` against the real binary (when `.ci/run` provides it).
 
@@ -26,6 +27,8 @@ mod crash;
 mod failover;
 #[path = "tests/fuzz_seeds.rs"]
 mod fuzz_seeds;
+#[path = "tests/hostile.rs"]
+mod hostile;
 #[path = "tests/oauth.rs"]
 mod oauth;
 #[path = "tests/openapi.rs"]

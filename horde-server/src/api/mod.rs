@@ -145,8 +145,6 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
             .map_err(|rejection| {
                 if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                     ApiError::PayloadTooLarge
-                } else if is_body_timeout(&rejection) {
-                    ApiError::RequestTimeout
                 } else {
                     ApiError::BadJson(rejection.body_text())
                 }
@@ -155,18 +153,6 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
             .map(Json)
             .map_err(|e| ApiError::BadJson(e.to_string()))
     }
-}
-
-/// Returns true if and only if `error` comes from a body that was not received in time.
-fn is_body_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut next = Some(error);
-    while let Some(error) = next {
-        if error.is::<tower_http::timeout::TimeoutError>() {
-            return true;
-        }
-        next = error.source();
-    }
-    false
 }
 
 /// The client's address, for rate limits: the connection's peer, or — when the peer is one

@@ -20,6 +20,22 @@ pub(crate) enum Value {
     Bool(bool),
 }
 
+impl Value {
+    /// Text as both engines can store it. PostgreSQL refuses the NUL character, and a refused
+    /// commit stops the node; the HTTP edge refuses requests that carry one (`crate::body`), so
+    /// one that arrives here came by a path the edge does not see: it is stored with U+FFFD in
+    /// its place and logged, never allowed to fail the commit.
+    pub(crate) fn text(text: String) -> Value {
+        if text.contains('\0') {
+            tracing::warn!(
+                "a text with a NUL character reached the store; stored with U+FFFD instead"
+            );
+            return Value::Text(text.replace('\0', "\u{fffd}"));
+        }
+        Value::Text(text)
+    }
+}
+
 impl From<i64> for Value {
     fn from(v: i64) -> Value {
         Value::Int(v)
@@ -40,13 +56,13 @@ impl From<bool> for Value {
 
 impl From<String> for Value {
     fn from(v: String) -> Value {
-        Value::Text(v)
+        Value::text(v)
     }
 }
 
 impl From<&str> for Value {
     fn from(v: &str) -> Value {
-        Value::Text(v.to_owned())
+        Value::text(v.to_owned())
     }
 }
 

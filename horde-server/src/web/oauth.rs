@@ -349,10 +349,17 @@ async fn identify(
         Value::Number(id) => id.to_string(),
         _ => return Err("its user endpoint gave no id".into()),
     };
+    // The provider is outside too: its id becomes a key in the store (which cannot hold a
+    // NUL) and must stay the same text after a restart.
+    if subject.len() > 256 || subject.contains(char::is_control) {
+        return Err("its user endpoint gave an id that is not plain text".into());
+    }
     let name = answer[provider.name_field()]
         .as_str()
         .unwrap_or_default()
-        .to_owned();
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect();
     Ok(Identity { subject, name })
 }
 

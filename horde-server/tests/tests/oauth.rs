@@ -309,3 +309,24 @@ async fn a_wrong_state_a_replayed_code_or_a_provider_error_creates_nothing() {
     bare.stop().await;
     server.stop().await;
 }
+
+/// A provider whose user endpoint answers an id or a name with a NUL in it (PostgreSQL would
+/// refuse the commit and stop the node): the id is refused, the name cleaned, and the node
+/// serves on.
+#[tokio::test]
+async fn a_provider_answering_text_the_store_cannot_hold_stops_nothing() {
+    let (provider, url) = start_provider().await;
+    let server = horde_with(&url).await;
+    let before = user_count(&server).await;
+    *provider.user.lock() = json!({ "id": "9\u{0}9", "login": "nul" });
+    let (status, path, page) = sign_in(&server, "github").await;
+    assert_ne!(path, "/account", "{status} {page}");
+    assert!(page.contains("not plain text"), "{page}");
+    assert_eq!(user_count(&server).await, before, "nothing created");
+    *provider.user.lock() = json!({ "id": 99, "login": "nul\u{0}name" });
+    let (_, path, page) = sign_in(&server, "github").await;
+    assert_eq!(path, "/account", "{page}");
+    assert!(page.contains("nulname#"), "{page}");
+    server.register("still-serving").await;
+    server.stop().await;
+}
