@@ -134,8 +134,10 @@ async fn start_in_process() -> InProcess {
         registrations_per_minute: 100_000,
         ..Config::default()
     };
-    // The generator's workers submit at once, faster than any model.
+    // The generator's workers submit at once, faster than any model; all its connections
+    // (one per client and worker task) come from one address.
     config.horde.integrity.speed_limits.clear();
+    config.http.max_connections_per_address = config.http.max_connections;
     let driver = Driver::open(config, Clock::System).expect("open");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

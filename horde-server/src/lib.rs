@@ -109,7 +109,15 @@ pub async fn serve(
             () = failed.failed() => {}
         }
     };
-    http::serve_connections(listener, app(driver.clone()), &driver.config().http, stop).await;
+    let config = driver.config();
+    http::serve_connections(
+        listener,
+        app(driver.clone()),
+        &config.http,
+        &config.trusted_proxies,
+        stop,
+    )
+    .await;
     timer.abort();
     let closing = driver.clone();
     let _ = tokio::task::spawn_blocking(move || closing.close()).await;

@@ -73,6 +73,7 @@ pub async fn serve_node(
         Err(e) => tracing::info!(reason = %e, "not active yet"),
     }
     let http = config.http.clone();
+    let trusted_proxies = config.trusted_proxies.clone();
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -96,9 +97,15 @@ pub async fn serve_node(
     let (standby_stop, standby_stopped) = oneshot::channel::<()>();
     let standby_listener = TcpListener::from_std(listener.try_clone()?)?;
     let standby = tokio::spawn(async move {
-        crate::http::serve_connections(standby_listener, standby_app(), &http, async {
-            let _ = standby_stopped.await;
-        })
+        crate::http::serve_connections(
+            standby_listener,
+            standby_app(),
+            &http,
+            &trusted_proxies,
+            async {
+                let _ = standby_stopped.await;
+            },
+        )
         .await;
     });
     let opened = tokio::select! {

@@ -112,6 +112,10 @@ impl Modify for Common {
             for operation in operations.into_iter().flatten() {
                 let responses = &mut operation.responses.responses;
                 for (status, description) in [
+                    (
+                        "400",
+                        "ValidationError: the path, query or body holds a NUL character",
+                    ),
                     ("408", "RequestTimeout: the body arrived too slowly"),
                     ("413", "PayloadTooLarge: the body is over 1 MiB"),
                     (
