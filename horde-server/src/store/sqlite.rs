@@ -60,10 +60,53 @@ impl Sql for On<'_> {
     }
 }
 
-/// A SQLite connection: the writer's (with its checkpointer) or a reader's.
+/// A SQLite connection: the writer's (with its checkpointer and the file it watches) or a
+/// reader's.
 pub(crate) struct Sqlite {
     conn: Connection,
     checkpointer: Option<Checkpointer>,
+    file: Option<DatabaseFile>,
+}
+
+/// The database file the writer opened, by path and identity: deleted or replaced under a
+/// running server, its commits would go to a file nobody will open again, and the restart would
+/// begin an empty horde. The writer checks it after every commit and fails (fail-stop) when it
+/// is gone.
+struct DatabaseFile {
+    path: std::path::PathBuf,
+    identity: (u64, u64),
+}
+
+impl DatabaseFile {
+    fn of(path: &Path) -> Result<DatabaseFile, StoreError> {
+        Ok(DatabaseFile {
+            path: path.to_owned(),
+            identity: identity(path)?,
+        })
+    }
+
+    /// Fails if the path no longer names the file that was opened.
+    fn still_there(&self) -> Result<(), StoreError> {
+        match identity(&self.path) {
+            Ok(identity) if identity == self.identity => Ok(()),
+            Ok(_) => Err(StoreError::Commit(format!(
+                "the database file {} was replaced while the server was using it",
+                self.path.display()
+            ))),
+            Err(_) => Err(StoreError::Commit(format!(
+                "the database file {} was deleted while the server was using it",
+                self.path.display()
+            ))),
+        }
+    }
+}
+
+/// A file's device and inode numbers.
+fn identity(path: &Path) -> Result<(u64, u64), StoreError> {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = std::fs::metadata(path)
+        .map_err(|e| StoreError::Commit(format!("cannot read {}: {e}", path.display())))?;
+    Ok((metadata.dev(), metadata.ino()))
 }
 
 impl Sqlite {
@@ -74,7 +117,12 @@ impl Sqlite {
             conn.pragma_update(None, "max_page_count", pages)?;
         }
         let checkpointer = Some(Checkpointer::start(path, &conn)?);
-        Ok(Sqlite { conn, checkpointer })
+        let file = Some(DatabaseFile::of(path)?);
+        Ok(Sqlite {
+            conn,
+            checkpointer,
+            file,
+        })
     }
 
     /// Opens `path` read-only, beside the writer (WAL lets it read while the writer writes).
@@ -83,6 +131,7 @@ impl Sqlite {
         Ok(Sqlite {
             conn,
             checkpointer: None,
+            file: None,
         })
     }
 }
@@ -105,10 +154,18 @@ impl Engine for Sqlite {
         let tx = self.conn.transaction()?;
         f(&mut On(&tx))?;
         tx.commit()?;
+        // Before the acknowledgement: a commit into a deleted file is not acknowledged.
+        if let Some(file) = &self.file {
+            file.still_there()?;
+        }
         if let Some(checkpointer) = &self.checkpointer {
             checkpointer.after_commit(&self.conn);
         }
         Ok(())
+    }
+
+    fn check(&mut self) -> Result<(), StoreError> {
+        self.file.as_ref().map_or(Ok(()), DatabaseFile::still_there)
     }
 
     fn close(&mut self) {

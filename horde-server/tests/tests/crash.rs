@@ -710,3 +710,47 @@ async fn idempotent_retries_racing_their_originals_are_never_lost() {
         assert!(received <= attempted as i64, "a transfer applied twice");
     }
 }
+
+/// The database file deleted under a running server (an operator's mistake, a cleanup job):
+/// the server notices, acknowledges nothing more, and stops with a failure status, instead of
+/// acknowledging writes into a file no restart will open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_database_file_stops_the_server() {
+    if crate::util::on_postgres() {
+        return; // a file of SQLite's
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("horde.sqlite");
+    let mut server = start_binary(&db, &[]).await;
+    let client = reqwest::Client::new();
+    let key = register(&client, &server.base, "before").await;
+    std::fs::remove_file(&db).unwrap();
+    let mut acknowledged_after = 0;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server went on after its file was deleted"
+        );
+        let answer = client
+            .post(format!("{}/generate/text/async", server.base))
+            .header("apikey", &key)
+            .json(&json!({ "prompt": "into a deleted file?" }))
+            .send()
+            .await;
+        if let Ok(answer) = answer {
+            if answer.status() == StatusCode::ACCEPTED {
+                acknowledged_after += 1;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(!status.success(), "{status:?}");
+    assert_eq!(
+        acknowledged_after, 0,
+        "writes acknowledged into a deleted file"
+    );
+}
