@@ -18,6 +18,8 @@ struct Horde {
     url: String,
     dir: TempDir,
     http: reqwest::Client,
+    /// The server's driver, for what only an operator can do (`create-admin`).
+    driver: Driver,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -27,7 +29,6 @@ impl Horde {
         let config = Config {
             db: dir.path().join("horde.sqlite"),
             registrations_per_minute: 1000,
-            admins: vec!["admin#1".into()],
             ..Config::default()
         };
         let mut config = config;
@@ -40,11 +41,12 @@ impl Horde {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(serve(listener, driver, async {
+        tokio::spawn(serve(listener, driver.clone(), async {
             let _ = stopped.await;
         }));
         Horde {
             url,
+            driver,
             dir,
             http: reqwest::Client::new(),
             stop: Some(stop),
@@ -182,11 +184,13 @@ async fn register_balance_and_transfers_with_their_refusals() {
     let plain = horde.cli(&["whoami"], &[]).await;
     assert!(plain.assert_ok().stdout.contains("admin#1"));
 
+    // An administrator (as `horde-server create-admin` makes one) funds the account.
+    let (_, root) = horde.driver.create_admin("root").await.unwrap();
     horde
         .api(
             reqwest::Method::PUT,
             "/users/1",
-            &key,
+            &root,
             json!({ "kudos": 100 }),
         )
         .await;
@@ -195,13 +199,13 @@ async fn register_balance_and_transfers_with_their_refusals() {
     assert_eq!(balance.assert_ok().json()["kudos"], 100);
 
     let sent = horde
-        .cli(&["transfer", "bob#2", "12.5", "--yes", "--json"], &[])
+        .cli(&["transfer", "bob#3", "12.5", "--yes", "--json"], &[])
         .await;
     let sent = sent.assert_ok().json();
     assert_eq!(sent["transferred"], 12.5);
-    assert_eq!(sent["to"], "bob#2");
+    assert_eq!(sent["to"], "bob#3");
     assert_eq!(sent["kudos"], 87.5);
-    let plain = horde.cli(&["transfer", "bob#2", "0.5", "--yes"], &[]).await;
+    let plain = horde.cli(&["transfer", "bob#3", "0.5", "--yes"], &[]).await;
     assert!(
         plain.assert_ok().stdout.contains("Your balance: 87"),
         "{}",
@@ -214,7 +218,7 @@ async fn register_balance_and_transfers_with_their_refusals() {
         .await
         .assert_fails(1, "KudosTransferToSelf");
     horde
-        .cli(&["transfer", "bob#2", "1000", "--yes"], &[])
+        .cli(&["transfer", "bob#3", "1000", "--yes"], &[])
         .await
         .assert_fails(1, "horde-cli balance");
     horde
@@ -223,16 +227,16 @@ async fn register_balance_and_transfers_with_their_refusals() {
         .assert_fails(1, "UserNotFound");
     // An alias that does not match the id is not someone else.
     horde
-        .cli(&["transfer", "mallory#2", "1", "--yes"], &[])
+        .cli(&["transfer", "mallory#3", "1", "--yes"], &[])
         .await
         .assert_fails(1, "UserNotFound");
     horde
-        .cli(&["transfer", "bob#2", "1"], &[])
+        .cli(&["transfer", "bob#3", "1"], &[])
         .await
         .assert_fails(2, "--yes");
     // Anonymous (an empty profile) cannot send.
     let mut anonymous = base_command(&horde.dir.path().join("none.toml"));
-    anonymous.args(["--url", &horde.url, "transfer", "bob#2", "1", "--yes"]);
+    anonymous.args(["--url", &horde.url, "transfer", "bob#3", "1", "--yes"]);
     run(anonymous).await.assert_fails(2, "API key");
     // A wrong key says how to set the right one.
     horde
@@ -252,7 +256,7 @@ async fn register_balance_and_transfers_with_their_refusals() {
     let users = horde.cli(&["users", "list", "--json"], &[]).await;
     let users = users.assert_ok().json();
     assert_eq!(users[0]["username"], "admin#1");
-    let shown = horde.cli(&["user", "show", "bob#2", "--json"], &[]).await;
+    let shown = horde.cli(&["user", "show", "bob#3", "--json"], &[]).await;
     assert_eq!(shown.assert_ok().json()["kudos"], 13);
 }
 

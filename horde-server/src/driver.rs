@@ -190,6 +190,30 @@ impl CoreParts<'_> {
     }
 }
 
+/// The users `admins` names (`alias#id`, the alias exactly as registered), among those who
+/// exist now. A name nobody has yet is ignored with a warning, never kept for later: whoever
+/// registered that alias first, after filling the ids below it, would become an administrator.
+fn resolve_admins(admins: &[String], users: &Users) -> std::collections::HashSet<UserId> {
+    let mut resolved = std::collections::HashSet::new();
+    for name in admins {
+        let found = users.find_by_username(name).filter(|row| {
+            name.rsplit_once('#')
+                .is_some_and(|(alias, _)| alias.trim() == row.alias)
+        });
+        match found {
+            Some(row) => {
+                resolved.insert(row.id);
+            }
+            None => tracing::warn!(
+                admin = %name,
+                "the configuration names an administrator who does not exist (or whose alias \
+                 differs): ignored; create administrators with `horde-server create-admin NAME`"
+            ),
+        }
+    }
+    resolved
+}
+
 /// A handle to the driver; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Driver {
@@ -201,6 +225,8 @@ struct Shared {
     core: Mutex<Core>,
     store: Store,
     config: Config,
+    /// The users the configuration's `admins` named, as they were when the node started.
+    named_admins: std::collections::HashSet<UserId>,
     clock: Clock,
     metrics: Arc<Metrics>,
     /// The deadline the timer sleeps until, in ms (`u64::MAX`: none).
@@ -253,6 +279,7 @@ impl Driver {
                 ((user, key), IdempotentAnswer { request, response })
             })
             .collect();
+        let named_admins = resolve_admins(&config.admins, &users);
         tracing::info!(
             db = %Database::of(&config.db).describe(),
             users = users.iter().count(),
@@ -274,6 +301,7 @@ impl Driver {
                 }),
                 store,
                 config,
+                named_admins,
                 clock,
                 metrics,
                 scheduled: AtomicU64::new(u64::MAX),
@@ -377,17 +405,12 @@ impl Driver {
     }
 
     /// Returns true if and only if `user` is an administrator: made by `create-admin`, or
-    /// named (alias and id) in the configuration's `admins`.
+    /// named (alias and id) in the configuration's `admins` and registered before the node
+    /// started.
     pub fn is_admin(&self, user: UserId) -> bool {
         !user.is_anonymous()
-            && self.read(|core, _| {
-                core.users.get(user).is_some_and(|row| row.is_admin)
-                    || self.shared.config.admins.iter().any(|name| {
-                        core.users
-                            .find_by_username(name)
-                            .is_some_and(|u| u.id == user)
-                    })
-            })
+            && (self.shared.named_admins.contains(&user)
+                || self.read(|core, _| core.users.get(user).is_some_and(|row| row.is_admin)))
     }
 
     /// Registers `alias` as an administrator and commits it; returns the user and the API key,

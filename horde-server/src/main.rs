@@ -20,59 +20,72 @@ use ipnet::IpNet;
 #[command(version, about)]
 struct Args {
     /// A TOML configuration file (every setting; see `--print-config`).
-    #[arg(long, env = "HORDE_CONFIG")]
+    #[arg(long, global = true, env = "HORDE_CONFIG")]
     config: Option<PathBuf>,
     /// Print the effective configuration as TOML and exit.
-    #[arg(long)]
+    #[arg(long, global = true)]
     print_config: bool,
     /// Address to listen on [default: 127.0.0.1:7001].
-    #[arg(long, env = "HORDE_LISTEN")]
+    #[arg(long, global = true, env = "HORDE_LISTEN")]
     listen: Option<SocketAddr>,
     /// SQLite database file, created and migrated on first start [default: horde.sqlite];
     /// or a PostgreSQL URL (`postgres://user:password@host:port/dbname`), on which several
     /// nodes run as one active and standbys.
-    #[arg(long, env = "HORDE_DB")]
+    #[arg(long, global = true, env = "HORDE_DB")]
     db: Option<PathBuf>,
     /// Turn off `POST /api/v2/register` (also HORDE_REGISTRATION=off).
-    #[arg(long)]
+    #[arg(long, global = true)]
     no_registration: bool,
     /// Registrations allowed per IP address per minute [default: 10].
-    #[arg(long, env = "HORDE_REGISTRATIONS_PER_MINUTE")]
+    #[arg(long, global = true, env = "HORDE_REGISTRATIONS_PER_MINUTE")]
     registrations_per_minute: Option<u32>,
-    /// Administrators, as `alias#id` separated by commas (`create-admin` is the safer way).
-    #[arg(long, env = "HORDE_ADMINS", value_delimiter = ',')]
+    /// Administrators, as `alias#id` separated by commas: users registered before the server
+    /// starts, alias exactly as registered (others are ignored with a warning). `create-admin`
+    /// is the safer way.
+    #[arg(long, global = true, env = "HORDE_ADMINS", value_delimiter = ',')]
     admins: Option<Vec<String>>,
     /// Reverse proxies (addresses or CIDR ranges, comma-separated) whose X-Forwarded-For is
     /// believed for rate limits.
-    #[arg(long, env = "HORDE_TRUSTED_PROXY", value_delimiter = ',')]
+    #[arg(
+        long,
+        global = true,
+        env = "HORDE_TRUSTED_PROXY",
+        value_delimiter = ','
+    )]
     trusted_proxy: Option<Vec<String>>,
     /// Cap the database at this many 4 KiB pages. At the cap, commits fail and the server
     /// stops as it does when the disk is full (exit status 1), keeping everything acknowledged.
-    #[arg(long, env = "HORDE_MAX_DB_PAGES")]
+    #[arg(long, global = true, env = "HORDE_MAX_DB_PAGES")]
     max_db_pages: Option<u32>,
     /// A model reference file (TOML `[[model]]` entries: name, params_b, context, aliases)
     /// added to the default one. Reloaded on SIGHUP.
-    #[arg(long, env = "HORDE_MODEL_REFERENCE")]
+    #[arg(long, global = true, env = "HORDE_MODEL_REFERENCE")]
     model_reference: Option<PathBuf>,
     /// Use only --model-reference, without the default reference.
-    #[arg(long)]
+    #[arg(long, global = true)]
     model_reference_replaces_default: bool,
     /// The horde's public base URL, e.g. https://horde.example.org: OAuth callbacks are built
     /// on it, and session cookies are Secure when it is https.
-    #[arg(long, env = "HORDE_PUBLIC_URL")]
+    #[arg(long, global = true, env = "HORDE_PUBLIC_URL")]
     public_url: Option<String>,
     /// The GitHub OAuth application's client id: enables "Sign in with GitHub".
-    #[arg(long, env = "HORDE_OAUTH_GITHUB_CLIENT_ID")]
+    #[arg(long, global = true, env = "HORDE_OAUTH_GITHUB_CLIENT_ID")]
     oauth_github_client_id: Option<String>,
     /// The GitHub OAuth application's client secret.
-    #[arg(long, env = "HORDE_OAUTH_GITHUB_CLIENT_SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "HORDE_OAUTH_GITHUB_CLIENT_SECRET",
+        hide_env_values = true
+    )]
     oauth_github_client_secret: Option<String>,
     /// The Discord OAuth application's client id: enables "Sign in with Discord".
-    #[arg(long, env = "HORDE_OAUTH_DISCORD_CLIENT_ID")]
+    #[arg(long, global = true, env = "HORDE_OAUTH_DISCORD_CLIENT_ID")]
     oauth_discord_client_id: Option<String>,
     /// The Discord OAuth application's client secret.
     #[arg(
         long,
+        global = true,
         env = "HORDE_OAUTH_DISCORD_CLIENT_SECRET",
         hide_env_values = true
     )]

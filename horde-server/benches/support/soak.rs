@@ -3,8 +3,10 @@
 //!
 //! ```sh
 //! printf '[horde.integrity]\nspeed_limits = []\n' > soak.toml
+//! export HORDE_SOAK_ADMIN_KEY=$(target/release/horde-server --db /tmp/soak.sqlite \
+//!     create-admin soak-admin | sed -n 's/^API key.*: //p')
 //! target/release/horde-server --db /tmp/soak.sqlite --listen 127.0.0.1:7301 \
-//!     --registrations-per-minute 100000 --admins soak-admin#1 --config soak.toml &
+//!     --registrations-per-minute 100000 --config soak.toml &
 //! cargo bench -p horde-server --bench load -- --url http://127.0.0.1:7301/api/v2 \
 //!     --scenario soak --secs 600 --pid $!
 //! ```
@@ -58,7 +60,8 @@ pub(crate) async fn soak(base: String, secs: u64, pid: Option<u64>) {
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client");
-    let (_, admin) = register(&client, &base, "soak-admin").await;
+    let admin = std::env::var("HORDE_SOAK_ADMIN_KEY")
+        .expect("HORDE_SOAK_ADMIN_KEY: the key `horde-server create-admin` printed");
     let mut users = Vec::new();
     for i in 0..16 {
         users.push(register(&client, &base, &format!("soak-{i}")).await);

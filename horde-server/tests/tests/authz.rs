@@ -200,11 +200,10 @@ async fn every_state_changing_endpoint_refuses_the_wrong_caller_and_changes_noth
     }
 
     let server = TestServer::start_with(|config| {
-        config.admins = vec!["admin#1".into()];
         config.registrations_per_minute = 1000;
     })
     .await;
-    let (_, admin) = server.register("admin").await;
+    let (_, admin) = server.admin("admin").await;
     let (victim_id, victim) = server.register("victim").await;
     let (_, other) = server.register("other").await;
     server

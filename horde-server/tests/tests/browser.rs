@@ -165,11 +165,10 @@ async fn the_pages_work_in_a_real_browser() {
     };
     let (provider, provider_url) = start_provider().await;
     let server = TestServer::start_with(|config| {
-        config.admins = vec!["admin#1".into()];
         config.oauth.github = Some(settings(&provider_url));
     })
     .await;
-    let (_, admin_key) = server.register("admin").await;
+    let (_, admin_key) = server.admin("admin").await;
     let (bob, bob_key) = server.register("bob").await;
     let site = server.base.trim_end_matches("/api/v2").to_owned();
     let (_driver, client) = browser(&chromedriver).await;

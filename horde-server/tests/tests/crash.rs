@@ -86,6 +86,29 @@ pub(crate) async fn start_binary_on(db: &Path, port: u16, extra: &[&str]) -> Bin
     binary
 }
 
+/// Creates the administrator `name` on the database `db` (no server running on it) with
+/// `horde-server create-admin`; returns the API key.
+pub(crate) fn create_admin(db: &Path, name: &str) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_horde-server"))
+        .args(["create-admin", name, "--db"])
+        .arg(crate::util::store_for(db))
+        .env_remove("HORDE_CONFIG")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("API key (shown once, keep it safe): "))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
 /// Registers `name` on the server at `base`; returns the API key.
 pub(crate) async fn register(client: &reqwest::Client, base: &str, name: &str) -> String {
     let body: Value = client
@@ -132,9 +155,9 @@ struct Acked {
 async fn sigkill_under_load_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("horde.sqlite");
-    let server = start_binary(&db, &["--admins", "alice#1"]).await;
+    let alice = create_admin(&db, "alice");
+    let server = start_binary(&db, &[]).await;
     let client = reqwest::Client::new();
-    let alice = register(&client, &server.base, "alice").await;
     let bob = register(&client, &server.base, "bob").await;
     let carol = register(&client, &server.base, "carol").await;
     let (status, _) = call(
@@ -260,7 +283,7 @@ async fn sigkill_under_load_loses_nothing_acknowledged() {
     assert!(acked.transfers_acked.len() > 10);
 
     // Restart on the same database.
-    let mut server = start_binary(&db, &["--admins", "alice#1"]).await;
+    let mut server = start_binary(&db, &[]).await;
     let base = server.base.clone();
     let get = |path: String, key: &str| {
         call(
@@ -622,10 +645,9 @@ async fn clients_and_workers_ride_over_a_restart() {
 async fn idempotent_retries_racing_their_originals_are_never_lost() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("horde.sqlite");
-    let admin = ["--admins", "alice#1"];
-    let mut server = start_binary(&db, &admin).await;
+    let alice = create_admin(&db, "alice");
+    let mut server = start_binary(&db, &[]).await;
     let client = reqwest::Client::new();
-    let alice = register(&client, &server.base, "alice").await;
     let carol = register(&client, &server.base, "carol").await;
     let (status, _) = call(
         &client,
@@ -688,7 +710,7 @@ async fn idempotent_retries_racing_their_originals_are_never_lost() {
         for task in tasks {
             attempted += task.await.unwrap();
         }
-        server = start_binary(&db, &admin).await;
+        server = start_binary(&db, &[]).await;
         let (_, carol_user) = call(
             &client,
             reqwest::Method::GET,

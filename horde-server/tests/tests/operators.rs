@@ -167,12 +167,11 @@ async fn rate_limits_believe_forwarded_addresses_only_from_trusted_proxies() {
 #[tokio::test]
 async fn transfers_are_rate_limited_per_user_and_per_address() {
     let server = TestServer::start_with(|config| {
-        config.admins = vec!["admin#1".into()];
         config.transfers_per_minute = 3;
         config.transfers_per_minute_per_ip = 5;
     })
     .await;
-    let (_, admin) = server.register("admin").await;
+    let (_, admin) = server.admin("admin").await;
     let (_, laundry) = server.register("laundry").await;
     let (bob, _) = server.register("bob").await;
     for user in ["/users/1", "/users/2"] {

@@ -15,6 +15,7 @@ pub(crate) struct TestServer {
     pub(crate) addr: std::net::SocketAddr,
     pub(crate) client: reqwest::Client,
     pub(crate) dir: TempDir,
+    driver: Driver,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -59,7 +60,7 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, state, async {
+        let task = tokio::spawn(serve(listener, state.clone(), async {
             let _ = rx.await;
         }));
         TestServer {
@@ -67,6 +68,7 @@ impl TestServer {
             addr,
             client: reqwest::Client::new(),
             dir,
+            driver: state,
             shutdown: Some(tx),
             task: Some(task),
         }
@@ -131,6 +133,13 @@ impl TestServer {
         body: Value,
     ) -> (StatusCode, Value) {
         self.call(Method::POST, path, key, Some(body)).await
+    }
+
+    /// Creates the administrator `name` as `horde-server create-admin` does; returns (id, api
+    /// key).
+    pub(crate) async fn admin(&self, name: &str) -> (u64, String) {
+        let (row, key) = self.driver.create_admin(name).await.unwrap();
+        (row.id.0, key)
     }
 
     /// Registers `name`; returns (id, api key).

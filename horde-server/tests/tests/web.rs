@@ -161,11 +161,8 @@ async fn signing_in_with_a_key_the_account_and_a_new_key() {
 
 #[tokio::test]
 async fn a_transfer_is_confirmed_then_paid_once_and_bad_forms_move_nothing() {
-    let server = TestServer::start_with(|config| {
-        config.admins = vec!["admin#1".into()];
-    })
-    .await;
-    let (admin, admin_key) = server.register("admin").await;
+    let server = TestServer::start().await;
+    let (admin, admin_key) = server.admin("admin").await;
     let (bob, bob_key) = server.register("bob").await;
     let (status, _) = server
         .call(
