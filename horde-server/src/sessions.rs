@@ -22,18 +22,40 @@ pub struct Session {
     pub expires_at: u64,
 }
 
-/// Sessions by the digest of their id.
+/// Most sessions one user holds at once: signing in again past it ends their oldest session
+/// (a script that signs in 30,000 times keeps 20).
+pub const SESSIONS_PER_USER: usize = 20;
+
+/// Sessions by the digest of their id, and by user.
 #[derive(Debug, Default)]
 pub struct Sessions {
     by_digest: HashMap<[u8; 32], Session>,
+    by_user: HashMap<UserId, Vec<[u8; 32]>>,
 }
 
 impl Sessions {
     /// The sessions `rows` (expired ones included; they are never returned).
     pub fn new(rows: impl IntoIterator<Item = ([u8; 32], Session)>) -> Sessions {
-        Sessions {
-            by_digest: rows.into_iter().collect(),
+        let mut sessions = Sessions::default();
+        for (digest, session) in rows {
+            sessions.insert(digest, session);
         }
+        sessions
+    }
+
+    /// The digests of `user`'s sessions, oldest first.
+    pub fn of_user(&self, user: UserId) -> Vec<[u8; 32]> {
+        let mut digests = self.by_user.get(&user).cloned().unwrap_or_default();
+        digests.sort_by_key(|digest| self.by_digest.get(digest).map(|s| s.expires_at));
+        digests
+    }
+
+    /// The sessions to end so that `user` may start one more: their oldest, beyond
+    /// [`SESSIONS_PER_USER`] − 1.
+    pub fn beyond_cap(&self, user: UserId) -> Vec<[u8; 32]> {
+        let digests = self.of_user(user);
+        let excess = (digests.len() + 1).saturating_sub(SESSIONS_PER_USER);
+        digests.into_iter().take(excess).collect()
     }
 
     /// The live session with this digest.
@@ -45,12 +67,31 @@ impl Sessions {
 
     /// Adds a session.
     pub fn insert(&mut self, digest: [u8; 32], session: Session) {
-        self.by_digest.insert(digest, session);
+        let user = session.user;
+        if let Some(old) = self.by_digest.insert(digest, session) {
+            self.unindex(old.user, &digest);
+        }
+        self.by_user.entry(user).or_default().push(digest);
     }
 
     /// Ends a session; returns true if and only if it existed.
     pub fn remove(&mut self, digest: &[u8; 32]) -> bool {
-        self.by_digest.remove(digest).is_some()
+        match self.by_digest.remove(digest) {
+            Some(session) => {
+                self.unindex(session.user, digest);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn unindex(&mut self, user: UserId, digest: &[u8; 32]) {
+        if let Some(digests) = self.by_user.get_mut(&user) {
+            digests.retain(|d| d != digest);
+            if digests.is_empty() {
+                self.by_user.remove(&user);
+            }
+        }
     }
 
     /// Digests of the sessions that have expired by `now` (to delete).
@@ -161,5 +202,27 @@ mod tests {
         assert_eq!(sessions.expired(Timestamp(1_000)), vec![[1; 32]]);
         assert!(sessions.remove(&[1; 32]));
         assert!(!sessions.remove(&[1; 32]));
+        assert!(sessions.of_user(UserId(3)).is_empty());
+    }
+
+    #[test]
+    fn a_user_holds_at_most_the_cap_and_the_oldest_go_first() {
+        let mut sessions = Sessions::default();
+        let of = |user: u64, at: u64| Session {
+            user: UserId(user),
+            csrf: String::new(),
+            expires_at: at,
+        };
+        for i in 0..SESSIONS_PER_USER as u8 {
+            sessions.insert([i; 32], of(1, 100 - u64::from(i)));
+        }
+        sessions.insert([200; 32], of(2, 1));
+        assert_eq!(sessions.of_user(UserId(1)).len(), SESSIONS_PER_USER);
+        // The one that expires first is the oldest (all last the same time).
+        let last = SESSIONS_PER_USER as u8 - 1;
+        assert_eq!(sessions.beyond_cap(UserId(1)), vec![[last; 32]]);
+        assert!(sessions.beyond_cap(UserId(2)).is_empty());
+        sessions.remove(&[last; 32]);
+        assert!(sessions.beyond_cap(UserId(1)).is_empty());
     }
 }

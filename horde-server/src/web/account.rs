@@ -162,17 +162,25 @@ pub(super) async fn start_session(
                 csrf,
                 expires_at: now.millis().saturating_add(SESSION_TTL_MS),
             };
-            let expired = txn.core().sessions.expired(now);
-            for old in expired.into_iter().take(EXPIRED_PER_SIGN_IN) {
-                txn.core_mut().sessions.remove(&old);
-                txn.write(Write::SessionEnded { digest: old });
-            }
+            let mut ended = txn.core().sessions.expired(now);
+            ended.truncate(EXPIRED_PER_SIGN_IN);
+            ended.extend(txn.core().sessions.beyond_cap(user));
+            end_sessions(txn, ended);
             txn.core_mut().sessions.insert(digest, session.clone());
             txn.write(Write::Session { digest, session });
             Ok(())
         })
         .await?;
     Ok(session_cookie_header(state, Some(&token)))
+}
+
+/// Ends the sessions `digests` (those that exist).
+fn end_sessions(txn: &mut crate::driver::Txn<'_>, digests: Vec<[u8; 32]>) {
+    for digest in digests {
+        if txn.core_mut().sessions.remove(&digest) {
+            txn.write(Write::SessionEnded { digest });
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -211,8 +219,34 @@ pub(super) async fn logout(
     let digest = session.digest;
     let ended = state
         .change(|txn| {
-            txn.core_mut().sessions.remove(&digest);
-            txn.write(Write::SessionEnded { digest });
+            end_sessions(txn, vec![digest]);
+            Ok(())
+        })
+        .await;
+    match ended {
+        Ok(()) => redirect("/", Some(session_cookie_header(&state, None))),
+        Err(e) => error_page(e.status(), Some(&session), &e.to_string()),
+    }
+}
+
+/// Signs the user out of every browser, this one included (a lost phone, a shared computer).
+pub(super) async fn logout_everywhere(
+    State(state): State<Driver>,
+    headers: HeaderMap,
+    form_data: Result<Form<CsrfForm>, FormRejection>,
+) -> Response {
+    let Some(session) = signed_in(&state, &headers) else {
+        return redirect("/", Some(session_cookie_header(&state, None)));
+    };
+    let token = form_data.map(|Form(f)| f.csrf).unwrap_or_default();
+    if !csrf_ok(&session, &token) {
+        return csrf_refused(&session);
+    }
+    let user = session.user;
+    let ended = state
+        .change(|txn| {
+            let all = txn.core().sessions.of_user(user);
+            end_sessions(txn, all);
             Ok(())
         })
         .await;
@@ -398,9 +432,14 @@ fn account_body(state: &Driver, session: &SignedIn, notice: &str, generations: &
         let _ = write!(
             body,
             "<h2>API key</h2><p>A new key replaces the old one at once: clients and workers \
-             using the old key stop working until they get the new one.</p>\
+             using the old key stop working until they get the new one, and other browsers \
+             signed in to this account are signed out.</p>\
              <form method=\"post\" action=\"/account/key\">{}\
-             <button type=\"submit\">Generate a new key</button></form>",
+             <button type=\"submit\">Generate a new key</button></form>\
+             <h2>Sessions</h2><p>Signed in somewhere you no longer use?</p>\
+             <form method=\"post\" action=\"/logout/everywhere\">{}\
+             <button type=\"submit\">Sign out everywhere</button></form>",
+            csrf_field(session),
             csrf_field(session)
         );
         body
@@ -420,10 +459,15 @@ pub(super) async fn new_key(
         return csrf_refused(&session);
     }
     let user = session.user;
+    let current = session.digest;
     let result = state
         .change(|txn| {
             let (row, key) = txn.core_mut().users.rekey(user)?;
             txn.write(Write::User(row));
+            // A new key is how someone locks out whoever had the old one: a browser signed in
+            // with it must not stay signed in (and rotate the key again to read the new one).
+            let others = txn.core().sessions.of_user(user);
+            end_sessions(txn, others.into_iter().filter(|d| *d != current).collect());
             Ok(key)
         })
         .await;
@@ -431,7 +475,8 @@ pub(super) async fn new_key(
         Ok(key) => {
             let notice = format!(
                 "<p class=\"ok\">Your new API key: <code id=\"api-key\">{}</code> {COPY}</p>\
-                 <p>This is the only time it is shown. The old key no longer works.</p>",
+                 <p>This is the only time it is shown. The old key no longer works, and every \
+                 other browser signed in to this account has been signed out.</p>",
                 escape(&key)
             );
             let body = account_page(&state, &session, &notice).await;

@@ -40,6 +40,7 @@ pub fn routes() -> Router<Driver> {
         )
         .route("/login", get(account::login_form).post(account::login))
         .route("/logout", post(account::logout))
+        .route("/logout/everywhere", post(account::logout_everywhere))
         .route("/account", get(account::account))
         .route("/account/key", post(account::new_key))
         .route("/account/maintenance", post(account::maintenance))

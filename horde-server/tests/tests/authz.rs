@@ -71,6 +71,11 @@ fn table() -> Vec<Row> {
         },
         Row {
             method: Method::POST,
+            path: "/logout/everywhere",
+            expect: [(303, ""); 5],
+        },
+        Row {
+            method: Method::POST,
             path: "/account/key",
             expect: [(303, ""); 5],
         },

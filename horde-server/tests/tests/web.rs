@@ -366,3 +366,65 @@ async fn the_account_shows_what_generations_earned_and_cost() {
     );
     server.stop().await;
 }
+
+/// A new key signs out every other browser (one that had the old key could otherwise rotate
+/// again and read the new one); "sign out everywhere" ends them all; one user holds at most
+/// twenty sessions, the oldest ending first.
+#[tokio::test]
+async fn a_new_key_ends_other_sessions_and_sessions_are_bounded() {
+    let server = TestServer::start().await;
+    let (_, key) = server.register("alice").await;
+    let (mine, thief) = (browser(), browser());
+    let page = sign_in(&server, &mine, &key).await;
+    sign_in(&server, &thief, &key).await;
+    let (status, page) = post_form(
+        &mine,
+        format!("{}/account/key", site(&server)),
+        &[("csrf", &hidden(&page, "csrf"))],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("signed out"), "{page}");
+    let (_, path, _) = get_page(&thief, format!("{}/account", site(&server))).await;
+    assert_eq!(path, "/login", "the other browser is still signed in");
+    let (_, path, page) = get_page(&mine, format!("{}/account", site(&server))).await;
+    assert_eq!(path, "/account", "this browser stays signed in");
+    let new_key = page
+        .split("<code id=\"api-key\">")
+        .nth(1)
+        .map(|rest| rest.split('<').next().unwrap().to_owned());
+    assert!(new_key.is_none(), "the key is shown only once");
+
+    // Twenty-five sign-ins with one key: the first five are signed out.
+    let (_, key) = server.register("bob").await;
+    let mut browsers = Vec::new();
+    for _ in 0..25 {
+        let b = browser();
+        sign_in(&server, &b, &key).await;
+        browsers.push(b);
+    }
+    for (i, b) in browsers.iter().enumerate() {
+        let (_, path, _) = get_page(b, format!("{}/account", site(&server))).await;
+        let expected = if i < 5 { "/login" } else { "/account" };
+        assert_eq!(path, expected, "session {i}");
+    }
+    // Sign out everywhere, from the last one.
+    let (_, _, page) = get_page(&browsers[24], format!("{}/account", site(&server))).await;
+    let csrf = page
+        .split("action=\"/logout/everywhere\">")
+        .nth(1)
+        .map(|form| hidden(form, "csrf"))
+        .unwrap();
+    let (status, _) = post_form(
+        &browsers[24],
+        format!("{}/logout/everywhere", site(&server)),
+        &[("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    for b in &browsers {
+        let (_, path, _) = get_page(b, format!("{}/account", site(&server))).await;
+        assert_eq!(path, "/login");
+    }
+    server.stop().await;
+}
