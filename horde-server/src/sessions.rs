@@ -106,8 +106,11 @@ impl Sessions {
 
 /// How long an OAuth sign-in may take between leaving for the provider and coming back.
 pub const PENDING_TTL_MS: u64 = 10 * 60 * 1000;
-/// Most OAuth sign-ins in progress at once (the oldest are dropped beyond it).
+/// Most OAuth sign-ins in progress at once; more are refused until some finish or expire
+/// (never by dropping others': a flood must not end real people's sign-ins).
 const PENDING_MAX: usize = 10_000;
+/// Most OAuth sign-ins in progress from one address.
+pub const PENDING_PER_ADDRESS: usize = 10;
 
 /// An OAuth sign-in in progress: its provider and PKCE verifier, by its `state`. Kept in
 /// memory only: a restart in the middle of one means starting it again.
@@ -119,6 +122,20 @@ pub struct PendingLogin {
     pub verifier: String,
     /// When it began, ms since the epoch.
     pub started_at: u64,
+    /// The digest of the cookie given to the browser that began it: only that browser can
+    /// finish it (a link sent to someone else signs nobody in as the sender).
+    pub browser: [u8; 32],
+    /// The client address that began it, for [`PENDING_PER_ADDRESS`].
+    pub address: std::net::IpAddr,
+}
+
+/// Why a sign-in cannot begin now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PendingRefused {
+    /// This address has [`PENDING_PER_ADDRESS`] sign-ins in progress.
+    Address,
+    /// The horde has the most sign-ins in progress it keeps.
+    Full,
 }
 
 /// OAuth sign-ins in progress, by `state`.
@@ -128,22 +145,30 @@ pub struct PendingLogins {
 }
 
 impl PendingLogins {
-    /// Remembers a sign-in; drops expired ones, and the oldest beyond the cap.
-    pub fn insert(&mut self, state: String, login: PendingLogin, now: Timestamp) {
+    /// Remembers a sign-in (dropping expired ones), unless its address or the horde already
+    /// has the most sign-ins in progress.
+    pub fn insert(
+        &mut self,
+        state: String,
+        login: PendingLogin,
+        now: Timestamp,
+    ) -> Result<(), PendingRefused> {
         let cutoff = now.millis().saturating_sub(PENDING_TTL_MS);
         self.by_state
             .retain(|_, pending| pending.started_at > cutoff);
+        let from_address = self
+            .by_state
+            .values()
+            .filter(|pending| pending.address == login.address)
+            .count();
+        if from_address >= PENDING_PER_ADDRESS {
+            return Err(PendingRefused::Address);
+        }
         if self.by_state.len() >= PENDING_MAX {
-            if let Some(oldest) = self
-                .by_state
-                .iter()
-                .min_by_key(|(_, pending)| pending.started_at)
-                .map(|(state, _)| state.clone())
-            {
-                self.by_state.remove(&oldest);
-            }
+            return Err(PendingRefused::Full);
         }
         self.by_state.insert(state, login);
+        Ok(())
     }
 
     /// Takes the sign-in with this `state` (once), if it has not expired.

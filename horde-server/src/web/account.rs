@@ -125,8 +125,17 @@ pub(super) struct LoginForm {
 
 pub(super) async fn login(
     State(state): State<Driver>,
+    headers: HeaderMap,
     form_data: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
+    if super::cross_site(state.config(), &headers) {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            None,
+            "This sign-in form was sent from another site; nobody was signed in. Sign in from \
+             this horde's own page.",
+        );
+    }
     let key = form_data.map(|Form(f)| f.apikey).unwrap_or_default();
     let user = state.read(|core, _| core.users.authenticate(Some(&key)));
     match user {

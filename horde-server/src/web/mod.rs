@@ -95,6 +95,37 @@ pub(crate) fn signed_in(state: &Driver, headers: &HeaderMap) -> Option<SignedIn>
     })
 }
 
+/// Returns true if and only if a browser says this request comes from another site: its
+/// `Sec-Fetch-Site` is `cross-site`, or its `Origin` is neither the host it was sent to nor
+/// the configured `public_url` (`null` included). Requests without either (not from a
+/// browser, or from an old one on this site) are not cross-site. Signing in checks it: another
+/// site must not sign a visitor into an account of its choosing (login CSRF).
+pub(crate) fn cross_site(config: &crate::config::Config, headers: &HeaderMap) -> bool {
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    if text("sec-fetch-site") == Some("cross-site") {
+        return true;
+    }
+    let Some(origin) = text("origin") else {
+        return false;
+    };
+    if config
+        .public_url
+        .as_deref()
+        .is_some_and(|url| url.trim_end_matches('/').eq_ignore_ascii_case(origin))
+    {
+        return false;
+    }
+    let origin_host = origin
+        .split_once("://")
+        .map(|(_, rest)| rest.trim_end_matches('/'));
+    let host = text("host");
+    !matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
+}
+
 /// The session id in the `Cookie` header.
 fn session_cookie(headers: &HeaderMap) -> Option<String> {
     headers

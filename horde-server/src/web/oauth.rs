@@ -10,7 +10,7 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use oauth2::basic::BasicClient;
 use oauth2::{
@@ -29,7 +29,7 @@ use crate::config::{Config, OAuthProvider};
 use crate::driver::Driver;
 use crate::error::ApiError;
 use crate::ratelimit::Limited;
-use crate::sessions::PendingLogin;
+use crate::sessions::{PendingLogin, PendingRefused, PENDING_TTL_MS};
 use crate::store::Write;
 
 /// A provider people may sign in with.
@@ -160,9 +160,31 @@ fn no_such_sign_in() -> Response {
     )
 }
 
+/// The cookie that ties a sign-in to the browser that began it.
+const BROWSER_COOKIE: &str = "horde_oauth";
+
+/// The `Set-Cookie` value of [`BROWSER_COOKIE`] (`None`: remove it). Sent back on the
+/// provider's redirect, a top-level navigation, so `SameSite=Lax` lets it through.
+fn browser_cookie(config: &Config, token: Option<&str>) -> HeaderValue {
+    let secure = config
+        .public_url
+        .as_deref()
+        .is_some_and(|url| url.starts_with("https://"));
+    let value = match token {
+        Some(token) => format!(
+            "{BROWSER_COOKIE}={token}; Path=/oauth; HttpOnly; SameSite=Lax; Max-Age={}",
+            PENDING_TTL_MS / 1000
+        ),
+        None => format!("{BROWSER_COOKIE}=; Path=/oauth; HttpOnly; SameSite=Lax; Max-Age=0"),
+    };
+    let value = if secure { value + "; Secure" } else { value };
+    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
 pub(super) async fn start(
     State(state): State<Driver>,
     Path(name): Path<String>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
 ) -> Response {
     let (provider, settings) = match configured(state.config(), &name) {
@@ -186,6 +208,10 @@ pub(super) async fn start(
         .add_scope(Scope::new(provider.scope().to_owned()))
         .set_pkce_challenge(challenge)
         .url();
+    let browser = match crate::auth::new_token() {
+        Ok(token) => token,
+        Err(e) => return error_page(e.status(), None, &e.to_string()),
+    };
     let remembered = state
         .change(|txn| {
             let now = txn.now();
@@ -193,17 +219,51 @@ pub(super) async fn start(
                 provider: provider.name(),
                 verifier: verifier.secret().clone(),
                 started_at: now.millis(),
+                browser: txn.core().users.digest(&browser),
+                address: ip,
             };
             txn.core_mut()
                 .pending_logins
-                .insert(csrf.secret().clone(), login, now);
-            Ok(())
+                .insert(csrf.secret().clone(), login, now)
+                .map_err(|refused| ApiError::TooMany {
+                    rc: crate::error::Rc::RateLimited,
+                    message: match refused {
+                        PendingRefused::Address => {
+                            "too many sign-ins in progress from this address; finish one, or \
+                             try again in ten minutes"
+                        }
+                        PendingRefused::Full => {
+                            "too many sign-ins are in progress; try again in a few minutes"
+                        }
+                    }
+                    .into(),
+                    retry_after: Some(60),
+                })
         })
         .await;
     match remembered {
-        Ok(()) => redirect(url.as_str(), None),
+        Ok(()) => {
+            let mut response = redirect(url.as_str(), None);
+            response.headers_mut().append(
+                header::SET_COOKIE,
+                browser_cookie(state.config(), Some(&browser)),
+            );
+            response
+        }
         Err(e) => error_page(e.status(), None, &e.to_string()),
     }
+}
+
+/// The [`BROWSER_COOKIE`] this request carries.
+fn browser_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == BROWSER_COOKIE)
+        .map(|(_, value)| value.to_owned())
 }
 
 #[derive(Debug, Deserialize)]
@@ -234,16 +294,32 @@ pub(super) async fn callback(
     };
     let label = provider.label();
     let token = callback.state.unwrap_or_default();
+    let browser = browser_token(&headers);
     let pending = state
         .change(|txn| {
             let now = txn.now();
-            Ok(txn.core_mut().pending_logins.take(&token, now))
+            let pending = txn.core_mut().pending_logins.take(&token, now);
+            let this_browser = browser.map(|b| txn.core().users.digest(&b));
+            Ok(pending.map(|login| {
+                let same = this_browser == Some(login.browser);
+                (login, same)
+            }))
         })
         .await
         .ok()
         .flatten()
-        .filter(|login| login.provider == provider.name());
-    let Some(pending) = pending else {
+        .filter(|(login, _)| login.provider == provider.name());
+    if let Some((_, false)) = pending {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            None,
+            &format!(
+                "This {label} sign-in was started in another browser (or its cookie was \
+                 refused). Nothing was created; start the sign-in again in this browser."
+            ),
+        );
+    }
+    let Some((pending, _)) = pending else {
         return error_page(
             StatusCode::BAD_REQUEST,
             None,
@@ -292,7 +368,13 @@ pub(super) async fn callback(
     };
     match account_for(&state, provider, &identity, ip).await {
         Ok(user) => match start_session(&state, user).await {
-            Ok(cookie) => redirect("/account", Some(cookie)),
+            Ok(cookie) => {
+                let mut response = redirect("/account", Some(cookie));
+                response
+                    .headers_mut()
+                    .append(header::SET_COOKIE, browser_cookie(state.config(), None));
+                response
+            }
             Err(e) => error_page(e.status(), None, &e.to_string()),
         },
         Err(e) => error_page(e.status(), None, &e.to_string()),

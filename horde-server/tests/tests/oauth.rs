@@ -224,8 +224,15 @@ async fn a_wrong_state_a_replayed_code_or_a_provider_error_creates_nothing() {
     let server = horde_with(&url).await;
     *provider.user.lock() = json!({ "id": 7, "login": "newbie" });
     let before = user_count(&server).await;
+    // One browser: `hop` goes step by step, `finish` follows redirects; one cookie jar.
+    let jar: Arc<reqwest::cookie::Jar> = Arc::default();
     let hop = reqwest::Client::builder()
+        .cookie_provider(Arc::clone(&jar))
         .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let finish = reqwest::Client::builder()
+        .cookie_provider(Arc::clone(&jar))
         .build()
         .unwrap();
     // Follows the flow by hand up to the provider's redirect back: the callback URL.
@@ -262,11 +269,11 @@ async fn a_wrong_state_a_replayed_code_or_a_provider_error_creates_nothing() {
 
     // A callback used twice: the second is refused (the state is spent).
     let first = callback_url().await;
-    let response = browser().get(&first).send().await.unwrap();
+    let response = finish.get(&first).send().await.unwrap();
     assert_eq!(response.url().path(), "/account");
     let after_one = user_count(&server).await;
     assert_eq!(after_one, before + 1);
-    let response = browser().get(&first).send().await.unwrap();
+    let response = finish.get(&first).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 
     // A used code with a fresh state: the provider refuses it; nothing is created.
@@ -278,7 +285,7 @@ async fn a_wrong_state_a_replayed_code_or_a_provider_error_creates_nothing() {
         query(&first, "code"),
         query(&fresh, "state")
     );
-    let response = browser().get(replayed).send().await.unwrap();
+    let response = finish.get(replayed).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
     assert!(response
         .text()
@@ -293,7 +300,7 @@ async fn a_wrong_state_a_replayed_code_or_a_provider_error_creates_nothing() {
         site(&server),
         query(&fresh, "state")
     );
-    let response = browser().get(denied).send().await.unwrap();
+    let response = finish.get(denied).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert!(response.text().await.unwrap().contains("access_denied"));
 
@@ -328,5 +335,85 @@ async fn a_provider_answering_text_the_store_cannot_hold_stops_nothing() {
     assert_eq!(path, "/account", "{page}");
     assert!(page.contains("nulname#"), "{page}");
     server.register("still-serving").await;
+    server.stop().await;
+}
+
+/// A sign-in begun in one browser and finished in another (a link an attacker sends, which
+/// would sign the victim in as the attacker) is refused; a flood of sign-ins from one address
+/// is capped there and ends nobody else's sign-in in progress.
+#[tokio::test]
+async fn a_sign_in_is_finished_only_by_its_browser_and_floods_evict_nobody() {
+    let (provider, url) = start_provider().await;
+    let server = TestServer::start_with(|config| {
+        config.oauth.github = Some(settings(&url));
+        config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    *provider.user.lock() = json!({ "id": 31337, "login": "attacker" });
+    let before = user_count(&server).await;
+    // Begun by the attacker's browser, which stops before the provider.
+    let from = |address: &str, jar: &Arc<reqwest::cookie::Jar>, follow: bool| {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("x-forwarded-for", address.parse().unwrap());
+        reqwest::Client::builder()
+            .cookie_provider(Arc::clone(jar))
+            .default_headers(headers)
+            .redirect(if follow {
+                reqwest::redirect::Policy::limited(10)
+            } else {
+                reqwest::redirect::Policy::none()
+            })
+            .build()
+            .unwrap()
+    };
+    let start = format!("{}/oauth/github/start", site(&server));
+    let attacker_jar = Arc::default();
+    let begun = from("10.0.0.66", &attacker_jar, false)
+        .get(&start)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(begun.status(), StatusCode::SEE_OTHER);
+    let to_provider = begun.headers()["location"].to_str().unwrap().to_owned();
+    // The victim's browser follows the link.
+    let victim = from("10.0.0.7", &Arc::default(), true);
+    let response = victim.get(&to_provider).send().await.unwrap();
+    assert_ne!(response.url().path(), "/account");
+    let page = response.text().await.unwrap();
+    assert!(page.contains("another browser"), "{page}");
+    assert_eq!(user_count(&server).await, before, "nothing created");
+
+    // A real sign-in in progress, then a flood from another address.
+    let jar = Arc::default();
+    let real = from("10.0.0.8", &jar, false)
+        .get(&start)
+        .send()
+        .await
+        .unwrap();
+    let real_to_provider = real.headers()["location"].to_str().unwrap().to_owned();
+    let flooder = from("10.0.0.66", &Arc::default(), false);
+    let mut refused = 0;
+    for _ in 0..50 {
+        let response = flooder.get(&start).send().await.unwrap();
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            refused += 1;
+        }
+    }
+    assert_eq!(
+        refused,
+        50 - 10,
+        "one address holds at most ten sign-ins in progress"
+    );
+    *provider.user.lock() = json!({ "id": 8, "login": "real" });
+    let finished = from("10.0.0.8", &jar, true)
+        .get(&real_to_provider)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        finished.url().path(),
+        "/account",
+        "the real sign-in was evicted"
+    );
     server.stop().await;
 }

@@ -428,3 +428,41 @@ async fn a_new_key_ends_other_sessions_and_sessions_are_bounded() {
     }
     server.stop().await;
 }
+
+/// Another site's form posting a key to `/login` (to sign the visitor into an account the
+/// attacker watches) is refused; the horde's own form signs in.
+#[tokio::test]
+async fn sign_in_from_another_site_is_refused() {
+    let server = TestServer::start().await;
+    let (_, key) = server.register("watched").await;
+    let login = format!("{}/login", site(&server));
+    let host = server.addr.to_string();
+    for (name, value) in [
+        ("origin", "https://evil.example".to_owned()),
+        ("origin", "null".to_owned()),
+        ("sec-fetch-site", "cross-site".to_owned()),
+    ] {
+        let b = browser();
+        let response = b
+            .post(&login)
+            .header(name, value.as_str())
+            .form(&[("apikey", key.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{name}: {value}");
+        let (_, path, _) = get_page(&b, format!("{}/account", site(&server))).await;
+        assert_eq!(path, "/login", "{name}: {value} signed in");
+    }
+    let b = browser();
+    let response = b
+        .post(&login)
+        .header("origin", format!("http://{host}"))
+        .header("sec-fetch-site", "same-origin")
+        .form(&[("apikey", key.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.url().path(), "/account");
+    server.stop().await;
+}
