@@ -18,8 +18,16 @@ use crate::wire::{
     Transferred, UserDetails, UserKudosDetails, UserRecords, UserUpdate, UsersQuery,
 };
 
-/// The public view of a user, as `find_user` and `users/{id}` answer.
-pub(crate) fn user_details(core: &Core, row: &UserRow, now: Timestamp) -> UserDetails {
+/// The view of a user, as `find_user` and `users/{id}` answer, for `viewer` (an
+/// administrator if `admin`): which workers are theirs is listed only to themselves and
+/// administrators, unless they made their workers public (their count is public).
+pub(crate) fn user_details(
+    core: &Core,
+    row: &UserRow,
+    now: Timestamp,
+    viewer: UserId,
+    admin: bool,
+) -> UserDetails {
     let horde = core.horde();
     let account = horde.ledger().account(row.id);
     let policy = horde.user(row.id).unwrap_or(UserPolicy {
@@ -31,6 +39,7 @@ pub(crate) fn user_details(core: &Core, row: &UserRow, now: Timestamp) -> UserDe
     });
     let d = account.details;
     let workers: Vec<_> = horde.workers_of(row.id).collect();
+    let show_workers = policy.public_workers || admin || viewer == row.id;
     UserDetails {
         username: username(row),
         id: row.id.0,
@@ -47,7 +56,11 @@ pub(crate) fn user_details(core: &Core, row: &UserRow, now: Timestamp) -> UserDe
         concurrency: policy.concurrency,
         trusted: policy.trusted,
         public_workers: policy.public_workers,
-        worker_ids: workers.iter().map(|w| w.id.to_string()).collect(),
+        worker_ids: if show_workers {
+            workers.iter().map(|w| w.id.to_string()).collect()
+        } else {
+            Vec::new()
+        },
         worker_count: workers.len(),
         records: UserRecords {
             contribution: Contribution {
@@ -120,23 +133,37 @@ pub(crate) async fn find_user(
     State(state): State<Driver>,
     Caller(user): Caller,
 ) -> Result<Json<UserDetails>, ApiError> {
-    one_user(&state, user)
+    one_user(&state, user, user)
 }
 
 pub(crate) async fn one(
     State(state): State<Driver>,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<UserDetails>, ApiError> {
-    one_user(&state, parse_user_id(&id)?)
+    one_user(&state, parse_user_id(&id)?, viewer(&state, &headers))
 }
 
-fn one_user(state: &Driver, id: UserId) -> Result<Json<UserDetails>, ApiError> {
+/// Who is looking, for what a user's details show: the `apikey`'s user, or Anonymous when
+/// there is none or it is not known (these public pages do not refuse a wrong key).
+fn viewer(state: &Driver, headers: &HeaderMap) -> UserId {
+    let key = headers.get("apikey").and_then(|v| v.to_str().ok());
+    key.and_then(|key| {
+        state
+            .read(|core, _| core.users.authenticate(Some(key)))
+            .ok()
+    })
+    .unwrap_or(UserId::ANONYMOUS)
+}
+
+fn one_user(state: &Driver, id: UserId, viewer: UserId) -> Result<Json<UserDetails>, ApiError> {
+    let admin = state.is_admin(viewer);
     state.read(|core, now| {
         let row = core
             .users
             .get(id)
             .ok_or_else(|| ApiError::not_found(Rc::UserNotFound, "no such user"))?;
-        Ok(Json(user_details(core, row, now)))
+        Ok(Json(user_details(core, row, now, viewer, admin)))
     })
 }
 
@@ -151,8 +178,11 @@ const PAGE_SIZE: usize = 25;
 
 pub(crate) async fn list(
     State(state): State<Driver>,
+    headers: HeaderMap,
     ApiQuery(query): ApiQuery<UsersQuery>,
 ) -> Result<Json<Vec<UserDetails>>, ApiError> {
+    let viewer = viewer(&state, &headers);
+    let admin = state.is_admin(viewer);
     let page = query.page.unwrap_or(1).max(1) as usize;
     let by_age = match query.sort.as_deref() {
         None | Some("kudos") => false,
@@ -188,7 +218,7 @@ pub(crate) async fn list(
         wanted
             .iter()
             .filter_map(|id| core.users.get(*id))
-            .map(|row| user_details(core, row, now))
+            .map(|row| user_details(core, row, now, viewer, admin))
             .collect()
     })))
 }

@@ -332,16 +332,31 @@ fn movements(state: &Driver, user: UserId, rows: Option<&[Movement]>) -> String 
                 who
             }
         };
+        // A generation's other party stays private: who served a request is shown only when
+        // its owner made their workers public, and who asked for one never.
+        let public_owner = |id: Option<UserId>| {
+            id.and_then(|id| core.horde().user(id))
+                .is_some_and(|policy| policy.public_workers)
+        };
         for row in rows {
             let incoming = row.to.0 == Some(user);
             let sign = if incoming { "+" } else { "−" };
+            let generation = row.kind == "generation";
+            let from = if generation && row.from.0 != Some(user) {
+                "a requester".to_owned()
+            } else {
+                name(row.from)
+            };
+            let to = if generation && row.to.0 != Some(user) && !public_owner(row.to.0) {
+                "a worker's owner".to_owned()
+            } else {
+                name(row.to)
+            };
             let _ = write!(
                 html,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{sign}{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{from}</td><td>{to}</td><td>{sign}{}</td></tr>",
                 ago(now.millis(), row.at),
                 escape(&row.kind),
-                name(row.from),
-                name(row.to),
                 row.amount
             );
         }
@@ -369,7 +384,7 @@ fn account_body(state: &Driver, session: &SignedIn, notice: &str, generations: &
         let Some(row) = core.users.get(session.user) else {
             return body;
         };
-        let details = user_details(core, row, now);
+        let details = user_details(core, row, now, session.user, false);
         let _ = write!(
             body,
             "<p>Signed in as <strong>{}</strong>. Balance: <strong id=\"balance\">{}</strong> \

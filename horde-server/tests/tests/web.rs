@@ -364,6 +364,29 @@ async fn the_account_shows_what_generations_earned_and_cost() {
         client_page.contains("generation"),
         "listed among the movements"
     );
+    // Neither side of a generation learns who the other is (the owner's workers are private).
+    let movements = |page: &str| page.split("id=\"movements\"").nth(1).unwrap().to_owned();
+    let client_rows = movements(&client_page);
+    assert!(!client_rows.contains("worker#"), "{client_rows}");
+    assert!(
+        client_rows.contains("a worker&#x27;s owner") || client_rows.contains("a worker's owner"),
+        "{client_rows}"
+    );
+    let worker_rows = movements(&worker_page);
+    assert!(!worker_rows.contains("client#"), "{worker_rows}");
+    assert!(worker_rows.contains("a requester"), "{worker_rows}");
+    // Nor do the user pages list whose workers are whose, except to the owner.
+    let (_, details) = server.get("/users/2", Some(&client_key)).await;
+    assert_eq!(details["worker_ids"], json!([]), "{details}");
+    assert_eq!(details["worker_count"], 1, "{details}");
+    let (_, users) = server.get("/users", None).await;
+    assert!(users
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|u| u["worker_ids"] == json!([])));
+    let (_, own) = server.get("/users/2", Some(&worker_key)).await;
+    assert_eq!(own["worker_ids"].as_array().unwrap().len(), 1, "{own}");
     server.stop().await;
 }
 
