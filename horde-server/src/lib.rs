@@ -86,6 +86,7 @@ pub fn app(driver: Driver) -> Router {
             driver.clone(),
             body::gather,
         ))
+        .layer(axum::middleware::from_fn(web::security_headers))
         .layer(cors)
         // Each request as a `debug` span with its method and path (`RUST_LOG=tower_http=debug`).
         .layer(TraceLayer::new_for_http())

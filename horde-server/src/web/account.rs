@@ -28,6 +28,22 @@ use crate::store::{Movement, Write};
 const COPY: &str = "<button type=\"button\" onclick=\"navigator.clipboard.writeText(\
     document.getElementById('api-key').textContent)\">Copy</button>";
 
+/// The hash the pages' Content-Security-Policy allows [`COPY`]'s handler by (the one script
+/// on any page): `'sha256-…'` of its text.
+pub(super) fn copy_handler_hash() -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let handler = COPY
+        .split_once("onclick=\"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map_or("", |(handler, _)| handler);
+    let digest = sha2::Sha256::digest(handler.as_bytes());
+    format!(
+        "'sha256-{}'",
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    )
+}
+
 /// Expired sessions deleted per sign-in (bounded work; the rest go at later sign-ins).
 const EXPIRED_PER_SIGN_IN: usize = 100;
 

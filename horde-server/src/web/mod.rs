@@ -15,7 +15,7 @@ mod transfer;
 use std::fmt::Write as _;
 
 use axum::http::header::{COOKIE, LOCATION, SET_COOKIE};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -93,6 +93,50 @@ pub(crate) fn signed_in(state: &Driver, headers: &HeaderMap) -> Option<SignedIn>
             digest,
         })
     })
+}
+
+/// Headers on every answer that keep browsers from misreading it: no content sniffing, no
+/// framing by other sites (clickjacking), no full URLs in `Referer` to other sites; and on
+/// pages, a Content-Security-Policy that allows nothing from elsewhere and no script but the
+/// key page's copy button.
+pub(crate) async fn security_headers(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    static POLICY: std::sync::OnceLock<Option<HeaderValue>> = std::sync::OnceLock::new();
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        HeaderName::from_static("x-content-type-options"),
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        HeaderName::from_static("x-frame-options"),
+        HeaderValue::from_static("DENY"),
+    );
+    headers.insert(
+        HeaderName::from_static("referrer-policy"),
+        HeaderValue::from_static("same-origin"),
+    );
+    let html = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    let policy = POLICY.get_or_init(|| {
+        HeaderValue::from_str(&format!(
+            "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-hashes' {}; \
+             img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            account::copy_handler_hash()
+        ))
+        .ok()
+    });
+    if let (true, Some(policy)) = (html, policy) {
+        headers.insert(
+            HeaderName::from_static("content-security-policy"),
+            policy.clone(),
+        );
+    }
+    response
 }
 
 /// Returns true if and only if a browser says this request comes from another site: its

@@ -489,3 +489,48 @@ async fn sign_in_from_another_site_is_refused() {
     assert_eq!(response.url().path(), "/account");
     server.stop().await;
 }
+
+/// Pages tell browsers not to sniff, not to be framed, and to run no script but the copy
+/// button's (whose hash the policy names: the same text as on the page).
+#[tokio::test]
+async fn pages_carry_headers_against_sniffing_framing_and_injected_scripts() {
+    let server = TestServer::start().await;
+    let response = reqwest::get(format!("{}/", site(&server))).await.unwrap();
+    let headers = response.headers();
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["x-frame-options"], "DENY");
+    let policy = headers["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(policy.contains("default-src 'none'"), "{policy}");
+    assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+    let (_, answer) = server.get("/status/heartbeat", None).await;
+    assert_eq!(answer["message"], "OK");
+    let api = reqwest::get(format!("{}/status/heartbeat", server.base))
+        .await
+        .unwrap();
+    assert_eq!(api.headers()["x-content-type-options"], "nosniff");
+    assert!(api.headers().get("content-security-policy").is_none());
+    // The one handler on the pages hashes to what the policy allows.
+    let page = server
+        .client
+        .post(format!("{}/register", site(&server)))
+        .form(&[("username", "hash-check")])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let handler = page
+        .split("onclick=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no copy button on {page}"));
+    use base64::Engine;
+    use sha2::Digest;
+    let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(handler));
+    assert!(policy.contains(&format!("'sha256-{hash}'")), "{policy}");
+    server.stop().await;
+}
