@@ -389,8 +389,8 @@ pub(crate) async fn transfer_kudos(
 /// Longest `Idempotency-Key` accepted.
 const IDEMPOTENCY_KEY_MAX: usize = 200;
 
-/// The `Idempotency-Key` header, if any. One that is not text or is over 200 characters is
-/// refused: ignoring it would make a retry pay twice.
+/// The `Idempotency-Key` header, if any. One that is empty, not text or over 200 characters
+/// is refused: ignoring it would make a retry pay twice.
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
@@ -406,5 +406,10 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
             "the Idempotency-Key header must be at most {IDEMPOTENCY_KEY_MAX} characters"
         )));
     }
-    Ok((!key.is_empty()).then(|| key.to_owned()))
+    if key.is_empty() {
+        return Err(invalid(
+            "the Idempotency-Key header is empty; send a unique key per transfer, or none".into(),
+        ));
+    }
+    Ok(Some(key.to_owned()))
 }

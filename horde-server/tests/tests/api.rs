@@ -691,12 +691,14 @@ async fn transfers_follow_the_rules_and_idempotency_keys() {
         "IdempotencyKeyConflict",
     );
     // A key too long to keep is refused rather than ignored (a retry would pay twice).
-    let long = Some("k".repeat(201));
-    assert_error(
-        &transfer(json!(1), bob_name.clone(), long).await,
-        StatusCode::BAD_REQUEST,
-        "InvalidIdempotencyKey",
-    );
+    // So is an empty one (or only spaces): the client meant to send a key.
+    for refused in ["k".repeat(201), String::new(), "   ".into()] {
+        assert_error(
+            &transfer(json!(1), bob_name.clone(), Some(refused)).await,
+            StatusCode::BAD_REQUEST,
+            "InvalidIdempotencyKey",
+        );
+    }
     let (_, bob_user) = server.get("/find_user", Some(&bob_key)).await;
     assert_eq!(milli(&bob_user["kudos"]), 12_500, "transferred once");
     assert_eq!(milli(&bob_user["kudos_details"]["received"]), 12_500);
