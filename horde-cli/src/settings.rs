@@ -86,19 +86,38 @@ impl ConfigFile {
         }
     }
 
-    /// Writes the file (creating its directory), readable by its owner only.
+    /// Writes the file (creating its directory), readable by its owner only from the moment
+    /// it exists: the text goes to a new file created with mode 0600 beside it, synced, then
+    /// renamed over the old one, so a crash leaves either the old file or the new one whole
+    /// (never a key readable by others, never a half-written profile).
     pub(crate) fn save(&self, path: &Path) -> Result<(), CliError> {
+        use std::io::Write as _;
         let fail = |e: String| CliError::Usage(format!("cannot write {}: {e}", path.display()));
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
         }
         let text = toml::to_string(self).map_err(|e| fail(e.to_string()))?;
-        std::fs::write(path, text).map_err(|e| fail(e.to_string()))?;
+        let mut staged = path.as_os_str().to_owned();
+        staged.push(".new");
+        let staged = std::path::PathBuf::from(staged);
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
         #[cfg(unix)]
         {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+            options.mode(0o600);
+            // A file left by an earlier attempt keeps its mode: set it before writing.
+            if staged.exists() {
+                std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| fail(e.to_string()))?;
+            }
         }
+        let mut file = options.open(&staged).map_err(|e| fail(e.to_string()))?;
+        file.write_all(text.as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(|e| fail(e.to_string()))?;
+        drop(file);
+        std::fs::rename(&staged, path).map_err(|e| fail(e.to_string()))?;
         Ok(())
     }
 }

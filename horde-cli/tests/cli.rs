@@ -179,6 +179,20 @@ async fn register_balance_and_transfers_with_their_refusals() {
     let key = body["api_key"].as_str().unwrap().to_owned();
     let saved = std::fs::read_to_string(horde.config_path()).unwrap();
     assert!(saved.contains(&key), "{saved}");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(horde.config_path())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the key file is readable by others");
+        let mut staged = horde.config_path().into_os_string();
+        staged.push(".new");
+        assert!(
+            !std::path::Path::new(&staged).exists(),
+            "a staged file was left"
+        );
+    }
     let me = horde.cli(&["whoami", "--json"], &[]).await;
     assert_eq!(me.assert_ok().json()["username"], "admin#1");
     let plain = horde.cli(&["whoami"], &[]).await;
