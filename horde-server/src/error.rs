@@ -341,6 +341,9 @@ impl From<EnqueueError> for ApiError {
             EnqueueError::TokenOverflow => {
                 ApiError::invalid(Rc::TokenOverflow, "max_context_length", message)
             }
+            EnqueueError::InvalidModelName { .. } => {
+                ApiError::invalid(Rc::ValidationError, "models", message)
+            }
             EnqueueError::TooManyPrompts { .. } => ApiError::TooMany {
                 rc: Rc::TooManyPrompts,
                 message,
@@ -370,6 +373,9 @@ impl From<PopError> for ApiError {
             }
             PopError::Maintenance => ApiError::WorkerMaintenance,
             PopError::InvalidName { .. } => ApiError::invalid(Rc::ValidationError, "name", message),
+            PopError::InvalidModelName { .. } => {
+                ApiError::invalid(Rc::ValidationError, "models", message)
+            }
             PopError::NoModels => ApiError::invalid(Rc::ValidationError, "models", message),
             PopError::OutOfRange { field, .. } => {
                 ApiError::invalid(Rc::ValidationError, field, message)

@@ -21,6 +21,12 @@ pub enum EnqueueError {
     /// `max_context_length` is below `max_length`.
     #[error("max_context_length must not be below max_length")]
     TokenOverflow,
+    /// A model name is blank or holds hidden characters.
+    #[error("a model name {reason}")]
+    InvalidModelName {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// The user has too many generations open.
     #[error("too many open generations: at most {limit} at once")]
     TooManyPrompts {
@@ -77,6 +83,9 @@ impl Horde {
         OverLimit::entries("models", &spec.models, limits.max_models)?;
         for model in &spec.models {
             OverLimit::chars("models", model, limits.max_model_name_chars)?;
+            if let Some(reason) = name_problem(model) {
+                return Err(EnqueueError::InvalidModelName { reason });
+            }
         }
         OverLimit::entries("workers", &spec.workers, limits.max_request_workers)?;
         let out_of_range = |field| move |min, max| EnqueueError::OutOfRange { field, min, max };

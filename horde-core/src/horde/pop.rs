@@ -51,6 +51,12 @@ pub enum PopError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A model name is blank or holds hidden characters.
+    #[error("a model name {reason}")]
+    InvalidModelName {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A list or text is over its limit.
     #[error(transparent)]
     OverLimit(#[from] OverLimit),
@@ -328,6 +334,9 @@ impl Horde {
         OverLimit::entries("models", &query.models, limits.max_models)?;
         for model in &query.models {
             OverLimit::chars("models", model, limits.max_model_name_chars)?;
+            if let Some(reason) = name_problem(model) {
+                return Err(PopError::InvalidModelName { reason });
+            }
         }
         OverLimit::entries(
             "priority_usernames",

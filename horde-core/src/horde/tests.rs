@@ -467,6 +467,12 @@ fn worker_names_belong_to_their_owner() {
         sim.pop_with(sim.query(1, "w\u{202E}x")),
         Err(PopError::InvalidName { .. })
     ));
+    let mut q = sim.query(1, "w");
+    q.models = vec!["koboldcpp/m\u{0}".into()];
+    assert!(matches!(
+        sim.pop_with(q),
+        Err(PopError::InvalidModelName { .. })
+    ));
 }
 
 #[test]
@@ -1170,6 +1176,18 @@ fn inputs_over_the_limits_are_refused_and_lists_are_deduplicated() {
             ..
         }))
     ));
+    // Model names that hide or disguise text are refused like such worker names.
+    for hidden in ["a\u{0}b", "m\u{202E}x", "zero\u{200B}width", "  "] {
+        let mut spec = sim.spec(1);
+        spec.models = vec![hidden.into()];
+        assert!(
+            matches!(
+                sim.enqueue(spec),
+                Err(EnqueueError::InvalidModelName { .. })
+            ),
+            "{hidden:?}"
+        );
+    }
     let mut spec = sim.spec(1);
     // Multi-byte characters count as one each: exactly at the limit passes.
     spec.prompt = "é".repeat(limits.max_prompt_chars).into();

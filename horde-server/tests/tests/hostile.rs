@@ -156,3 +156,68 @@ async fn a_body_trickled_a_byte_at_a_time_costs_a_byte_a_byte() {
         4 * BODY
     );
 }
+
+/// Sampler values outside AI Horde's documented ranges, floods of stop sequences and model
+/// names that hide text never reach a worker: each is refused with the field named.
+#[tokio::test]
+async fn samplers_out_of_range_and_hidden_model_names_are_refused() {
+    let server = TestServer::start().await;
+    let (_, key) = server.register("sampler").await;
+    let many_stops: Vec<String> = (0..100_000).map(|i| format!("{i}")).collect();
+    for (params, field) in [
+        (serde_json::json!({ "temperature": -5 }), "temperature"),
+        (serde_json::json!({ "temperature": 1e308 }), "temperature"),
+        (serde_json::json!({ "top_p": -1e300 }), "top_p"),
+        (serde_json::json!({ "rep_pen": 0.5 }), "rep_pen"),
+        (serde_json::json!({ "top_k": 1000 }), "top_k"),
+        (
+            serde_json::json!({ "stop_sequence": many_stops }),
+            "stop_sequence",
+        ),
+        (
+            serde_json::json!({ "sampler_order": [0, 1, 99] }),
+            "sampler_order",
+        ),
+    ] {
+        let (status, body) = server
+            .post(
+                "/generate/text/async",
+                Some(&key),
+                serde_json::json!({ "prompt": "p", "params": params }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field}: {body}");
+        assert!(body["errors"][field].is_string(), "{field}: {body}");
+    }
+    // The ends of the ranges are fine.
+    let (status, body) = server
+        .post(
+            "/generate/text/async",
+            Some(&key),
+            serde_json::json!({ "prompt": "p", "params": {
+                "temperature": 5, "top_p": 0.001, "rep_pen": 1, "stop_sequence": ["\n"] } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    for model in ["m\u{202E}x", "zero\u{200B}width", "bell\u{7}"] {
+        let (status, body) = server
+            .post(
+                "/generate/text/async",
+                Some(&key),
+                serde_json::json!({ "prompt": "p", "models": [model] }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{model:?}: {body}");
+        assert!(body["errors"]["models"].is_string(), "{body}");
+        let (status, body) = server
+            .post(
+                "/generate/text/pop",
+                Some(&key),
+                serde_json::json!({ "name": "w", "models": [model] }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{model:?}: {body}");
+        assert!(body["errors"]["models"].is_string(), "{body}");
+    }
+    server.stop().await;
+}
