@@ -175,9 +175,7 @@ async fn the_pages_work_in_a_real_browser() {
 
     // The home page's figures, before any generation.
     client.goto(&site).await.unwrap();
-    assert!(page_text(&client)
-        .await
-        .contains("Generations in total</th><td>0<"));
+    shows(&client, "Generations in total</th><td>0<").await;
 
     // Register: the key is shown once.
     client.goto(&format!("{site}/register")).await.unwrap();
@@ -202,7 +200,7 @@ async fn the_pages_work_in_a_real_browser() {
 
     // Sign in with the key.
     client.goto(&format!("{site}/login")).await.unwrap();
-    assert!(page_text(&client).await.contains("Sign in with GitHub"));
+    shows(&client, "Sign in with GitHub").await;
     screenshots(&client, "login").await;
     fill(&client, "apikey", &key).await;
     submit(&client, "/login").await;
@@ -280,9 +278,7 @@ async fn the_pages_work_in_a_real_browser() {
         .await;
     assert_eq!(status, StatusCode::OK);
     client.goto(&site).await.unwrap();
-    assert!(page_text(&client)
-        .await
-        .contains("Generations in total</th><td>1<"));
+    shows(&client, "Generations in total</th><td>1<").await;
     screenshots(&client, "home").await;
     for page in ["workers", "models", "users"] {
         client.goto(&format!("{site}/{page}")).await.unwrap();
