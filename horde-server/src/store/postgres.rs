@@ -10,6 +10,15 @@
 //! connection (and with it the lock) cannot commit anything more — the fencing is the
 //! connection itself. Other nodes wait for the lock ([`Postgres::open`] with `wait`) and
 //! take over when the holder's session ends: killed, crashed, or cut off from the database.
+//!
+//! **Liveness.** A node that is alive but stopped (SIGSTOP, a hung process, a long pause)
+//! keeps its TCP connection, and the kernel answers keepalives for it: its session, and the
+//! lease, would live forever. So the lease connections run with PostgreSQL's
+//! `idle_session_timeout` and `idle_in_transaction_session_timeout` at [`LEASE_IDLE_TIMEOUT`]:
+//! a holder that sends nothing for that long loses its session and the lease. A working
+//! writer is never idle that long (it commits, or checks its connection every second while
+//! idle); a waiting node asks for the lock four times a second. When a frozen node wakes, its
+//! next commit fails on the closed connection and it stops (fail-stop): one writer, always.
 
 use std::time::Duration;
 
@@ -26,6 +35,10 @@ pub const LEASE_KEY: i64 = 0x68_6f_72_64_65;
 
 /// How often a waiting node tries to take the lease.
 const LEASE_POLL: Duration = Duration::from_millis(250);
+
+/// How long a lease connection may send nothing before PostgreSQL ends its session (and with
+/// it the lease): bounds the takeover after the active node freezes.
+pub const LEASE_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 
 type BoxError = Box<dyn std::error::Error + Sync + Send>;
 
@@ -169,13 +182,29 @@ impl std::fmt::Debug for Postgres {
     }
 }
 
-/// Connects to `url`, with timeouts that notice a dead server or network within seconds.
-fn connect(url: &str) -> Result<Postgres, StoreError> {
+/// What a connection is for: holding (or waiting for) the lease, or reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Lease,
+    Reader,
+}
+
+/// Connects to `url`, with timeouts that notice a dead server or network within seconds, and
+/// for the lease, a session that ends when its node stops talking ([`LEASE_IDLE_TIMEOUT`]).
+fn connect(url: &str, role: Role) -> Result<Postgres, StoreError> {
     let mut config: tokio_postgres::Config =
         url.parse().map_err(|e| StoreError::Url(format!("{e}")))?;
+    let idle_ms = LEASE_IDLE_TIMEOUT.as_millis();
+    let options = match role {
+        Role::Lease => format!(
+            "-c client_min_messages=warning -c idle_session_timeout={idle_ms} \
+             -c idle_in_transaction_session_timeout={idle_ms}"
+        ),
+        Role::Reader => "-c client_min_messages=warning".to_owned(),
+    };
     config
         .application_name("horde-server")
-        .options("-c client_min_messages=warning")
+        .options(&options)
         .connect_timeout(Duration::from_secs(5))
         .keepalives(true)
         .keepalives_idle(Duration::from_secs(5))
@@ -213,7 +242,7 @@ impl Postgres {
         let mut db = loop {
             let attempt = match connection.take() {
                 Some(db) => Ok(db),
-                None => connect(url),
+                None => connect(url, Role::Lease),
             }
             .and_then(|db| {
                 let row = db.runtime.block_on(
@@ -257,7 +286,7 @@ impl Postgres {
 
     /// A plain connection without the lease, for reads beside the writer.
     pub(crate) fn open_reader(url: &str) -> Result<Postgres, StoreError> {
-        connect(url)
+        connect(url, Role::Reader)
     }
 
     /// Applies the migrations not yet applied, in one transaction, under the lease.

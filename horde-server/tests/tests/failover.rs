@@ -506,3 +506,57 @@ async fn an_active_node_cut_off_from_the_database_stops_and_the_standby_takes_ov
 
     finish(&horde, &volunteer, &stop, tasks, &acked).await;
 }
+
+/// Sends `signal` (`-STOP`, `-CONT`) to `node`.
+fn signal(node: &Node, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &node.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// The active node frozen (SIGSTOP: a hung process, a long pause) keeps its connection open,
+/// and the kernel answers keepalives for it; PostgreSQL still ends its session once it has been
+/// silent for the lease's idle timeout, and the standby takes over. Woken again, the old node
+/// finds its session gone and stops without acknowledging anything more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standby_takes_over_when_the_active_node_freezes() {
+    let Some(Failover {
+        url: _,
+        dir: _dir,
+        mut first,
+        second,
+        horde,
+        requester,
+        volunteer,
+    }) = Failover::start().await
+    else {
+        return;
+    };
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(Acknowledged::default()));
+    let tasks = traffic(&horde, &requester, &volunteer, &stop, &acked);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let frozen_at = Instant::now();
+    signal(&first, "-STOP");
+    second.wait_for_role(&horde.client, "active").await;
+    let took_over = frozen_at.elapsed();
+    eprintln!("the standby was active {took_over:?} after the SIGSTOP");
+    assert!(took_over < Duration::from_secs(15), "took {took_over:?}");
+
+    signal(&first, "-CONT");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let exit = loop {
+        if let Some(status) = first.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the woken node is still running without its lease"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!exit.success(), "{exit:?}");
+    finish(&horde, &volunteer, &stop, tasks, &acked).await;
+}
