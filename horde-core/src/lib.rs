@@ -47,9 +47,9 @@ mod worker;
 
 pub use horde::{
     name_problem, Applied, Assignment, EnqueueError, Event, Horde, HordeConfig, Integrity, Limits,
-    ModelStats, OverLimit, PopError, PopQuery, PopResult, RequestStatus, SpeedLimit, Submission,
-    SubmitError, SubmitState, TransferError, UserPolicy, WorkerUpdate, WorkerUpdateError,
-    TOKENS_PER_SEC_PER_THREAD,
+    ModelStats, OtherModels, OverLimit, PopError, PopQuery, PopResult, RequestStatus, SpeedLimit,
+    Submission, SubmitError, SubmitState, TransferError, UserPolicy, WorkerUpdate,
+    WorkerUpdateError, TOKENS_PER_SEC_PER_THREAD,
 };
 pub use ids::{JobId, RequestId, Timestamp, UserId, WorkerId};
 pub use kudos::{Kudos, ParseKudosError};

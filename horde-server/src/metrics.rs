@@ -40,6 +40,10 @@ pub struct KindLabels {
     pub kind: String,
 }
 
+/// The `model` label of the queue depth of every model no worker serves and the reference
+/// does not know.
+const OTHER_MODELS: &str = "other";
+
 /// A model's label.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ModelLabels {
@@ -223,13 +227,18 @@ impl Metrics {
         self.queued_total
             .set(i64::try_from(queued).unwrap_or(i64::MAX));
         self.queue_depth.clear();
-        for stats in horde.model_stats(now) {
-            if stats.queued > 0 {
+        // One series per model a worker serves or the reference knows, and one (`other`) for
+        // names only requests give: clients cannot multiply the series.
+        let (listed, other) = horde.listed_model_stats(now);
+        let depths = listed
+            .into_iter()
+            .map(|stats| (stats.name.to_string(), stats.queued))
+            .chain(std::iter::once((OTHER_MODELS.to_owned(), other.queued)));
+        for (model, queued) in depths {
+            if queued > 0 {
                 self.queue_depth
-                    .get_or_create(&ModelLabels {
-                        model: stats.name.to_string(),
-                    })
-                    .set(i64::try_from(stats.queued).unwrap_or(i64::MAX));
+                    .get_or_create(&ModelLabels { model })
+                    .set(i64::try_from(queued).unwrap_or(i64::MAX));
             }
         }
     }

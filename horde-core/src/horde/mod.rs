@@ -612,7 +612,7 @@ pub use accounts::TransferError;
 pub use enqueue::EnqueueError;
 pub use limits::{name_problem, Integrity, Limits, OverLimit, SpeedLimit};
 pub use pop::{Assignment, PopError, PopQuery, PopResult};
-pub use status::{ModelStats, RequestStatus, TOKENS_PER_SEC_PER_THREAD};
+pub use status::{ModelStats, OtherModels, RequestStatus, TOKENS_PER_SEC_PER_THREAD};
 pub use submit::{Submission, SubmitError, SubmitState};
 pub use workers::{WorkerUpdate, WorkerUpdateError};
 

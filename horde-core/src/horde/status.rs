@@ -36,6 +36,17 @@ pub struct ModelStats {
     pub jobs: u64,
 }
 
+/// The models [`Horde::listed_model_stats`] adds up instead of listing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OtherModels {
+    /// How many models.
+    pub models: u64,
+    /// Waiting generations that name them (a request naming several counts for each).
+    pub queued: u64,
+    /// Their requested tokens.
+    pub queued_tokens: u64,
+}
+
 /// The generation speed assumed per worker thread for wait estimates, in tokens per second
 /// (the horde does not measure workers' speed yet).
 pub const TOKENS_PER_SEC_PER_THREAD: u64 = 10;
@@ -184,6 +195,41 @@ impl Horde {
             out.push(stats);
         }
         out
+    }
+
+    /// [`Horde::model_stats`] split for display: the models an online worker serves or the
+    /// model reference knows, each on its own, and the rest (names only waiting requests
+    /// give, which anyone can make up by the thousand) added up as one [`OtherModels`]. What
+    /// pages and metrics list is then bounded by the workers and the reference, not by what
+    /// clients send.
+    ///
+    /// ```
+    /// use horde_core::{Horde, HordeConfig, RequestId, RequestSpec, Timestamp, UserId};
+    /// let mut horde = Horde::new(HordeConfig::default());
+    /// let mut spec = RequestSpec::new(RequestId(uuid::Uuid::nil()), UserId::ANONYMOUS, "Hi", Timestamp(0));
+    /// spec.models = vec!["made-up/model-1".into(), "made-up/model-2".into()];
+    /// horde.enqueue(Timestamp(0), spec).unwrap();
+    /// let (listed, other) = horde.listed_model_stats(Timestamp(0));
+    /// assert!(listed.is_empty());
+    /// assert_eq!((other.models, other.queued), (2, 2));
+    /// ```
+    pub fn listed_model_stats(&self, now: Timestamp) -> (Vec<ModelStats>, OtherModels) {
+        let mut other = OtherModels::default();
+        let reference = self.model_reference();
+        let listed = self
+            .model_stats(now)
+            .into_iter()
+            .filter(|stats| {
+                let listed = stats.workers > 0 || reference.lookup(&stats.name).is_some();
+                if !listed {
+                    other.models += 1;
+                    other.queued += stats.queued;
+                    other.queued_tokens += stats.queued_tokens;
+                }
+                listed
+            })
+            .collect();
+        (listed, other)
     }
 
     /// Workers online and their threads, as of the last check-in or tick. O(1).

@@ -55,13 +55,15 @@ pub(super) async fn home(State(state): State<Driver>, headers: HeaderMap) -> Htm
     page("horde", session.as_ref(), &(body + connect))
 }
 
-/// The models with online workers or waiting requests.
+/// The models with online workers or in the model reference, and one row for the others
+/// that waiting requests name (so that made-up names cannot grow the page).
 fn models_table(core: &crate::driver::Core, now: horde_core::Timestamp) -> String {
     let mut table = String::from(
         "<div class=\"scroll\"><table><tr><th>Model</th><th>Workers</th><th>Waiting</th>\
          <th>Tokens/s</th><th>Wait (s)</th></tr>",
     );
-    for model in core.horde().model_stats(now) {
+    let (listed, other) = core.horde().listed_model_stats(now);
+    for model in listed {
         let _ = write!(
             table,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -70,6 +72,14 @@ fn models_table(core: &crate::driver::Core, now: horde_core::Timestamp) -> Strin
             model.queued,
             model.performance(),
             model.eta_secs()
+        );
+    }
+    if other.models > 0 {
+        let _ = write!(
+            table,
+            "<tr><td>{} other models, asked for by waiting requests only</td><td>0</td>\
+             <td>{}</td><td>0</td><td>–</td></tr>",
+            other.models, other.queued
         );
     }
     table.push_str("</table></div>");

@@ -221,3 +221,56 @@ async fn samplers_out_of_range_and_hidden_model_names_are_refused() {
     }
     server.stop().await;
 }
+
+/// Anonymous requests naming thousands of made-up models leave the home page and the metrics
+/// their size: such names are added up in one row and one series.
+#[tokio::test]
+async fn made_up_model_names_do_not_grow_the_pages_or_the_metrics() {
+    let server = TestServer::start().await;
+    let site = format!("http://{}", server.addr);
+    let mut queued = 0;
+    for request in 0..30 {
+        let models: Vec<String> = (0..200)
+            .map(|i| format!("made-up/{request}-{i}-{}", "x".repeat(200)))
+            .collect();
+        let (status, _) = server
+            .post(
+                "/generate/text/async",
+                None,
+                serde_json::json!({ "prompt": "p", "models": models }),
+            )
+            .await;
+        if status == StatusCode::ACCEPTED {
+            queued += 1;
+        }
+    }
+    assert!(queued >= 10, "only {queued} requests queued");
+    let home = reqwest::get(format!("{site}/"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        home.len() < 20_000,
+        "the home page grew to {} bytes",
+        home.len()
+    );
+    assert!(home.contains("other models"), "{home}");
+    let metrics = reqwest::get(format!("{site}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = metrics
+        .lines()
+        .filter(|l| l.starts_with("horde_queued_generations_by_model"))
+        .count();
+    assert!(series <= 2, "{series} series: {metrics}");
+    assert!(
+        metrics.contains("horde_queued_generations_by_model{model=\"other\"}"),
+        "{metrics}"
+    );
+    server.stop().await;
+}
