@@ -101,6 +101,43 @@ impl DatabaseFile {
     }
 }
 
+/// SQLite creates the `-wal` and `-shm` files with the database file's permissions. A
+/// database made read-only for a while (a backup, an operator's `chmod 0444`) leaves them
+/// read-only after it is writable again, and the next start then fails to write. When the
+/// database file is writable by its owner, its side files get its mode back.
+fn repair_side_file_modes(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(db) = std::fs::metadata(path) else {
+        return;
+    };
+    let mode = db.permissions().mode() & 0o777;
+    if mode & 0o200 == 0 {
+        return;
+    }
+    for suffix in ["-wal", "-shm"] {
+        let mut side = path.as_os_str().to_owned();
+        side.push(suffix);
+        let side = std::path::PathBuf::from(side);
+        let Ok(metadata) = std::fs::metadata(&side) else {
+            continue;
+        };
+        if metadata.permissions().mode() & 0o777 != mode {
+            match std::fs::set_permissions(&side, std::fs::Permissions::from_mode(mode)) {
+                Ok(()) => tracing::warn!(
+                    file = %side.display(),
+                    mode = format!("{mode:o}"),
+                    "gave the database's side file the database's permissions again"
+                ),
+                Err(e) => tracing::warn!(
+                    file = %side.display(),
+                    error = %e,
+                    "the database's side file has other permissions than the database"
+                ),
+            }
+        }
+    }
+}
+
 /// A file's device and inode numbers.
 fn identity(path: &Path) -> Result<(u64, u64), StoreError> {
     use std::os::unix::fs::MetadataExt;
@@ -112,6 +149,7 @@ fn identity(path: &Path) -> Result<(u64, u64), StoreError> {
 impl Sqlite {
     /// Opens (creating and migrating) the database at `path`, capped at `max_pages` pages.
     pub(crate) fn open(path: &Path, max_pages: Option<u32>) -> Result<Sqlite, StoreError> {
+        repair_side_file_modes(path);
         let conn = super::schema::open_connection(path)?;
         if let Some(pages) = max_pages {
             conn.pragma_update(None, "max_page_count", pages)?;
@@ -204,5 +242,40 @@ pub(crate) fn lock_database(path: &Path) -> Result<std::fs::File, StoreError> {
         Err(std::fs::TryLockError::Error(e)) => {
             Err(StoreError::LockFile(lock_path.display().to_string(), e))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn side_files_left_read_only_get_the_database_mode_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("h.sqlite");
+        let mode = |p: &Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+        for (name, perm) in [
+            ("h.sqlite", 0o640),
+            ("h.sqlite-wal", 0o444),
+            ("h.sqlite-shm", 0o444),
+        ] {
+            let file = dir.path().join(name);
+            std::fs::write(&file, b"").expect("write");
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(perm)).expect("chmod");
+        }
+        repair_side_file_modes(&db);
+        assert_eq!(mode(&dir.path().join("h.sqlite-wal")), 0o640);
+        assert_eq!(mode(&dir.path().join("h.sqlite-shm")), 0o640);
+        // A database that is itself read-only is left as it is.
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o444)).expect("chmod");
+        std::fs::set_permissions(
+            dir.path().join("h.sqlite-wal"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .expect("chmod");
+        repair_side_file_modes(&db);
+        assert_eq!(mode(&dir.path().join("h.sqlite-wal")), 0o600);
     }
 }
