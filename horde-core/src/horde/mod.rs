@@ -269,7 +269,10 @@ pub struct Horde {
     /// Which models the horde knows, and their sizes.
     reference: ModelReference,
     worker_names: HashMap<String, WorkerId>,
-    requests: HashMap<RequestId, RequestEntry>,
+    /// A B-tree, not a hash map: it grows a node at a time, where a hash map of 100,000
+    /// requests doubled (rehashing them all) under the server's lock, 15–29 ms once in fifty
+    /// enqueues.
+    requests: BTreeMap<RequestId, RequestEntry>,
     jobs: HashMap<JobId, Job>,
     queue: PriorityQueue<UserId, Lane, RequestId>,
     /// Open generations (waiting + processing) per user.
@@ -340,7 +343,7 @@ impl Horde {
             workers_by_owner: HashMap::new(),
             reference: ModelReference::default(),
             worker_names: HashMap::new(),
-            requests: HashMap::new(),
+            requests: BTreeMap::new(),
             jobs: HashMap::new(),
             open_slots: HashMap::new(),
             backlog: Backlog::default(),
