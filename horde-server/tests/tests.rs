@@ -8,6 +8,7 @@
 //! `failover`: two nodes of the binary on PostgreSQL; the standby takes over.
 //! `hostile`: what an attacker sends (NUL in text, trickled bodies, connection floods).
 //! `operators`: the configuration file, `create-admin`, trusted proxies.
+//! `tls`: TLS to PostgreSQL, each `sslmode` (when `.ci/run` provides a TLS cluster).
 //! `sdk`: the Python `horde-sdk` against the real binary (when `.ci/run` provides it).
 
 // Test helpers panic on failure by design.
@@ -37,6 +38,8 @@ mod openapi;
 mod operators;
 #[path = "tests/sdk.rs"]
 mod sdk;
+#[path = "tests/tls.rs"]
+mod tls;
 #[path = "tests/util.rs"]
 mod util;
 #[path = "tests/web.rs"]

@@ -35,6 +35,7 @@ pub mod postgres;
 mod schema;
 pub(crate) mod sql;
 mod sqlite;
+mod tls;
 
 pub use movements::{AccountHistory, Movement};
 pub use schema::{migrate, open_connection};
@@ -89,6 +90,9 @@ pub enum StoreError {
     /// The PostgreSQL URL cannot be read.
     #[error("the PostgreSQL URL cannot be read: {0}")]
     Url(String),
+    /// TLS to PostgreSQL cannot be set up (`sslrootcert` unreadable, no certificate in it).
+    #[error("TLS to PostgreSQL: {0}")]
+    Tls(String),
     /// A stored value is not of the expected type.
     #[error("stored value: {0}")]
     Corrupt(String),

@@ -192,8 +192,10 @@ enum Role {
 /// Connects to `url`, with timeouts that notice a dead server or network within seconds, and
 /// for the lease, a session that ends when its node stops talking ([`LEASE_IDLE_TIMEOUT`]).
 fn connect(url: &str, role: Role) -> Result<Postgres, StoreError> {
+    let (url, tls) = super::tls::Tls::split(url)?;
     let mut config: tokio_postgres::Config =
         url.parse().map_err(|e| StoreError::Url(format!("{e}")))?;
+    config.ssl_mode(tls.ssl_mode());
     let idle_ms = LEASE_IDLE_TIMEOUT.as_millis();
     let options = match role {
         Role::Lease => format!(
@@ -218,17 +220,36 @@ fn connect(url: &str, role: Role) -> Result<Postgres, StoreError> {
         .enable_all()
         .build()
         .map_err(|e| StoreError::Commit(format!("cannot start the database runtime: {e}")))?;
-    let (client, connection) = runtime.block_on(config.connect(NoTls))?;
-    runtime.spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %describe_error(&e), "the database connection ended");
-        }
-    });
+    let client = match tls.connector()? {
+        None => start_connection(&runtime, &config, NoTls)?,
+        Some(connector) => start_connection(&runtime, &config, connector)?,
+    };
     Ok(Postgres {
         runtime,
         client,
         prepared: Prepared::new(),
     })
+}
+
+/// Connects with `tls` on `runtime` and drives the connection there; returns its client.
+fn start_connection<T>(
+    runtime: &Runtime,
+    config: &tokio_postgres::Config,
+    tls: T,
+) -> Result<Client, StoreError>
+where
+    T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket> + Send + 'static,
+    T::Stream: Send + 'static,
+    T::TlsConnect: Send,
+    <T::TlsConnect as tokio_postgres::tls::TlsConnect<tokio_postgres::Socket>>::Future: Send,
+{
+    let (client, connection) = runtime.block_on(config.connect(tls))?;
+    runtime.spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %describe_error(&e), "the database connection ended");
+        }
+    });
+    Ok(client)
 }
 
 impl Postgres {
