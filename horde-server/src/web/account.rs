@@ -234,24 +234,7 @@ pub(super) async fn logout(
     headers: HeaderMap,
     form_data: Result<Form<CsrfForm>, FormRejection>,
 ) -> Response {
-    let Some(session) = signed_in(&state, &headers) else {
-        return redirect("/", Some(session_cookie_header(&state, None)));
-    };
-    let token = form_data.map(|Form(f)| f.csrf).unwrap_or_default();
-    if !csrf_ok(&session, &token) {
-        return csrf_refused(&session);
-    }
-    let digest = session.digest;
-    let ended = state
-        .change(|txn| {
-            end_sessions(txn, vec![digest]);
-            Ok(())
-        })
-        .await;
-    match ended {
-        Ok(()) => redirect("/", Some(session_cookie_header(&state, None))),
-        Err(e) => error_page(e.status(), Some(&session), &e.to_string()),
-    }
+    sign_out(&state, &headers, form_data, false).await
 }
 
 /// Signs the user out of every browser, this one included (a lost phone, a shared computer).
@@ -260,23 +243,37 @@ pub(super) async fn logout_everywhere(
     headers: HeaderMap,
     form_data: Result<Form<CsrfForm>, FormRejection>,
 ) -> Response {
-    let Some(session) = signed_in(&state, &headers) else {
-        return redirect("/", Some(session_cookie_header(&state, None)));
+    sign_out(&state, &headers, form_data, true).await
+}
+
+/// Ends this browser's session, or (`everywhere`) all of its user's, and goes home.
+async fn sign_out(
+    state: &Driver,
+    headers: &HeaderMap,
+    form_data: Result<Form<CsrfForm>, FormRejection>,
+    everywhere: bool,
+) -> Response {
+    let Some(session) = signed_in(state, headers) else {
+        return redirect("/", Some(session_cookie_header(state, None)));
     };
     let token = form_data.map(|Form(f)| f.csrf).unwrap_or_default();
     if !csrf_ok(&session, &token) {
         return csrf_refused(&session);
     }
-    let user = session.user;
+    let (user, digest) = (session.user, session.digest);
     let ended = state
         .change(|txn| {
-            let all = txn.core().sessions.of_user(user);
-            end_sessions(txn, all);
+            let ending = if everywhere {
+                txn.core().sessions.of_user(user)
+            } else {
+                vec![digest]
+            };
+            end_sessions(txn, ending);
             Ok(())
         })
         .await;
     match ended {
-        Ok(()) => redirect("/", Some(session_cookie_header(&state, None))),
+        Ok(()) => redirect("/", Some(session_cookie_header(state, None))),
         Err(e) => error_page(e.status(), Some(&session), &e.to_string()),
     }
 }

@@ -172,32 +172,51 @@ pub(crate) fn cross_site(config: &crate::config::Config, headers: &HeaderMap) ->
 
 /// The session id in the `Cookie` header.
 fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, COOKIE_NAME)
+}
+
+/// The value of the cookie `name` in the `Cookie` header.
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE_NAME)
+        .find(|(key, _)| *key == name)
         .map(|(_, value)| value.to_owned())
 }
 
 /// The `Set-Cookie` value for session `token` (`None`: clear it).
 fn session_cookie_header(state: &Driver, token: Option<&str>) -> HeaderValue {
-    let secure = state
-        .config()
+    let max_age = crate::sessions::SESSION_TTL_MS / 1000;
+    cookie_header(
+        state.config(),
+        COOKIE_NAME,
+        "/",
+        token.map(|t| (t, max_age)),
+    )
+}
+
+/// A `Set-Cookie` value: `name` for `path`, `HttpOnly; SameSite=Lax`, `Secure` when the
+/// public URL is https; with `(value, max_age_secs)`, set, else cleared.
+pub(crate) fn cookie_header(
+    config: &crate::config::Config,
+    name: &str,
+    path: &str,
+    value: Option<(&str, u64)>,
+) -> HeaderValue {
+    let secure = config
         .public_url
         .as_deref()
         .is_some_and(|url| url.starts_with("https://"));
-    let value = match token {
-        Some(token) => format!(
-            "{COOKIE_NAME}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}",
-            crate::sessions::SESSION_TTL_MS / 1000
-        ),
-        None => format!("{COOKIE_NAME}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
-    };
-    let value = if secure { value + "; Secure" } else { value };
-    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""))
+    let (value, max_age) = value.unwrap_or(("", 0));
+    let mut text =
+        format!("{name}={value}; Path={path}; HttpOnly; SameSite=Lax; Max-Age={max_age}");
+    if secure {
+        text.push_str("; Secure");
+    }
+    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 /// A `303 See Other` to `to`, optionally setting the session cookie.

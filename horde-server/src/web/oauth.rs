@@ -166,19 +166,13 @@ const BROWSER_COOKIE: &str = "horde_oauth";
 /// The `Set-Cookie` value of [`BROWSER_COOKIE`] (`None`: remove it). Sent back on the
 /// provider's redirect, a top-level navigation, so `SameSite=Lax` lets it through.
 fn browser_cookie(config: &Config, token: Option<&str>) -> HeaderValue {
-    let secure = config
-        .public_url
-        .as_deref()
-        .is_some_and(|url| url.starts_with("https://"));
-    let value = match token {
-        Some(token) => format!(
-            "{BROWSER_COOKIE}={token}; Path=/oauth; HttpOnly; SameSite=Lax; Max-Age={}",
-            PENDING_TTL_MS / 1000
-        ),
-        None => format!("{BROWSER_COOKIE}=; Path=/oauth; HttpOnly; SameSite=Lax; Max-Age=0"),
-    };
-    let value = if secure { value + "; Secure" } else { value };
-    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""))
+    let max_age = PENDING_TTL_MS / 1000;
+    super::cookie_header(
+        config,
+        BROWSER_COOKIE,
+        "/oauth",
+        token.map(|t| (t, max_age)),
+    )
 }
 
 pub(super) async fn start(
@@ -256,14 +250,7 @@ pub(super) async fn start(
 
 /// The [`BROWSER_COOKIE`] this request carries.
 fn browser_token(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == BROWSER_COOKIE)
-        .map(|(_, value)| value.to_owned())
+    super::cookie(headers, BROWSER_COOKIE)
 }
 
 #[derive(Debug, Deserialize)]

@@ -20,6 +20,32 @@ pub(crate) struct Binary {
     pub(crate) base: String,
 }
 
+impl Binary {
+    /// Waits (up to 30 s) until the heartbeat says the node is active.
+    pub(crate) async fn wait_active(&self) {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = client
+                .get(format!("{}/status/heartbeat", self.base))
+                .send()
+                .await
+            {
+                let active = r.status().is_success()
+                    && r.json::<Value>().await.is_ok_and(|b| b["role"] == "active");
+                if active {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not become active"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
 impl Drop for Binary {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -66,23 +92,7 @@ pub(crate) async fn start_binary_on(db: &Path, port: u16, extra: &[&str]) -> Bin
     };
     // Active, not only listening: on PostgreSQL a restarted node waits as a standby until the
     // killed node's database session has ended.
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = client
-            .get(format!("{}/status/heartbeat", binary.base))
-            .send()
-            .await
-        {
-            let active = r.status().is_success()
-                && r.json::<Value>().await.is_ok_and(|b| b["role"] == "active");
-            if active {
-                break;
-            }
-        }
-        assert!(Instant::now() < deadline, "server did not become active");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    binary.wait_active().await;
     binary
 }
 
@@ -143,6 +153,21 @@ async fn call(
     Ok((status, response.json().await?))
 }
 
+/// The administrator `alice` (user 1) grants herself 1,000,000 kudos to send.
+async fn grant_alice_a_million(client: &reqwest::Client, base: &str, alice: &str) {
+    let (status, _) = call(
+        client,
+        reqwest::Method::PUT,
+        format!("{base}/users/1"),
+        alice.to_owned(),
+        Some(json!({ "kudos": 1_000_000 })),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, StatusCode::OK);
+}
+
 #[derive(Default)]
 struct Acked {
     requests: HashSet<String>,
@@ -160,17 +185,7 @@ async fn sigkill_under_load_loses_nothing_acknowledged() {
     let client = reqwest::Client::new();
     let bob = register(&client, &server.base, "bob").await;
     let carol = register(&client, &server.base, "carol").await;
-    let (status, _) = call(
-        &client,
-        reqwest::Method::PUT,
-        format!("{}/users/1", server.base),
-        alice.clone(),
-        Some(json!({ "kudos": 1_000_000 })),
-        None,
-    )
-    .await
-    .unwrap();
-    assert_eq!(status, StatusCode::OK);
+    grant_alice_a_million(&client, &server.base, &alice).await;
 
     let acked = Arc::new(Mutex::new(Acked::default()));
     let mut tasks = Vec::new();
@@ -649,17 +664,7 @@ async fn idempotent_retries_racing_their_originals_are_never_lost() {
     let mut server = start_binary(&db, &[]).await;
     let client = reqwest::Client::new();
     let carol = register(&client, &server.base, "carol").await;
-    let (status, _) = call(
-        &client,
-        reqwest::Method::PUT,
-        format!("{}/users/1", server.base),
-        alice.clone(),
-        Some(json!({ "kudos": 1_000_000 })),
-        None,
-    )
-    .await
-    .unwrap();
-    assert_eq!(status, StatusCode::OK);
+    grant_alice_a_million(&client, &server.base, &alice).await;
     let acked: Arc<Mutex<HashSet<String>>> = Arc::default();
     let mut attempted = 0usize;
     for round in 0..5 {

@@ -69,6 +69,19 @@ impl Node {
         }
     }
 
+    /// Waits (up to 15 s) for the node to exit by itself, with a failure status.
+    async fn exits_failing(&mut self, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let exit = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "{what} is still running");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(!exit.success(), "{what} exited {exit:?}");
+    }
+
     fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -490,18 +503,7 @@ async fn an_active_node_cut_off_from_the_database_stops_and_the_standby_takes_ov
 
     // The old active node stops acknowledging and exits non-zero (a supervisor restarts it,
     // as a standby); the standby becomes active.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let exit = loop {
-        if let Some(status) = first.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the cut-off node is still running"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert!(!exit.success(), "{exit:?}");
+    first.exits_failing("the cut-off node").await;
     second.wait_for_role(&horde.client, "active").await;
 
     finish(&horde, &volunteer, &stop, tasks, &acked).await;
@@ -546,17 +548,8 @@ async fn the_standby_takes_over_when_the_active_node_freezes() {
     assert!(took_over < Duration::from_secs(15), "took {took_over:?}");
 
     signal(&first, "-CONT");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let exit = loop {
-        if let Some(status) = first.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the woken node is still running without its lease"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert!(!exit.success(), "{exit:?}");
+    first
+        .exits_failing("the woken node, without its lease,")
+        .await;
     finish(&horde, &volunteer, &stop, tasks, &acked).await;
 }

@@ -7,9 +7,6 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-use serde_json::Value;
 
 use crate::crash::{register, Binary};
 use crate::util::test_postgres_url;
@@ -130,26 +127,8 @@ async fn each_sslmode_connects_or_is_refused_as_it_should() {
         child,
         base: format!("http://{listen}/api/v2"),
     };
+    server.wait_active().await;
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let role = match client
-            .get(format!("{}/status/heartbeat", server.base))
-            .send()
-            .await
-        {
-            Ok(answer) => answer.json::<Value>().await.ok().map(|b| b["role"].clone()),
-            Err(_) => None,
-        };
-        if role == Some(Value::from("active")) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the node never became active over TLS"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let key = register(&client, &server.base, "over-tls").await;
     assert_eq!(key.len(), 22, "{key}");
 }
