@@ -20,7 +20,7 @@
 //! Ties: equal scores are served in insertion order (FIFO). Times passed to [`PriorityQueue::push`]
 //! are clamped to be non-decreasing, which keeps each stream sorted by score.
 
-use std::collections::{btree_set, BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{btree_set, BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::hash::Hash;
 
 use crate::Timestamp;
@@ -72,7 +72,7 @@ pub struct Ticket {
 struct KeyQueue<L, I> {
     priority: i64,
     all: VecDeque<Entry<I>>,
-    lanes: HashMap<L, VecDeque<Entry<I>>>,
+    lanes: BTreeMap<L, VecDeque<Entry<I>>>,
 }
 
 /// Ordered heads of the streams of one lane (or of all items).
@@ -113,17 +113,17 @@ pub struct PriorityQueue<K, L, I> {
     ageing_rate: i64,
     next_seq: u64,
     last_at: u64,
-    items: HashMap<I, ItemInfo<K, L>>,
+    items: BTreeMap<I, ItemInfo<K, L>>,
     keys: HashMap<K, KeyQueue<L, I>>,
     all: Index<K>,
-    lanes: HashMap<L, Index<K>>,
+    lanes: BTreeMap<L, Index<K>>,
 }
 
 impl<K, L, I> PriorityQueue<K, L, I>
 where
     K: Ord + Hash + Clone,
-    L: Hash + Eq + Clone,
-    I: Hash + Eq + Copy,
+    L: Ord + Hash + Clone,
+    I: Ord + Hash + Copy,
 {
     /// An empty queue whose items gain `ageing_rate` priority per second of waiting (negative
     /// rates count as zero).
@@ -132,10 +132,10 @@ where
             ageing_rate: ageing_rate.max(0),
             next_seq: 0,
             last_at: 0,
-            items: HashMap::new(),
+            items: BTreeMap::new(),
             keys: HashMap::new(),
             all: BTreeSet::new(),
-            lanes: HashMap::new(),
+            lanes: BTreeMap::new(),
         }
     }
 
@@ -242,7 +242,7 @@ where
         let queue = self.keys.entry(key.clone()).or_insert_with(|| KeyQueue {
             priority,
             all: VecDeque::new(),
-            lanes: HashMap::new(),
+            lanes: BTreeMap::new(),
         });
         insert_entry(&mut queue.all, &mut self.all, &key, priority, rate, entry);
         for lane in &item_lanes {
@@ -516,8 +516,8 @@ struct Search<'a, K, L, I, R> {
 impl<'a, K, L, I, R> Search<'a, K, L, I, R>
 where
     K: Ord + Hash + Clone,
-    L: Hash + Eq + Clone,
-    I: Hash + Eq + Copy,
+    L: Ord + Hash + Clone,
+    I: Ord + Hash + Copy,
     R: Fn(i64, &Entry<I>) -> Rank,
 {
     fn new(queue: &'a PriorityQueue<K, L, I>, rank_of: R) -> Self {

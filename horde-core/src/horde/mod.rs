@@ -154,7 +154,7 @@ pub struct Applied<T> {
 }
 
 /// Queue lanes: a request waits in one lane per acceptable model, or in `Any`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Lane {
     Any,
     Model(Arc<str>),
