@@ -40,6 +40,11 @@ const LEASE_POLL: Duration = Duration::from_millis(250);
 /// it the lease): bounds the takeover after the active node freezes.
 pub const LEASE_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a commit may wait for the database's answer. Past it the node stops: on a network
+/// that drops everything (no reset, no error) a commit would otherwise wait forever, while the
+/// database ended the silent session after [`LEASE_IDLE_TIMEOUT`] and a standby took over.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
+
 type BoxError = Box<dyn std::error::Error + Sync + Send>;
 
 impl ToSql for Value {
@@ -433,22 +438,33 @@ impl Engine for Postgres {
         let params: Vec<Vec<&(dyn ToSql + Sync)>> =
             collected.0.iter().map(|(_, values)| refs(values)).collect();
         let client = &self.client;
-        self.runtime.block_on(async {
-            client.batch_execute("BEGIN").await?;
-            // Sent in order without waiting for each answer; PostgreSQL runs them in order.
-            let writes = statements
-                .iter()
-                .zip(&params)
-                .map(|(statement, params)| client.execute(statement, params));
-            match futures_util::future::try_join_all(writes).await {
-                Ok(_) => client.batch_execute("COMMIT").await,
-                Err(e) => {
-                    let _ = client.batch_execute("ROLLBACK").await;
-                    Err(e)
+        let committed = self.runtime.block_on(async {
+            tokio::time::timeout(COMMIT_TIMEOUT, async {
+                client.batch_execute("BEGIN").await?;
+                // Sent in order without waiting for each answer; PostgreSQL runs them in order.
+                let writes = statements
+                    .iter()
+                    .zip(&params)
+                    .map(|(statement, params)| client.execute(statement, params));
+                match futures_util::future::try_join_all(writes).await {
+                    Ok(_) => client.batch_execute("COMMIT").await,
+                    Err(e) => {
+                        let _ = client.batch_execute("ROLLBACK").await;
+                        Err(e)
+                    }
                 }
-            }
-        })?;
-        Ok(())
+            })
+            .await
+        });
+        match committed {
+            Ok(result) => Ok(result?),
+            // Nothing is acknowledged; the node stops (fail-stop). PostgreSQL has ended this
+            // session by now (the lease's idle timeout is shorter), so no commit can follow.
+            Err(_) => Err(StoreError::Commit(format!(
+                "the database did not answer a commit within {} s (a network cut?)",
+                COMMIT_TIMEOUT.as_secs()
+            ))),
+        }
     }
 
     fn check(&mut self) -> Result<(), StoreError> {

@@ -173,12 +173,30 @@ impl Horde {
 
 /// Two nodes on a fresh database; the first is active, the second a standby.
 async fn pair(url: &str, dir: &tempfile::TempDir) -> (Node, Node, Horde) {
+    pair_through(url, dir, None).await
+}
+
+/// As [`pair`]; with `relay`, the first node reaches the database through the relay on that
+/// port.
+async fn pair_through(
+    url: &str,
+    dir: &tempfile::TempDir,
+    relay: Option<u16>,
+) -> (Node, Node, Horde) {
     let db = postgres_database(url, &database_name(dir.path()));
+    let first_db = match relay {
+        None => db.clone(),
+        Some(port) => {
+            let (before, after) = db.split_once('@').unwrap();
+            let (_, path) = after.split_once('/').unwrap();
+            format!("{before}@127.0.0.1:{port}/{path}")
+        }
+    };
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
-    let first = Node::start(&db, free_port(), dir.path());
+    let first = Node::start(&first_db, free_port(), dir.path());
     first.wait_for_role(&client, "active").await;
     let second = Node::start(&db, free_port(), dir.path());
     second.wait_for_role(&client, "standby").await;
@@ -570,5 +588,109 @@ async fn the_standby_takes_over_when_the_active_node_freezes() {
     first
         .exits_failing("the woken node, without its lease,")
         .await;
+    finish(&horde, &volunteer, &stop, tasks, &acked).await;
+}
+
+/// A TCP relay between a node and PostgreSQL that can be cut: from then on it forwards nothing
+/// in either direction and closes nothing, as a network that drops every packet would. (Its
+/// kernel still acknowledges what the node sends, so no TCP timeout on the node's side fires:
+/// only the node's own commit and idle-check timeouts can notice.)
+struct Relay {
+    port: u16,
+    cut: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Relay {
+    async fn start(upstream: String) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let relay_cut = Arc::clone(&cut);
+        tokio::spawn(async move {
+            while let Ok((down, _)) = listener.accept().await {
+                let Ok(up) = tokio::net::TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let (down_read, down_write) = down.into_split();
+                let (up_read, up_write) = up.into_split();
+                tokio::spawn(pipe(down_read, up_write, Arc::clone(&relay_cut)));
+                tokio::spawn(pipe(up_read, down_write, Arc::clone(&relay_cut)));
+            }
+        });
+        Relay { port, cut }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Copies `from` to `to` until the relay is cut; then swallows everything and keeps `to` open.
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    cut: Arc<std::sync::atomic::AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        let read = from.read(&mut buffer).await;
+        let is_cut = cut.load(std::sync::atomic::Ordering::SeqCst);
+        match read {
+            Ok(n) if n > 0 && !is_cut => {
+                if to.write_all(&buffer[..n]).await.is_err() {
+                    return;
+                }
+            }
+            Ok(n) if n > 0 => {} // dropped on the floor
+            _ if is_cut => {
+                // The other side closed; a cut network would not say so: `to` stays open.
+                let _kept_open = to;
+                std::future::pending::<()>().await;
+                return;
+            }
+            _ => return,
+        }
+    }
+}
+
+/// The network between the active node and PostgreSQL drops everything (a relay that stops
+/// forwarding, with no reset and no error): PostgreSQL ends the silent session after the
+/// lease's idle timeout and the standby takes over; the cut-off node's commits and idle checks
+/// time out, and it stops without acknowledging anything it could not commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standby_takes_over_when_the_network_to_the_active_node_is_cut() {
+    let Some(url) = test_postgres_url() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run this test: .ci/run sets HORDE_TEST_POSTGRES_URL after starting PostgreSQL"
+        );
+        return;
+    };
+    let upstream = url
+        .split_once('@')
+        .and_then(|(_, rest)| rest.split('/').next())
+        .unwrap()
+        .to_owned();
+    let relay = Relay::start(upstream).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut first, second, horde) = pair_through(&url, &dir, Some(relay.port)).await;
+    let requester = horde.register("requester").await;
+    let volunteer = horde.register("volunteer").await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(Acknowledged::default()));
+    let tasks = traffic(&horde, &requester, &volunteer, &stop, &acked);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let cut_at = Instant::now();
+    relay.cut();
+    second.wait_for_role(&horde.client, "active").await;
+    let took_over = cut_at.elapsed();
+    eprintln!("the standby was active {took_over:?} after the network was cut");
+    assert!(took_over < Duration::from_secs(15), "took {took_over:?}");
+    first.exits_failing("the cut-off node").await;
+    eprintln!(
+        "the cut-off node stopped {:?} after the cut",
+        cut_at.elapsed()
+    );
     finish(&horde, &volunteer, &stop, tasks, &acked).await;
 }
