@@ -376,13 +376,17 @@ async fn metrics_show_requests_commits_lock_holds_kudos_and_the_queue() {
             json!({ "id": job["id"], "generation": "y".repeat(80) }),
         )
         .await;
-    server
-        .post(
-            "/generate/text/async",
-            None,
-            json!({ "prompt": "waiting", "models": ["m2"] }),
-        )
-        .await;
+    // Waiting: one for the model the online worker serves (listed by name), one for a model
+    // only the request names (counted under "other").
+    for model in ["m1", "m2"] {
+        server
+            .post(
+                "/generate/text/async",
+                None,
+                json!({ "prompt": "waiting", "models": [model] }),
+            )
+            .await;
+    }
     let response = server
         .client
         .get(format!(
@@ -395,7 +399,7 @@ async fn metrics_show_requests_commits_lock_holds_kudos_and_the_queue() {
     assert!(response.status().is_success());
     let text = response.text().await.unwrap();
     for needle in [
-        "horde_http_requests_total{endpoint=\"/api/v2/generate/text/async\",method=\"POST\",status=\"202\"} 2",
+        "horde_http_requests_total{endpoint=\"/api/v2/generate/text/async\",method=\"POST\",status=\"202\"} 3",
         "horde_http_requests_total{endpoint=\"/api/v2/generate/text/submit\",method=\"POST\",status=\"200\"} 1",
         "horde_http_request_seconds_count{endpoint=\"/api/v2/generate/text/pop\"} 1",
         "horde_kudos_moved_total{kind=\"generation\"}",
@@ -404,8 +408,9 @@ async fn metrics_show_requests_commits_lock_holds_kudos_and_the_queue() {
         "horde_core_lock_hold_seconds_count",
         "horde_core_lock_hold_max_seconds",
         "horde_workers_online 1",
-        "horde_queued_generations 1",
-        "horde_queued_generations_by_model{model=\"m2\"} 1",
+        "horde_queued_generations 2",
+        "horde_queued_generations_by_model{model=\"m1\"} 1",
+        "horde_queued_generations_by_model{model=\"other\"} 1",
     ] {
         assert!(text.contains(needle), "{needle} missing from:\n{text}");
     }
