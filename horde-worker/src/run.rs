@@ -234,7 +234,12 @@ impl Worker {
         tokio::pin!(signal);
         let mut warned = false;
         loop {
-            match self.backend.probe().await {
+            let probed = tokio::select! {
+                probed = self.backend.probe() => probed,
+                _ = &mut signal => return None,
+                () = terminated() => return None,
+            };
+            match probed {
                 Ok(info) => return Some(info),
                 Err(e) if !warned => {
                     tracing::warn!(
@@ -410,6 +415,10 @@ impl Worker {
         while self.backend_ready().await {
             if !self.backend_fresh().await {
                 continue;
+            }
+            // The check may have taken a while: a worker told to stop meanwhile takes no job.
+            if !self.running() {
+                break;
             }
             let Some(query) = self.pop_query() else {
                 continue;

@@ -68,20 +68,26 @@ impl Backend {
         })
     }
 
-    /// Asks the backend what it serves and its limits.
+    /// Asks the backend what it serves and its limits (within [`HEALTH_TIMEOUT`]).
     pub(crate) async fn probe(&self) -> Result<BackendInfo, BackendError> {
-        match self {
-            Backend::Kobold(kobold) => kobold.probe().await,
-            Backend::OpenAi(openai) => openai.probe().await,
-        }
+        within(HEALTH_TIMEOUT, async {
+            match self {
+                Backend::Kobold(kobold) => kobold.probe().await,
+                Backend::OpenAi(openai) => openai.probe().await,
+            }
+        })
+        .await
     }
 
-    /// A cheap check that the backend answers.
+    /// A cheap check that the backend answers (within [`HEALTH_TIMEOUT`]).
     pub(crate) async fn alive(&self) -> Result<(), BackendError> {
-        match self {
-            Backend::Kobold(kobold) => kobold.alive().await,
-            Backend::OpenAi(openai) => openai.alive().await,
-        }
+        within(HEALTH_TIMEOUT, async {
+            match self {
+                Backend::Kobold(kobold) => kobold.alive().await,
+                Backend::OpenAi(openai) => openai.alive().await,
+            }
+        })
+        .await
     }
 
     /// Generates for a job's `payload`; `genkey` names the job to the backend so that
@@ -104,6 +110,24 @@ impl Backend {
             kobold.abort(genkey).await;
         }
     }
+}
+
+/// How long a probe or health check may take: a backend that accepts connections and never
+/// answers (a frozen KoboldCpp) counts as not answering after this, instead of holding the
+/// worker (and its stop on SIGTERM) forever.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `call` within `limit`, or the backend is [`BackendError::Unreachable`].
+async fn within<T>(
+    limit: Duration,
+    call: impl std::future::Future<Output = Result<T, BackendError>>,
+) -> Result<T, BackendError> {
+    tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+        Err(BackendError::Unreachable(format!(
+            "the backend did not answer within {} s",
+            limit.as_secs()
+        )))
+    })
 }
 
 /// Sends `request` and reads a JSON answer, sorting failures into [`BackendError`]s.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::backends::koboldcpp;
-use crate::support::{eventually, worker_args, Backend, Behavior, Horde, Worker};
+use crate::support::{eventually, worker_args, Backend, Behavior, Freezer, Horde, Worker};
 
 const SECS_30: Duration = Duration::from_secs(30);
 
@@ -119,4 +119,29 @@ async fn past_its_deadline_a_job_is_aborted_and_not_submitted() {
     let done = worker.wait_logged("job done", 1, SECS_30).await;
     assert_ne!(done[0]["job"], job, "the late job was not submitted");
     assert!(worker.logged("job done").len() == 1 && worker.logged("job failed").is_empty());
+}
+
+/// A backend that hangs (its socket open, no answer ever, as a frozen KoboldCpp): the worker's
+/// check before a pop gives up within its bound and says so, takes no job, and a SIGTERM ends
+/// it promptly (it used to wait forever, silent, through two SIGTERMs).
+#[tokio::test]
+async fn a_hung_backend_is_noticed_and_a_stop_still_stops_the_worker() {
+    let horde = Horde::start().await;
+    let (_, owner) = horde.register("owner").await;
+    let backend = Backend::start(koboldcpp).await;
+    let freezer = Freezer::start(&backend.url).await;
+    let mut worker = Worker::start(&worker_args(&horde, &owner, "w", &freezer.url));
+    worker.wait_logged("serving", 1, SECS_30).await;
+    freezer.freeze();
+    worker
+        .wait_logged("the backend stopped answering", 1, SECS_30)
+        .await;
+    let id = horde
+        .request(&owner, "Anyone?", json!({ "max_length": 20 }))
+        .await;
+    worker.signal("TERM");
+    let exited = worker.exited(Duration::from_secs(15)).await;
+    assert!(exited.success(), "{exited:?}");
+    let status = horde.status(&id).await;
+    assert_eq!(status["processing"], json!(0), "a job was taken: {status}");
 }

@@ -510,3 +510,66 @@ impl Drop for Worker {
         let _ = child.wait();
     }
 }
+
+/// A TCP relay in front of a backend that can freeze: from then on it accepts connections and
+/// forwards nothing either way, closing nothing, as a hung KoboldCpp would (its socket open,
+/// no answer ever).
+pub struct Freezer {
+    pub url: String,
+    frozen: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Freezer {
+    /// A relay to `upstream` (`http://host:port`).
+    pub async fn start(upstream: &str) -> Freezer {
+        let upstream = upstream.trim_start_matches("http://").to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let frozen = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let relay_frozen = Arc::clone(&frozen);
+        tokio::spawn(async move {
+            while let Ok((down, _)) = listener.accept().await {
+                let Ok(up) = tokio::net::TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let (down_read, down_write) = down.into_split();
+                let (up_read, up_write) = up.into_split();
+                tokio::spawn(relay(down_read, up_write, Arc::clone(&relay_frozen)));
+                tokio::spawn(relay(up_read, down_write, Arc::clone(&relay_frozen)));
+            }
+        });
+        Freezer { url, frozen }
+    }
+
+    pub fn freeze(&self) {
+        self.frozen.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Copies `from` to `to` until frozen; then swallows everything and keeps `to` open.
+async fn relay(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    frozen: Arc<std::sync::atomic::AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        let read = from.read(&mut buffer).await;
+        let is_frozen = frozen.load(std::sync::atomic::Ordering::SeqCst);
+        match read {
+            Ok(n) if n > 0 && !is_frozen => {
+                if to.write_all(&buffer[..n]).await.is_err() {
+                    return;
+                }
+            }
+            Ok(n) if n > 0 => {}
+            _ if is_frozen => {
+                let _kept_open = to;
+                std::future::pending::<()>().await;
+                return;
+            }
+            _ => return,
+        }
+    }
+}
