@@ -44,7 +44,12 @@ pub(crate) async fn gather(State(driver): State<Driver>, request: Request, next:
         Ok(Err(e)) => return e.into_response(),
         Ok(Ok(bytes)) => bytes,
     };
-    if carries_nul(&bytes) {
+    let form = parts
+        .headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if carries_nul(&bytes, form) {
         return nul_refused("the body").into_response();
     }
     next.run(Request::from_parts(parts, Body::from(bytes)))
@@ -81,14 +86,15 @@ fn percent_encoded_nul(text: &str) -> bool {
         .any(|w| w[0] == b'%' && w[1] == b'0' && w[2] == b'0')
 }
 
-/// Returns true if and only if `body` holds a NUL byte, `%00`, or the JSON escape `\u0000`
-/// (outside an escaped backslash: `\\u0000` is the text `\u0000`, not a NUL).
-fn carries_nul(body: &[u8]) -> bool {
+/// Returns true if and only if `body` holds a NUL byte, the JSON escape `\u0000` (outside an
+/// escaped backslash: `\\u0000` is the text `\u0000`), or, in a `form` body, `%00`. A JSON
+/// prompt may well contain the text `%00`, so that is looked for in forms only; the JSON
+/// escape is looked for in forms too, since the API parses JSON whatever its `Content-Type`.
+fn carries_nul(body: &[u8], form: bool) -> bool {
     if body.contains(&0) {
         return true;
     }
-    // Cheap for the bodies without either pattern, which are nearly all.
-    if std::str::from_utf8(body).is_ok_and(percent_encoded_nul) {
+    if form && percent_encoded_nul(&String::from_utf8_lossy(body)) {
         return true;
     }
     let mut i = 0;
@@ -112,17 +118,23 @@ mod tests {
 
     #[test]
     fn nul_is_found_in_each_of_its_spellings_and_only_there() {
-        assert!(carries_nul(b"{\"a\":\"x\0\"}"));
-        assert!(carries_nul(br#"{"a":"x\u0000"}"#));
+        let json = |body: &[u8]| carries_nul(body, false);
+        let form = |body: &[u8]| carries_nul(body, true);
+        assert!(json(b"{\"a\":\"x\0\"}"));
+        assert!(json(br#"{"a":"x\u0000"}"#));
         assert!(
-            carries_nul(br#"{"a":"\\\u0000"}"#),
+            json(br#"{"a":"\\\u0000"}"#),
             "an escaped backslash, then NUL"
         );
-        assert!(carries_nul(b"form_id=a%00b&x=1"));
-        assert!(!carries_nul(br#"{"a":"x\\u0000"}"#), "the text \\u0000");
-        assert!(!carries_nul(br#"{"a":"\u0001 \u00e9 100%"}"#));
-        assert!(!carries_nul(b"amount=100%25&to=a"));
-        assert!(!carries_nul(b""));
+        assert!(form(b"form_id=a%00b&x=1"));
+        assert!(form(b"a=x\0"));
+        assert!(!json(br#"{"a":"x\\u0000"}"#), "the text \\u0000");
+        assert!(!json(br#"{"a":"\u0001 \u00e9 100%"}"#));
+        assert!(!form(b"amount=100%25&to=a"));
+        assert!(!json(b"") && !form(b""));
+        // `%00` only in forms, where it means NUL; JSON sent as a form is still checked.
+        assert!(!json(br#"{"prompt":"a URL-encoded NUL is %00"}"#));
+        assert!(form(br#"{"prompt":"x\u0000"}"#));
         assert!(percent_encoded_nul("/api/v2/users/1%00"));
         assert!(!percent_encoded_nul("/api/v2/users/100"));
     }

@@ -76,6 +76,15 @@ async fn nul_anywhere_in_any_request_is_refused_and_the_node_lives() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+    // So is `%00` in a JSON prompt: it means NUL only in forms, paths and queries.
+    let (status, body) = server
+        .post(
+            "/generate/text/async",
+            Some(&key),
+            serde_json::json!({ "prompt": "a URL-encoded NUL is spelt %00" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     // The node is alive and commits.
     server.register("after-the-attack").await;
     let (status, _) = server.get("/status/heartbeat", None).await;
