@@ -458,8 +458,9 @@ impl Engine for Postgres {
         });
         match committed {
             Ok(result) => Ok(result?),
-            // Nothing is acknowledged; the node stops (fail-stop). PostgreSQL has ended this
-            // session by now (the lease's idle timeout is shorter), so no commit can follow.
+            // Nothing is acknowledged and the node stops (fail-stop). A silent session has lost
+            // the lease by now (its idle timeouts are shorter); a commit that was only slow may
+            // still land, and its callers got 503 (the case docs/operations.md describes).
             Err(_) => Err(StoreError::Commit(format!(
                 "the database did not answer a commit within {} s (a network cut?)",
                 COMMIT_TIMEOUT.as_secs()
