@@ -12,122 +12,8 @@ use axum::Json;
 use horde_core::{
     EnqueueError, LedgerError, PopError, SubmitError, TransferError, WorkerUpdateError,
 };
-use serde::Serialize;
 
-/// The `rc` of an error body: AI Horde's names where AI Horde has the case (horde-sdk lists
-/// them), ours where it does not (`RegistrationDisabled`, `IdempotencyKeyConflict`,
-/// `StorageFailure`, `StandbyNode`, `TooManyConnections`, `RateLimited`,
-/// `InvalidIdempotencyKey`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[allow(missing_docs)]
-pub enum Rc {
-    BadRequest,
-    PayloadTooLarge,
-    RequestTimeout,
-    ValidationError,
-    MissingPrompt,
-    TokenOverflow,
-    InvalidUsername,
-    InvalidIdempotencyKey,
-    NoValidActions,
-    NoUserModSelected,
-    NoWorkerModSelected,
-    WorkerNameAlreadyExists,
-    TooLongWorkerName,
-    InvalidAPIKey,
-    AnonForbidden,
-    AnonForbiddenWorker,
-    WrongCredentials,
-    WorkerMaintenance,
-    NotAdmin,
-    RegistrationDisabled,
-    NotFound,
-    RequestNotFound,
-    UserNotFound,
-    WorkerNotFound,
-    InvalidJobID,
-    MethodNotAllowed,
-    TooManyPrompts,
-    RateLimited,
-    DuplicateGen,
-    AbortedGen,
-    InvalidKudosTransferAmount,
-    NegativeKudosTransfer,
-    KudosTransferToSelf,
-    KudosTransferFromAnon,
-    KudosTransferToAnon,
-    KudosTransferNotEnough,
-    IdempotencyKeyConflict,
-    StorageFailure,
-    StandbyNode,
-    TooManyConnections,
-    InternalError,
-    InvalidPriorityUsername,
-    TooManyWorkers,
-    WorkerFlaggedMaintenance,
-    SourceAccountFlagged,
-    KudosUpfront,
-}
-
-impl Rc {
-    /// The name clients see.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Rc::BadRequest => "BadRequest",
-            Rc::PayloadTooLarge => "PayloadTooLarge",
-            Rc::RequestTimeout => "RequestTimeout",
-            Rc::ValidationError => "ValidationError",
-            Rc::MissingPrompt => "MissingPrompt",
-            Rc::TokenOverflow => "TokenOverflow",
-            Rc::InvalidUsername => "InvalidUsername",
-            Rc::InvalidIdempotencyKey => "InvalidIdempotencyKey",
-            Rc::NoValidActions => "NoValidActions",
-            Rc::NoUserModSelected => "NoUserModSelected",
-            Rc::NoWorkerModSelected => "NoWorkerModSelected",
-            Rc::WorkerNameAlreadyExists => "WorkerNameAlreadyExists",
-            Rc::TooLongWorkerName => "TooLongWorkerName",
-            Rc::InvalidAPIKey => "InvalidAPIKey",
-            Rc::AnonForbidden => "AnonForbidden",
-            Rc::AnonForbiddenWorker => "AnonForbiddenWorker",
-            Rc::WrongCredentials => "WrongCredentials",
-            Rc::WorkerMaintenance => "WorkerMaintenance",
-            Rc::NotAdmin => "NotAdmin",
-            Rc::RegistrationDisabled => "RegistrationDisabled",
-            Rc::NotFound => "NotFound",
-            Rc::RequestNotFound => "RequestNotFound",
-            Rc::UserNotFound => "UserNotFound",
-            Rc::WorkerNotFound => "WorkerNotFound",
-            Rc::InvalidJobID => "InvalidJobID",
-            Rc::MethodNotAllowed => "MethodNotAllowed",
-            Rc::TooManyPrompts => "TooManyPrompts",
-            Rc::RateLimited => "RateLimited",
-            Rc::DuplicateGen => "DuplicateGen",
-            Rc::AbortedGen => "AbortedGen",
-            Rc::InvalidKudosTransferAmount => "InvalidKudosTransferAmount",
-            Rc::NegativeKudosTransfer => "NegativeKudosTransfer",
-            Rc::KudosTransferToSelf => "KudosTransferToSelf",
-            Rc::KudosTransferFromAnon => "KudosTransferFromAnon",
-            Rc::KudosTransferToAnon => "KudosTransferToAnon",
-            Rc::KudosTransferNotEnough => "KudosTransferNotEnough",
-            Rc::IdempotencyKeyConflict => "IdempotencyKeyConflict",
-            Rc::StorageFailure => "StorageFailure",
-            Rc::StandbyNode => "StandbyNode",
-            Rc::TooManyConnections => "TooManyConnections",
-            Rc::InternalError => "InternalError",
-            Rc::InvalidPriorityUsername => "InvalidPriorityUsername",
-            Rc::TooManyWorkers => "TooManyWorkers",
-            Rc::WorkerFlaggedMaintenance => "WorkerFlaggedMaintenance",
-            Rc::SourceAccountFlagged => "SourceAccountFlagged",
-            Rc::KudosUpfront => "KudosUpfront",
-        }
-    }
-}
-
-impl std::fmt::Display for Rc {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use horde_api::{ErrorBody, Rc};
 
 /// A failed API call.
 #[derive(Debug, thiserror::Error)]
@@ -278,39 +164,21 @@ impl ApiError {
     }
 }
 
-/// Every error answer: `{"message", "rc"}`, plus `errors` (field → message) for a field that
-/// failed validation.
-#[derive(Serialize, utoipa::ToSchema)]
-pub(crate) struct ErrorBody<'a> {
-    /// What went wrong, for people.
-    message: String,
-    /// What went wrong, for programs.
-    rc: Rc,
-    /// The field that failed validation, and why.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<BTreeMap<String, String>>)]
-    errors: Option<BTreeMap<&'a str, String>>,
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, rc) = self.status_and_rc();
         if let ApiError::Internal(detail) = &self {
             tracing::error!(%detail, "internal error");
         }
-        let errors = match &self {
-            ApiError::Validation {
-                field: Some(field),
-                message,
-                ..
-            } => Some(BTreeMap::from([(*field, message.clone())])),
-            _ => None,
-        };
-        let body = ErrorBody {
-            message: self.to_string(),
-            rc,
-            errors,
-        };
+        let mut body = ErrorBody::new(rc, self.to_string());
+        if let ApiError::Validation {
+            field: Some(field),
+            message,
+            ..
+        } = &self
+        {
+            body.errors = Some(BTreeMap::from([((*field).to_owned(), message.clone())]));
+        }
         let mut response = (status, Json(body)).into_response();
         if let ApiError::TooMany {
             retry_after: Some(secs),
@@ -327,6 +195,12 @@ impl IntoResponse for ApiError {
                 .insert(axum::http::header::RETRY_AFTER, 1.into());
         }
         response
+    }
+}
+
+impl From<horde_api::FieldError> for ApiError {
+    fn from(e: horde_api::FieldError) -> Self {
+        ApiError::invalid(Rc::ValidationError, e.field, e.message)
     }
 }
 

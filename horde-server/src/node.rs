@@ -36,7 +36,9 @@ pub fn standby_app() -> Router {
     Router::new()
         .route(
             "/api/v2/status/heartbeat",
-            axum::routing::get(|| async { axum::Json(Heartbeat::of("standby")) }),
+            axum::routing::get(|| async {
+                axum::Json(Heartbeat::new(env!("CARGO_PKG_VERSION"), "standby"))
+            }),
         )
         .fallback(|| async { ApiError::Standby })
 }

@@ -39,7 +39,7 @@ pub(crate) async fn request(
     Json(body): Json<AsyncRequest>,
 ) -> Result<Response, ApiError> {
     let dry_run = body.dry_run.unwrap_or(false);
-    let mut spec = body.into_spec(user, state.now())?;
+    let mut spec = crate::wire::request_spec(body, user, state.now())?;
     spec.origin = Some(state.read(|core, _| core.users.fingerprint(ip)));
     if dry_run {
         // The same 400s as a real request: a dry run tells a client whether it would work.
@@ -60,7 +60,7 @@ pub(crate) async fn request(
     let body = AsyncAccepted {
         id: id.to_string(),
         kudos,
-        message: (!possible).then_some(NOT_POSSIBLE),
+        message: (!possible).then_some(NOT_POSSIBLE.into()),
     };
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
@@ -90,8 +90,8 @@ fn status_of(horde: &Horde, id: RequestId, now: Timestamp) -> Result<RequestStat
                 .unwrap_or_default(),
             model: job.model.clone(),
             state: match generation.state {
-                GenerationState::Ok => "ok",
-                GenerationState::Censored => "censored",
+                GenerationState::Ok => "ok".into(),
+                GenerationState::Censored => "censored".into(),
             },
             // Validated on submit; older rows that do not parse show none.
             gen_metadata: generation
@@ -215,7 +215,7 @@ pub(crate) async fn pop(
             skipped: result
                 .skipped
                 .iter()
-                .map(|(reason, count)| (reason.as_str(), count))
+                .map(|(reason, count)| (reason.as_str().into(), count))
                 .collect(),
         }));
     };
@@ -228,6 +228,7 @@ pub(crate) async fn pop(
             max_length: spec.params.max_length,
             max_context_length: spec.params.max_context_length,
             samplers,
+            extra: serde_json::Map::new(),
         })),
         id: Some(first.job.to_string()),
         ids: result

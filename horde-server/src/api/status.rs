@@ -8,7 +8,7 @@ use crate::error::{ApiError, Rc};
 use crate::wire::{Heartbeat, ModelStatus, Performance, Period, Totals, TypeQuery};
 
 pub(crate) async fn heartbeat() -> Json<Heartbeat> {
-    Json(Heartbeat::of("active"))
+    Json(Heartbeat::new(env!("CARGO_PKG_VERSION"), "active"))
 }
 
 pub(crate) async fn models(
@@ -36,7 +36,7 @@ pub(crate) async fn models(
                 queued: m.queued_tokens,
                 jobs: m.queued + m.jobs,
                 eta: m.eta_secs(),
-                kind: "text",
+                kind: "text".into(),
                 name: m.name,
             })
             .collect(),

@@ -33,7 +33,7 @@ fn worker_details(core: &Core, worker: &Worker, viewer: Viewer) -> WorkerDetails
     WorkerDetails {
         id: worker.id.to_string(),
         name: worker.name.clone(),
-        kind: "text",
+        kind: "text".into(),
         online: worker.is_online(now, timeout),
         models: worker.models.clone(),
         max_length: worker.max_length,
