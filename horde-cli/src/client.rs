@@ -1,10 +1,10 @@
-//! The horde's HTTP API, as the CLI calls it: JSON in and out, errors turned into
-//! [`CliError`]s that say what to do next.
+//! The horde's HTTP API, as the CLI calls it: [`horde_api::Client`] (the typed wire every part
+//! of horde shares), with its errors turned into [`CliError`]s that say what to do next.
 
+use std::future::Future;
 use std::time::Duration;
 
-use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use horde_api::{ClientError, StatusCode};
 
 use crate::error::CliError;
 use crate::settings::Settings;
@@ -12,9 +12,8 @@ use crate::settings::Settings;
 /// An API client for one horde and key.
 #[derive(Debug, Clone)]
 pub(crate) struct Client {
-    http: reqwest::Client,
-    base: String,
-    api_key: Option<String>,
+    api: horde_api::Client,
+    url: String,
 }
 
 impl Client {
@@ -26,90 +25,66 @@ impl Client {
             .user_agent(concat!("horde-cli/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| CliError::Connection(format!("cannot set up HTTP: {e}")))?;
+        let mut api = horde_api::Client::with_http(&settings.url, http)
+            .map_err(|e| CliError::Usage(format!("{e}; check --url (or HORDE_URL)")))?
+            .client_agent(concat!("horde-cli:", env!("CARGO_PKG_VERSION"), ":none"));
+        if let Some(key) = &settings.api_key {
+            api = api.api_key(key.clone());
+        }
         Ok(Client {
-            http,
-            base: format!("{}/api/v2", settings.url),
-            api_key: settings.api_key.clone(),
+            api,
+            url: settings.url.clone(),
         })
     }
 
     /// Returns true if and only if a key is set.
     pub(crate) fn has_key(&self) -> bool {
-        self.api_key.is_some()
+        self.api.has_api_key()
     }
 
-    /// Calls `method path` with an optional JSON body and extra headers; returns the answer.
-    pub(crate) async fn call(
+    /// The typed client, for [`Client::ask`].
+    pub(crate) fn api(&self) -> &horde_api::Client {
+        &self.api
+    }
+
+    /// Awaits a call of [`Client::api`], turning its error into one that says what to do.
+    pub(crate) async fn ask<T>(
         &self,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-        headers: &[(&str, String)],
-    ) -> Result<Value, CliError> {
-        let url = format!("{}{path}", self.base);
-        let mut request = self.http.request(method, &url).header(
-            "Client-Agent",
-            concat!("horde-cli:", env!("CARGO_PKG_VERSION"), ":none"),
-        );
-        if let Some(key) = &self.api_key {
-            request = request.header("apikey", key);
-        }
-        for (name, value) in headers {
-            request = request.header(*name, value);
-        }
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let response = request.send().await.map_err(|e| {
-            CliError::Connection(format!(
-                "cannot reach the horde at {}: {e}. Check --url (or HORDE_URL) and that the \
+        call: impl Future<Output = Result<T, ClientError>>,
+    ) -> Result<T, CliError> {
+        call.await.map_err(|e| self.explain(e))
+    }
+
+    fn explain(&self, error: ClientError) -> CliError {
+        match error {
+            ClientError::Refused { status, body, .. } => {
+                let rc = if body.rc.is_empty() {
+                    "Error".to_owned()
+                } else {
+                    body.rc.into_owned()
+                };
+                let message = if body.message.is_empty() {
+                    format!("HTTP {status}")
+                } else {
+                    body.message
+                };
+                CliError::Server {
+                    status: status.as_u16(),
+                    hint: hint(status, &rc, self.has_key()),
+                    rc,
+                    message,
+                }
+            }
+            ClientError::Unreachable { cause, .. } => CliError::Connection(format!(
+                "cannot reach the horde at {}: {cause}. Check --url (or HORDE_URL) and that the \
                  server is running.",
-                self.base.trim_end_matches("/api/v2")
-            ))
-        })?;
-        let status = response.status();
-        let text = response
-            .text()
-            .await
-            .map_err(|e| CliError::Connection(format!("the horde's answer broke off: {e}")))?;
-        let value: Value = serde_json::from_str(&text).map_err(|_| {
-            CliError::Connection(format!(
+                self.url
+            )),
+            ClientError::Unreadable { url, status, .. } => CliError::Connection(format!(
                 "{url} did not answer with the horde's JSON (HTTP {status}); is --url a horde?"
-            ))
-        })?;
-        if status.is_success() {
-            return Ok(value);
+            )),
+            other => CliError::Connection(other.to_string()),
         }
-        let rc = value["rc"].as_str().unwrap_or("Error").to_owned();
-        let message = value["message"]
-            .as_str()
-            .map_or_else(|| format!("HTTP {status}"), str::to_owned);
-        Err(CliError::Server {
-            status: status.as_u16(),
-            hint: hint(status, &rc, self.has_key()),
-            rc,
-            message,
-        })
-    }
-
-    /// `GET path`.
-    pub(crate) async fn get(&self, path: &str) -> Result<Value, CliError> {
-        self.call(Method::GET, path, None, &[]).await
-    }
-
-    /// `POST path` with `body`.
-    pub(crate) async fn post(&self, path: &str, body: &Value) -> Result<Value, CliError> {
-        self.call(Method::POST, path, Some(body), &[]).await
-    }
-
-    /// `PUT path` with `body`.
-    pub(crate) async fn put(&self, path: &str, body: &Value) -> Result<Value, CliError> {
-        self.call(Method::PUT, path, Some(body), &[]).await
-    }
-
-    /// `DELETE path`.
-    pub(crate) async fn delete(&self, path: &str) -> Result<Value, CliError> {
-        self.call(Method::DELETE, path, None, &[]).await
     }
 }
 

@@ -84,16 +84,22 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 state,
                 message,
             } => {
-                let body = workers::maintenance_body(state, message);
-                workers::change(&client, s, &worker, body).await
+                let change = workers::maintenance_change(state, message);
+                workers::change(&client, s, &worker, change).await
             }
             WorkerCommand::Rename { worker, name } => {
-                let body = serde_json::json!({ "name": name });
-                workers::change(&client, s, &worker, body).await
+                let change = horde_api::WorkerUpdateRequest {
+                    name: Some(name),
+                    ..horde_api::WorkerUpdateRequest::default()
+                };
+                workers::change(&client, s, &worker, change).await
             }
             WorkerCommand::Info { worker, text } => {
-                let body = serde_json::json!({ "info": text });
-                workers::change(&client, s, &worker, body).await
+                let change = horde_api::WorkerUpdateRequest {
+                    info: Some(text),
+                    ..horde_api::WorkerUpdateRequest::default()
+                };
+                workers::change(&client, s, &worker, change).await
             }
         },
         Command::Generate(args) => generate::generate(&client, s, &args).await,
@@ -105,7 +111,16 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             command: ConfigCommand::Path,
         } => {
             if s.json {
-                output::json(&serde_json::json!({ "path": s.config_path, "profile": s.profile }));
+                /// `config path --json`.
+                #[derive(serde::Serialize)]
+                struct ConfigPath<'a> {
+                    path: &'a std::path::Path,
+                    profile: &'a str,
+                }
+                output::json(&ConfigPath {
+                    path: &s.config_path,
+                    profile: &s.profile,
+                });
             } else {
                 println!("{}", s.config_path.display());
             }

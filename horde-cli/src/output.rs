@@ -3,14 +3,14 @@
 
 use std::io::IsTerminal;
 
-use serde_json::Value;
+use serde::Serialize;
 
 /// Prints `value` as pretty JSON on stdout.
-pub(crate) fn json(value: &Value) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
-    );
+pub(crate) fn json(value: &impl Serialize) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => println!("{text}"),
+        Err(e) => eprintln!("cannot show the answer as JSON: {e}"),
+    }
 }
 
 /// Returns true if and only if stdout is a terminal and `NO_COLOR` is unset.
@@ -27,13 +27,14 @@ pub(crate) fn bold(text: &str) -> String {
     }
 }
 
-/// A value from a JSON answer as text: strings bare, numbers and booleans as JSON, null as -.
-pub(crate) fn text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
-    }
+/// An optional value as text, `-` when absent.
+pub(crate) fn or_dash(value: Option<impl std::fmt::Display>) -> String {
+    value.map_or_else(|| "-".into(), |v| v.to_string())
+}
+
+/// `yes` or `no`.
+pub(crate) fn yes_no(value: bool) -> String {
+    if value { "yes" } else { "no" }.into()
 }
 
 /// Prints a table: a header row and rows, columns padded to their widest cell.

@@ -17,7 +17,10 @@ use tokio::sync::watch;
 use crate::backend::{Backend, BackendError, BackendInfo, Generated};
 use crate::backoff::Backoff;
 use crate::error::WorkerError;
-use crate::horde::{Horde, HordeError, Job, PopQuery, Popped, SubmitState, BRIDGE_AGENT};
+use horde_api::PopRequest;
+use horde_core::SubmitState;
+
+use crate::horde::{Horde, Job, Popped, BRIDGE_AGENT};
 use crate::report::{JobReport, Stats};
 use crate::settings::Settings;
 
@@ -156,13 +159,13 @@ impl Worker {
             ))
         })?;
         let advert = self.advert_for(&info);
-        let user = self.horde.find_user().await.map_err(|e| match e {
-            HordeError::Refused { rc, .. } if rc == "InvalidAPIKey" => WorkerError::Check(format!(
+        let user = self.horde.find_user().await.map_err(|e| match e.rc() {
+            Some("InvalidAPIKey") => WorkerError::Check(format!(
                 "the horde at {} does not know this API key (InvalidAPIKey)",
                 self.settings.horde_url
             )),
-            other => WorkerError::Check(format!(
-                "the horde at {} does not work: {other}",
+            _ => WorkerError::Check(format!(
+                "the horde at {} does not work: {e}",
                 self.settings.horde_url
             )),
         })?;
@@ -392,19 +395,22 @@ impl Worker {
     }
 
     /// What a pop says about this worker now.
-    fn pop_query(&self) -> Option<PopQuery> {
+    fn pop_query(&self) -> Option<PopRequest> {
         let advert = self.advert.read().clone()?;
-        Some(PopQuery {
+        // AI Horde skips prompts with the blacklist's words for the worker; hordes that do not
+        // know the field ignore it, and the worker checks again itself.
+        let blacklist = &self.settings.blacklist;
+        Some(PopRequest {
             name: self.settings.name.clone(),
-            models: vec![advert.model],
-            max_length: advert.max_length,
-            max_context_length: advert.max_context_length,
-            priority_usernames: self.settings.priority_usernames.clone(),
-            nsfw: self.settings.nsfw,
-            threads: self.threads,
-            amount: 1,
-            bridge_agent: BRIDGE_AGENT,
-            blacklist: self.settings.blacklist.clone(),
+            models: Some(vec![advert.model]),
+            max_length: Some(advert.max_length),
+            max_context_length: Some(advert.max_context_length),
+            priority_usernames: Some(self.settings.priority_usernames.clone()),
+            nsfw: Some(self.settings.nsfw),
+            threads: Some(self.threads),
+            amount: Some(1),
+            bridge_agent: Some(BRIDGE_AGENT.to_owned()),
+            blacklist: (!blacklist.is_empty()).then(|| blacklist.clone()),
         })
     }
 
@@ -478,13 +484,10 @@ impl Worker {
             Outcome::Done(generated) => {
                 // The backend's count where it gives one (llama-cpp-python counts the text
                 // re-tokenized, which can exceed what was asked: capped), else the horde's.
-                let asked = job
-                    .payload
-                    .get("max_length")
-                    .and_then(serde_json::Value::as_u64);
+                let asked = Some(job.payload.max_length).filter(|&n| n > 0);
                 let tokens = generated
                     .tokens
-                    .map(|n| asked.map_or(n, |asked| n.min(u32::try_from(asked).unwrap_or(n))))
+                    .map(|n| asked.map_or(n, |asked| n.min(asked)))
                     .unwrap_or_else(|| estimated_tokens(&generated.text));
                 let submitting = Instant::now();
                 if let Some(kudos) = self.submit(&job, &generated.text, SubmitState::Ok).await {
@@ -526,7 +529,7 @@ impl Worker {
         if self.settings.blacklist.is_empty() {
             return None;
         }
-        let prompt = job.payload.get("prompt")?.as_str()?.to_lowercase();
+        let prompt = job.payload.prompt.to_lowercase();
         self.settings
             .blacklist
             .iter()
@@ -592,7 +595,7 @@ impl Worker {
     async fn submit(&self, job: &Job, text: &str, state: SubmitState) -> Option<f64> {
         let mut backoff = Backoff::trouble();
         for attempt in 1..=SUBMIT_TRIES {
-            match self.horde.submit(&job.id, text, state, None).await {
+            match self.horde.submit(&job.id, text, state).await {
                 Ok(reward) => return Some(reward),
                 Err(e)
                     if e.is_transient()

@@ -2,7 +2,9 @@
 
 use std::io::IsTerminal;
 
-use serde_json::{json, Value};
+use horde_api::{Registered, TransferRequest, UserDetails, UserKudosDetails};
+use horde_core::Kudos;
+use serde::Serialize;
 
 use super::confirm;
 use crate::cli::UserSort;
@@ -17,10 +19,8 @@ pub(crate) async fn register(
     name: &str,
     save: bool,
 ) -> Result<(), CliError> {
-    let answer = client
-        .post("/register", &json!({ "username": name }))
-        .await?;
-    let key = answer["api_key"].as_str().unwrap_or_default().to_owned();
+    let answer = client.ask(client.api().register(name)).await?;
+    let key = answer.api_key.clone();
     let save = save
         || (!settings.json
             && std::io::stdin().is_terminal()
@@ -36,12 +36,20 @@ pub(crate) async fn register(
         settings.save_key(&key)?;
     }
     if settings.json {
-        let mut answer = answer;
-        answer["saved"] = json!(save);
-        output::json(&answer);
+        /// `register --json`: the answer, and whether the key was saved.
+        #[derive(Serialize)]
+        struct Shown {
+            #[serde(flatten)]
+            answer: Registered,
+            saved: bool,
+        }
+        output::json(&Shown {
+            answer,
+            saved: save,
+        });
         return Ok(());
     }
-    println!("Registered {}.", output::text(&answer["username"]));
+    println!("Registered {}.", answer.username);
     println!("API key: {key}");
     println!("This is the only time the horde shows it.");
     if save {
@@ -57,7 +65,7 @@ pub(crate) async fn register(
 }
 
 /// `GET /find_user`, refusing to run anonymously (the answer would be the shared account).
-async fn me(client: &Client) -> Result<Value, CliError> {
+async fn me(client: &Client) -> Result<UserDetails, CliError> {
     if !client.has_key() {
         return Err(CliError::Usage(
             "this needs your API key: pass --api-key, set HORDE_API_KEY, or save it with \
@@ -65,7 +73,7 @@ async fn me(client: &Client) -> Result<Value, CliError> {
                 .into(),
         ));
     }
-    client.get("/find_user").await
+    client.ask(client.api().find_user()).await
 }
 
 pub(crate) async fn whoami(client: &Client, settings: &Settings) -> Result<(), CliError> {
@@ -81,51 +89,50 @@ pub(crate) async fn whoami(client: &Client, settings: &Settings) -> Result<(), C
 pub(crate) async fn balance(client: &Client, settings: &Settings) -> Result<(), CliError> {
     let user = me(client).await?;
     if settings.json {
-        output::json(&json!({
-            "username": user["username"],
-            "kudos": user["kudos"],
-            "kudos_details": user["kudos_details"],
-        }));
+        /// `balance --json`.
+        #[derive(Serialize)]
+        struct Balance<'a> {
+            username: &'a str,
+            kudos: Kudos,
+            kudos_details: &'a UserKudosDetails,
+        }
+        output::json(&Balance {
+            username: &user.username,
+            kudos: user.kudos,
+            kudos_details: &user.kudos_details,
+        });
         return Ok(());
     }
-    println!(
-        "{} has {} kudos",
-        output::text(&user["username"]),
-        output::text(&user["kudos"])
-    );
-    print_details(&user["kudos_details"]);
+    println!("{} has {} kudos", user.username, user.kudos);
+    print_details(&user.kudos_details);
     Ok(())
 }
 
-fn print_details(details: &Value) {
-    let pairs: Vec<(&str, String)> = [
-        "accumulated",
-        "gifted",
-        "received",
-        "awarded",
-        "uptime",
-        "admin",
-    ]
-    .into_iter()
-    .map(|k| (k, output::text(&details[k])))
-    .collect();
-    output::fields(&pairs);
+fn print_details(details: &UserKudosDetails) {
+    output::fields(&[
+        ("accumulated", details.accumulated.to_string()),
+        ("gifted", details.gifted.to_string()),
+        ("received", details.received.to_string()),
+        ("awarded", details.awarded.to_string()),
+        ("uptime", details.uptime.to_string()),
+        ("admin", details.admin.to_string()),
+    ]);
 }
 
-fn print_user(user: &Value) {
+fn print_user(user: &UserDetails) {
     output::fields(&[
-        ("username", output::text(&user["username"])),
-        ("kudos", output::text(&user["kudos"])),
-        ("concurrency", output::text(&user["concurrency"])),
-        ("trusted", output::text(&user["trusted"])),
-        ("workers", output::text(&user["worker_count"])),
+        ("username", user.username.clone()),
+        ("kudos", user.kudos.to_string()),
+        ("concurrency", user.concurrency.to_string()),
+        ("trusted", user.trusted.to_string()),
+        ("workers", user.worker_count.to_string()),
         (
             "tokens generated",
-            output::text(&user["records"]["contribution"]["tokens"]),
+            user.records.contribution.tokens.to_string(),
         ),
-        ("account age (s)", output::text(&user["account_age"])),
+        ("account age (s)", user.account_age.to_string()),
     ]);
-    print_details(&user["kudos_details"]);
+    print_details(&user.kudos_details);
 }
 
 /// A random `Idempotency-Key`, so that a retried transfer never pays twice.
@@ -153,9 +160,7 @@ pub(crate) async fn transfer(
         && !confirm(
             &format!(
                 "Give {amount} kudos from {} (holding {}) to {}?",
-                output::text(&sender["username"]),
-                output::text(&sender["kudos"]),
-                output::text(&receiver["username"])
+                sender.username, sender.kudos, receiver.username
             ),
             "--yes",
         )?
@@ -165,18 +170,14 @@ pub(crate) async fn transfer(
     // One key for this transfer: if the answer is lost on the way and we send it again, the
     // horde recognises the key and does not pay twice.
     let key = idempotency_key()?;
-    let body = json!({ "username": receiver["username"], "amount": amount });
+    let body = TransferRequest {
+        username: receiver.username.clone(),
+        amount: serde_json::Value::from(amount),
+    };
     let mut attempts = 0;
     let answer = loop {
         attempts += 1;
-        let sent = client
-            .call(
-                reqwest::Method::POST,
-                "/kudos/transfer",
-                Some(&body),
-                &[("Idempotency-Key", key.clone())],
-            )
-            .await;
+        let sent = client.ask(client.api().transfer(&body, Some(&key))).await;
         match sent {
             Err(CliError::Connection(e)) if attempts < 3 => {
                 eprintln!("{e}\nretrying the same transfer (it will not pay twice)");
@@ -185,19 +186,24 @@ pub(crate) async fn transfer(
             other => break other?,
         }
     };
-    let after = client.get("/find_user").await?;
+    let after = me(client).await?;
     if settings.json {
-        output::json(&json!({
-            "transferred": answer["transferred"],
-            "to": receiver["username"],
-            "kudos": after["kudos"],
-        }));
+        /// `transfer --json`.
+        #[derive(Serialize)]
+        struct Transfer<'a> {
+            transferred: Kudos,
+            to: &'a str,
+            kudos: Kudos,
+        }
+        output::json(&Transfer {
+            transferred: answer.transferred,
+            to: &receiver.username,
+            kudos: after.kudos,
+        });
     } else {
         println!(
             "Gave {} kudos to {}. Your balance: {}",
-            output::text(&answer["transferred"]),
-            output::text(&receiver["username"]),
-            output::text(&after["kudos"])
+            answer.transferred, receiver.username, after.kudos
         );
     }
     Ok(())
@@ -214,10 +220,10 @@ fn user_id(user: &str) -> Result<u64, CliError> {
 }
 
 /// The user `user` (`alias#id` or id) names; with an alias, it must be theirs.
-async fn lookup_user(client: &Client, user: &str) -> Result<Value, CliError> {
-    let answer = client.get(&format!("/users/{}", user_id(user)?)).await?;
+async fn lookup_user(client: &Client, user: &str) -> Result<UserDetails, CliError> {
+    let answer = client.ask(client.api().user(user_id(user)?)).await?;
     if let Some((alias, _)) = user.rsplit_once('#') {
-        let name = answer["username"].as_str().unwrap_or_default();
+        let name = &answer.username;
         let matches = name
             .rsplit_once('#')
             .is_some_and(|(a, _)| a.eq_ignore_ascii_case(alias.trim()));
@@ -257,29 +263,22 @@ pub(crate) async fn users_list(
         UserSort::Kudos => "kudos",
         UserSort::Age => "age",
     };
-    let answer = client
-        .get(&format!("/users?sort={sort}&page={}", page.max(1)))
-        .await?;
+    let answer = client.ask(client.api().users(page.max(1), sort)).await?;
     if settings.json {
         output::json(&answer);
         return Ok(());
     }
     let rows: Vec<Vec<String>> = answer
-        .as_array()
-        .map(|users| {
-            users
-                .iter()
-                .map(|u| {
-                    vec![
-                        output::text(&u["username"]),
-                        output::text(&u["kudos"]),
-                        output::text(&u["worker_count"]),
-                        output::text(&u["account_age"]),
-                    ]
-                })
-                .collect()
+        .iter()
+        .map(|u| {
+            vec![
+                u.username.clone(),
+                u.kudos.to_string(),
+                u.worker_count.to_string(),
+                u.account_age.to_string(),
+            ]
         })
-        .unwrap_or_default();
+        .collect();
     output::table(&["USER", "KUDOS", "WORKERS", "AGE (S)"], &rows);
     Ok(())
 }

@@ -3,8 +3,9 @@
 use std::io::{IsTerminal, Read};
 use std::time::Duration;
 
+use horde_api::{AsyncRequest, ParamsIn, RequestStatus, Samplers};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use crate::cli::GenerateArgs;
 use crate::client::Client;
@@ -79,16 +80,21 @@ pub(crate) async fn generate(
 ) -> Result<(), CliError> {
     let prompt = read_prompt(args)?;
     let mut interrupt = Interrupt::new()?;
-    let mut params = json!({ "n": args.n, "max_length": args.max_length });
-    if let Some(context) = args.max_context_length {
-        params["max_context_length"] = json!(context);
-    }
-    if let Some(temperature) = args.temperature {
-        params["temperature"] = json!(temperature);
-    }
-    let body = json!({ "prompt": prompt, "params": params, "models": args.models });
-    let queued = client.post("/generate/text/async", &body).await?;
-    let id = output::text(&queued["id"]);
+    let request = AsyncRequest {
+        params: Some(ParamsIn {
+            n: Some(args.n),
+            max_length: Some(args.max_length),
+            max_context_length: args.max_context_length,
+            samplers: Samplers {
+                temperature: args.temperature,
+                ..Samplers::default()
+            },
+        }),
+        models: Some(args.models.clone()),
+        ..AsyncRequest::prompt(prompt)
+    };
+    let queued = client.ask(client.api().generate(&request)).await?;
+    let id = queued.id.clone();
     if args.no_wait {
         if settings.json {
             output::json(&queued);
@@ -109,7 +115,7 @@ pub(crate) async fn generate(
     );
     spinner.enable_steady_tick(Duration::from_millis(120));
     spinner.set_message(format!("queued {id}"));
-    if let Some(message) = queued["message"].as_str() {
+    if let Some(message) = &queued.message {
         spinner.suspend(|| eprintln!("note: {message}"));
     }
     let poll = Duration::from_secs_f64(args.poll_secs.clamp(0.05, 60.0));
@@ -118,7 +124,7 @@ pub(crate) async fn generate(
             () = tokio::time::sleep(poll) => {}
             () = interrupt.recv() => {
                 spinner.finish_and_clear();
-                let cancelled = client.delete(&format!("/generate/text/status/{id}")).await;
+                let cancelled = client.ask(client.api().cancel(&id)).await;
                 match cancelled {
                     Ok(_) => eprintln!("cancelled request {id} on the horde"),
                     Err(e) => eprintln!("could not cancel request {id}: {e}"),
@@ -126,36 +132,31 @@ pub(crate) async fn generate(
                 return Err(CliError::Interrupted);
             }
         }
-        let status = client.get(&format!("/generate/text/status/{id}")).await?;
-        if status["done"] == true {
+        let status = client.ask(client.api().status(&id)).await?;
+        if status.done {
             break status;
         }
         spinner.set_message(progress(&status));
     };
     spinner.finish_and_clear();
-    let generations = status["generations"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let faulted = status["faulted"] == true;
+    let ended_empty = status.generations.is_empty();
+    let faulted = status.faulted;
     if settings.json {
-        let mut status = status;
-        status["id"] = json!(id);
-        output::json(&status);
+        output::json(&WithId { id: &id, status });
     } else {
-        for (i, generation) in generations.iter().enumerate() {
+        for (i, generation) in status.generations.iter().enumerate() {
             if i > 0 {
                 println!();
             }
-            println!("{}", generation["text"].as_str().unwrap_or_default());
+            println!("{}", generation.text);
         }
         eprintln!(
             "{} generation(s), {} kudos",
-            generations.len(),
-            output::text(&status["kudos"])
+            status.generations.len(),
+            status.kudos
         );
     }
-    if generations.is_empty() {
+    if ended_empty {
         return Err(CliError::Server {
             status: 200,
             rc: if faulted { "Faulted" } else { "NoGenerations" }.into(),
@@ -166,16 +167,20 @@ pub(crate) async fn generate(
     Ok(())
 }
 
+/// A status with its request's id (`--json`).
+#[derive(Serialize)]
+struct WithId<'a> {
+    #[serde(flatten)]
+    status: RequestStatus,
+    id: &'a str,
+}
+
 /// One line of progress from a status.
-fn progress(status: &Value) -> String {
-    let position = output::text(&status["queue_position"]);
-    let wait = output::text(&status["wait_time"]);
-    let (waiting, processing, finished) = (
-        output::text(&status["waiting"]),
-        output::text(&status["processing"]),
-        output::text(&status["finished"]),
-    );
-    let possible = if status["is_possible"] == false {
+fn progress(status: &RequestStatus) -> String {
+    let position = status.queue_position;
+    let wait = status.wait_time;
+    let (waiting, processing, finished) = (status.waiting, status.processing, status.finished);
+    let possible = if !status.is_possible {
         " — no online worker can serve it yet"
     } else {
         ""
@@ -187,43 +192,37 @@ fn progress(status: &Value) -> String {
 }
 
 pub(crate) async fn status(client: &Client, settings: &Settings, id: &str) -> Result<(), CliError> {
-    let status = client.get(&format!("/generate/text/status/{id}")).await?;
-    print_status(settings, id, &status);
+    let status = client.ask(client.api().status(id)).await?;
+    print_status(settings, id, status);
     Ok(())
 }
 
 pub(crate) async fn cancel(client: &Client, settings: &Settings, id: &str) -> Result<(), CliError> {
-    let status = client
-        .delete(&format!("/generate/text/status/{id}"))
-        .await?;
-    print_status(settings, id, &status);
+    let status = client.ask(client.api().cancel(id)).await?;
+    print_status(settings, id, status);
     Ok(())
 }
 
-fn print_status(settings: &Settings, id: &str, status: &Value) {
+fn print_status(settings: &Settings, id: &str, status: RequestStatus) {
     if settings.json {
-        let mut status = status.clone();
-        status["id"] = json!(id);
-        output::json(&status);
+        output::json(&WithId { id, status });
         return;
     }
     output::fields(&[
         ("request", id.to_owned()),
-        ("done", output::text(&status["done"])),
-        ("faulted", output::text(&status["faulted"])),
-        ("waiting", output::text(&status["waiting"])),
-        ("processing", output::text(&status["processing"])),
-        ("finished", output::text(&status["finished"])),
-        ("queue position", output::text(&status["queue_position"])),
-        ("wait (s)", output::text(&status["wait_time"])),
-        ("kudos", output::text(&status["kudos"])),
+        ("done", status.done.to_string()),
+        ("faulted", status.faulted.to_string()),
+        ("waiting", status.waiting.to_string()),
+        ("processing", status.processing.to_string()),
+        ("finished", status.finished.to_string()),
+        ("queue position", status.queue_position.to_string()),
+        ("wait (s)", status.wait_time.to_string()),
+        ("kudos", status.kudos.to_string()),
     ]);
-    for generation in status["generations"].as_array().into_iter().flatten() {
+    for generation in &status.generations {
         println!(
             "\n[{} on {}]\n{}",
-            output::text(&generation["model"]),
-            output::text(&generation["worker_name"]),
-            generation["text"].as_str().unwrap_or_default()
+            generation.model, generation.worker_name, generation.text
         );
     }
 }

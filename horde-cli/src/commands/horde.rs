@@ -1,6 +1,7 @@
 //! The horde as a whole: models and status.
 
-use serde_json::json;
+use horde_api::{Heartbeat, Performance, Totals};
+use serde::Serialize;
 
 use crate::client::Client;
 use crate::error::CliError;
@@ -8,24 +9,24 @@ use crate::output;
 use crate::settings::Settings;
 
 pub(crate) async fn models(client: &Client, settings: &Settings) -> Result<(), CliError> {
-    let models = client.get("/status/models?type=text").await?;
+    let models = client.ask(client.api().models()).await?;
     if settings.json {
         output::json(&models);
         return Ok(());
     }
     let rows: Vec<Vec<String>> = models
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .map(|m| {
-                    ["name", "count", "queued", "jobs", "performance", "eta"]
-                        .iter()
-                        .map(|k| output::text(&m[*k]))
-                        .collect()
-                })
-                .collect()
+        .iter()
+        .map(|m| {
+            vec![
+                m.name.to_string(),
+                m.count.to_string(),
+                m.queued.to_string(),
+                m.jobs.to_string(),
+                m.performance.to_string(),
+                m.eta.to_string(),
+            ]
         })
-        .unwrap_or_default();
+        .collect();
     output::table(
         &[
             "MODEL",
@@ -40,45 +41,45 @@ pub(crate) async fn models(client: &Client, settings: &Settings) -> Result<(), C
     Ok(())
 }
 
+/// `horde-cli status --json`.
+#[derive(Debug, Serialize)]
+struct HordeStatus<'a> {
+    url: &'a str,
+    heartbeat: Heartbeat,
+    performance: Performance,
+    totals: Totals,
+}
+
 pub(crate) async fn status(client: &Client, settings: &Settings) -> Result<(), CliError> {
-    let heartbeat = client.get("/status/heartbeat").await?;
-    let performance = client.get("/status/performance").await?;
-    let totals = client.get("/stats/text/totals").await?;
+    let heartbeat = client.ask(client.api().heartbeat()).await?;
+    let performance = client.ask(client.api().performance()).await?;
+    let totals = client.ask(client.api().totals()).await?;
     if settings.json {
-        output::json(&json!({
-            "url": settings.url,
-            "heartbeat": heartbeat,
-            "performance": performance,
-            "totals": totals,
-        }));
+        output::json(&HordeStatus {
+            url: &settings.url,
+            heartbeat,
+            performance,
+            totals,
+        });
         return Ok(());
     }
     output::fields(&[
         ("horde", settings.url.clone()),
-        ("version", output::text(&heartbeat["version"])),
-        (
-            "workers online",
-            output::text(&performance["text_worker_count"]),
-        ),
-        ("threads", output::text(&performance["text_thread_count"])),
+        ("version", heartbeat.version.to_string()),
+        ("workers online", performance.text_worker_count.to_string()),
+        ("threads", performance.text_thread_count.to_string()),
         (
             "queued requests",
-            output::text(&performance["queued_text_requests"]),
+            performance.queued_text_requests.to_string(),
         ),
-        ("queued tokens", output::text(&performance["queued_tokens"])),
+        ("queued tokens", performance.queued_tokens.to_string()),
         (
             "tokens past minute",
-            output::text(&performance["past_minute_tokens"]),
+            performance.past_minute_tokens.to_string(),
         ),
-        (
-            "generations today",
-            output::text(&totals["day"]["requests"]),
-        ),
-        (
-            "generations total",
-            output::text(&totals["total"]["requests"]),
-        ),
-        ("tokens total", output::text(&totals["total"]["tokens"])),
+        ("generations today", totals.day.requests.to_string()),
+        ("generations total", totals.total.requests.to_string()),
+        ("tokens total", totals.total.tokens.to_string()),
     ]);
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! Workers: list, show, and the owner's changes (maintenance, rename, info).
 
-use serde_json::{json, Value};
+use horde_api::{WorkerDetails, WorkerUpdateRequest};
 
 use crate::cli::OnOff;
 use crate::client::Client;
@@ -9,56 +9,48 @@ use crate::output;
 use crate::settings::Settings;
 
 pub(crate) async fn list(client: &Client, settings: &Settings, mine: bool) -> Result<(), CliError> {
-    let mut workers = client.get("/workers?type=text").await?;
+    let mut workers = client.ask(client.api().workers()).await?;
     if mine {
         if !client.has_key() {
             return Err(CliError::Usage(
                 "--mine needs your API key: pass --api-key or set HORDE_API_KEY".into(),
             ));
         }
-        let me = client.get("/find_user").await?;
-        let ids: Vec<&Value> = me["worker_ids"]
-            .as_array()
-            .map(|a| a.iter().collect())
-            .unwrap_or_default();
-        if let Some(list) = workers.as_array_mut() {
-            list.retain(|w| ids.contains(&&w["id"]));
-        }
+        let me = client.ask(client.api().find_user()).await?;
+        workers.retain(|w| me.worker_ids.contains(&w.id));
     }
     if settings.json {
         output::json(&workers);
         return Ok(());
     }
     let rows: Vec<Vec<String>> = workers
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .map(|w| {
-                    vec![
-                        output::text(&w["name"]),
-                        if w["online"] == true { "yes" } else { "no" }.to_owned(),
-                        if w["maintenance_mode"] == true {
-                            "yes"
-                        } else {
-                            "no"
-                        }
-                        .to_owned(),
-                        w["models"]
-                            .as_array()
-                            .map(|m| m.iter().map(output::text).collect::<Vec<_>>().join(", "))
-                            .unwrap_or_default(),
-                        output::text(&w["requests_fulfilled"]),
-                        output::text(&w["kudos_rewards"]),
-                    ]
-                })
-                .collect()
+        .iter()
+        .map(|w| {
+            vec![
+                w.name.clone(),
+                output::yes_no(w.online),
+                output::yes_no(w.maintenance_mode),
+                models(w),
+                w.requests_fulfilled.to_string(),
+                w.kudos_rewards.to_string(),
+            ]
         })
-        .unwrap_or_default();
+        .collect();
     output::table(
         &["NAME", "ONLINE", "MAINTENANCE", "MODELS", "JOBS", "KUDOS"],
         &rows,
     );
     Ok(())
+}
+
+/// The worker's models, comma-separated.
+fn models(worker: &WorkerDetails) -> String {
+    worker
+        .models
+        .iter()
+        .map(|m| m.as_ref())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Returns true if and only if `text` looks like a worker id (a UUID).
@@ -68,26 +60,12 @@ fn is_uuid(text: &str) -> bool {
 }
 
 /// The worker `worker` names (an id or a name).
-async fn find(client: &Client, worker: &str) -> Result<Value, CliError> {
+async fn find(client: &Client, worker: &str) -> Result<WorkerDetails, CliError> {
     if is_uuid(worker) {
-        client.get(&format!("/workers/{worker}")).await
+        client.ask(client.api().worker(worker)).await
     } else {
-        client
-            .get(&format!("/workers/name/{}", encode_path(worker)))
-            .await
+        client.ask(client.api().worker_by_name(worker)).await
     }
-}
-
-/// Percent-encodes a path segment.
-fn encode_path(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 pub(crate) async fn show(
@@ -101,37 +79,31 @@ pub(crate) async fn show(
         return Ok(());
     }
     output::fields(&[
-        ("name", output::text(&w["name"])),
-        ("id", output::text(&w["id"])),
-        ("owner", output::text(&w["owner"])),
-        ("online", output::text(&w["online"])),
-        ("maintenance", output::text(&w["maintenance_mode"])),
-        (
-            "models",
-            w["models"]
-                .as_array()
-                .map(|m| m.iter().map(output::text).collect::<Vec<_>>().join(", "))
-                .unwrap_or_default(),
-        ),
-        ("max length", output::text(&w["max_length"])),
-        ("max context", output::text(&w["max_context_length"])),
-        ("threads", output::text(&w["threads"])),
-        ("jobs done", output::text(&w["requests_fulfilled"])),
-        ("kudos", output::text(&w["kudos_rewards"])),
-        ("uptime (s)", output::text(&w["uptime"])),
-        ("performance", output::text(&w["performance"])),
-        ("bridge", output::text(&w["bridge_agent"])),
-        ("info", output::text(&w["info"])),
+        ("name", w.name.clone()),
+        ("id", w.id.clone()),
+        ("owner", output::or_dash(w.owner.as_ref())),
+        ("online", w.online.to_string()),
+        ("maintenance", w.maintenance_mode.to_string()),
+        ("models", models(&w)),
+        ("max length", w.max_length.to_string()),
+        ("max context", w.max_context_length.to_string()),
+        ("threads", w.threads.to_string()),
+        ("jobs done", w.requests_fulfilled.to_string()),
+        ("kudos", w.kudos_rewards.to_string()),
+        ("uptime (s)", w.uptime.to_string()),
+        ("performance", w.performance.clone()),
+        ("bridge", w.bridge_agent.clone()),
+        ("info", w.info.clone()),
     ]);
     Ok(())
 }
 
-/// Changes worker `worker` with `body` (`PUT /workers/{id}`) and reports what changed.
+/// Changes worker `worker` with `change` (`PUT /workers/{id}`) and reports what changed.
 pub(crate) async fn change(
     client: &Client,
     settings: &Settings,
     worker: &str,
-    body: Value,
+    change: WorkerUpdateRequest,
 ) -> Result<(), CliError> {
     if !client.has_key() {
         return Err(CliError::Usage(
@@ -140,29 +112,35 @@ pub(crate) async fn change(
         ));
     }
     let w = find(client, worker).await?;
-    let id = output::text(&w["id"]);
-    let answer = client.put(&format!("/workers/{id}"), &body).await?;
+    let answer = client
+        .ask(client.api().update_worker(&w.id, &change))
+        .await?;
     if settings.json {
         output::json(&answer);
     } else {
-        let changes: Vec<String> = answer
-            .as_object()
-            .map(|o| {
-                o.iter()
-                    .map(|(k, v)| format!("{k} = {}", output::text(v)))
-                    .collect()
-            })
-            .unwrap_or_default();
-        println!("{}: {}", output::text(&w["name"]), changes.join(", "));
+        let mut changes = Vec::new();
+        if let Some(on) = answer.maintenance {
+            changes.push(format!("maintenance = {on}"));
+        }
+        if let Some(message) = &answer.maintenance_msg {
+            changes.push(format!("maintenance_msg = {message}"));
+        }
+        if let Some(info) = &answer.info {
+            changes.push(format!("info = {info}"));
+        }
+        if let Some(name) = &answer.name {
+            changes.push(format!("name = {name}"));
+        }
+        println!("{}: {}", w.name, changes.join(", "));
     }
     Ok(())
 }
 
-/// The body of a maintenance change.
-pub(crate) fn maintenance_body(state: OnOff, message: Option<String>) -> Value {
-    let mut body = json!({ "maintenance": state == OnOff::On });
-    if let Some(message) = message {
-        body["maintenance_msg"] = json!(message);
+/// A maintenance change.
+pub(crate) fn maintenance_change(state: OnOff, message: Option<String>) -> WorkerUpdateRequest {
+    WorkerUpdateRequest {
+        maintenance: Some(state == OnOff::On),
+        maintenance_msg: message,
+        ..WorkerUpdateRequest::default()
     }
-    body
 }

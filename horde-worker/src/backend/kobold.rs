@@ -6,7 +6,9 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use serde_json::{json, Map, Value};
+use horde_api::Payload;
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 use super::{call_json, whole, BackendError, BackendInfo, Generated};
 
@@ -121,7 +123,7 @@ impl Kobold {
     /// `POST /api/v1/generate` with the KoboldAI fields of `payload`.
     pub(crate) async fn generate(
         &self,
-        payload: &Map<String, Value>,
+        payload: &Payload,
         genkey: &str,
     ) -> Result<Generated, BackendError> {
         let body = generate_body(payload, self.koboldcpp.load(Ordering::Relaxed), genkey);
@@ -148,7 +150,7 @@ impl Kobold {
             let request = self
                 .http
                 .post(format!("{}/api/extra/abort", self.base))
-                .json(&json!({ "genkey": genkey }));
+                .json(&Abort { genkey });
             if let Err(e) = call_json(request).await {
                 tracing::debug!(error = %e, "the backend's abort failed");
             }
@@ -156,9 +158,19 @@ impl Kobold {
     }
 }
 
+/// KoboldCpp's `POST /api/extra/abort`.
+#[derive(Debug, Serialize)]
+struct Abort<'a> {
+    genkey: &'a str,
+}
+
 /// The generate body: the payload's KoboldAI fields, and on KoboldCpp its own fields and the
 /// `genkey`; `quiet` keeps the requester's prompt out of the backend's console.
-fn generate_body(payload: &Map<String, Value>, koboldcpp: bool, genkey: &str) -> Value {
+fn generate_body(payload: &Payload, koboldcpp: bool, genkey: &str) -> Value {
+    let payload = match serde_json::to_value(payload) {
+        Ok(Value::Object(fields)) => fields,
+        _ => Map::new(),
+    };
     let extra: &[&str] = if koboldcpp { &KOBOLDCPP_FIELDS } else { &[] };
     let mut body: Map<String, Value> = KOBOLD_FIELDS
         .iter()
@@ -181,16 +193,20 @@ fn truncate(text: &str) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use serde_json::json;
+
     use super::*;
 
     #[test]
     fn only_kobold_fields_reach_the_backend() {
-        let payload = json!({
+        // As another horde may send it: with fields no KoboldAI defines.
+        let payload: Payload = serde_json::from_value(json!({
             "prompt": "Hi", "n": 1, "max_length": 80, "max_context_length": 1024,
             "temperature": 0.7, "min_p": 0.1, "models": ["x"], "trusted_workers": true,
             "dry_run": false, "sampler_order": [6, 0, 1], "stop_sequence": ["\n"]
-        });
-        let payload = payload.as_object().unwrap();
+        }))
+        .unwrap();
+        let payload = &payload;
         let kobold = generate_body(payload, false, "HORDEREQ_1");
         assert_eq!(
             kobold,

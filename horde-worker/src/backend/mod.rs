@@ -6,6 +6,7 @@ mod openai;
 
 use std::time::Duration;
 
+use horde_api::Payload;
 use serde_json::{Map, Value};
 
 use crate::settings::BackendKind;
@@ -94,7 +95,7 @@ impl Backend {
     /// [`Backend::abort`] can stop it.
     pub(crate) async fn generate(
         &self,
-        payload: &Map<String, Value>,
+        payload: &Payload,
         genkey: &str,
     ) -> Result<Generated, BackendError> {
         match self {

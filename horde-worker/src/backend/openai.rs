@@ -6,22 +6,54 @@
 //! `typical_p`; `temperature`, `top_p`, `top_k` and `min_p` keep their names. The rest (the
 //! Kobold-only samplers and formatting flags) has no equivalent there and is dropped.
 
-use serde_json::{Map, Value};
+use horde_api::Payload;
+use serde::{Deserialize, Serialize};
 
 use super::{call_json, whole, BackendError, BackendInfo, Generated};
 
-/// Horde parameter → completion field, for the ones that carry over as they are.
-const SAMPLERS: [(&str, &str); 6] = [
-    ("temperature", "temperature"),
-    ("top_p", "top_p"),
-    ("top_k", "top_k"),
-    ("min_p", "min_p"),
-    ("typical", "typical_p"),
-    ("rep_pen", "repeat_penalty"),
-];
-
 /// Tokens generated when the payload does not say (the horde's default).
-const DEFAULT_MAX_LENGTH: u64 = 80;
+const DEFAULT_MAX_LENGTH: u32 = 80;
+
+/// `POST /v1/completions`, as far as a horde job fills it.
+#[derive(Debug, PartialEq, Serialize)]
+struct Completion<'a> {
+    model: &'a str,
+    prompt: &'a str,
+    max_tokens: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_k: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    min_p: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    typical_p: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    repeat_penalty: Option<f64>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    stop: &'a [String],
+}
+
+/// The parts of a completion answer the worker reads.
+#[derive(Debug, Deserialize)]
+struct CompletionAnswer {
+    #[serde(default)]
+    choices: Vec<Choice>,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Choice {
+    text: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Usage {
+    completion_tokens: Option<u64>,
+}
 
 /// An OpenAI-compatible backend.
 #[derive(Debug)]
@@ -78,10 +110,7 @@ impl OpenAi {
     }
 
     /// `POST /v1/completions`; the text of the first choice.
-    pub(crate) async fn generate(
-        &self,
-        payload: &Map<String, Value>,
-    ) -> Result<Generated, BackendError> {
+    pub(crate) async fn generate(&self, payload: &Payload) -> Result<Generated, BackendError> {
         let model = self.served.lock().clone();
         let body = completion_body(payload, &model);
         let request = self
@@ -89,19 +118,23 @@ impl OpenAi {
             .post(format!("{}/completions", self.base))
             .json(&body);
         let answer = call_json(request).await?;
-        let text = answer["choices"][0]["text"].as_str().ok_or_else(|| {
-            BackendError::Failed(format!(
-                "the completion has no choices[0].text: {}",
-                answer.to_string().chars().take(300).collect::<String>()
-            ))
+        let shown = answer.to_string().chars().take(300).collect::<String>();
+        let answer: CompletionAnswer = serde_json::from_value(answer).map_err(|e| {
+            BackendError::Failed(format!("the completion is not understood ({e}): {shown}"))
         })?;
-        let tokens = answer["usage"]["completion_tokens"]
-            .as_u64()
+        let text = answer
+            .choices
+            .into_iter()
+            .next()
+            .and_then(|choice| choice.text)
+            .ok_or_else(|| {
+                BackendError::Failed(format!("the completion has no choices[0].text: {shown}"))
+            })?;
+        let tokens = answer
+            .usage
+            .and_then(|usage| usage.completion_tokens)
             .and_then(|n| u32::try_from(n).ok());
-        Ok(Generated {
-            text: text.to_owned(),
-            tokens,
-        })
+        Ok(Generated { text, tokens })
     }
 }
 
@@ -127,26 +160,25 @@ fn model_name(id: &str) -> String {
     format!("koboldcpp/{stem}")
 }
 
-/// The completion request for a job.
-fn completion_body(payload: &Map<String, Value>, model: &str) -> Value {
-    let mut body = Map::new();
-    body.insert("model".into(), Value::String(model.to_owned()));
-    let prompt = payload.get("prompt").cloned().unwrap_or_default();
-    body.insert("prompt".into(), prompt);
-    let max_tokens = whole(payload, "max_length").unwrap_or(DEFAULT_MAX_LENGTH);
-    body.insert("max_tokens".into(), Value::from(max_tokens));
-    for (from, to) in SAMPLERS {
-        if let Some(value) = payload.get(from).filter(|v| v.is_number()) {
-            body.insert(to.into(), value.clone());
-        }
+/// The completion request for a job: `max_length` → `max_tokens`, `stop_sequence` → `stop`,
+/// `rep_pen` → `repeat_penalty`, `typical` → `typical_p`; the rest keep their names or are
+/// dropped.
+fn completion_body<'a>(payload: &'a Payload, model: &'a str) -> Completion<'a> {
+    let samplers = &payload.samplers;
+    Completion {
+        model,
+        prompt: &payload.prompt,
+        max_tokens: Some(payload.max_length)
+            .filter(|&n| n > 0)
+            .unwrap_or(DEFAULT_MAX_LENGTH),
+        temperature: samplers.temperature,
+        top_p: samplers.top_p,
+        top_k: samplers.top_k,
+        min_p: samplers.min_p,
+        typical_p: samplers.typical,
+        repeat_penalty: samplers.rep_pen,
+        stop: samplers.stop_sequence.as_deref().unwrap_or_default(),
     }
-    if let Some(stop) = payload.get("stop_sequence").and_then(Value::as_array) {
-        let stop: Vec<Value> = stop.iter().filter(|s| s.is_string()).cloned().collect();
-        if !stop.is_empty() {
-            body.insert("stop".into(), Value::Array(stop));
-        }
-    }
-    Value::Object(body)
 }
 
 #[cfg(test)]
@@ -159,12 +191,13 @@ mod tests {
 
     #[test]
     fn horde_parameters_map_to_completion_fields() {
-        let payload = json!({
+        let payload: Payload = serde_json::from_value(json!({
             "prompt": "Once", "n": 1, "max_length": 64, "max_context_length": 1024,
             "temperature": 0.5, "top_k": 40, "rep_pen": 1.1, "typical": 0.9,
             "stop_sequence": ["\n\n"], "frmttriminc": true, "sampler_order": [6, 0]
-        });
-        let body = completion_body(payload.as_object().unwrap(), "tiny");
+        }))
+        .unwrap();
+        let body = serde_json::to_value(completion_body(&payload, "tiny")).unwrap();
         assert_eq!(
             body,
             json!({
