@@ -199,7 +199,9 @@ async fn register_balance_and_transfers_with_their_refusals() {
     assert!(plain.assert_ok().stdout.contains("admin#1"));
 
     // An administrator (as `horde-server create-admin` makes one) funds the account.
-    let (_, root) = horde.driver.create_admin("root").await.unwrap();
+    let (_, root) = horde_server::ops::users::create_admin(&horde.driver, "root")
+        .await
+        .unwrap();
     horde
         .api(
             reqwest::Method::PUT,

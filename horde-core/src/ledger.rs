@@ -314,15 +314,26 @@ impl Ledger {
         }
     }
 
-    /// `from` gives `amount` to `to`. The amount must be positive, the users different and not
-    /// Anonymous, and `from` must hold the amount.
-    pub fn transfer(
-        &mut self,
+    /// Whether `from` may give `amount` to `to` now: the amount must be positive, the users
+    /// different and not Anonymous, and `from` must hold the amount. Changes nothing.
+    ///
+    /// ```
+    /// use horde_core::{Kudos, Ledger, LedgerError, UserId};
+    /// let ledger = Ledger::new();
+    /// let (alice, bob) = (UserId(1), UserId(2));
+    /// let five = Kudos::from_whole(5).unwrap();
+    /// assert_eq!(ledger.check_transfer(alice, alice, five), Err(LedgerError::ToSelf));
+    /// assert!(matches!(
+    ///     ledger.check_transfer(alice, bob, five),
+    ///     Err(LedgerError::NotEnough { .. })
+    /// ));
+    /// ```
+    pub fn check_transfer(
+        &self,
         from: UserId,
         to: UserId,
         amount: Kudos,
-        at: Timestamp,
-    ) -> Result<Posting, LedgerError> {
+    ) -> Result<(), LedgerError> {
         if !amount.is_positive() {
             return Err(LedgerError::NotPositive);
         }
@@ -339,6 +350,18 @@ impl Ledger {
         if balance < amount {
             return Err(LedgerError::NotEnough { balance });
         }
+        Ok(())
+    }
+
+    /// `from` gives `amount` to `to`, if [`Ledger::check_transfer`] allows it.
+    pub fn transfer(
+        &mut self,
+        from: UserId,
+        to: UserId,
+        amount: Kudos,
+        at: Timestamp,
+    ) -> Result<Posting, LedgerError> {
+        self.check_transfer(from, to, amount)?;
         self.post(
             Account::User(from),
             Account::User(to),

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use horde_core::{RequestId, RequestSpec, UserPolicy};
 use horde_server::error::ApiError;
-use horde_server::store::Write;
+use horde_server::ops;
 use horde_server::{serve, Clock, Config, Driver};
 use hyper::Method;
 use parking_lot::Mutex;
@@ -209,9 +209,7 @@ async fn fill_queue(state: &Driver, count: usize) {
         .change(|txn| {
             let mut ids = Vec::new();
             for i in 0..1000 {
-                let now = txn.now();
-                let (row, _) = txn.core_mut().users.register(&format!("filler{i}"), now)?;
-                txn.write(Write::User(row.clone()));
+                let (row, _) = ops::users::new_user(txn, &format!("filler{i}"), false)?;
                 let policy = UserPolicy {
                     concurrency: 1000,
                     trusted: false,
@@ -222,7 +220,7 @@ async fn fill_queue(state: &Driver, count: usize) {
                 txn.apply(|horde, _| Ok::<_, ApiError>(horde.set_user(row.id, policy)))?;
                 ids.push(row.id);
             }
-            Ok(ids)
+            Ok::<_, ApiError>(ids)
         })
         .await
         .expect("users");
@@ -242,7 +240,7 @@ async fn fill_queue(state: &Driver, count: usize) {
                     spec.models = vec![model(n % MODELS).into()];
                     txn.apply(|horde, now| horde.enqueue(now, spec))?;
                 }
-                Ok(())
+                Ok::<_, ApiError>(())
             })
             .await
             .expect("fill");

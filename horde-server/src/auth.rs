@@ -11,8 +11,24 @@ use base64::Engine;
 use horde_core::{Timestamp, UserId};
 use sha2::{Digest, Sha256};
 
-use crate::error::{ApiError, Rc};
 use crate::store::UserRow;
+
+/// Why identity could not be proven or changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No such API key.
+    #[error("invalid API key")]
+    UnknownKey,
+    /// The alias is not acceptable; the message says why.
+    #[error("{0}")]
+    InvalidAlias(String),
+    /// No such user (or one without a key).
+    #[error("no such user")]
+    UnknownUser,
+    /// The OS gave no randomness for a key or token.
+    #[error("OS RNG: {0}")]
+    Randomness(String),
+}
 
 /// The shared anonymous key.
 pub const ANONYMOUS_KEY: &str = "0000000000";
@@ -68,7 +84,7 @@ impl Users {
 
     /// The user an `apikey` header names: the anonymous key gives Anonymous; a missing or
     /// unknown key is `InvalidAPIKey`.
-    pub fn authenticate(&self, key: Option<&str>) -> Result<UserId, ApiError> {
+    pub fn authenticate(&self, key: Option<&str>) -> Result<UserId, AuthError> {
         let key = key.map(str::trim).unwrap_or(ANONYMOUS_KEY);
         if key == ANONYMOUS_KEY || key.is_empty() {
             return Ok(UserId::ANONYMOUS);
@@ -76,13 +92,17 @@ impl Users {
         self.by_key
             .get(&hash_key(&self.secret, key))
             .copied()
-            .ok_or(ApiError::InvalidApiKey)
+            .ok_or(AuthError::UnknownKey)
     }
 
     /// Registers `alias` at `now`: returns the new row (to persist) and its API key, shown once.
-    pub fn register(&mut self, alias: &str, now: Timestamp) -> Result<(UserRow, String), ApiError> {
+    pub fn register(
+        &mut self,
+        alias: &str,
+        now: Timestamp,
+    ) -> Result<(UserRow, String), AuthError> {
         let alias = alias.trim();
-        let invalid = |message: String| ApiError::invalid(Rc::InvalidUsername, "username", message);
+        let invalid = AuthError::InvalidAlias;
         if let Some(reason) = horde_core::name_problem(alias) {
             return Err(invalid(format!("the username {reason}")));
         }
@@ -110,13 +130,13 @@ impl Users {
 
     /// Gives `user` a new API key (the old one stops working at once); returns the row to
     /// persist and the key, shown once.
-    pub fn rekey(&mut self, user: UserId) -> Result<(UserRow, String), ApiError> {
+    pub fn rekey(&mut self, user: UserId) -> Result<(UserRow, String), AuthError> {
         let mut row = self
             .by_id
             .get(&user)
             .filter(|row| row.key_hash.is_some())
             .cloned()
-            .ok_or_else(|| ApiError::not_found(Rc::UserNotFound, "no such user"))?;
+            .ok_or(AuthError::UnknownUser)?;
         let key = new_api_key()?;
         row.key_hash = Some(hash_key(&self.secret, &key));
         self.insert(row.clone());
@@ -160,15 +180,15 @@ fn hash_key(secret: &[u8; 32], key: &str) -> [u8; 32] {
     hasher.finalize().into()
 }
 
-fn new_api_key() -> Result<String, ApiError> {
+fn new_api_key() -> Result<String, AuthError> {
     new_token()
 }
 
 /// 16 bytes from the OS RNG as 22 url-safe base64 characters: API keys, session ids, CSRF
 /// tokens, OAuth `state`s.
-pub fn new_token() -> Result<String, ApiError> {
+pub fn new_token() -> Result<String, AuthError> {
     let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(|e| ApiError::Internal(format!("OS RNG: {e}")))?;
+    getrandom::fill(&mut bytes).map_err(|e| AuthError::Randomness(e.to_string()))?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 

@@ -14,6 +14,10 @@
 //! * The timer sleeps until the core's [`Horde::next_deadline`] and is woken when a change
 //!   moves that deadline earlier; it runs [`Horde::tick`] like any other change.
 //!
+//! The driver knows nothing of HTTP: its one error is [`Unavailable`], which callers turn into
+//! theirs (`From<Unavailable>`). What changes state beside the core's commands (users,
+//! sessions, idempotency keys) is written in `crate::ops`, the server's command layer.
+//!
 //! **Fail-stop.** If a commit fails (disk full, I/O error), memory holds changes the database
 //! lacks. The driver then stops: every later call answers `503 StorageFailure`, the store
 //! writes nothing more, and [`Driver::failed`] resolves so that the server shuts down and the
@@ -31,12 +35,12 @@ use tokio::sync::Notify;
 use crate::auth::Users;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::ratelimit::{Limited, RateLimits};
+use crate::models::ReferenceError;
+use crate::ratelimit::RateLimits;
 use crate::sessions::{Identities, PendingLogins, Sessions};
 use crate::stats::Stats;
-use crate::store::{Contention, Database, Store, StoreError, UserRow, Write};
+use crate::store::{Contention, Database, Store, StoreError, Write};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -45,9 +49,15 @@ pub enum OpenError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The model reference.
-    #[error("{0}")]
-    Reference(String),
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
 }
+
+/// The driver refuses changes (and committed reads): a commit failed or the database can no
+/// longer be written; the server is on its way down and a restart rebuilds the state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the database can no longer be written")]
+pub struct Unavailable;
 
 /// A transfer answered earlier under an `Idempotency-Key`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,8 +130,9 @@ impl Txn<'_> {
     }
 
     /// The parts of the core the server keeps beside the horde (users, idempotency keys,
-    /// stats); their writes go through [`Txn::write`].
-    pub fn core_mut(&mut self) -> CoreParts<'_> {
+    /// stats); their writes go through [`Txn::write`]. For `crate::ops` only: handlers never
+    /// change these themselves (a test checks).
+    pub(crate) fn core_mut(&mut self) -> CoreParts<'_> {
         CoreParts {
             users: &mut self.core.users,
             idempotency: &mut self.core.idempotency,
@@ -142,8 +153,9 @@ impl Txn<'_> {
         Ok(applied.value)
     }
 
-    /// Adds a write that is not a core event (a new user's identity, an idempotency key).
-    pub fn write(&mut self, write: Write) {
+    /// Adds a write that is not a core event (a new user's identity, an idempotency key). For
+    /// `crate::ops` only.
+    pub(crate) fn write(&mut self, write: Write) {
         self.writes.push(write);
     }
 }
@@ -161,33 +173,8 @@ pub struct CoreParts<'a> {
     pub identities: &'a mut Identities,
     /// OAuth sign-ins in progress.
     pub pending_logins: &'a mut PendingLogins,
-    rate_limits: &'a mut RateLimits,
-}
-
-impl CoreParts<'_> {
-    /// Counts one more `what` at `now` against `limit` per minute; over it, the error says
-    /// how many seconds to wait.
-    pub fn rate_limit(
-        &mut self,
-        what: Limited,
-        now: Timestamp,
-        limit: u32,
-    ) -> Result<(), ApiError> {
-        self.rate_limits
-            .allow(what, now, limit)
-            .map_err(|retry_after| ApiError::TooMany {
-                rc: crate::error::Rc::RateLimited,
-                message: match what {
-                    Limited::Registration(_) => {
-                        "too many registrations from this address; try again in a minute".into()
-                    }
-                    Limited::TransferByUser(_) | Limited::TransferByAddress(_) => {
-                        "too many transfers; try again in a minute".into()
-                    }
-                },
-                retry_after: Some(retry_after),
-            })
-    }
+    /// Calls per minute, by who and what.
+    pub rate_limits: &'a mut RateLimits,
 }
 
 /// The users `admins` names (`alias#id`, the alias exactly as registered), among those who
@@ -254,7 +241,7 @@ impl Driver {
         contention: Contention,
         go_on: &dyn Fn() -> bool,
     ) -> Result<Driver, OpenError> {
-        let reference = crate::models::load_reference(&config).map_err(OpenError::Reference)?;
+        let reference = crate::models::load_reference(&config)?;
         let metrics = Arc::new(Metrics::new());
         let (store, loaded) = Store::open(&config, metrics.clone(), contention, go_on)?;
         let policies: Vec<_> = loaded.users.iter().map(|u| (u.0.id, u.1)).collect();
@@ -334,9 +321,9 @@ impl Driver {
     pub async fn read_committed<T>(
         &self,
         f: impl FnOnce(&Core, Timestamp) -> T,
-    ) -> Result<T, ApiError> {
+    ) -> Result<T, Unavailable> {
         if self.is_failed() {
-            return Err(ApiError::Storage);
+            return Err(Unavailable);
         }
         let (value, committed) = {
             let core = self.shared.core.lock();
@@ -349,7 +336,7 @@ impl Driver {
         };
         if let Err(e) = committed.wait().await {
             self.fail(&e);
-            return Err(ApiError::Storage);
+            return Err(Unavailable);
         }
         Ok(value)
     }
@@ -366,12 +353,12 @@ impl Driver {
 
     /// Runs `f` as one change and waits until what it applied is committed. Refused with
     /// `StorageFailure` once a commit has failed.
-    pub async fn change<T>(
+    pub async fn change<T, E: From<Unavailable>>(
         &self,
-        f: impl FnOnce(&mut Txn<'_>) -> Result<T, ApiError>,
-    ) -> Result<T, ApiError> {
+        f: impl FnOnce(&mut Txn<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
         if self.is_failed() {
-            return Err(ApiError::Storage);
+            return Err(Unavailable.into());
         }
         let (result, committed) = {
             let mut core = self.shared.core.lock();
@@ -399,7 +386,7 @@ impl Driver {
         };
         if let Err(e) = committed.wait().await {
             self.fail(&e);
-            return Err(ApiError::Storage);
+            return Err(Unavailable.into());
         }
         result
     }
@@ -411,29 +398,6 @@ impl Driver {
         !user.is_anonymous()
             && (self.shared.named_admins.contains(&user)
                 || self.read(|core, _| core.users.get(user).is_some_and(|row| row.is_admin)))
-    }
-
-    /// Registers `alias` as an administrator and commits it; returns the user and the API key,
-    /// to be shown once. For `horde-server create-admin`, on a database no server is using.
-    pub async fn create_admin(&self, alias: &str) -> Result<(UserRow, String), ApiError> {
-        let concurrency = self.config().horde.default_concurrency;
-        self.change(|txn| {
-            let now = txn.now();
-            let (mut row, key) = txn.core_mut().users.register(alias, now)?;
-            row.is_admin = true;
-            txn.core_mut().users.insert(row.clone());
-            txn.write(Write::User(row.clone()));
-            let policy = horde_core::UserPolicy {
-                concurrency,
-                trusted: true,
-                public_workers: false,
-                flagged: false,
-                registered_at: txn.now(),
-            };
-            txn.apply(|horde, _| Ok::<_, ApiError>(horde.set_user(row.id, policy)))?;
-            Ok((row, key))
-        })
-        .await
     }
 
     /// Returns true if and only if a commit has failed, or the store found that it can no
@@ -485,10 +449,10 @@ impl Driver {
     }
 
     /// Runs the core's `tick` at `now` and commits what it changed.
-    pub async fn tick(&self) -> Result<(), ApiError> {
+    pub async fn tick(&self) -> Result<(), Unavailable> {
         self.change(|txn| {
             txn.apply(|horde, now| {
-                Ok::<_, ApiError>(Applied {
+                Ok::<_, Unavailable>(Applied {
                     value: (),
                     events: horde.tick(now),
                 })
@@ -519,16 +483,6 @@ impl Driver {
                 () = self.shared.timer.notified() => {}
             }
         }
-    }
-
-    /// Reads the model reference again (the default and `--model-reference`) and pays by it
-    /// from now on; returns how many models it knows. On an error the old one stays.
-    pub fn reload_model_reference(&self) -> Result<usize, String> {
-        let reference = crate::models::load_reference(self.config())?;
-        let count = reference.len();
-        self.shared.core.lock().horde.set_model_reference(reference);
-        tracing::info!(models = count, "model reference reloaded");
-        Ok(count)
     }
 
     /// `user`'s last `limit` kudos movements and generation totals, from the database.

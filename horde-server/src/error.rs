@@ -198,6 +198,32 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<crate::auth::AuthError> for ApiError {
+    fn from(e: crate::auth::AuthError) -> Self {
+        use crate::auth::AuthError;
+        match e {
+            AuthError::UnknownKey => ApiError::InvalidApiKey,
+            AuthError::InvalidAlias(message) => {
+                ApiError::invalid(Rc::InvalidUsername, "username", message)
+            }
+            AuthError::UnknownUser => ApiError::not_found(Rc::UserNotFound, "no such user"),
+            AuthError::Randomness(detail) => ApiError::Internal(format!("OS RNG: {detail}")),
+        }
+    }
+}
+
+impl From<crate::driver::Unavailable> for ApiError {
+    fn from(_: crate::driver::Unavailable) -> Self {
+        ApiError::Storage
+    }
+}
+
+impl From<crate::models::ReferenceError> for ApiError {
+    fn from(e: crate::models::ReferenceError) -> Self {
+        ApiError::invalid(Rc::ValidationError, "model_reference", e.to_string())
+    }
+}
+
 impl From<horde_api::FieldError> for ApiError {
     fn from(e: horde_api::FieldError) -> Self {
         ApiError::invalid(Rc::ValidationError, e.field, e.message)

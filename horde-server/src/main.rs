@@ -273,7 +273,7 @@ async fn open(config: Config) -> Option<Driver> {
 }
 
 async fn create_admin(driver: Driver, name: &str) -> ExitCode {
-    let result = driver.create_admin(name).await;
+    let result = horde_server::ops::users::create_admin(&driver, name).await;
     let closing = driver.clone();
     let _ = tokio::task::spawn_blocking(move || closing.close()).await;
     match result {
@@ -298,12 +298,8 @@ fn reload_on_sighup(driver: Driver) {
             return;
         };
         while hangups.recv().await.is_some() {
-            let reloading = driver.clone();
-            let reloaded = tokio::task::spawn_blocking(move || reloading.reload_model_reference());
-            match reloaded.await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => tracing::error!(error = %e, "the model reference was not reloaded"),
-                Err(e) => tracing::error!(error = %e, "the model reference reload failed"),
+            if let Err(e) = horde_server::ops::reference::reload(&driver).await {
+                tracing::error!(error = %e, "the model reference was not reloaded");
             }
         }
     });

@@ -10,8 +10,19 @@ use crate::config::Config;
 /// The reference shipped with the server.
 const DEFAULT_REFERENCE: &str = include_str!("../models.toml");
 
-/// Builds the reference `config` asks for; the message says which file is wrong and why.
-pub fn load_reference(config: &Config) -> Result<ModelReference, String> {
+/// A model reference that cannot be read: which file, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ReferenceError(String);
+
+impl From<String> for ReferenceError {
+    fn from(message: String) -> Self {
+        ReferenceError(message)
+    }
+}
+
+/// Builds the reference `config` asks for; the error says which file is wrong and why.
+pub fn load_reference(config: &Config) -> Result<ModelReference, ReferenceError> {
     let mut reference = if config.model_reference_replaces_default {
         ModelReference::default()
     } else {

@@ -18,7 +18,7 @@ use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, Rc};
-use crate::web::escape;
+use crate::html::escape;
 #[allow(clippy::wildcard_imports)]
 use crate::wire::*;
 

@@ -30,6 +30,8 @@ mod failover;
 mod fuzz_seeds;
 #[path = "tests/hostile.rs"]
 mod hostile;
+#[path = "tests/layers.rs"]
+mod layers;
 #[path = "tests/oauth.rs"]
 mod oauth;
 #[path = "tests/openapi.rs"]

@@ -106,12 +106,7 @@ impl Horde {
         to: UserId,
         amount: Kudos,
     ) -> Result<Applied<Posting>, TransferError> {
-        let (Some(sender), true) = (self.users.get(&from), self.users.contains_key(&to)) else {
-            return Err(TransferError::UnknownUser);
-        };
-        if sender.flagged {
-            return Err(TransferError::Flagged);
-        }
+        self.check_transfer(from, to, amount)?;
         let posting = self.ledger.transfer(from, to, amount, now)?;
         let mut events = Vec::new();
         self.record_posting(posting, &mut events);
@@ -119,6 +114,23 @@ impl Horde {
             value: posting,
             events,
         })
+    }
+
+    /// Whether `from` may give `amount` to `to` now (both known, the sender not flagged, and
+    /// the ledger's rules); changes nothing. [`Horde::transfer`] checks the same.
+    pub fn check_transfer(
+        &self,
+        from: UserId,
+        to: UserId,
+        amount: Kudos,
+    ) -> Result<(), TransferError> {
+        let (Some(sender), true) = (self.users.get(&from), self.users.contains_key(&to)) else {
+            return Err(TransferError::UnknownUser);
+        };
+        if sender.flagged {
+            return Err(TransferError::Flagged);
+        }
+        Ok(self.ledger.check_transfer(from, to, amount)?)
     }
 
     /// An administrator adds `delta` (negative: removes) to `user`'s balance.

@@ -54,7 +54,7 @@ pub(crate) async fn request(
             let kudos = txn.core().horde().estimate(&spec, txn.now());
             let id = txn.apply(|horde, now| horde.enqueue(now, spec))?;
             let possible = txn.core().horde().is_possible(id, txn.now());
-            Ok((id, kudos, possible))
+            Ok::<_, ApiError>((id, kudos, possible))
         })
         .await?;
     let body = AsyncAccepted {
@@ -200,7 +200,7 @@ pub(crate) async fn pop(
                         })
                 })
                 .collect::<Result<_, _>>()?;
-            Ok(txn.apply(|horde, now| horde.pop(now, query, new_id))?)
+            Ok::<_, ApiError>(txn.apply(|horde, now| horde.pop(now, query, new_id))?)
         })
         .await?;
     // The answer is built after the lock is released.

@@ -86,11 +86,6 @@ pub(crate) async fn reload_model_reference(
     if !state.is_admin(caller) {
         return Err(ApiError::NotAdmin);
     }
-    // Reading the file and re-sizing every worker is blocking work: off the async workers.
-    let driver = state.clone();
-    let models = tokio::task::spawn_blocking(move || driver.reload_model_reference())
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|e| ApiError::invalid(Rc::ValidationError, "model_reference", e))?;
+    let models = crate::ops::reference::reload(&state).await?;
     Ok(Json(crate::wire::ReferenceReloaded { models }))
 }

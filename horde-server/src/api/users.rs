@@ -1,132 +1,33 @@
 //! Users and kudos: registration, find_user, users, user changes, transfers.
 
-use std::net::IpAddr;
-
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use horde_core::{Kudos, Timestamp, UserId, UserPolicy};
+use horde_core::{Kudos, UserId, UserPolicy};
 
 use super::{ApiQuery, Caller, ClientIp, Json, Registered};
 use crate::auth::username;
-use crate::driver::{Core, Driver, IdempotentAnswer, Txn};
+use crate::driver::Driver;
 use crate::error::{ApiError, Rc};
-use crate::ratelimit::Limited;
-use crate::store::{UserRow, Write};
+use crate::ops;
+use crate::views::user_details;
 use crate::wire::{
-    Contribution, ModifyUser, RegisterRequest, Registered as RegisteredBody, TransferRequest,
-    Transferred, UserDetails, UserKudosDetails, UserRecords, UserUpdate, UsersQuery,
+    ModifyUser, RegisterRequest, Registered as RegisteredBody, TransferRequest, Transferred,
+    UserDetails, UserUpdate, UsersQuery,
 };
-
-/// The view of a user, as `find_user` and `users/{id}` answer, for `viewer` (an
-/// administrator if `admin`): which workers are theirs is listed only to themselves and
-/// administrators, unless they made their workers public (their count is public).
-pub(crate) fn user_details(
-    core: &Core,
-    row: &UserRow,
-    now: Timestamp,
-    viewer: UserId,
-    admin: bool,
-) -> UserDetails {
-    let horde = core.horde();
-    let account = horde.ledger().account(row.id);
-    let policy = horde.user(row.id).unwrap_or(UserPolicy {
-        concurrency: 0,
-        trusted: false,
-        public_workers: false,
-        flagged: false,
-        registered_at: Timestamp(0),
-    });
-    let d = account.details;
-    let workers: Vec<_> = horde.workers_of(row.id).collect();
-    let show_workers = policy.public_workers || admin || viewer == row.id;
-    UserDetails {
-        username: username(row),
-        id: row.id.0,
-        kudos: account.balance,
-        kudos_details: UserKudosDetails {
-            accumulated: d.accumulated,
-            gifted: d.gifted,
-            received: d.received,
-            awarded: d.awarded,
-            admin: d.admin,
-            uptime: d.uptime,
-            evaluating: account.escrow,
-        },
-        concurrency: policy.concurrency,
-        trusted: policy.trusted,
-        public_workers: policy.public_workers,
-        worker_ids: if show_workers {
-            workers.iter().map(|w| w.id.to_string()).collect()
-        } else {
-            Vec::new()
-        },
-        worker_count: workers.len(),
-        records: UserRecords {
-            contribution: Contribution {
-                tokens: workers.iter().map(|w| w.tokens_generated).sum(),
-                fulfillments: workers.iter().map(|w| w.requests_fulfilled).sum(),
-            },
-        },
-        account_age: now.millis().saturating_sub(row.created_at) / 1000,
-    }
-}
 
 pub(crate) async fn register(
     State(state): State<Driver>,
     ClientIp(ip): ClientIp,
     Json(body): Json<RegisterRequest>,
 ) -> Result<Response, ApiError> {
-    let (row, key) = register_user(&state, ip, &body.username).await?;
+    let (row, key) = ops::users::register(&state, ip, &body.username).await?;
     let body = RegisteredBody {
         id: row.id.0,
         username: username(&row),
         api_key: key,
     };
     Ok((StatusCode::CREATED, Json(body)).into_response())
-}
-
-/// Registers `alias` for a caller at `ip` (rate-limited per address) and commits the new
-/// user; returns the user and their API key, to be shown once.
-pub(crate) async fn register_user(
-    state: &Driver,
-    ip: IpAddr,
-    alias: &str,
-) -> Result<(UserRow, String), ApiError> {
-    if !state.config().registration {
-        return Err(ApiError::RegistrationDisabled);
-    }
-    let limit = state.config().registrations_per_minute;
-    let concurrency = state.config().horde.default_concurrency;
-    state
-        .change(|txn| {
-            let now = txn.now();
-            txn.core_mut()
-                .rate_limit(Limited::Registration(ip), now, limit)?;
-            new_user(txn, alias, concurrency)
-        })
-        .await
-}
-
-/// Creates the user `alias` in `txn` with the default policy; returns the row and the API
-/// key, to be shown once.
-pub(crate) fn new_user(
-    txn: &mut Txn<'_>,
-    alias: &str,
-    concurrency: u32,
-) -> Result<(UserRow, String), ApiError> {
-    let now = txn.now();
-    let (row, key) = txn.core_mut().users.register(alias, now)?;
-    txn.write(Write::User(row.clone()));
-    let policy = UserPolicy {
-        concurrency,
-        trusted: false,
-        public_workers: false,
-        flagged: false,
-        registered_at: now,
-    };
-    txn.apply(|horde, _| Ok::<_, ApiError>(horde.set_user(row.id, policy)))?;
-    Ok((row, key))
 }
 
 pub(crate) async fn find_user(
@@ -310,80 +211,9 @@ pub(crate) async fn transfer(
         ));
     }
     let idempotency_key = idempotency_key(&headers)?;
-    transfer_kudos(&state, from, ip, &body.username, amount, idempotency_key)
+    ops::transfer::transfer(&state, from, ip, &body.username, amount, idempotency_key)
         .await
         .map(Json)
-}
-
-/// Moves `amount` kudos from `from` to the user named `username` (`alias#id`), rate-limited
-/// per sender and per address; with an idempotency key, a repeat of the same transfer answers
-/// as the first did and moves nothing.
-pub(crate) async fn transfer_kudos(
-    state: &Driver,
-    from: UserId,
-    ip: IpAddr,
-    username: &str,
-    amount: Kudos,
-    idempotency_key: Option<String>,
-) -> Result<Transferred, ApiError> {
-    let amount_error = |rc, message: &str| ApiError::invalid(rc, "amount", message);
-    // What a retry must repeat: the receiver and the amount.
-    let request = format!("{} {amount}", username.trim());
-    let per_user = state.config().transfers_per_minute;
-    let per_ip = state.config().transfers_per_minute_per_ip;
-    state
-        .change(|txn| {
-            if from.is_anonymous() {
-                return Err(amount_error(
-                    Rc::KudosTransferFromAnon,
-                    "anonymous users cannot transfer kudos",
-                ));
-            }
-            if let Some(key) = &idempotency_key {
-                if let Some(previous) = txn.core().idempotency.get(&(from, key.clone())) {
-                    // Keys stored before requests were recorded have an empty request.
-                    if !previous.request.is_empty() && previous.request != request {
-                        return Err(ApiError::IdempotencyKeyConflict);
-                    }
-                    return serde_json::from_str(&previous.response)
-                        .map_err(|e| ApiError::Internal(e.to_string()));
-                }
-            }
-            // Counted after a replay is recognised: retrying one transfer is not a new one.
-            let now = txn.now();
-            txn.core_mut()
-                .rate_limit(Limited::TransferByUser(from), now, per_user)?;
-            txn.core_mut()
-                .rate_limit(Limited::TransferByAddress(ip), now, per_ip)?;
-            let to = txn
-                .core()
-                .users
-                .find_by_username(username)
-                .map(|u| u.id)
-                .ok_or_else(|| {
-                    ApiError::not_found(Rc::UserNotFound, format!("no user {username}"))
-                })?;
-            let posting = txn.apply(|horde, now| horde.transfer(now, from, to, amount))?;
-            let response = Transferred {
-                transferred: posting.amount,
-            };
-            if let Some(key) = idempotency_key {
-                let answer = IdempotentAnswer {
-                    request,
-                    response: serde_json::to_string(&response)
-                        .map_err(|e| ApiError::Internal(e.to_string()))?,
-                };
-                txn.write(Write::Idempotency {
-                    user: from,
-                    key: key.clone(),
-                    request: answer.request.clone(),
-                    response: answer.response.clone(),
-                });
-                txn.core_mut().idempotency.insert((from, key), answer);
-            }
-            Ok(response)
-        })
-        .await
 }
 
 /// Longest `Idempotency-Key` accepted.

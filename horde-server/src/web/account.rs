@@ -15,13 +15,14 @@ use super::{
     csrf_field, error_page, escape, page, redirect, session_cookie_header, sign_in_first,
     signed_in, SignedIn,
 };
-use crate::api::users::{register_user, user_details};
-use crate::api::ClientIp;
 use crate::auth::{new_token, username};
 use crate::driver::Driver;
 use crate::error::{ApiError, Rc};
-use crate::sessions::{Session, SESSION_TTL_MS};
-use crate::store::{Movement, Write};
+use crate::extract::ClientIp;
+use crate::ops;
+use crate::ops::sessions::Ending;
+use crate::store::Movement;
+use crate::views::user_details;
 
 /// A button that copies the key shown in `#api-key` (where scripts run; the key can always be
 /// selected by hand).
@@ -43,9 +44,6 @@ pub(super) fn copy_handler_hash() -> String {
         base64::engine::general_purpose::STANDARD.encode(digest)
     )
 }
-
-/// Expired sessions deleted per sign-in (bounded work; the rest go at later sign-ins).
-const EXPIRED_PER_SIGN_IN: usize = 100;
 
 fn register_body(config: &crate::config::Config, message: &str) -> String {
     format!(
@@ -87,7 +85,7 @@ pub(super) async fn register(
     form_data: Result<Form<RegisterForm>, FormRejection>,
 ) -> Response {
     let result = match form_data {
-        Ok(Form(data)) => register_user(&state, ip, &data.username).await,
+        Ok(Form(data)) => ops::users::register(&state, ip, &data.username).await,
         Err(_) => Err(ApiError::invalid(
             Rc::InvalidUsername,
             "username",
@@ -178,34 +176,8 @@ pub(super) async fn start_session(
 ) -> Result<axum::http::HeaderValue, ApiError> {
     let token = new_token()?;
     let csrf = new_token()?;
-    state
-        .change(|txn| {
-            let now = txn.now();
-            let digest = txn.core().users.digest(&token);
-            let session = Session {
-                user,
-                csrf,
-                expires_at: now.millis().saturating_add(SESSION_TTL_MS),
-            };
-            let mut ended = txn.core().sessions.expired(now);
-            ended.truncate(EXPIRED_PER_SIGN_IN);
-            ended.extend(txn.core().sessions.beyond_cap(user));
-            end_sessions(txn, ended);
-            txn.core_mut().sessions.insert(digest, session.clone());
-            txn.write(Write::Session { digest, session });
-            Ok(())
-        })
-        .await?;
+    ops::sessions::start(state, user, &token, csrf).await?;
     Ok(session_cookie_header(state, Some(&token)))
-}
-
-/// Ends the sessions `digests` (those that exist).
-fn end_sessions(txn: &mut crate::driver::Txn<'_>, digests: Vec<[u8; 32]>) {
-    for digest in digests {
-        if txn.core_mut().sessions.remove(&digest) {
-            txn.write(Write::SessionEnded { digest });
-        }
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -260,18 +232,12 @@ async fn sign_out(
     if !csrf_ok(&session, &token) {
         return csrf_refused(&session);
     }
-    let (user, digest) = (session.user, session.digest);
-    let ended = state
-        .change(|txn| {
-            let ending = if everywhere {
-                txn.core().sessions.of_user(user)
-            } else {
-                vec![digest]
-            };
-            end_sessions(txn, ending);
-            Ok(())
-        })
-        .await;
+    let ending = if everywhere {
+        Ending::AllOf(session.user)
+    } else {
+        Ending::One(session.digest)
+    };
+    let ended = ops::sessions::end(state, ending).await;
     match ended {
         Ok(()) => redirect("/", Some(session_cookie_header(state, None))),
         Err(e) => error_page(e.status(), Some(&session), &e.to_string()),
@@ -495,19 +461,7 @@ pub(super) async fn new_key(
     if !csrf_ok(&session, &token) {
         return csrf_refused(&session);
     }
-    let user = session.user;
-    let current = session.digest;
-    let result = state
-        .change(|txn| {
-            let (row, key) = txn.core_mut().users.rekey(user)?;
-            txn.write(Write::User(row));
-            // A new key is how someone locks out whoever had the old one: a browser signed in
-            // with it must not stay signed in (and rotate the key again to read the new one).
-            let others = txn.core().sessions.of_user(user);
-            end_sessions(txn, others.into_iter().filter(|d| *d != current).collect());
-            Ok(key)
-        })
-        .await;
+    let result = ops::users::rekey(&state, session.user, session.digest).await;
     match result {
         Ok(key) => {
             let notice = format!(
@@ -563,7 +517,7 @@ pub(super) async fn maintenance(
             txn.apply(|horde, _| {
                 horde.update_worker(user, false, horde_core::WorkerId(id), update)
             })?;
-            Ok(())
+            Ok::<_, ApiError>(())
         })
         .await;
     match result {

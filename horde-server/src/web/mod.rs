@@ -23,6 +23,7 @@ use horde_core::UserId;
 
 use crate::auth::username;
 use crate::driver::Driver;
+pub use crate::html::escape;
 
 /// The session cookie's name.
 const COOKIE_NAME: &str = "horde_session";
@@ -48,22 +49,6 @@ pub fn routes() -> Router<Driver> {
         .route("/transfer/send", post(transfer::send))
         .route("/oauth/{provider}/start", get(oauth::start))
         .route("/oauth/{provider}/callback", get(oauth::callback))
-}
-
-/// Escapes text for HTML element content and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// A signed-in browser.

@@ -22,15 +22,13 @@ use serde_json::Value;
 
 use super::account::start_session;
 use super::{error_page, redirect};
-use crate::api::users::new_user;
-use crate::api::ClientIp;
 use crate::auth::valid_alias;
 use crate::config::{Config, OAuthProvider};
 use crate::driver::Driver;
 use crate::error::ApiError;
-use crate::ratelimit::Limited;
-use crate::sessions::{PendingLogin, PendingRefused, PENDING_TTL_MS};
-use crate::store::Write;
+use crate::extract::ClientIp;
+use crate::ops;
+use crate::sessions::{PendingLogin, PENDING_TTL_MS};
 
 /// A provider people may sign in with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,39 +200,19 @@ pub(super) async fn start(
         .add_scope(Scope::new(provider.scope().to_owned()))
         .set_pkce_challenge(challenge)
         .url();
-    let browser = match crate::auth::new_token() {
+    let browser = match crate::auth::new_token().map_err(ApiError::from) {
         Ok(token) => token,
         Err(e) => return error_page(e.status(), None, &e.to_string()),
     };
-    let remembered = state
-        .change(|txn| {
-            let now = txn.now();
-            let login = PendingLogin {
-                provider: provider.name(),
-                verifier: verifier.secret().clone(),
-                started_at: now.millis(),
-                browser: txn.core().users.digest(&browser),
-                address: ip,
-            };
-            txn.core_mut()
-                .pending_logins
-                .insert(csrf.secret().clone(), login, now)
-                .map_err(|refused| ApiError::TooMany {
-                    rc: crate::error::Rc::RateLimited,
-                    message: match refused {
-                        PendingRefused::Address => {
-                            "too many sign-ins in progress from this address; finish one, or \
-                             try again in ten minutes"
-                        }
-                        PendingRefused::Full => {
-                            "too many sign-ins are in progress; try again in a few minutes"
-                        }
-                    }
-                    .into(),
-                    retry_after: Some(60),
-                })
-        })
-        .await;
+    let remembered = ops::oauth::remember(
+        &state,
+        csrf.secret().clone(),
+        provider.name(),
+        verifier.secret().clone(),
+        &browser,
+        ip,
+    )
+    .await;
     match remembered {
         Ok(()) => {
             let mut response = redirect(url.as_str(), None);
@@ -282,16 +260,7 @@ pub(super) async fn callback(
     let label = provider.label();
     let token = callback.state.unwrap_or_default();
     let browser = browser_token(&headers);
-    let pending = state
-        .change(|txn| {
-            let now = txn.now();
-            let pending = txn.core_mut().pending_logins.take(&token, now);
-            let this_browser = browser.map(|b| txn.core().users.digest(&b));
-            Ok(pending.map(|login| {
-                let same = this_browser == Some(login.browser);
-                (login, same)
-            }))
-        })
+    let pending = ops::oauth::take(&state, &token, browser.as_deref())
         .await
         .ok()
         .flatten()
@@ -353,7 +322,15 @@ pub(super) async fn callback(
             );
         }
     };
-    match account_for(&state, provider, &identity, ip).await {
+    match ops::oauth::account_for(
+        &state,
+        provider.name(),
+        &identity.subject,
+        &valid_alias(&identity.name),
+        ip,
+    )
+    .await
+    {
         Ok(user) => match start_session(&state, user).await {
             Ok(cookie) => {
                 let mut response = redirect("/account", Some(cookie));
@@ -430,44 +407,4 @@ async fn identify(
         .filter(|c| !c.is_control())
         .collect();
     Ok(Identity { subject, name })
-}
-
-/// The account linked to `identity`, created (and linked) on its first sign-in.
-async fn account_for(
-    state: &Driver,
-    provider: Provider,
-    identity: &Identity,
-    ip: std::net::IpAddr,
-) -> Result<horde_core::UserId, ApiError> {
-    let registration = state.config().registration;
-    let limit = state.config().registrations_per_minute;
-    let concurrency = state.config().horde.default_concurrency;
-    let alias = valid_alias(&identity.name);
-    state
-        .change(|txn| {
-            if let Some(user) = txn
-                .core()
-                .identities
-                .get(provider.name(), &identity.subject)
-            {
-                return Ok(user);
-            }
-            if !registration {
-                return Err(ApiError::RegistrationDisabled);
-            }
-            let now = txn.now();
-            txn.core_mut()
-                .rate_limit(Limited::Registration(ip), now, limit)?;
-            let (row, _key) = new_user(txn, &alias, concurrency)?;
-            txn.core_mut()
-                .identities
-                .insert(provider.name(), &identity.subject, row.id);
-            txn.write(Write::Identity {
-                provider: provider.name().to_owned(),
-                subject: identity.subject.clone(),
-                user: row.id,
-            });
-            Ok(row.id)
-        })
-        .await
 }

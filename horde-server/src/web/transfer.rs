@@ -12,11 +12,11 @@ use serde::Deserialize;
 
 use super::account::{csrf_ok, csrf_refused};
 use super::{csrf_field, escape, page, sign_in_first, signed_in, SignedIn};
-use crate::api::users::transfer_kudos;
-use crate::api::ClientIp;
 use crate::auth::{new_token, username};
 use crate::driver::Driver;
 use crate::error::ApiError;
+use crate::extract::ClientIp;
+use crate::ops;
 
 fn form_body(session: &SignedIn, message: &str, to: &str, amount: &str) -> String {
     format!(
@@ -139,9 +139,12 @@ pub(super) async fn confirm(
         core.users
             .find_by_username(&form.username)
             .filter(|row| !row.id.is_anonymous())
-            .map(|row| (row.id, username(row)))
+            .map(|row| {
+                let allowed = core.horde().check_transfer(session.user, row.id, amount);
+                (username(row), allowed)
+            })
     });
-    let Some((to, to_name)) = receiver else {
+    let Some((to_name, allowed)) = receiver else {
         let error = format!("There is no user {} here.", form.username.trim());
         return refused(
             &session,
@@ -151,16 +154,18 @@ pub(super) async fn confirm(
             &form.amount,
         );
     };
-    if to == session.user {
+    // The core's rules (not to yourself, enough kudos, not flagged), before asking to confirm.
+    if let Err(refusal) = allowed {
+        let error = ApiError::from(refusal);
         return refused(
             &session,
-            StatusCode::BAD_REQUEST,
-            "You cannot send kudos to yourself.",
+            error.status(),
+            &format!("Not sent: {error}."),
             &form.username,
             &form.amount,
         );
     }
-    let form_id = match new_token() {
+    let form_id = match new_token().map_err(ApiError::from) {
         Ok(id) => id,
         Err(e) => return refused(&session, e.status(), &e.to_string(), "", ""),
     };
@@ -202,7 +207,8 @@ pub(super) async fn send(
         );
     }
     let key = format!("web:{}", form.form_id);
-    let result = transfer_kudos(&state, session.user, ip, &form.username, amount, Some(key)).await;
+    let result =
+        ops::transfer::transfer(&state, session.user, ip, &form.username, amount, Some(key)).await;
     match result {
         Ok(sent) => {
             let balance = state.read(|core, _| core.horde().ledger().balance(session.user));

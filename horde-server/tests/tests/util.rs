@@ -138,7 +138,9 @@ impl TestServer {
     /// Creates the administrator `name` as `horde-server create-admin` does; returns (id, api
     /// key).
     pub(crate) async fn admin(&self, name: &str) -> (u64, String) {
-        let (row, key) = self.driver.create_admin(name).await.unwrap();
+        let (row, key) = horde_server::ops::users::create_admin(&self.driver, name)
+            .await
+            .unwrap();
         (row.id.0, key)
     }
 

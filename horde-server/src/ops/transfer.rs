@@ -1,0 +1,78 @@
+//! Kudos transfers between users, rate-limited, and idempotent under a key.
+
+use std::net::IpAddr;
+
+use horde_core::{Kudos, LedgerError, TransferError, UserId};
+
+use super::rate_limit;
+use crate::driver::{Driver, IdempotentAnswer};
+use crate::error::{ApiError, Rc};
+use crate::ratelimit::Limited;
+use crate::store::Write;
+use crate::wire::Transferred;
+
+/// Moves `amount` kudos from `from` to the user named `username` (`alias#id`), rate-limited
+/// per sender and per address; with an idempotency key, a repeat of the same transfer answers
+/// as the first did and moves nothing (a different transfer under the same key is refused).
+/// The ledger refuses what it must (to oneself, from or to Anonymous, more than held).
+pub async fn transfer(
+    driver: &Driver,
+    from: UserId,
+    ip: IpAddr,
+    username: &str,
+    amount: Kudos,
+    idempotency_key: Option<String>,
+) -> Result<Transferred, ApiError> {
+    // What a retry must repeat: the receiver and the amount.
+    let request = format!("{} {amount}", username.trim());
+    let per_user = driver.config().transfers_per_minute;
+    let per_ip = driver.config().transfers_per_minute_per_ip;
+    driver
+        .change(|txn| {
+            if from.is_anonymous() {
+                // Before the receiver is looked up: whoever it is, the answer is this one.
+                return Err(TransferError::Ledger(LedgerError::FromAnonymous).into());
+            }
+            if let Some(key) = &idempotency_key {
+                if let Some(previous) = txn.core().idempotency.get(&(from, key.clone())) {
+                    // Keys stored before requests were recorded have an empty request.
+                    if !previous.request.is_empty() && previous.request != request {
+                        return Err(ApiError::IdempotencyKeyConflict);
+                    }
+                    return serde_json::from_str(&previous.response)
+                        .map_err(|e| ApiError::Internal(e.to_string()));
+                }
+            }
+            // Counted after a replay is recognised: retrying one transfer is not a new one.
+            rate_limit(txn, Limited::TransferByUser(from), per_user)?;
+            rate_limit(txn, Limited::TransferByAddress(ip), per_ip)?;
+            let to = txn
+                .core()
+                .users
+                .find_by_username(username)
+                .map(|u| u.id)
+                .ok_or_else(|| {
+                    ApiError::not_found(Rc::UserNotFound, format!("no user {username}"))
+                })?;
+            let posting = txn.apply(|horde, now| horde.transfer(now, from, to, amount))?;
+            let response = Transferred {
+                transferred: posting.amount,
+            };
+            if let Some(key) = idempotency_key {
+                let answer = IdempotentAnswer {
+                    request,
+                    response: serde_json::to_string(&response)
+                        .map_err(|e| ApiError::Internal(e.to_string()))?,
+                };
+                txn.write(Write::Idempotency {
+                    user: from,
+                    key: key.clone(),
+                    request: answer.request.clone(),
+                    response: answer.response.clone(),
+                });
+                txn.core_mut().idempotency.insert((from, key), answer);
+            }
+            Ok(response)
+        })
+        .await
+}
