@@ -145,6 +145,7 @@ pub(crate) fn run_commands(data: &[u8]) {
                     threads: 1,
                     amount: u32::from(c % 3) + 1,
                     bridge_agent: "fuzz:1:none".into(),
+                    blacklist: Vec::new(),
                     origin: None,
                 };
                 if let Ok(applied) = horde.pop(now, query, &mut id) {

@@ -46,9 +46,9 @@ pub mod reward;
 mod worker;
 
 pub use horde::{
-    name_problem, Applied, Assignment, EnqueueError, Event, Horde, HordeConfig, Integrity, Limits,
-    ModelStats, OtherModels, OverLimit, PopError, PopQuery, PopResult, RequestStatus, SpeedLimit,
-    Submission, SubmitError, SubmitState, TransferError, UserPolicy, WorkerUpdate,
+    name_problem, ranges, Applied, Assignment, EnqueueError, Event, Horde, HordeConfig, Integrity,
+    Limits, ModelStats, OtherModels, OverLimit, PopError, PopQuery, PopResult, RequestStatus,
+    SpeedLimit, Submission, SubmitError, SubmitState, TransferError, UserPolicy, WorkerUpdate,
     WorkerUpdateError, TOKENS_PER_SEC_PER_THREAD,
 };
 pub use ids::{JobId, RequestId, Timestamp, UserId, WorkerId};

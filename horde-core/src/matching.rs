@@ -25,6 +25,8 @@ pub enum SkipReason {
     Untrusted,
     /// The request is NSFW and the worker does not accept NSFW.
     Nsfw,
+    /// The prompt holds a word of the worker's `blacklist`.
+    Blacklist,
 }
 
 impl SkipReason {
@@ -37,6 +39,7 @@ impl SkipReason {
             SkipReason::WorkerId => "worker_id",
             SkipReason::Untrusted => "untrusted",
             SkipReason::Nsfw => "nsfw",
+            SkipReason::Blacklist => "blacklist",
         }
     }
 }
@@ -104,6 +107,16 @@ pub fn check(worker: &Worker, request: &RequestSpec) -> Result<(), SkipReason> {
     if request.nsfw && !worker.nsfw {
         return Err(SkipReason::Nsfw);
     }
+    if !worker.blacklist.is_empty() {
+        let prompt = request.prompt.to_lowercase();
+        if worker
+            .blacklist
+            .iter()
+            .any(|word| prompt.contains(word.as_str()))
+        {
+            return Err(SkipReason::Blacklist);
+        }
+    }
     Ok(())
 }
 
@@ -155,5 +168,21 @@ mod tests {
         assert_eq!(check(&worker, &request), Ok(()));
         request.params.max_context_length = 4097;
         assert_eq!(check(&worker, &request), Err(SkipReason::MaxContextLength));
+    }
+
+    #[test]
+    fn a_blacklisted_word_anywhere_in_the_prompt_skips_the_request() {
+        let mut worker = Worker::new(WorkerId(uuid::Uuid::nil()), UserId(1), "w", Timestamp(0));
+        let request = RequestSpec::new(
+            RequestId(uuid::Uuid::nil()),
+            UserId(2),
+            "Tell me about DRAGONS.",
+            Timestamp(0),
+        );
+        assert_eq!(check(&worker, &request), Ok(()));
+        worker.blacklist = vec!["knights".into(), "dragon".into()];
+        assert_eq!(check(&worker, &request), Err(SkipReason::Blacklist));
+        worker.blacklist = vec!["knights".into()];
+        assert_eq!(check(&worker, &request), Ok(()));
     }
 }

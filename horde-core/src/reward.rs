@@ -129,8 +129,15 @@ impl EconomyConfig {
             .min(max_length)
     }
 
-    /// `ceil(chars / chars_per_token)` of `text`.
-    fn estimate_tokens(&self, text: &str) -> u32 {
+    /// `ceil(chars / chars_per_token)` of `text`: how the horde counts a text's tokens.
+    ///
+    /// ```
+    /// use horde_core::EconomyConfig;
+    /// let economy = EconomyConfig::default();
+    /// assert_eq!(economy.estimate_tokens(""), 0);
+    /// assert_eq!(economy.estimate_tokens("abcde"), 2);
+    /// ```
+    pub fn estimate_tokens(&self, text: &str) -> u32 {
         let chars = text.chars().count() as u64;
         let per = u64::from(self.chars_per_token.max(1));
         u32::try_from(chars.div_ceil(per)).unwrap_or(u32::MAX)

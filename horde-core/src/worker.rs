@@ -27,6 +27,9 @@ pub struct Worker {
     pub threads: u32,
     /// Its bridge software, `name:version:url`.
     pub bridge_agent: String,
+    /// Words whose prompts it does not take, lowercased.
+    #[serde(default)]
+    pub blacklist: Vec<String>,
     /// Where it last checked in from (an opaque fingerprint), for the self-dealing rule.
     #[serde(default)]
     pub last_origin: Option<u64>,
@@ -128,6 +131,7 @@ impl Worker {
             nsfw: false,
             threads: 1,
             bridge_agent: String::new(),
+            blacklist: Vec::new(),
             last_origin: None,
             priority_users: Vec::new(),
             trusted: false,

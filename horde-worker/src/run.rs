@@ -11,15 +11,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use horde_api::PopRequest;
+use horde_core::ranges::{MAX_CONTEXT_LENGTH as MAX_CONTEXT_RANGE, MAX_LENGTH as MAX_LENGTH_RANGE};
+use horde_core::SubmitState;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
 use crate::backend::{Backend, BackendError, BackendInfo, Generated};
 use crate::backoff::Backoff;
 use crate::error::WorkerError;
-use horde_api::PopRequest;
-use horde_core::SubmitState;
-
 use crate::horde::{Horde, Job, Popped, BRIDGE_AGENT};
 use crate::report::{JobReport, Stats};
 use crate::settings::Settings;
@@ -35,9 +35,6 @@ const SUBMIT_TRIES: u32 = 8;
 /// The horde's defaults for a worker that does not say its limits.
 const DEFAULT_MAX_LENGTH: u32 = 512;
 const DEFAULT_MAX_CONTEXT: u32 = 2048;
-/// The horde's accepted ranges for a worker's limits.
-const MAX_LENGTH_RANGE: (u32, u32) = (16, 4096);
-const MAX_CONTEXT_RANGE: (u32, u32) = (80, 131_072);
 
 /// Where the worker is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,7 +97,7 @@ fn limit(configured: Option<u32>, backend: Option<u32>, default: u32, range: (u3
         (Some(one), None) | (None, Some(one)) => one,
         (None, None) => default,
     };
-    chosen.clamp(range.0, range.1)
+    horde_core::ranges::clamp(chosen, range)
 }
 
 impl Worker {
@@ -621,9 +618,10 @@ impl Worker {
     }
 }
 
-/// The horde's token count for a text: a quarter of its characters, rounded up.
+/// The horde's token count for a text (with its default economy: a quarter of its
+/// characters, rounded up).
 fn estimated_tokens(text: &str) -> u32 {
-    u32::try_from(text.chars().count().div_ceil(4)).unwrap_or(u32::MAX)
+    horde_core::EconomyConfig::default().estimate_tokens(text)
 }
 
 /// Resolves on SIGTERM (never on platforms without it).

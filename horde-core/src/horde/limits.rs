@@ -28,6 +28,11 @@ pub struct Limits {
     pub max_worker_name_chars: usize,
     /// Longest `bridge_agent`, in characters. Default 1000 (AI Horde's).
     pub max_bridge_agent_chars: usize,
+    /// Most words in a worker's `blacklist`. Default 100: each is looked for in each prompt
+    /// the worker's pop considers.
+    pub max_blacklist_words: usize,
+    /// Longest word of a `blacklist`, in characters. Default 100.
+    pub max_blacklist_word_chars: usize,
     /// Most due items (deadlines, expiries, removals) one `tick` handles; the rest wait for
     /// the next call. Default 128.
     pub max_tick_batch: usize,
@@ -43,6 +48,8 @@ impl Default for Limits {
             max_priority_users: 20,
             max_worker_name_chars: 100,
             max_bridge_agent_chars: 1000,
+            max_blacklist_words: 100,
+            max_blacklist_word_chars: 100,
             max_tick_batch: 128,
         }
     }

@@ -240,6 +240,7 @@ impl Backlog {
 ///     threads: 1,
 ///     amount: 1,
 ///     bridge_agent: "test:1:none".into(),
+///     blacklist: vec![],
 ///     origin: None,
 /// };
 /// let mut next = 100u128;
@@ -292,12 +293,36 @@ fn lanes_of(spec: &RequestSpec) -> Vec<Lane> {
     }
 }
 
-/// AI Horde's ranges of request and worker parameters.
-const N_RANGE: (u32, u32) = (1, 20);
-const MAX_LENGTH_RANGE: (u32, u32) = (16, 4096);
-const MAX_CONTEXT_RANGE: (u32, u32) = (80, 131_072);
-const THREADS_RANGE: (u32, u32) = (1, 50);
-const AMOUNT_RANGE: (u32, u32) = (1, 20);
+use ranges::{
+    AMOUNT as AMOUNT_RANGE, MAX_CONTEXT_LENGTH as MAX_CONTEXT_RANGE,
+    MAX_LENGTH as MAX_LENGTH_RANGE, N as N_RANGE, THREADS as THREADS_RANGE,
+};
+
+/// AI Horde's ranges of request and worker parameters, `(min, max)` inclusive: what the horde
+/// accepts, and what a worker advertises within.
+///
+/// ```
+/// use horde_core::ranges;
+/// assert_eq!(ranges::MAX_LENGTH, (16, 4096));
+/// assert_eq!(ranges::clamp(8, ranges::MAX_LENGTH), 16);
+/// ```
+pub mod ranges {
+    /// Generations per request.
+    pub const N: (u32, u32) = (1, 20);
+    /// Tokens to generate (a request's, and the most a worker generates).
+    pub const MAX_LENGTH: (u32, u32) = (16, 4096);
+    /// Tokens of context (a request's, and the most a worker accepts).
+    pub const MAX_CONTEXT_LENGTH: (u32, u32) = (80, 131_072);
+    /// A worker's parallel jobs.
+    pub const THREADS: (u32, u32) = (1, 50);
+    /// Jobs a worker takes in one pop.
+    pub const AMOUNT: (u32, u32) = (1, 20);
+
+    /// `value` moved into `range`.
+    pub fn clamp(value: u32, (min, max): (u32, u32)) -> u32 {
+        value.clamp(min, max)
+    }
+}
 
 fn in_range<E>(
     value: u32,

@@ -25,6 +25,9 @@ pub struct PopQuery {
     pub amount: u32,
     /// Its bridge software.
     pub bridge_agent: String,
+    /// Words whose prompts it does not take (AI Horde's `blacklist`), matched without regard
+    /// to case; the horde skips those requests for it.
+    pub blacklist: Vec<String>,
     /// An opaque fingerprint of where the worker checks in from (see
     /// [`RequestSpec::origin`]); `None` when unknown.
     pub origin: Option<u64>,
@@ -142,6 +145,12 @@ impl Horde {
         profile.nsfw = query.nsfw;
         profile.threads = query.threads;
         profile.bridge_agent = query.bridge_agent;
+        profile.blacklist = query
+            .blacklist
+            .iter()
+            .map(|word| word.trim().to_lowercase())
+            .filter(|word| !word.is_empty())
+            .collect();
         profile.last_origin = query.origin;
         profile.trusted = owner_policy.trusted;
         let mut priority_keys = vec![query.owner];
@@ -161,6 +170,7 @@ impl Horde {
                     || old.nsfw != profile.nsfw
                     || old.threads != profile.threads
                     || old.bridge_agent != profile.bridge_agent
+                    || old.blacklist != profile.blacklist
                     || old.priority_users != profile.priority_users
                     || old.trusted != profile.trusted
                     || old.last_origin != profile.last_origin
@@ -348,6 +358,10 @@ impl Horde {
             &query.bridge_agent,
             limits.max_bridge_agent_chars,
         )?;
+        OverLimit::entries("blacklist", &query.blacklist, limits.max_blacklist_words)?;
+        for word in &query.blacklist {
+            OverLimit::chars("blacklist", word, limits.max_blacklist_word_chars)?;
+        }
         let out_of_range = |field| move |min, max| PopError::OutOfRange { field, min, max };
         in_range(query.threads, THREADS_RANGE, out_of_range("threads"))?;
         in_range(query.amount, AMOUNT_RANGE, out_of_range("amount"))?;

@@ -193,6 +193,7 @@ impl Sim {
             threads: 1,
             amount: 1,
             bridge_agent: "test:1:none".into(),
+            blacklist: Vec::new(),
             origin: None,
         }
     }

@@ -178,6 +178,7 @@ pub(crate) async fn pop(
         bridge_agent: body
             .bridge_agent
             .unwrap_or_else(|| "unknown:0:unknown".into()),
+        blacklist: body.blacklist.unwrap_or_default(),
         origin: Some(state.read(|core, _| core.users.fingerprint(ip))),
     };
     let result = state

@@ -140,6 +140,38 @@ async fn a_full_generation_cycle_moves_exact_kudos() {
 }
 
 #[tokio::test]
+async fn a_worker_s_blacklist_is_honoured_by_the_horde() {
+    // Through horde-api's client: the typed wire the CLI and the worker use.
+    let server = TestServer::start().await;
+    let (_, key) = server.register("volunteer").await;
+    let url = format!("http://{}", server.addr);
+    let worker = horde_api::Client::new(&url).unwrap().api_key(key);
+    let anonymous = horde_api::Client::new(&url).unwrap().api_key("0000000000");
+    let mut request = horde_api::AsyncRequest::prompt("A tale of Dragons and knights");
+    request.models = Some(vec![MODEL.into()]);
+    let queued = anonymous.generate(&request).await.unwrap();
+    let mut query: horde_api::PopRequest = serde_json::from_value(pop_body("picky")).unwrap();
+    query.blacklist = Some(vec!["dragon".into()]);
+    let skipped = worker.pop(&query).await.unwrap();
+    assert_eq!(skipped.id, None);
+    assert_eq!(skipped.skipped.get("blacklist"), Some(&1), "{skipped:?}");
+    // Without the word, the same worker takes it.
+    query.blacklist = Some(vec!["wizard".into()]);
+    let taken = worker.pop(&query).await.unwrap();
+    assert_eq!(taken.ids.len(), 1, "{taken:?}");
+    let payload = taken.payload.job().unwrap();
+    assert_eq!(&*payload.prompt, "A tale of Dragons and knights");
+    let status = anonymous.status(&queued.id).await.unwrap();
+    assert_eq!(status.processing, 1);
+    // A list over the limit is refused, naming the field.
+    query.blacklist = Some(vec!["x".into(); 101]);
+    let error = worker.pop(&query).await.unwrap_err();
+    assert_eq!(error.rc(), Some("ValidationError"));
+    assert!(error.to_string().contains("blacklist"), "{error}");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn anonymous_requests_and_empty_pops() {
     let server = TestServer::start().await;
     let (_, key) = server.register("volunteer").await;
