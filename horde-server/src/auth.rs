@@ -11,7 +11,7 @@ use base64::Engine;
 use horde_core::{Timestamp, UserId};
 use sha2::{Digest, Sha256};
 
-use crate::store::UserRow;
+use crate::store::{Recorded, UserRow, Write};
 
 /// Why identity could not be proven or changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,13 +55,13 @@ impl Users {
             next_id: 1,
         };
         for row in rows {
-            users.insert(row);
+            users.put(row);
         }
         users
     }
 
     /// Adds or replaces a user.
-    pub fn insert(&mut self, row: UserRow) {
+    fn put(&mut self, row: UserRow) {
         if let Some(old) = self.by_id.get(&row.id).and_then(|u| u.key_hash) {
             self.by_key.remove(&old);
         }
@@ -95,12 +95,14 @@ impl Users {
             .ok_or(AuthError::UnknownKey)
     }
 
-    /// Registers `alias` at `now`: returns the new row (to persist) and its API key, shown once.
+    /// Registers `alias` at `now` — an administrator if `admin`: returns the new row and its
+    /// API key (shown once), with the write that persists the row.
     pub fn register(
         &mut self,
         alias: &str,
         now: Timestamp,
-    ) -> Result<(UserRow, String), AuthError> {
+        admin: bool,
+    ) -> Result<Recorded<(UserRow, String)>, AuthError> {
         let alias = alias.trim();
         let invalid = AuthError::InvalidAlias;
         if let Some(reason) = horde_core::name_problem(alias) {
@@ -117,10 +119,10 @@ impl Users {
             alias: alias.to_owned(),
             key_hash: Some(hash_key(&self.secret, &key)),
             created_at: now.millis(),
-            is_admin: false,
+            is_admin: admin,
         };
-        self.insert(row.clone());
-        Ok((row, key))
+        self.put(row.clone());
+        Ok(Recorded::new((row.clone(), key), vec![Write::User(row)]))
     }
 
     /// A salted digest of `token` (how session ids are kept, like API keys).
@@ -128,9 +130,9 @@ impl Users {
         hash_key(&self.secret, token)
     }
 
-    /// Gives `user` a new API key (the old one stops working at once); returns the row to
-    /// persist and the key, shown once.
-    pub fn rekey(&mut self, user: UserId) -> Result<(UserRow, String), AuthError> {
+    /// Gives `user` a new API key (the old one stops working at once); returns the row and the
+    /// key (shown once), with the write that persists the row.
+    pub fn rekey(&mut self, user: UserId) -> Result<Recorded<(UserRow, String)>, AuthError> {
         let mut row = self
             .by_id
             .get(&user)
@@ -139,8 +141,8 @@ impl Users {
             .ok_or(AuthError::UnknownUser)?;
         let key = new_api_key()?;
         row.key_hash = Some(hash_key(&self.secret, &key));
-        self.insert(row.clone());
-        Ok((row, key))
+        self.put(row.clone());
+        Ok(Recorded::new((row.clone(), key), vec![Write::User(row)]))
     }
 
     /// The user a `alias#id` username names (the alias compared case-insensitively).
@@ -216,7 +218,10 @@ mod tests {
     #[test]
     fn keys_are_22_url_safe_chars_and_only_hashes_are_kept() {
         let mut users = Users::new([7; 32], []);
-        let (row, key) = users.register("alice", Timestamp(0)).unwrap();
+        let registered = users.register("alice", Timestamp(0), false).unwrap();
+        let (row, key) = registered.value;
+        // The write that persists the user comes with it.
+        assert!(matches!(&registered.writes[..], [Write::User(written)] if *written == row));
         assert_eq!(key.len(), 22);
         assert!(key
             .chars()
@@ -235,9 +240,13 @@ mod tests {
             Some(row.id)
         );
         assert!(users.find_by_username("alice#999").is_none());
-        assert!(users.register("a#b", Timestamp(0)).is_err());
-        assert!(users.register("  ", Timestamp(0)).is_err());
-        assert!(users.register("ad\u{202E}nim", Timestamp(0)).is_err());
-        assert!(users.register("a\u{200B}lice", Timestamp(0)).is_err());
+        assert!(users.register("a#b", Timestamp(0), false).is_err());
+        assert!(users.register("  ", Timestamp(0), false).is_err());
+        assert!(users
+            .register("ad\u{202E}nim", Timestamp(0), false)
+            .is_err());
+        assert!(users
+            .register("a\u{200B}lice", Timestamp(0), false)
+            .is_err());
     }
 }

@@ -40,7 +40,7 @@ use crate::models::ReferenceError;
 use crate::ratelimit::RateLimits;
 use crate::sessions::{Identities, PendingLogins, Sessions};
 use crate::stats::Stats;
-use crate::store::{Contention, Database, Store, StoreError, Write};
+use crate::store::{Contention, Database, Recorded, Store, StoreError, Write};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +68,45 @@ pub struct IdempotentAnswer {
     pub response: String,
 }
 
+/// Transfers answered under an `Idempotency-Key`, by `(sender, key)`.
+#[derive(Debug, Default)]
+pub struct IdempotencyKeys(HashMap<(UserId, String), IdempotentAnswer>);
+
+impl IdempotencyKeys {
+    /// The keys `rows` (sender, key, request, response).
+    pub fn new(rows: impl IntoIterator<Item = (UserId, String, String, String)>) -> Self {
+        IdempotencyKeys(
+            rows.into_iter()
+                .map(|(user, key, request, response)| {
+                    ((user, key), IdempotentAnswer { request, response })
+                })
+                .collect(),
+        )
+    }
+
+    /// The answer `user` got under `key`.
+    pub fn get(&self, user: UserId, key: &str) -> Option<&IdempotentAnswer> {
+        self.0.get(&(user, key.to_owned()))
+    }
+
+    /// Remembers `answer` for `user`'s `key`, with the write that persists it.
+    pub fn remember(
+        &mut self,
+        user: UserId,
+        key: String,
+        answer: IdempotentAnswer,
+    ) -> Recorded<()> {
+        let write = Write::Idempotency {
+            user,
+            key: key.clone(),
+            request: answer.request.clone(),
+            response: answer.response.clone(),
+        };
+        self.0.insert((user, key), answer);
+        Recorded::new((), vec![write])
+    }
+}
+
 /// Everything under the core lock.
 #[derive(Debug)]
 pub struct Core {
@@ -75,7 +114,7 @@ pub struct Core {
     /// Registered users and their keys.
     pub users: Users,
     /// Transfers by `(sender, Idempotency-Key)`.
-    pub idempotency: HashMap<(UserId, String), IdempotentAnswer>,
+    pub idempotency: IdempotencyKeys,
     /// Finished generations per minute.
     pub stats: Stats,
     /// Signed-in browsers.
@@ -129,15 +168,28 @@ impl Txn<'_> {
         self.core
     }
 
-    /// The parts of the core the server keeps beside the horde (users, idempotency keys,
-    /// stats); their writes go through [`Txn::write`]. For `crate::ops` only: handlers never
-    /// change these themselves (a test checks).
-    pub(crate) fn core_mut(&mut self) -> CoreParts<'_> {
-        CoreParts {
+    /// Changes the server's own persisted tables (users, idempotency keys, sessions, OAuth
+    /// identities) at this change's `now` and absorbs the writes that persist the change:
+    /// each of their changing methods returns a [`Recorded`], so none can be forgotten.
+    pub fn record<T, E>(
+        &mut self,
+        change: impl FnOnce(&mut Tables<'_>, Timestamp) -> Result<Recorded<T>, E>,
+    ) -> Result<T, E> {
+        let mut tables = Tables {
             users: &mut self.core.users,
             idempotency: &mut self.core.idempotency,
             sessions: &mut self.core.sessions,
             identities: &mut self.core.identities,
+        };
+        let recorded = change(&mut tables, self.now)?;
+        self.writes.extend(recorded.writes);
+        Ok(recorded.value)
+    }
+
+    /// What the server keeps in memory only (OAuth sign-ins in progress, rate-limit counts):
+    /// nothing of it is written.
+    pub fn memory(&mut self) -> Memory<'_> {
+        Memory {
             pending_logins: &mut self.core.pending_logins,
             rate_limits: &mut self.core.rate_limits,
         }
@@ -152,25 +204,24 @@ impl Txn<'_> {
         self.core.absorb(applied.events, &mut self.writes);
         Ok(applied.value)
     }
-
-    /// Adds a write that is not a core event (a new user's identity, an idempotency key). For
-    /// `crate::ops` only.
-    pub(crate) fn write(&mut self, write: Write) {
-        self.writes.push(write);
-    }
 }
 
-/// Mutable access to what the server keeps beside the horde.
+/// The server's own persisted tables, to change through [`Txn::record`].
 #[derive(Debug)]
-pub struct CoreParts<'a> {
+pub struct Tables<'a> {
     /// Registered users and their keys.
     pub users: &'a mut Users,
     /// Transfers by `(sender, Idempotency-Key)`.
-    pub idempotency: &'a mut HashMap<(UserId, String), IdempotentAnswer>,
+    pub idempotency: &'a mut IdempotencyKeys,
     /// Signed-in browsers.
     pub sessions: &'a mut Sessions,
     /// OAuth identities and their accounts.
     pub identities: &'a mut Identities,
+}
+
+/// What the server keeps in memory only.
+#[derive(Debug)]
+pub struct Memory<'a> {
     /// OAuth sign-ins in progress.
     pub pending_logins: &'a mut PendingLogins,
     /// Calls per minute, by who and what.
@@ -259,13 +310,7 @@ impl Driver {
         for (minute, requests, tokens) in loaded.minutes {
             stats.record(minute, requests, tokens);
         }
-        let idempotency = loaded
-            .idempotency
-            .into_iter()
-            .map(|(user, key, request, response)| {
-                ((user, key), IdempotentAnswer { request, response })
-            })
-            .collect();
+        let idempotency = IdempotencyKeys::new(loaded.idempotency);
         let named_admins = resolve_admins(&config.admins, &users);
         tracing::info!(
             db = %Database::of(&config.db).describe(),

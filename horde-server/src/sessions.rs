@@ -8,19 +8,12 @@ use std::collections::HashMap;
 
 use horde_core::{Timestamp, UserId};
 
+use crate::store::{Recorded, Write};
+
 /// How long a session lasts: 30 days.
 pub const SESSION_TTL_MS: u64 = 30 * 24 * 3600 * 1000;
 
-/// One signed-in browser.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Session {
-    /// Who is signed in.
-    pub user: UserId,
-    /// The token every form of this session must carry (CSRF).
-    pub csrf: String,
-    /// When it ends, ms since the epoch.
-    pub expires_at: u64,
-}
+pub use crate::store::Session;
 
 /// Most sessions one user holds at once: signing in again past it ends their oldest session
 /// (a script that signs in 30,000 times keeps 20).
@@ -38,7 +31,7 @@ impl Sessions {
     pub fn new(rows: impl IntoIterator<Item = ([u8; 32], Session)>) -> Sessions {
         let mut sessions = Sessions::default();
         for (digest, session) in rows {
-            sessions.insert(digest, session);
+            sessions.put(digest, session);
         }
         sessions
     }
@@ -65,8 +58,13 @@ impl Sessions {
             .filter(|session| session.expires_at > now.millis())
     }
 
-    /// Adds a session.
-    pub fn insert(&mut self, digest: [u8; 32], session: Session) {
+    /// Starts a session, with the write that persists it.
+    pub fn start(&mut self, digest: [u8; 32], session: Session) -> Recorded<()> {
+        self.put(digest, session.clone());
+        Recorded::new((), vec![Write::Session { digest, session }])
+    }
+
+    fn put(&mut self, digest: [u8; 32], session: Session) {
         let user = session.user;
         if let Some(old) = self.by_digest.insert(digest, session) {
             self.unindex(old.user, &digest);
@@ -74,14 +72,14 @@ impl Sessions {
         self.by_user.entry(user).or_default().push(digest);
     }
 
-    /// Ends a session; returns true if and only if it existed.
-    pub fn remove(&mut self, digest: &[u8; 32]) -> bool {
-        match self.by_digest.remove(digest) {
+    /// Ends a session, with the write that persists that; true if and only if it existed.
+    pub fn end(&mut self, digest: [u8; 32]) -> Recorded<bool> {
+        match self.by_digest.remove(&digest) {
             Some(session) => {
-                self.unindex(session.user, digest);
-                true
+                self.unindex(session.user, &digest);
+                Recorded::new(true, vec![Write::SessionEnded { digest }])
             }
-            None => false,
+            None => Recorded::new(false, Vec::new()),
         }
     }
 
@@ -202,10 +200,18 @@ impl Identities {
             .copied()
     }
 
-    /// Links `subject` of `provider` to `user`.
-    pub fn insert(&mut self, provider: &str, subject: &str, user: UserId) {
+    /// Links `subject` of `provider` to `user`, with the write that persists the link.
+    pub fn link(&mut self, provider: &str, subject: &str, user: UserId) -> Recorded<()> {
         self.by_subject
             .insert((provider.to_owned(), subject.to_owned()), user);
+        Recorded::new(
+            (),
+            vec![Write::Identity {
+                provider: provider.to_owned(),
+                subject: subject.to_owned(),
+                user,
+            }],
+        )
     }
 }
 
@@ -221,12 +227,22 @@ mod tests {
             csrf: "t".into(),
             expires_at: 1_000,
         };
-        sessions.insert([1; 32], session.clone());
+        let started = sessions.start([1; 32], session.clone());
+        assert!(matches!(
+            started.writes[..],
+            [Write::Session {
+                digest: [1, ..],
+                ..
+            }]
+        ));
         assert_eq!(sessions.get(&[1; 32], Timestamp(999)), Some(&session));
         assert_eq!(sessions.get(&[1; 32], Timestamp(1_000)), None);
         assert_eq!(sessions.expired(Timestamp(1_000)), vec![[1; 32]]);
-        assert!(sessions.remove(&[1; 32]));
-        assert!(!sessions.remove(&[1; 32]));
+        let ended = sessions.end([1; 32]);
+        assert!(ended.value);
+        assert_eq!(ended.writes.len(), 1);
+        let again = sessions.end([1; 32]);
+        assert!(!again.value && again.writes.is_empty(), "nothing to write");
         assert!(sessions.of_user(UserId(3)).is_empty());
     }
 
@@ -239,15 +255,15 @@ mod tests {
             expires_at: at,
         };
         for i in 0..SESSIONS_PER_USER as u8 {
-            sessions.insert([i; 32], of(1, 100 - u64::from(i)));
+            sessions.put([i; 32], of(1, 100 - u64::from(i)));
         }
-        sessions.insert([200; 32], of(2, 1));
+        sessions.put([200; 32], of(2, 1));
         assert_eq!(sessions.of_user(UserId(1)).len(), SESSIONS_PER_USER);
         // The one that expires first is the oldest (all last the same time).
         let last = SESSIONS_PER_USER as u8 - 1;
         assert_eq!(sessions.beyond_cap(UserId(1)), vec![[last; 32]]);
         assert!(sessions.beyond_cap(UserId(2)).is_empty());
-        sessions.remove(&[last; 32]);
+        assert!(sessions.end([last; 32]).value);
         assert!(sessions.beyond_cap(UserId(1)).is_empty());
     }
 }

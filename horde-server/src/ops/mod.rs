@@ -24,7 +24,7 @@ pub mod users;
 /// says how many seconds to wait.
 fn rate_limit(txn: &mut Txn<'_>, what: Limited, limit: u32) -> Result<(), ApiError> {
     let now: Timestamp = txn.now();
-    txn.core_mut()
+    txn.memory()
         .rate_limits
         .allow(what, now, limit)
         .map_err(|retry_after| ApiError::TooMany {

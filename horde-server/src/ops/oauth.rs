@@ -10,7 +10,6 @@ use crate::driver::Driver;
 use crate::error::{ApiError, Rc};
 use crate::ratelimit::Limited;
 use crate::sessions::{PendingLogin, PendingRefused};
-use crate::store::Write;
 
 /// Remembers a sign-in that began with the OAuth `state`, begun by the browser holding the
 /// cookie `browser`; refused when its address or the horde has too many in progress.
@@ -32,7 +31,7 @@ pub async fn remember(
                 browser: txn.core().users.digest(browser),
                 address,
             };
-            txn.core_mut()
+            txn.memory()
                 .pending_logins
                 .insert(state, login, now)
                 .map_err(|refused| ApiError::TooMany {
@@ -63,7 +62,7 @@ pub async fn take(
     driver
         .change(|txn| {
             let now = txn.now();
-            let pending = txn.core_mut().pending_logins.take(state, now);
+            let pending = txn.memory().pending_logins.take(state, now);
             let this_browser = browser.map(|b| txn.core().users.digest(b));
             Ok(pending.map(|login| {
                 let same = this_browser == Some(login.browser);
@@ -94,12 +93,9 @@ pub async fn account_for(
             }
             rate_limit(txn, Limited::Registration(ip), limit)?;
             let (row, _key) = users::new_user(txn, alias, false)?;
-            txn.core_mut().identities.insert(provider, subject, row.id);
-            txn.write(Write::Identity {
-                provider: provider.to_owned(),
-                subject: subject.to_owned(),
-                user: row.id,
-            });
+            txn.record(|tables, _| {
+                Ok::<_, ApiError>(tables.identities.link(provider, subject, row.id))
+            })?;
             Ok(row.id)
         })
         .await

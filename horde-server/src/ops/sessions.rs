@@ -2,10 +2,9 @@
 
 use horde_core::UserId;
 
-use crate::driver::{Driver, Txn};
+use crate::driver::{Driver, Txn, Unavailable};
 use crate::error::ApiError;
 use crate::sessions::{Session, SESSION_TTL_MS};
-use crate::store::Write;
 
 /// Expired sessions deleted per sign-in (bounded work; the rest go at later sign-ins).
 const EXPIRED_PER_SIGN_IN: usize = 100;
@@ -31,9 +30,7 @@ pub async fn start(
             ended.truncate(EXPIRED_PER_SIGN_IN);
             ended.extend(txn.core().sessions.beyond_cap(user));
             end_in(txn, ended);
-            txn.core_mut().sessions.insert(digest, session.clone());
-            txn.write(Write::Session { digest, session });
-            Ok(())
+            txn.record(|tables, _| Ok::<_, ApiError>(tables.sessions.start(digest, session)))
         })
         .await
 }
@@ -64,8 +61,6 @@ pub async fn end(driver: &Driver, ending: Ending) -> Result<(), ApiError> {
 /// Ends the sessions `digests` (those that exist) in `txn`.
 pub(super) fn end_in(txn: &mut Txn<'_>, digests: Vec<[u8; 32]>) {
     for digest in digests {
-        if txn.core_mut().sessions.remove(&digest) {
-            txn.write(Write::SessionEnded { digest });
-        }
+        let _ended = txn.record(|tables, _| Ok::<_, Unavailable>(tables.sessions.end(digest)));
     }
 }

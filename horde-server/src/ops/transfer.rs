@@ -8,7 +8,6 @@ use super::rate_limit;
 use crate::driver::{Driver, IdempotentAnswer};
 use crate::error::{ApiError, Rc};
 use crate::ratelimit::Limited;
-use crate::store::Write;
 use crate::wire::Transferred;
 
 /// Moves `amount` kudos from `from` to the user named `username` (`alias#id`), rate-limited
@@ -34,7 +33,7 @@ pub async fn transfer(
                 return Err(TransferError::Ledger(LedgerError::FromAnonymous).into());
             }
             if let Some(key) = &idempotency_key {
-                if let Some(previous) = txn.core().idempotency.get(&(from, key.clone())) {
+                if let Some(previous) = txn.core().idempotency.get(from, key) {
                     // Keys stored before requests were recorded have an empty request.
                     if !previous.request.is_empty() && previous.request != request {
                         return Err(ApiError::IdempotencyKeyConflict);
@@ -64,13 +63,9 @@ pub async fn transfer(
                     response: serde_json::to_string(&response)
                         .map_err(|e| ApiError::Internal(e.to_string()))?,
                 };
-                txn.write(Write::Idempotency {
-                    user: from,
-                    key: key.clone(),
-                    request: answer.request.clone(),
-                    response: answer.response.clone(),
-                });
-                txn.core_mut().idempotency.insert((from, key), answer);
+                txn.record(|tables, _| {
+                    Ok::<_, ApiError>(tables.idempotency.remember(from, key, answer))
+                })?;
             }
             Ok(response)
         })

@@ -9,7 +9,7 @@ use super::{rate_limit, sessions};
 use crate::driver::{Driver, Txn};
 use crate::error::ApiError;
 use crate::ratelimit::Limited;
-use crate::store::{UserRow, Write};
+use crate::store::UserRow;
 
 /// Registers `alias` for a caller at `ip` (rate-limited per address) and commits the new
 /// user; returns the user and their API key, to be shown once.
@@ -45,12 +45,7 @@ pub fn new_user(
 ) -> Result<(UserRow, String), ApiError> {
     let now = txn.now();
     let concurrency = txn.core().horde().config().default_concurrency;
-    let (mut row, key) = txn.core_mut().users.register(alias, now)?;
-    if admin {
-        row.is_admin = true;
-        txn.core_mut().users.insert(row.clone());
-    }
-    txn.write(Write::User(row.clone()));
+    let (row, key) = txn.record(|tables, now| tables.users.register(alias, now, admin))?;
     let policy = UserPolicy {
         concurrency,
         trusted: admin,
@@ -67,8 +62,7 @@ pub fn new_user(
 pub async fn rekey(driver: &Driver, user: UserId, keep: [u8; 32]) -> Result<String, ApiError> {
     driver
         .change(|txn| {
-            let (row, key) = txn.core_mut().users.rekey(user)?;
-            txn.write(Write::User(row));
+            let (_, key) = txn.record(|tables, _| tables.users.rekey(user))?;
             // A new key is how someone locks out whoever had the old one: a browser signed in
             // with it must not stay signed in (and rotate the key again to read the new one).
             let others = txn.core().sessions.of_user(user);

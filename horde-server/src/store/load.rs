@@ -88,7 +88,7 @@ pub(super) fn load(sql: &mut dyn Sql, default_concurrency: u32) -> Result<Loaded
         };
         sessions.push((
             digest,
-            crate::sessions::Session {
+            super::Session {
                 user: UserId(row.int(1)? as u64),
                 csrf: row.text(2)?,
                 expires_at: row.int(3)? as u64,

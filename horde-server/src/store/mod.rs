@@ -116,6 +116,17 @@ pub enum StoreError {
     LockFile(String, std::io::Error),
 }
 
+/// One signed-in browser, as stored (kept in memory by `crate::sessions`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// Who is signed in.
+    pub user: UserId,
+    /// The token every form of this session must carry (CSRF).
+    pub csrf: String,
+    /// When it ends, ms since the epoch.
+    pub expires_at: u64,
+}
+
 /// A user's identity as stored. Their policy and account state are stored from the core's
 /// events (`UserChanged`, `AccountChanged`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,6 +141,26 @@ pub struct UserRow {
     pub created_at: u64,
     /// Made an administrator by `horde-server create-admin`.
     pub is_admin: bool,
+}
+
+/// A change of one of the server's own tables (users, sessions, OAuth identities, idempotency
+/// keys) with the writes that persist it. Every method of those tables that changes them
+/// returns one, and [`crate::driver::Txn::record`] is the only way in, so a change and its
+/// writes cannot part (the core's `Applied` does the same for its events).
+#[must_use = "a table change must reach the store: run it through Txn::record"]
+#[derive(Debug)]
+pub struct Recorded<T> {
+    /// What the change returns.
+    pub value: T,
+    /// What persists it.
+    pub writes: Vec<Write>,
+}
+
+impl<T> Recorded<T> {
+    /// `value`, persisted by `writes`.
+    pub fn new(value: T, writes: Vec<Write>) -> Recorded<T> {
+        Recorded { value, writes }
+    }
 }
 
 /// One thing to write.
@@ -148,7 +179,7 @@ pub enum Write {
         /// The digest of its id.
         digest: [u8; 32],
         /// The session.
-        session: crate::sessions::Session,
+        session: Session,
     },
     /// A web session ended (signed out, or expired).
     SessionEnded {
@@ -198,7 +229,7 @@ pub struct Loaded {
     /// Finished generations per minute: (minute since epoch, requests, tokens).
     pub minutes: Vec<(u64, u64, u64)>,
     /// Web sessions by the digest of their id.
-    pub sessions: Vec<([u8; 32], crate::sessions::Session)>,
+    pub sessions: Vec<([u8; 32], Session)>,
     /// OAuth identities: provider, subject, user.
     pub identities: Vec<(String, String, UserId)>,
 }
