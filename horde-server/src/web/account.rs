@@ -12,8 +12,8 @@ use horde_core::{UserId, WorkerUpdate};
 use serde::Deserialize;
 
 use super::{
-    csrf_field, error_page, escape, page, redirect, session_cookie_header, sign_in_first,
-    signed_in, SignedIn,
+    csrf_field, escape, page, redirect, session_cookie_header, sign_in_first, signed_in, OrPage,
+    PageError, SignedIn,
 };
 use crate::auth::{new_token, username};
 use crate::driver::Driver;
@@ -141,30 +141,30 @@ pub(super) async fn login(
     State(state): State<Driver>,
     headers: HeaderMap,
     form_data: Result<Form<LoginForm>, FormRejection>,
-) -> Response {
+) -> Result<Response, PageError> {
     if super::cross_site(state.config(), &headers) {
-        return error_page(
+        return Err(PageError::new(
             StatusCode::FORBIDDEN,
             None,
             "This sign-in form was sent from another site; nobody was signed in. Sign in from \
              this horde's own page.",
-        );
+        ));
     }
     let key = form_data.map(|Form(f)| f.apikey).unwrap_or_default();
     let user = state.read(|core, _| core.users.authenticate(Some(&key)));
     match user {
-        Ok(user) if !user.is_anonymous() => match start_session(&state, user).await {
-            Ok(cookie) => redirect("/account", Some(cookie)),
-            Err(e) => error_page(e.status(), None, &e.to_string()),
-        },
+        Ok(user) if !user.is_anonymous() => {
+            let cookie = start_session(&state, user).await?;
+            Ok(redirect("/account", Some(cookie)))
+        }
         _ => {
             let message = "<p class=\"error\">That API key is not known here. (The anonymous \
                            key cannot sign in.)</p>";
-            (
+            Ok((
                 StatusCode::UNAUTHORIZED,
                 page("Sign in", None, &login_body(state.config(), message)),
             )
-                .into_response()
+                .into_response())
         }
     }
 }
@@ -192,8 +192,8 @@ pub(super) fn csrf_ok(session: &SignedIn, token: &str) -> bool {
 }
 
 /// The page for a form whose CSRF token is not its session's.
-pub(super) fn csrf_refused(session: &SignedIn) -> Response {
-    error_page(
+pub(super) fn csrf_refused(session: &SignedIn) -> PageError {
+    PageError::new(
         StatusCode::FORBIDDEN,
         Some(session),
         "This form is out of date or came from another page; nothing was changed. Open the \
@@ -205,7 +205,7 @@ pub(super) async fn logout(
     State(state): State<Driver>,
     headers: HeaderMap,
     form_data: Result<Form<CsrfForm>, FormRejection>,
-) -> Response {
+) -> Result<Response, PageError> {
     sign_out(&state, &headers, form_data, false).await
 }
 
@@ -214,7 +214,7 @@ pub(super) async fn logout_everywhere(
     State(state): State<Driver>,
     headers: HeaderMap,
     form_data: Result<Form<CsrfForm>, FormRejection>,
-) -> Response {
+) -> Result<Response, PageError> {
     sign_out(&state, &headers, form_data, true).await
 }
 
@@ -224,24 +224,21 @@ async fn sign_out(
     headers: &HeaderMap,
     form_data: Result<Form<CsrfForm>, FormRejection>,
     everywhere: bool,
-) -> Response {
+) -> Result<Response, PageError> {
     let Some(session) = signed_in(state, headers) else {
-        return redirect("/", Some(session_cookie_header(state, None)));
+        return Ok(redirect("/", Some(session_cookie_header(state, None))));
     };
     let token = form_data.map(|Form(f)| f.csrf).unwrap_or_default();
     if !csrf_ok(&session, &token) {
-        return csrf_refused(&session);
+        return Err(csrf_refused(&session));
     }
     let ending = if everywhere {
         Ending::AllOf(session.user)
     } else {
         Ending::One(session.digest)
     };
-    let ended = ops::sessions::end(state, ending).await;
-    match ended {
-        Ok(()) => redirect("/", Some(session_cookie_header(state, None))),
-        Err(e) => error_page(e.status(), Some(&session), &e.to_string()),
-    }
+    ops::sessions::end(state, ending).await.or_page(&session)?;
+    Ok(redirect("/", Some(session_cookie_header(state, None))))
 }
 
 pub(super) async fn account(State(state): State<Driver>, headers: HeaderMap) -> Response {
@@ -453,28 +450,25 @@ pub(super) async fn new_key(
     State(state): State<Driver>,
     headers: HeaderMap,
     form_data: Result<Form<CsrfForm>, FormRejection>,
-) -> Response {
+) -> Result<Response, PageError> {
     let Some(session) = signed_in(&state, &headers) else {
-        return sign_in_first();
+        return Ok(sign_in_first());
     };
     let token = form_data.map(|Form(f)| f.csrf).unwrap_or_default();
     if !csrf_ok(&session, &token) {
-        return csrf_refused(&session);
+        return Err(csrf_refused(&session));
     }
-    let result = ops::users::rekey(&state, session.user, session.digest).await;
-    match result {
-        Ok(key) => {
-            let notice = format!(
-                "<p class=\"ok\">Your new API key: <code id=\"api-key\">{}</code> {COPY}</p>\
-                 <p>This is the only time it is shown. The old key no longer works, and every \
-                 other browser signed in to this account has been signed out.</p>",
-                escape(&key)
-            );
-            let body = account_page(&state, &session, &notice).await;
-            page("Your account", Some(&session), &body).into_response()
-        }
-        Err(e) => error_page(e.status(), Some(&session), &e.to_string()),
-    }
+    let key = ops::users::rekey(&state, session.user, session.digest)
+        .await
+        .or_page(&session)?;
+    let notice = format!(
+        "<p class=\"ok\">Your new API key: <code id=\"api-key\">{}</code> {COPY}</p>\
+         <p>This is the only time it is shown. The old key no longer works, and every \
+         other browser signed in to this account has been signed out.</p>",
+        escape(&key)
+    );
+    let body = account_page(&state, &session, &notice).await;
+    Ok(page("Your account", Some(&session), &body).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -489,22 +483,26 @@ pub(super) async fn maintenance(
     State(state): State<Driver>,
     headers: HeaderMap,
     form_data: Result<Form<MaintenanceForm>, FormRejection>,
-) -> Response {
+) -> Result<Response, PageError> {
     let Some(session) = signed_in(&state, &headers) else {
-        return sign_in_first();
+        return Ok(sign_in_first());
     };
     let Ok(Form(form)) = form_data else {
-        return error_page(
+        return Err(PageError::new(
             StatusCode::BAD_REQUEST,
             Some(&session),
             "The form is incomplete.",
-        );
+        ));
     };
     if !csrf_ok(&session, &form.csrf) {
-        return csrf_refused(&session);
+        return Err(csrf_refused(&session));
     }
     let Ok(id) = form.worker.parse::<uuid::Uuid>() else {
-        return error_page(StatusCode::NOT_FOUND, Some(&session), "No such worker.");
+        return Err(PageError::new(
+            StatusCode::NOT_FOUND,
+            Some(&session),
+            "No such worker.",
+        ));
     };
     let on = form.maintenance == "on";
     let user = session.user;
@@ -512,18 +510,16 @@ pub(super) async fn maintenance(
         maintenance: Some(on),
         ..WorkerUpdate::default()
     };
-    let result = state
+    state
         .change(|txn| {
             txn.apply(|horde, _| {
                 horde.update_worker(user, false, horde_core::WorkerId(id), update)
             })?;
             Ok::<_, ApiError>(())
         })
-        .await;
-    match result {
-        Ok(()) => redirect("/account", None),
-        Err(e) => error_page(e.status(), Some(&session), &e.to_string()),
-    }
+        .await
+        .or_page(&session)?;
+    Ok(redirect("/account", None))
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ use horde_core::UserId;
 
 use crate::auth::username;
 use crate::driver::Driver;
+use crate::error::ApiError;
 pub use crate::html::escape;
 
 /// The session cookie's name.
@@ -279,4 +280,55 @@ fn sign_in_first() -> Response {
 fn error_page(status: StatusCode, session: Option<&SignedIn>, message: &str) -> Response {
     let body = format!("<p class=\"error\">{}</p>", escape(message));
     (status, page("Something went wrong", session, &body)).into_response()
+}
+
+/// What a page handler returns when it fails: rendered as a page that says why (with the
+/// navigation of `session`, when signed in), so that handlers can use `?`.
+#[derive(Debug)]
+pub(crate) struct PageError {
+    status: StatusCode,
+    session: Option<SignedIn>,
+    message: String,
+}
+
+impl PageError {
+    /// `message` with `status`, shown to `session` (or to nobody signed in).
+    pub(crate) fn new(
+        status: StatusCode,
+        session: Option<&SignedIn>,
+        message: impl Into<String>,
+    ) -> PageError {
+        PageError {
+            status,
+            session: session.cloned(),
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        error_page(self.status, self.session.as_ref(), &self.message)
+    }
+}
+
+impl From<ApiError> for PageError {
+    fn from(error: ApiError) -> PageError {
+        PageError::new(error.status(), None, error.to_string())
+    }
+}
+
+/// Turns an error of the API's kind into a page for a signed-in browser.
+pub(crate) trait OrPage<T> {
+    /// The error as a page shown to `session`.
+    fn or_page(self, session: &SignedIn) -> Result<T, PageError>;
+}
+
+impl<T, E: Into<ApiError>> OrPage<T> for Result<T, E> {
+    fn or_page(self, session: &SignedIn) -> Result<T, PageError> {
+        self.map_err(|e| {
+            let error: ApiError = e.into();
+            PageError::new(error.status(), Some(session), error.to_string())
+        })
+    }
 }

@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::account::start_session;
-use super::{error_page, redirect};
+use super::{redirect, PageError};
 use crate::auth::valid_alias;
 use crate::config::{Config, OAuthProvider};
 use crate::driver::Driver;
@@ -150,8 +150,8 @@ fn configured<'a>(config: &'a Config, name: &str) -> Option<(Provider, &'a OAuth
 }
 
 /// The page for a provider this horde does not have.
-fn no_such_sign_in() -> Response {
-    error_page(
+fn no_such_sign_in() -> PageError {
+    PageError::new(
         StatusCode::NOT_FOUND,
         None,
         "This horde has no such sign-in.",
@@ -178,20 +178,17 @@ pub(super) async fn start(
     Path(name): Path<String>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
-) -> Response {
-    let (provider, settings) = match configured(state.config(), &name) {
-        Some(found) => found,
-        None => return no_such_sign_in(),
-    };
+) -> Result<Response, PageError> {
+    let (provider, settings) = configured(state.config(), &name).ok_or_else(no_such_sign_in)?;
     let client = match client(provider, settings, &base_url(state.config(), &headers)) {
         Ok(client) => client,
         Err(e) => {
             tracing::error!(provider = provider.name(), error = %e, "bad OAuth settings");
-            return error_page(
+            return Err(PageError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 None,
                 "This sign-in is misconfigured on the horde.",
-            );
+            ));
         }
     };
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -200,11 +197,8 @@ pub(super) async fn start(
         .add_scope(Scope::new(provider.scope().to_owned()))
         .set_pkce_challenge(challenge)
         .url();
-    let browser = match crate::auth::new_token().map_err(ApiError::from) {
-        Ok(token) => token,
-        Err(e) => return error_page(e.status(), None, &e.to_string()),
-    };
-    let remembered = ops::oauth::remember(
+    let browser = crate::auth::new_token().map_err(ApiError::from)?;
+    ops::oauth::remember(
         &state,
         csrf.secret().clone(),
         provider.name(),
@@ -212,18 +206,13 @@ pub(super) async fn start(
         &browser,
         ip,
     )
-    .await;
-    match remembered {
-        Ok(()) => {
-            let mut response = redirect(url.as_str(), None);
-            response.headers_mut().append(
-                header::SET_COOKIE,
-                browser_cookie(state.config(), Some(&browser)),
-            );
-            response
-        }
-        Err(e) => error_page(e.status(), None, &e.to_string()),
-    }
+    .await?;
+    let mut response = redirect(url.as_str(), None);
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        browser_cookie(state.config(), Some(&browser)),
+    );
+    Ok(response)
 }
 
 /// The [`BROWSER_COOKIE`] this request carries.
@@ -245,17 +234,14 @@ pub(super) async fn callback(
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     query: Result<Query<Callback>, QueryRejection>,
-) -> Response {
-    let (provider, settings) = match configured(state.config(), &name) {
-        Some(found) => found,
-        None => return no_such_sign_in(),
-    };
+) -> Result<Response, PageError> {
+    let (provider, settings) = configured(state.config(), &name).ok_or_else(no_such_sign_in)?;
     let Ok(Query(callback)) = query else {
-        return error_page(
+        return Err(PageError::new(
             StatusCode::BAD_REQUEST,
             None,
             "This sign-in link is incomplete.",
-        );
+        ));
     };
     let label = provider.label();
     let token = callback.state.unwrap_or_default();
@@ -266,42 +252,42 @@ pub(super) async fn callback(
         .flatten()
         .filter(|(login, _)| login.provider == provider.name());
     if let Some((_, false)) = pending {
-        return error_page(
+        return Err(PageError::new(
             StatusCode::BAD_REQUEST,
             None,
-            &format!(
+            format!(
                 "This {label} sign-in was started in another browser (or its cookie was \
                  refused). Nothing was created; start the sign-in again in this browser."
             ),
-        );
+        ));
     }
     let Some((pending, _)) = pending else {
-        return error_page(
+        return Err(PageError::new(
             StatusCode::BAD_REQUEST,
             None,
-            &format!(
+            format!(
                 "This {label} sign-in did not start here, was already used, or took longer \
                  than ten minutes. Nothing was created; please sign in again."
             ),
-        );
+        ));
     };
     if let Some(error) = callback.error {
         let detail = callback.error_description.unwrap_or_default();
-        return error_page(
+        return Err(PageError::new(
             StatusCode::BAD_REQUEST,
             None,
-            &format!(
+            format!(
                 "{label} did not sign you in ({error}{}{detail}). Nothing was created.",
                 if detail.is_empty() { "" } else { ": " }
             ),
-        );
+        ));
     }
     let Some(code) = callback.code else {
-        return error_page(
+        return Err(PageError::new(
             StatusCode::BAD_REQUEST,
             None,
             "This sign-in link has no code.",
-        );
+        ));
     };
     let identity = match identify(
         provider,
@@ -315,34 +301,27 @@ pub(super) async fn callback(
         Ok(identity) => identity,
         Err(message) => {
             tracing::warn!(provider = provider.name(), %message, "OAuth sign-in failed");
-            return error_page(
+            return Err(PageError::new(
                 StatusCode::BAD_GATEWAY,
                 None,
-                &format!("{label} did not confirm who you are: {message}. Nothing was created."),
-            );
+                format!("{label} did not confirm who you are: {message}. Nothing was created."),
+            ));
         }
     };
-    match ops::oauth::account_for(
+    let user = ops::oauth::account_for(
         &state,
         provider.name(),
         &identity.subject,
         &valid_alias(&identity.name),
         ip,
     )
-    .await
-    {
-        Ok(user) => match start_session(&state, user).await {
-            Ok(cookie) => {
-                let mut response = redirect("/account", Some(cookie));
-                response
-                    .headers_mut()
-                    .append(header::SET_COOKIE, browser_cookie(state.config(), None));
-                response
-            }
-            Err(e) => error_page(e.status(), None, &e.to_string()),
-        },
-        Err(e) => error_page(e.status(), None, &e.to_string()),
-    }
+    .await?;
+    let cookie = start_session(&state, user).await?;
+    let mut response = redirect("/account", Some(cookie));
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, browser_cookie(state.config(), None));
+    Ok(response)
 }
 
 /// Who the provider says this is.

@@ -111,7 +111,7 @@ fn checked(
         )));
     };
     if !csrf_ok(&session, &form.csrf) {
-        return Err(Box::new(csrf_refused(&session)));
+        return Err(Box::new(csrf_refused(&session).into_response()));
     }
     match parse_amount(&form.amount) {
         Ok(amount) => Ok((session, form, amount)),

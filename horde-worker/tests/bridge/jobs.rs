@@ -213,7 +213,10 @@ async fn blacklisted_prompts_are_skipped_by_the_horde_and_never_reach_the_backen
     .await;
     let status = horde.status(&id).await;
     assert_eq!(status["waiting"], 1, "{status}");
-    assert_eq!(status["restarted"], 0, "no job was taken and given back: {status}");
+    assert_eq!(
+        status["restarted"], 0,
+        "no job was taken and given back: {status}"
+    );
     drop(worker);
     assert!(backend.state.seen.lock().generates.is_empty());
 }
