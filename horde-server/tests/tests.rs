@@ -14,7 +14,7 @@
 // Test helpers panic on failure by design.
 #![allow(clippy::unwrap_used)]
 
-#[path = "tests/api.rs"]
+#[path = "tests/api/mod.rs"]
 mod api;
 #[path = "tests/authz.rs"]
 mod authz;

@@ -1,0 +1,117 @@
+//! Status endpoints, CORS and the public pages.
+
+use super::*;
+
+#[tokio::test]
+async fn status_endpoints_and_cors() {
+    let server = TestServer::start().await;
+    let (_, key) = server.register("w").await;
+    pop(&server, &key, "w1").await;
+    request(&server, None, "hello").await;
+    let (_, heartbeat) = server.get("/status/heartbeat", None).await;
+    assert_eq!(heartbeat["message"], "OK");
+    for path in ["/status/models", "/status/models?type=text"] {
+        let (status, models) = server.get(path, None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(models[0]["name"], MODEL);
+        assert_eq!(models[0]["count"], 1);
+        assert_eq!(models[0]["type"], "text");
+    }
+    let (_, performance) = server.get("/status/performance", None).await;
+    assert_eq!(performance["queued_text_requests"], 1);
+    assert_eq!(performance["text_worker_count"], 1);
+    assert_eq!(performance["queued_tokens"], 80);
+
+    let preflight = server
+        .client
+        .request(
+            Method::OPTIONS,
+            format!("{}/generate/text/async", server.base),
+        )
+        .header("Origin", "https://lite.example")
+        .header("Access-Control-Request-Method", "POST")
+        .header(
+            "Access-Control-Request-Headers",
+            "apikey,client-agent,content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success());
+    let headers = preflight.headers();
+    assert_eq!(headers["access-control-allow-origin"], "*");
+    let allowed = headers["access-control-allow-headers"].to_str().unwrap();
+    assert!(allowed.contains("apikey") && allowed.contains("client-agent"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn web_pages_show_the_horde_and_register_people() {
+    let server = TestServer::start().await;
+    let root = server.base.trim_end_matches("/api/v2").to_owned();
+    let (_, key) = server.register("volunteer").await;
+    pop(&server, &key, "gpu<1>").await;
+    request(&server, None, "waiting").await;
+
+    let home = server.client.get(format!("{root}/")).send().await.unwrap();
+    assert_eq!(home.status(), StatusCode::OK);
+    assert!(home.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let html = home.text().await.unwrap();
+    assert!(html.contains("<th>Workers online</th><td>1</td>"), "{html}");
+    assert!(
+        html.contains("<th>Generations waiting</th><td>1</td>"),
+        "{html}"
+    );
+    assert!(html.contains(MODEL), "{html}");
+
+    let form = server
+        .client
+        .get(format!("{root}/register"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), StatusCode::OK);
+    assert!(form.text().await.unwrap().contains("<form method=\"post\""));
+
+    let registered = server
+        .client
+        .post(format!("{root}/register"))
+        .form(&[("username", "<b>mallory</b>")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), StatusCode::CREATED);
+    let html = registered.text().await.unwrap();
+    assert!(
+        html.contains("&lt;b&gt;mallory&lt;/b&gt;#"),
+        "escaped: {html}"
+    );
+    assert!(!html.contains("<b>mallory"));
+    let key = html
+        .split("<code id=\"api-key\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap()
+        .to_owned();
+    assert_eq!(key.len(), 22);
+    let (status, user) = server.get("/find_user", Some(&key)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        user["username"].as_str().unwrap().split('#').next(),
+        Some("<b>mallory</b>")
+    );
+
+    let refused = server
+        .client
+        .post(format!("{root}/register"))
+        .form(&[("username", "a#b")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert!(refused.text().await.unwrap().contains("class=\"error\""));
+    server.stop().await;
+}
