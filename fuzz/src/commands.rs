@@ -3,86 +3,15 @@
 //! committed seeds (`fuzz/seeds/horde_commands`).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use horde_core::{
-    Event, Horde, HordeConfig, Job, JobId, Kudos, PopQuery, RequestId, RequestSpec, RequestState,
-    Submission, SubmitState, Timestamp, UserId, UserPolicy, Worker, WorkerId,
+    Horde, HordeConfig, JobId, Kudos, PopQuery, RequestId, RequestSpec, Submission, SubmitState,
+    Timestamp, UserId, UserPolicy,
 };
 use uuid::Uuid;
 
-/// The latest value of every entity, from events alone (what a store keeps).
-#[derive(Default)]
-struct Store {
-    specs: HashMap<RequestId, Arc<RequestSpec>>,
-    states: HashMap<RequestId, RequestState>,
-    jobs: HashMap<JobId, Job>,
-    accounts: HashMap<UserId, horde_core::AccountState>,
-    workers: HashMap<WorkerId, Worker>,
-    users: HashMap<UserId, UserPolicy>,
-}
-
-impl Store {
-    fn apply(&mut self, events: &[Event]) {
-        for event in events {
-            match event {
-                Event::RequestQueued(spec) => {
-                    self.specs.insert(spec.id, spec.clone());
-                }
-                Event::RequestChanged { id, state } => {
-                    self.states.insert(*id, *state);
-                }
-                Event::JobChanged(job) => {
-                    self.jobs.insert(job.id, job.clone());
-                }
-                Event::RequestRemoved(id) => {
-                    self.specs.remove(id);
-                    self.states.remove(id);
-                    self.jobs.retain(|_, j| j.request != *id);
-                }
-                Event::Posted(_) => {}
-                Event::AccountChanged { user, state } => {
-                    self.accounts.insert(*user, *state);
-                }
-                Event::WorkerChanged(worker) => {
-                    self.workers.insert(worker.id, worker.clone());
-                }
-                Event::WorkerCheckedIn { id, stats } => {
-                    if let Some(worker) = self.workers.get_mut(id) {
-                        worker.set_stats(*stats);
-                    }
-                }
-                Event::UserChanged { user, policy } => {
-                    self.users.insert(*user, *policy);
-                }
-            }
-        }
-    }
-
-    fn restore(&self, config: HordeConfig) -> Horde {
-        let requests: Vec<_> = self
-            .specs
-            .values()
-            .filter_map(|spec| {
-                let state = *self.states.get(&spec.id)?;
-                let jobs = self
-                    .jobs
-                    .values()
-                    .filter(|j| j.request == spec.id)
-                    .cloned()
-                    .collect();
-                Some((spec.clone(), state, jobs))
-            })
-            .collect();
-        Horde::restore(
-            config,
-            self.users.iter().map(|(u, p)| (*u, *p)),
-            self.accounts.iter().map(|(u, s)| (*u, *s)),
-            self.workers.values().cloned(),
-            requests,
-        )
-    }
-}
+/// What a store keeps: the core's reference model.
+type Store = horde_core::Replica;
 
 const MODELS: [&str; 3] = ["a/m-7B", "b/m-13B", "c/m-70B"];
 
@@ -222,6 +151,10 @@ pub(crate) fn run_commands(data: &[u8]) {
         }
     }
     // What was persisted restores to the same state.
+    assert_eq!(
+        store.orphan_check_ins, 0,
+        "a worker checked in before it was created"
+    );
     let mut copy = store.restore(config);
     while copy.next_deadline().is_some_and(|at| at <= now) {
         let _ = copy.tick(now);

@@ -41,6 +41,7 @@ mod ledger;
 pub mod matching;
 pub mod queue;
 pub mod reference;
+mod replica;
 mod request;
 pub mod reward;
 mod worker;
@@ -55,6 +56,7 @@ pub use ids::{JobId, RequestId, Timestamp, UserId, WorkerId};
 pub use kudos::{Kudos, ParseKudosError};
 pub use ledger::{Account, AccountState, KudosDetails, Ledger, LedgerError, Posting, PostingKind};
 pub use matching::{SkipCounts, SkipReason};
+pub use replica::Replica;
 pub use request::{
     AbortReason, GenParams, Generation, GenerationState, Job, JobStatus, Outcome, RequestSpec,
     RequestState,

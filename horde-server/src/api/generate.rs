@@ -221,7 +221,12 @@ pub(crate) async fn pop(
         }));
     };
     let spec = &first.request;
-    let samplers: Samplers = serde_json::from_str(&spec.passthrough).unwrap_or_default();
+    // Written by `request_spec` from samplers it checked; a row that does not read back (from
+    // another version) is sent without them, and said so.
+    let samplers: Samplers = serde_json::from_str(&spec.passthrough).unwrap_or_else(|e| {
+        tracing::warn!(request = %spec.id, error = %e, "stored samplers do not read back; sent none");
+        Samplers::default()
+    });
     Ok(Json(PopAnswer {
         payload: PayloadField::Job(Box::new(Payload {
             prompt: spec.prompt.clone(),

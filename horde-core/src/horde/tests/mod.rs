@@ -5,76 +5,8 @@ use std::collections::HashMap;
 use super::*;
 use crate::{AbortReason, JobStatus, Outcome};
 
-/// What a binary would persist: the latest value of every entity, from events alone.
-#[derive(Default, Debug)]
-struct Store {
-    specs: HashMap<RequestId, Arc<RequestSpec>>,
-    states: HashMap<RequestId, RequestState>,
-    jobs: HashMap<JobId, Job>,
-    accounts: HashMap<UserId, AccountState>,
-    workers: HashMap<WorkerId, Worker>,
-    users: HashMap<UserId, UserPolicy>,
-    postings: Vec<Posting>,
-}
-
-impl Store {
-    fn apply(&mut self, events: &[Event]) {
-        for event in events {
-            match event {
-                Event::RequestQueued(spec) => {
-                    self.specs.insert(spec.id, spec.clone());
-                }
-                Event::RequestChanged { id, state } => {
-                    self.states.insert(*id, *state);
-                }
-                Event::JobChanged(job) => {
-                    self.jobs.insert(job.id, job.clone());
-                }
-                Event::RequestRemoved(id) => {
-                    self.specs.remove(id);
-                    self.states.remove(id);
-                    self.jobs.retain(|_, j| j.request != *id);
-                }
-                Event::Posted(p) => self.postings.push(*p),
-                Event::AccountChanged { user, state } => {
-                    self.accounts.insert(*user, *state);
-                }
-                Event::WorkerChanged(w) => {
-                    self.workers.insert(w.id, w.clone());
-                }
-                Event::UserChanged { user, policy } => {
-                    self.users.insert(*user, *policy);
-                }
-                Event::WorkerCheckedIn { id, stats } => {
-                    self.workers
-                        .get_mut(id)
-                        .expect("a worker checks in after it was created")
-                        .set_stats(*stats);
-                }
-            }
-        }
-    }
-
-    /// The horde rebuilt from what was persisted; user policies too come from events only.
-    fn restore(&self, config: HordeConfig) -> Horde {
-        let requests = self.specs.values().map(|spec| {
-            let jobs = self
-                .jobs
-                .values()
-                .filter(|j| j.request == spec.id)
-                .cloned()
-                .collect();
-            (spec.clone(), self.states[&spec.id], jobs)
-        });
-        Horde::restore(
-            config,
-            self.users.iter().map(|(u, p)| (*u, *p)),
-            self.accounts.iter().map(|(u, s)| (*u, *s)),
-            self.workers.values().cloned(),
-            requests.collect::<Vec<_>>(),
-        )
-    }
-}
+/// What a binary would persist: the core's reference model of a store.
+type Store = crate::Replica;
 
 const MODEL: &str = "koboldcpp/Llama-3-8B-Instruct.Q4_K_M";
 const OTHER_MODEL: &str = "KoboldAI/OPT-13B-Erebus";

@@ -286,6 +286,7 @@ proptest! {
         }
         // What was persisted restores to the same state, once a first tick has taken
         // offline the workers whose time ran out (the server's timer does that at start).
+        prop_assert_eq!(sim.store.orphan_check_ins, 0, "a worker checked in before it was created");
         let mut copy = sim.store.restore(HordeConfig::default());
         while copy.next_deadline().is_some_and(|at| at <= sim.now) {
             let _events = copy.tick(sim.now);
