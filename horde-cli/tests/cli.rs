@@ -7,49 +7,31 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use horde_server::{serve, Clock, Config, Driver};
+use horde_testkit::TestHorde;
 use serde_json::{json, Value};
-use tempfile::TempDir;
 
 const MODEL: &str = "koboldcpp/Llama-3-8B-Instruct.Q4_K_M";
 
-/// A horde-server in this process, and a directory for the CLI's config file.
+/// A horde-server in this process (`horde_testkit::TestHorde`: its directory also holds the
+/// CLI's config file), and an HTTP client for the tests' own calls.
 struct Horde {
-    url: String,
-    dir: TempDir,
+    horde: TestHorde,
     http: reqwest::Client,
-    /// The server's driver, for what only an operator can do (`create-admin`).
-    driver: Driver,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl std::ops::Deref for Horde {
+    type Target = TestHorde;
+
+    fn deref(&self) -> &TestHorde {
+        &self.horde
+    }
 }
 
 impl Horde {
     async fn start() -> Horde {
-        let dir = tempfile::tempdir().unwrap();
-        let config = Config {
-            db: dir.path().join("horde.sqlite"),
-            registrations_per_minute: 1000,
-            ..Config::default()
-        };
-        let mut config = config;
-        config.horde.integrity.speed_limits.clear();
-        config.horde.integrity.escrow_untrusted = false;
-        let driver = tokio::task::spawn_blocking(move || Driver::open(config, Clock::System))
-            .await
-            .unwrap()
-            .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(serve(listener, driver.clone(), async {
-            let _ = stopped.await;
-        }));
         Horde {
-            url,
-            driver,
-            dir,
+            horde: TestHorde::start().await,
             http: reqwest::Client::new(),
-            stop: Some(stop),
         }
     }
 
@@ -69,17 +51,7 @@ impl Horde {
 
     /// Registers `name` over HTTP; returns the key.
     async fn register(&self, name: &str) -> String {
-        let body: Value = self
-            .http
-            .post(format!("{}/api/v2/register", self.url))
-            .json(&json!({ "username": name }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        body["api_key"].as_str().unwrap().to_owned()
+        self.horde.register(name).await.api_key
     }
 
     async fn api(&self, method: reqwest::Method, path: &str, key: &str, body: Value) -> Value {
@@ -93,14 +65,6 @@ impl Horde {
             .json()
             .await
             .unwrap()
-    }
-}
-
-impl Drop for Horde {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
     }
 }
 
@@ -199,9 +163,7 @@ async fn register_balance_and_transfers_with_their_refusals() {
     assert!(plain.assert_ok().stdout.contains("admin#1"));
 
     // An administrator (as `horde-server create-admin` makes one) funds the account.
-    let (_, root) = horde_server::ops::users::create_admin(&horde.driver, "root")
-        .await
-        .unwrap();
+    let (_, root) = horde.admin("root").await;
     horde
         .api(
             reqwest::Method::PUT,

@@ -121,16 +121,9 @@ pub(crate) fn create_admin(db: &Path, name: &str) -> String {
 
 /// Registers `name` on the server at `base`; returns the API key.
 pub(crate) async fn register(client: &reqwest::Client, base: &str, name: &str) -> String {
-    let body: Value = client
-        .post(format!("{base}/register"))
-        .json(&json!({ "username": name }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["api_key"].as_str().unwrap().to_owned()
+    let root = base.trim_end_matches("/api/v2");
+    let horde = horde_api::Client::with_http(root, client.clone()).unwrap();
+    horde.register(name).await.unwrap().api_key
 }
 
 async fn call(

@@ -2,22 +2,27 @@
 
 use std::path::PathBuf;
 
-use horde_server::{serve, Clock, Config, Driver};
+use horde_server::{Clock, Config};
+use horde_testkit::TestHorde;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tempfile::TempDir;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
-/// A horde-server running in this process on `127.0.0.1:<random port>`.
+/// A horde-server running in this process on `127.0.0.1:<random port>`
+/// (`horde_testkit::TestHorde`, on SQLite or, with `HORDE_TEST_STORE=postgres`, PostgreSQL),
+/// with JSON helpers for tests that send bodies as they come.
 pub(crate) struct TestServer {
+    horde: TestHorde,
     pub(crate) base: String,
-    pub(crate) addr: std::net::SocketAddr,
     pub(crate) client: reqwest::Client,
-    pub(crate) dir: TempDir,
-    driver: Driver,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl std::ops::Deref for TestServer {
+    type Target = TestHorde;
+
+    fn deref(&self) -> &TestHorde {
+        &self.horde
+    }
 }
 
 impl TestServer {
@@ -41,63 +46,29 @@ impl TestServer {
         clock: Clock,
         tweak: impl FnOnce(&mut Config),
     ) -> TestServer {
-        let mut config = Config {
-            db: db_path(&dir),
-            registrations_per_minute: 1000,
-            transfers_per_minute: 1000,
-            transfers_per_minute_per_ip: 1000,
-            ..Config::default()
-        };
-        // The tests' workers submit the moment they pop, and check exact balances of untrusted
-        // owners; the speed and escrow rules have their own tests.
-        config.horde.integrity.speed_limits.clear();
-        config.horde.integrity.escrow_untrusted = false;
+        let mut config = horde_testkit::test_config(&db_path(&dir));
         tweak(&mut config);
-        let state = tokio::task::spawn_blocking(move || Driver::open(config, clock))
-            .await
-            .unwrap()
-            .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, state.clone(), async {
-            let _ = rx.await;
-        }));
+        let horde = TestHorde::start_in(dir, clock, config).await;
         TestServer {
-            base: format!("http://{addr}/api/v2"),
-            addr,
+            base: format!("{}/api/v2", horde.url),
+            horde,
             client: reqwest::Client::new(),
-            dir,
-            driver: state,
-            shutdown: Some(tx),
-            task: Some(task),
         }
     }
 
     /// Asks the server to stop without waiting for it.
     pub(crate) fn begin_stop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
+        self.horde.begin_stop();
     }
 
     /// Waits until the server has stopped; returns its result.
     pub(crate) async fn stopped(&mut self) -> std::io::Result<()> {
-        match self.task.take() {
-            Some(task) => task.await.unwrap(),
-            None => Ok(()),
-        }
+        self.horde.stopped().await
     }
 
     /// Stops gracefully (flushing the database) and hands back the directory.
-    pub(crate) async fn stop(mut self) -> TempDir {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.unwrap().unwrap();
-        }
-        self.dir
+    pub(crate) async fn stop(self) -> TempDir {
+        self.horde.stop().await
     }
 
     pub(crate) async fn call(
@@ -135,25 +106,10 @@ impl TestServer {
         self.call(Method::POST, path, key, Some(body)).await
     }
 
-    /// Creates the administrator `name` as `horde-server create-admin` does; returns (id, api
-    /// key).
-    pub(crate) async fn admin(&self, name: &str) -> (u64, String) {
-        let (row, key) = horde_server::ops::users::create_admin(&self.driver, name)
-            .await
-            .unwrap();
-        (row.id.0, key)
-    }
-
     /// Registers `name`; returns (id, api key).
     pub(crate) async fn register(&self, name: &str) -> (u64, String) {
-        let (status, body) = self
-            .post("/register", None, serde_json::json!({ "username": name }))
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        (
-            body["id"].as_u64().unwrap(),
-            body["api_key"].as_str().unwrap().to_owned(),
-        )
+        let registered = self.horde.register(name).await;
+        (registered.id, registered.api_key)
     }
 }
 

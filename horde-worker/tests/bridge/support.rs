@@ -4,49 +4,33 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use horde_server::{serve, Clock, Config, Driver};
+use horde_testkit::TestHorde;
 use parking_lot::Mutex;
 use serde_json::{json, Value};
-use tempfile::TempDir;
 
 /// The model every test serves (in the horde's model reference: 8B).
 pub const MODEL: &str = "koboldcpp/Llama-3-8B-Instruct.Q4_K_M";
 
-/// Polls `probe` every 50 ms until it returns `Some`, or panics after `timeout` naming `what`.
-pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+pub use horde_testkit::eventually;
+
+/// A horde-server in this process (`horde_testkit::TestHorde`) that can be stopped and started
+/// again on the same port and database, with JSON helpers for what the tests read.
+pub struct Horde {
+    horde: TestHorde,
+    http: reqwest::Client,
 }
 
-/// A horde-server in this process that can be stopped and started again on the same port and
-/// database.
-pub struct Horde {
-    pub url: String,
-    addr: SocketAddr,
-    _dir: TempDir,
-    db: PathBuf,
-    job_timeout_secs: u64,
-    http: reqwest::Client,
-    running: Option<(
-        tokio::sync::oneshot::Sender<()>,
-        tokio::task::JoinHandle<std::io::Result<()>>,
-    )>,
+impl std::ops::Deref for Horde {
+    type Target = TestHorde;
+
+    fn deref(&self) -> &TestHorde {
+        &self.horde
+    }
 }
 
 impl Horde {
@@ -57,77 +41,33 @@ impl Horde {
 
     /// A horde whose jobs time out after `secs` (0: the default rule).
     pub async fn with_job_timeout(secs: u64) -> Horde {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("horde.sqlite");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mut horde = Horde {
-            url: format!("http://{addr}"),
-            addr,
-            _dir: dir,
-            db,
-            job_timeout_secs: secs,
+        let horde = TestHorde::start_with(|config| {
+            if secs > 0 {
+                config.horde.job_timeout_base_secs = secs;
+                config.horde.job_timeout_per_token_ms = 0;
+            }
+        })
+        .await;
+        Horde {
+            horde,
             http: reqwest::Client::new(),
-            running: None,
-        };
-        horde.serve_on(listener).await;
-        horde
-    }
-
-    fn config(&self) -> Config {
-        let mut config = Config {
-            db: self.db.clone(),
-            registrations_per_minute: 1000,
-            ..Config::default()
-        };
-        config.horde.integrity.speed_limits.clear();
-        config.horde.integrity.escrow_untrusted = false;
-        if self.job_timeout_secs > 0 {
-            config.horde.job_timeout_base_secs = self.job_timeout_secs;
-            config.horde.job_timeout_per_token_ms = 0;
         }
-        config
-    }
-
-    async fn serve_on(&mut self, listener: tokio::net::TcpListener) {
-        let config = self.config();
-        let driver = tokio::task::spawn_blocking(move || Driver::open(config, Clock::System))
-            .await
-            .unwrap()
-            .unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, driver, async {
-            let _ = stopped.await;
-        }));
-        self.running = Some((stop, task));
     }
 
     /// Stops the server (in-flight requests finish; the database is flushed and closed).
     pub async fn stop(&mut self) {
-        if let Some((stop, task)) = self.running.take() {
-            let _ = stop.send(());
-            task.await.unwrap().unwrap();
-        }
+        self.horde.stop_for_now().await;
     }
 
     /// Starts the stopped server again on the same port, from its database.
     pub async fn start_again(&mut self) {
-        let listener = eventually("the horde's port", Duration::from_secs(10), || async {
-            tokio::net::TcpListener::bind(self.addr).await.ok()
-        })
-        .await;
-        self.serve_on(listener).await;
+        self.horde.start_again().await;
     }
 
     /// Registers `name`; returns (`alias#id`, key).
     pub async fn register(&self, name: &str) -> (String, String) {
-        let answer = self
-            .post("/register", None, json!({ "username": name }))
-            .await;
-        (
-            answer["username"].as_str().unwrap().to_owned(),
-            answer["api_key"].as_str().unwrap().to_owned(),
-        )
+        let registered = self.horde.register(name).await;
+        (registered.username, registered.api_key)
     }
 
     /// `POST /api/v2{path}` with `key`; the JSON answer (any status).
