@@ -2,8 +2,20 @@
 //! hide or disguise text (what [`horde_core::name_problem`] refuses), within their length
 //! limits. These types exist only for the description (feature `openapi`).
 
-/// Characters `horde_core::name_problem` refuses, as a regex class body.
-const HIDDEN: &str = "\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u180e\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff";
+/// The characters `horde_core::name_problem` refuses ([`horde_core::HIDDEN_CHARACTERS`]), as
+/// the body of a regex class: `\u0000-\u001f…\ufeff`.
+fn hidden() -> String {
+    horde_core::HIDDEN_CHARACTERS
+        .iter()
+        .map(|&(low, high)| {
+            if low == high {
+                format!("\\u{:04x}", u32::from(low))
+            } else {
+                format!("\\u{:04x}-\\u{:04x}", u32::from(low), u32::from(high))
+            }
+        })
+        .collect()
+}
 
 /// A string schema of `min..=max` characters, visible and without hidden characters or any
 /// of `banned`.
@@ -12,7 +24,8 @@ fn visible_name(
     max: usize,
     banned: &str,
 ) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-    let pattern = format!("^[^{banned}{HIDDEN}]*[^{banned}\\s{HIDDEN}][^{banned}{HIDDEN}]*$");
+    let hidden = hidden();
+    let pattern = format!("^[^{banned}{hidden}]*[^{banned}\\s{hidden}][^{banned}{hidden}]*$");
     utoipa::openapi::ObjectBuilder::new()
         .schema_type(utoipa::openapi::schema::Type::String)
         .min_length(Some(min))

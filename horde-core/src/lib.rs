@@ -50,7 +50,7 @@ pub use horde::{
     name_problem, ranges, Applied, Assignment, EnqueueError, Event, Horde, HordeConfig, Integrity,
     Limits, ModelStats, OtherModels, OverLimit, PopError, PopQuery, PopResult, RequestStatus,
     SpeedLimit, Submission, SubmitError, SubmitState, TransferError, UserPolicy, WorkerUpdate,
-    WorkerUpdateError, TOKENS_PER_SEC_PER_THREAD,
+    WorkerUpdateError, HIDDEN_CHARACTERS, TOKENS_PER_SEC_PER_THREAD,
 };
 pub use ids::{JobId, RequestId, Timestamp, UserId, WorkerId};
 pub use kudos::{Kudos, ParseKudosError};

@@ -132,17 +132,22 @@ impl Core {
         &self.horde
     }
 
-    /// Records what `events` mean for the stats and wraps them as writes.
-    fn absorb(&mut self, events: Vec<Event>, writes: &mut Vec<Write>) {
+    /// The one place where events meet the server: records what they mean for the
+    /// per-minute stats and the metrics, and wraps them as writes.
+    fn absorb(&mut self, events: Vec<Event>, writes: &mut Vec<Write>, metrics: &Metrics) {
         for event in &events {
-            if let Event::JobChanged(job) = event {
-                if let JobStatus::Done(generation) = &job.status {
-                    self.stats.record(
-                        generation.finished_at.millis() / 60_000,
-                        1,
-                        u64::from(generation.tokens),
-                    );
+            match event {
+                Event::JobChanged(job) => {
+                    if let JobStatus::Done(generation) = &job.status {
+                        self.stats.record(
+                            generation.finished_at.millis() / 60_000,
+                            1,
+                            u64::from(generation.tokens),
+                        );
+                    }
                 }
+                Event::Posted(posting) => metrics.posted(posting),
+                _ => {}
             }
         }
         writes.extend(events.into_iter().map(Write::Event));
@@ -155,6 +160,7 @@ pub struct Txn<'a> {
     core: &'a mut Core,
     now: Timestamp,
     writes: Vec<Write>,
+    metrics: &'a Metrics,
 }
 
 impl Txn<'_> {
@@ -201,7 +207,8 @@ impl Txn<'_> {
         command: impl FnOnce(&mut Horde, Timestamp) -> Result<Applied<T>, E>,
     ) -> Result<T, E> {
         let applied = command(&mut self.core.horde, self.now)?;
-        self.core.absorb(applied.events, &mut self.writes);
+        self.core
+            .absorb(applied.events, &mut self.writes, self.metrics);
         Ok(applied.value)
     }
 }
@@ -412,17 +419,13 @@ impl Driver {
                 now: self.now(),
                 core: &mut core,
                 writes: Vec::new(),
+                metrics: &self.shared.metrics,
             };
             let result = f(&mut txn);
             let writes = std::mem::take(&mut txn.writes);
             let next = core.horde.next_deadline();
             // Even a change that writes nothing waits: its answer (a replayed transfer, a
             // refusal that names the current state) may rest on changes still being committed.
-            for write in &writes {
-                if let Write::Event(Event::Posted(posting)) = write {
-                    self.shared.metrics.posted(posting);
-                }
-            }
             let committed = self.shared.store.submit(writes);
             drop(core);
             self.shared.metrics.lock_held(held.elapsed());

@@ -208,9 +208,25 @@ impl OverLimit {
     }
 }
 
-/// Why a name (a worker's or a user's) is refused, if it is: blank, or holding characters
-/// that hide or disguise text when shown (control characters, bidirectional overrides and
-/// isolates, zero-width characters), which would let one name pass for another.
+/// The characters a name may not hold, as inclusive ranges: those that hide or disguise text
+/// when shown — control characters (Unicode's `Cc`), the Arabic letter mark, the Mongolian vowel
+/// separator, zero-width characters and marks, bidirectional embeddings, overrides and isolates,
+/// word joiners and invisible operators, the byte-order mark. The OpenAPI description states the
+/// same set as a pattern built from this table.
+pub const HIDDEN_CHARACTERS: [(char, char); 9] = [
+    ('\u{0000}', '\u{001F}'),
+    ('\u{007F}', '\u{009F}'),
+    ('\u{061C}', '\u{061C}'),
+    ('\u{180E}', '\u{180E}'),
+    ('\u{200B}', '\u{200F}'),
+    ('\u{202A}', '\u{202E}'),
+    ('\u{2060}', '\u{2064}'),
+    ('\u{2066}', '\u{2069}'),
+    ('\u{FEFF}', '\u{FEFF}'),
+];
+
+/// Why a name (a worker's or a user's) is refused, if it is: blank, or holding one of the
+/// [`HIDDEN_CHARACTERS`], which would let one name pass for another.
 ///
 /// ```
 /// use horde_core::name_problem;
@@ -224,17 +240,9 @@ pub fn name_problem(name: &str) -> Option<&'static str> {
         return Some("must not be blank");
     }
     let hidden = |c: char| {
-        c.is_control()
-            || matches!(
-                c,
-                '\u{061C}'
-                    | '\u{180E}'
-                    | '\u{200B}'..='\u{200F}'
-                    | '\u{202A}'..='\u{202E}'
-                    | '\u{2060}'..='\u{2064}'
-                    | '\u{2066}'..='\u{2069}'
-                    | '\u{FEFF}'
-            )
+        HIDDEN_CHARACTERS
+            .iter()
+            .any(|&(low, high)| (low..=high).contains(&c))
     };
     if name.chars().any(hidden) {
         return Some("must not contain control, bidirectional-override or zero-width characters");
@@ -246,4 +254,23 @@ pub fn name_problem(name: &str) -> Option<&'static str> {
 pub(crate) fn normalize_names(names: &mut Vec<std::sync::Arc<str>>) {
     names.sort_unstable();
     names.dedup();
+}
+
+#[cfg(test)]
+mod hidden_tests {
+    use super::*;
+
+    #[test]
+    fn the_table_holds_every_control_character() {
+        for c in (0..=0x10FFFF).filter_map(char::from_u32) {
+            if c.is_control() {
+                assert!(name_problem(&format!("a{c}b")).is_some(), "{:?}", c);
+            }
+        }
+        assert_eq!(
+            name_problem("a\u{00A0}b"),
+            None,
+            "a no-break space is visible"
+        );
+    }
 }

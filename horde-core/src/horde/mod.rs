@@ -638,7 +638,7 @@ mod workers;
 
 pub use accounts::TransferError;
 pub use enqueue::EnqueueError;
-pub use limits::{name_problem, Integrity, Limits, OverLimit, SpeedLimit};
+pub use limits::{name_problem, Integrity, Limits, OverLimit, SpeedLimit, HIDDEN_CHARACTERS};
 pub use pop::{Assignment, PopError, PopQuery, PopResult};
 pub use status::{ModelStats, OtherModels, RequestStatus, TOKENS_PER_SEC_PER_THREAD};
 pub use submit::{Submission, SubmitError, SubmitState};
