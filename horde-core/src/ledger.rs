@@ -88,9 +88,12 @@ pub struct AccountState {
 /// Why a ledger operation was refused. Nothing changes when one is returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum LedgerError {
-    /// A transfer of zero or less.
+    /// An amount of zero (or, for a payment, less).
     #[error("the amount must be greater than zero")]
     NotPositive,
+    /// A transfer of a negative amount (AI Horde tells it apart from zero).
+    #[error("cannot transfer a negative amount")]
+    Negative,
     /// A transfer to oneself.
     #[error("cannot transfer kudos to yourself")]
     ToSelf,
@@ -334,6 +337,9 @@ impl Ledger {
         to: UserId,
         amount: Kudos,
     ) -> Result<(), LedgerError> {
+        if amount.is_negative() {
+            return Err(LedgerError::Negative);
+        }
         if !amount.is_positive() {
             return Err(LedgerError::NotPositive);
         }
@@ -555,7 +561,7 @@ mod tests {
         let (a, b) = (UserId(1), UserId(2));
         l.admin_adjust(a, k(1000), T).unwrap();
         assert_eq!(l.transfer(a, b, k(0), T), Err(LedgerError::NotPositive));
-        assert_eq!(l.transfer(a, b, k(-1), T), Err(LedgerError::NotPositive));
+        assert_eq!(l.transfer(a, b, k(-1), T), Err(LedgerError::Negative));
         assert_eq!(l.transfer(a, a, k(1), T), Err(LedgerError::ToSelf));
         assert_eq!(
             l.transfer(UserId::ANONYMOUS, b, k(1), T),

@@ -322,6 +322,7 @@ impl From<TransferError> for ApiError {
             TransferError::Ledger(LedgerError::NotPositive) => {
                 amount(Rc::InvalidKudosTransferAmount)
             }
+            TransferError::Ledger(LedgerError::Negative) => amount(Rc::NegativeKudosTransfer),
             TransferError::Ledger(LedgerError::ToSelf) => amount(Rc::KudosTransferToSelf),
             TransferError::Ledger(LedgerError::FromAnonymous) => amount(Rc::KudosTransferFromAnon),
             TransferError::Ledger(LedgerError::ToAnonymous) => amount(Rc::KudosTransferToAnon),

@@ -204,12 +204,6 @@ pub(crate) async fn transfer(
             ))
         }
     };
-    if amount.is_negative() {
-        return Err(amount_error(
-            Rc::NegativeKudosTransfer,
-            "cannot transfer a negative amount",
-        ));
-    }
     let idempotency_key = idempotency_key(&headers)?;
     ops::transfer::transfer(&state, from, ip, &body.username, amount, idempotency_key)
         .await

@@ -75,19 +75,13 @@ pub(super) struct TransferForm {
     form_id: String,
 }
 
-/// A positive amount of kudos, or why not.
+/// An amount of kudos, or why the text is none (whether it may be sent is the core's rule).
 fn parse_amount(text: &str) -> Result<Kudos, &'static str> {
     let value: f64 = text
         .trim()
         .parse()
         .map_err(|_| "The amount must be a number, such as 25 or 2.5.")?;
-    if value < 0.0 {
-        return Err("You cannot send a negative amount.");
-    }
-    match Kudos::from_f64(value) {
-        Some(kudos) if kudos > Kudos::ZERO => Ok(kudos),
-        _ => Err("The amount must be more than zero (kudos have three decimals)."),
-    }
+    Kudos::from_f64(value).ok_or("The amount is too large.")
 }
 
 /// What both steps check first: a session, a complete form with this session's token, and
