@@ -317,6 +317,8 @@ pub mod ranges {
     pub const THREADS: (u32, u32) = (1, 50);
     /// Jobs a worker takes in one pop.
     pub const AMOUNT: (u32, u32) = (1, 20);
+    /// A user's open generations, as an administrator may set them.
+    pub const CONCURRENCY: (u32, u32) = (0, 500);
 
     /// `value` moved into `range`.
     pub fn clamp(value: u32, (min, max): (u32, u32)) -> u32 {

@@ -148,11 +148,12 @@ pub(crate) async fn update(
     if (admin_fields || caller != id) && !is_admin {
         return Err(ApiError::NotAdmin);
     }
-    if body.concurrency.is_some_and(|c| c > 500) {
+    let (_, most) = horde_core::ranges::CONCURRENCY;
+    if body.concurrency.is_some_and(|c| c > most) {
         return Err(ApiError::invalid(
             Rc::ValidationError,
             "concurrency",
-            "concurrency must be at most 500",
+            format!("concurrency must be at most {most}"),
         ));
     }
     state
