@@ -100,6 +100,7 @@ impl Horde {
         id: &str,
         generation: &str,
         state: SubmitState,
+        seed: Option<u32>,
     ) -> Result<f64, ClientError> {
         let id = id.parse().map_err(|_| ClientError::Unreadable {
             url: self.client.api_url().to_string(),
@@ -110,6 +111,7 @@ impl Horde {
             id,
             generation: Some(generation.to_owned()),
             state: Some(state),
+            seed: seed.map(serde_json::Value::from),
             ..SubmitRequest::default()
         };
         let reward = self.client.submit(&result).await?;

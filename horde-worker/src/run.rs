@@ -487,7 +487,10 @@ impl Worker {
                     .map(|n| asked.map_or(n, |asked| n.min(asked)))
                     .unwrap_or_else(|| estimated_tokens(&generated.text));
                 let submitting = Instant::now();
-                if let Some(kudos) = self.submit(&job, &generated.text, SubmitState::Ok).await {
+                if let Some(kudos) = self
+                    .submit(&job, &generated.text, SubmitState::Ok, generated.seed)
+                    .await
+                {
                     self.stats.job_done(&JobReport {
                         id: &job.id,
                         model: &job.model,
@@ -501,7 +504,7 @@ impl Worker {
             Outcome::Failed(error) => {
                 tracing::warn!(job = %job.id, error = %error, "job failed; submitting it as faulted");
                 self.stats.job_faulted();
-                self.submit(&job, "", SubmitState::Faulted).await;
+                self.submit(&job, "", SubmitState::Faulted, None).await;
             }
             Outcome::PastDeadline => {
                 tracing::warn!(
@@ -515,7 +518,7 @@ impl Worker {
                 tracing::warn!(job = %job.id, "job abandoned; aborting it and submitting it as faulted");
                 self.backend.abort(&genkey).await;
                 self.stats.job_faulted();
-                self.submit(&job, "", SubmitState::Faulted).await;
+                self.submit(&job, "", SubmitState::Faulted, None).await;
             }
         }
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
@@ -562,6 +565,9 @@ impl Worker {
                     tracing::debug!(job = %job.id, "the backend is busy; waiting");
                     busy.next_delay()
                 }
+                // A refusal of this job (e.g. a prompt over the backend's context) cannot
+                // succeed on a retry: fault it now, so the horde gives it to another worker.
+                Err(error @ BackendError::Refused(_)) => return Outcome::Failed(error),
                 Err(error) => {
                     failures += 1;
                     if let BackendError::Unreachable(_) = error {
@@ -589,10 +595,16 @@ impl Worker {
 
     /// Submits a result, retrying while the horde is unreachable (but once only when
     /// abandoning); returns the kudos earned.
-    async fn submit(&self, job: &Job, text: &str, state: SubmitState) -> Option<f64> {
+    async fn submit(
+        &self,
+        job: &Job,
+        text: &str,
+        state: SubmitState,
+        seed: Option<u32>,
+    ) -> Option<f64> {
         let mut backoff = Backoff::trouble();
         for attempt in 1..=SUBMIT_TRIES {
-            match self.horde.submit(&job.id, text, state).await {
+            match self.horde.submit(&job.id, text, state, seed).await {
                 Ok(reward) => return Some(reward),
                 Err(e)
                     if e.is_transient()

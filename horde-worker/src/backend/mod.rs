@@ -31,6 +31,8 @@ pub(crate) struct Generated {
     pub(crate) text: String,
     /// Tokens generated, if the backend counts them.
     pub(crate) tokens: Option<u32>,
+    /// The seed it generated with, when the worker chose one.
+    pub(crate) seed: Option<u32>,
 }
 
 /// Why the backend did not generate.
@@ -45,6 +47,10 @@ pub(crate) enum BackendError {
     /// It answered with an error, or with something that is not a generation.
     #[error("{0}")]
     Failed(String),
+    /// It refused this job (a 4xx other than busy or timeout: a prompt over its context, a
+    /// field it does not take): trying again cannot succeed, so the job is faulted at once.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// A backend of either kind.
@@ -152,9 +158,11 @@ async fn call_json(request: reqwest::RequestBuilder) -> Result<Value, BackendErr
         .map_err(|e| BackendError::Failed(format!("the backend's answer broke off: {e}")))?;
     if !status.is_success() {
         let text: String = String::from_utf8_lossy(&bytes).chars().take(300).collect();
-        return Err(BackendError::Failed(format!(
-            "the backend answered {status}: {text}"
-        )));
+        let message = format!("the backend answered {status}: {text}");
+        if status.is_client_error() && status != reqwest::StatusCode::REQUEST_TIMEOUT {
+            return Err(BackendError::Refused(message));
+        }
+        return Err(BackendError::Failed(message));
     }
     serde_json::from_slice(&bytes)
         .map_err(|e| BackendError::Failed(format!("the backend's answer is not JSON: {e}")))

@@ -134,7 +134,11 @@ impl OpenAi {
             .usage
             .and_then(|usage| usage.completion_tokens)
             .and_then(|n| u32::try_from(n).ok());
-        Ok(Generated { text, tokens })
+        Ok(Generated {
+            text,
+            tokens,
+            seed: None,
+        })
     }
 }
 

@@ -54,6 +54,37 @@ async fn a_failing_backend_faults_and_another_worker_serves_the_request() {
 }
 
 #[tokio::test]
+async fn a_backend_refusing_a_job_is_not_asked_again() {
+    let horde = Horde::start().await;
+    let (_, owner) = horde.register("owner").await;
+    let (_, client) = horde.register("client").await;
+    let backend = Backend::start(koboldcpp).await;
+    backend.behave(Behavior {
+        refuse: true,
+        ..Behavior::default()
+    });
+    let id = horde
+        .request(&client, "Far too long", json!({ "max_length": 20 }))
+        .await;
+    let mut args = worker_args(&horde, &owner, "refused", &backend.url);
+    args.extend(["--backend-retries", "3"]);
+    let mut worker = Worker::start(&args);
+    let failed = worker.wait_logged("job failed", 1, SECS_30).await;
+    assert!(
+        failed[0]["error"].as_str().unwrap().contains("400"),
+        "{failed:?}"
+    );
+    worker.signal("TERM");
+    assert!(worker.exited(SECS_30).await.success());
+    let faults = worker.logged("job failed").len();
+    let tries = backend.state.seen.lock().generates.len();
+    assert_eq!(tries, faults, "one try per job: a refusal is not retried");
+    assert!(worker.logged("retrying").is_empty(), "no retry was logged");
+    let status = horde.status(&id).await;
+    assert_eq!(status["restarted"], faults, "{status}");
+}
+
+#[tokio::test]
 async fn a_backend_that_is_down_gets_no_jobs_until_it_is_back() {
     let horde = Horde::start().await;
     let (_, owner) = horde.register("owner").await;

@@ -68,6 +68,42 @@ async fn kobold_jobs_complete_and_the_owner_earns_exactly_the_rewards() {
 }
 
 #[tokio::test]
+async fn each_generation_gets_its_own_seed_and_the_horde_is_told_it() {
+    // KoboldCpp seeds from the clock in whole seconds: without a seed per job, the two
+    // generations of an n = 2 request run in the same second would be the same text.
+    let horde = Horde::start().await;
+    let (_, owner) = horde.register("owner").await;
+    let (_, client) = horde.register("client").await;
+    let backend = Backend::start(koboldcpp).await;
+    let id = horde
+        .request(&client, "Twice:", json!({ "max_length": 20, "n": 2 }))
+        .await;
+    let _worker = Worker::start(&worker_args(&horde, &owner, "seeder", &backend.url));
+    let status = horde.wait_done(&id, SECS_30).await;
+    let sent: Vec<u64> = backend
+        .state
+        .seen
+        .lock()
+        .generates
+        .iter()
+        .map(|body| body["sampler_seed"].as_u64().expect("a seed is sent"))
+        .collect();
+    assert_eq!(sent.len(), 2);
+    assert_ne!(sent[0], sent[1], "each job its own seed");
+    assert!(sent.iter().all(|&seed| seed <= i32::MAX as u64), "a C int");
+    let mut reported: Vec<u64> = status["generations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["seed"].as_u64().unwrap())
+        .collect();
+    let mut sent = sent;
+    sent.sort_unstable();
+    reported.sort_unstable();
+    assert_eq!(reported, sent, "the horde shows the seeds used: {status}");
+}
+
+#[tokio::test]
 async fn kobold_united_gets_only_the_fields_it_defines() {
     let horde = Horde::start().await;
     let (_, owner) = horde.register("owner").await;

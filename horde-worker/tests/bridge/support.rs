@@ -157,6 +157,8 @@ pub struct Behavior {
     pub busy: u32,
     /// Every generation answers 500.
     pub fail: bool,
+    /// Every generation answers 400 (as a backend refuses a prompt over its context).
+    pub refuse: bool,
     /// The generated text.
     pub text: String,
     /// The model it reports.
@@ -173,6 +175,7 @@ impl Default for Behavior {
             delay: Duration::ZERO,
             busy: 0,
             fail: false,
+            refuse: false,
             text: "and so the story went on, as stories do.".into(),
             model: MODEL.into(),
             max_length: None,
@@ -213,6 +216,9 @@ impl BackendState {
         };
         if behavior.fail {
             return Err(500);
+        }
+        if behavior.refuse {
+            return Err(400);
         }
         tokio::select! {
             () = tokio::time::sleep(behavior.delay) => Ok(behavior.text),
