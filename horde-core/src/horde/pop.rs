@@ -111,6 +111,10 @@ pub struct PopResult {
     pub skipped: SkipCounts,
 }
 
+/// Most prompt text, in bytes, that one pop reads looking for a worker's blacklist words:
+/// 1 MiB.
+const BLACKLIST_SCAN_BYTES: usize = 1 << 20;
+
 impl Horde {
     /// A worker asks for work. Creates the worker on its first pop (with an id from `new_id`),
     /// records its check-in (earning uptime), and hands out up to `amount` jobs of the first
@@ -234,10 +238,25 @@ impl Horde {
             .map(Lane::Model)
             .chain([Lane::Any])
             .collect();
+        // Blacklist words are looked for only in requests that pass every other rule, and in
+        // at most BLACKLIST_SCAN_BYTES of prompt per pop: a blacklist holding a common word
+        // must not make each pop read the whole queue's text under the lock. Past the budget a
+        // candidate counts as blacklisted (the worker gets no job it may not want).
+        let scanned = std::cell::Cell::new(0usize);
+        let blacklisted = |spec: &RequestSpec| {
+            if worker.blacklist.is_empty() {
+                return false;
+            }
+            let total = scanned.get().saturating_add(spec.prompt.len());
+            scanned.set(total);
+            total > BLACKLIST_SCAN_BYTES || matching::blacklisted(worker, spec)
+        };
         let eligible = |id: &RequestId| {
-            self.requests
-                .get(id)
-                .is_some_and(|e| e.state.waiting > 0 && matching::check(worker, &e.spec).is_ok())
+            self.requests.get(id).is_some_and(|e| {
+                e.state.waiting > 0
+                    && matching::check(worker, &e.spec).is_ok()
+                    && !blacklisted(&e.spec)
+            })
         };
         let mut skipped = SkipCounts::default();
         let own = self
@@ -251,7 +270,12 @@ impl Horde {
                 return false;
             };
             match matching::check(worker, &entry.spec) {
-                Ok(()) => entry.state.waiting > 0,
+                Ok(()) if entry.state.waiting == 0 => false,
+                Ok(()) if blacklisted(&entry.spec) => {
+                    skipped.add(SkipReason::Blacklist, 1);
+                    false
+                }
+                Ok(()) => true,
                 Err(reason) => {
                     skipped.add(reason, 1);
                     false

@@ -360,3 +360,24 @@ fn a_tick_takes_only_its_batch_of_workers_offline() {
     sim.store.apply(&events);
     assert_eq!(sim.horde.online.capacity().0, 1);
 }
+
+#[test]
+fn a_blacklist_reads_a_bounded_amount_of_prompt_per_pop() {
+    let mut sim = Sim::new();
+    // Three prompts of 399,007 characters holding the word fill the pop's 1 MiB budget...
+    for _ in 0..3 {
+        let mut spec = sim.spec(1);
+        spec.prompt = format!("{} dragon", "x".repeat(399_000)).into();
+        sim.enqueue(spec).unwrap();
+    }
+    // ...so the clean request behind them is not read, and not handed out either.
+    sim.request(1);
+    let mut picky = sim.query(2, "picky");
+    picky.blacklist = vec!["dragon".into()];
+    let result = sim.pop_with(picky).unwrap();
+    assert!(result.assignments.is_empty());
+    assert_eq!(result.skipped.get(SkipReason::Blacklist), 4);
+    // Without the list the same worker is served at once.
+    let plain = sim.query(2, "picky");
+    assert_eq!(sim.pop_with(plain).unwrap().assignments.len(), 1);
+}
