@@ -46,11 +46,6 @@ impl Heartbeat {
             role: Cow::Borrowed(role),
         }
     }
-
-    /// Returns true if and only if the node serves (it is not a standby).
-    pub fn is_active(&self) -> bool {
-        self.role != "standby"
-    }
 }
 
 /// One entry of `GET /status/models`.
