@@ -44,6 +44,7 @@ pub mod reference;
 mod replica;
 mod request;
 pub mod reward;
+pub mod text;
 mod worker;
 
 pub use horde::{

@@ -62,9 +62,31 @@ pub struct Worker {
     pub kudos_generated: Kudos,
     /// Kudos earned by uptime.
     pub kudos_uptime: Kudos,
-    /// When it last submitted a paid generation (uptime is earned only with recent ones).
+    /// When it last submitted a paid generation for another user (uptime is earned only
+    /// with recent ones).
     #[serde(default)]
     pub last_good_at: Option<Timestamp>,
+    /// The model of its latest paid generation for another user: its uptime is paid as this
+    /// model's size, never as the largest model it advertises.
+    #[serde(default)]
+    pub shown_model: Option<Arc<str>>,
+    /// The most context (prompt tokens) its paid work for others used within the proof
+    /// window: its uptime is paid for this context, never the one it advertises.
+    #[serde(default)]
+    pub shown_context: u32,
+    /// When its paid generations so far would have finished at its model's speed limit: a
+    /// generation that would finish after its submission is too fast, however many jobs the
+    /// worker runs at once.
+    #[serde(default)]
+    pub speed_clock: Timestamp,
+    /// Its measured speed in thousandths of a token per second: a moving average of its paid
+    /// generations' speeds, times the jobs it ran at once. What congestion is judged by.
+    #[serde(default)]
+    pub measured_tps_milli: u64,
+    /// Faulted and timed-out jobs, less one per paid generation (never below zero): a worker
+    /// that fails most of what it takes is suspected when this reaches the limit.
+    #[serde(default)]
+    pub fault_score: u32,
 }
 
 /// What changes every time a worker checks in or finishes a job: its clock and counters.
@@ -86,9 +108,21 @@ pub struct WorkerStats {
     pub kudos_generated: Kudos,
     /// Kudos earned by uptime.
     pub kudos_uptime: Kudos,
-    /// When it last submitted a paid generation.
+    /// When it last submitted a paid generation for another user.
     #[serde(default)]
     pub last_good_at: Option<Timestamp>,
+    /// See [`Worker::shown_context`].
+    #[serde(default)]
+    pub shown_context: u32,
+    /// See [`Worker::speed_clock`].
+    #[serde(default)]
+    pub speed_clock: Timestamp,
+    /// See [`Worker::measured_tps_milli`].
+    #[serde(default)]
+    pub measured_tps_milli: u64,
+    /// See [`Worker::fault_score`].
+    #[serde(default)]
+    pub fault_score: u32,
 }
 
 impl Worker {
@@ -103,6 +137,10 @@ impl Worker {
             kudos_generated: self.kudos_generated,
             kudos_uptime: self.kudos_uptime,
             last_good_at: self.last_good_at,
+            shown_context: self.shown_context,
+            speed_clock: self.speed_clock,
+            measured_tps_milli: self.measured_tps_milli,
+            fault_score: self.fault_score,
         }
     }
 
@@ -116,6 +154,10 @@ impl Worker {
         self.kudos_generated = stats.kudos_generated;
         self.kudos_uptime = stats.kudos_uptime;
         self.last_good_at = stats.last_good_at;
+        self.shown_context = stats.shown_context;
+        self.speed_clock = stats.speed_clock;
+        self.measured_tps_milli = stats.measured_tps_milli;
+        self.fault_score = stats.fault_score;
     }
 
     /// A new worker named `name` of `owner`, first seen at `now`, serving nothing yet (AI
@@ -148,6 +190,11 @@ impl Worker {
             kudos_generated: Kudos::ZERO,
             kudos_uptime: Kudos::ZERO,
             last_good_at: None,
+            shown_model: None,
+            shown_context: 0,
+            speed_clock: now,
+            measured_tps_milli: 0,
+            fault_score: 0,
         }
     }
 

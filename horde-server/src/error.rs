@@ -244,11 +244,13 @@ impl From<EnqueueError> for ApiError {
             EnqueueError::InvalidModelName { .. } => {
                 ApiError::invalid(Rc::ValidationError, "models", message)
             }
-            EnqueueError::TooManyPrompts { .. } => ApiError::TooMany {
-                rc: Rc::TooManyPrompts,
-                message,
-                retry_after: None,
-            },
+            EnqueueError::TooManyPrompts { .. } | EnqueueError::AddressShare { .. } => {
+                ApiError::TooMany {
+                    rc: Rc::TooManyPrompts,
+                    message,
+                    retry_after: None,
+                }
+            }
             EnqueueError::UnknownUser => ApiError::InvalidApiKey,
             EnqueueError::DuplicateId => ApiError::Internal(message),
             EnqueueError::KudosUpfront { .. } => ApiError::Forbidden {

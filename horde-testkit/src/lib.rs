@@ -37,6 +37,16 @@ where
     }
 }
 
+/// `chars` characters of ordinary prose: a generation the horde pays (a text of one character
+/// repeated is degenerate and pays nothing).
+pub fn prose(chars: usize) -> String {
+    "The quick brown fox jumps over the lazy dog. "
+        .chars()
+        .cycle()
+        .take(chars)
+        .collect()
+}
+
 /// The configuration tests run with, on the database `db`: registrations and transfers are not
 /// rate-limited, and the speed and escrow rules are off (the tests' workers submit the moment
 /// they pop and check exact balances of untrusted owners; those rules have their own tests).

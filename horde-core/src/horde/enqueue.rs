@@ -33,6 +33,15 @@ pub enum EnqueueError {
         /// The user's concurrency.
         limit: u32,
     },
+    /// Anonymous requests from this address have their share of the anonymous pool open.
+    #[error(
+        "anonymous requests from your address have {limit} generations open, their share of \
+         the anonymous pool; wait for them to finish, or register for an API key"
+    )]
+    AddressShare {
+        /// Generations one address may have open anonymously.
+        limit: u32,
+    },
     /// The owner is not a known user.
     #[error("unknown user")]
     UnknownUser,
@@ -128,6 +137,7 @@ impl Horde {
                 limit: policy.concurrency,
             });
         }
+        self.check_address_share(&spec)?;
         self.check_upfront(&spec, now)?;
         spec.created_at = now;
         let spec = Arc::new(spec);
@@ -140,7 +150,7 @@ impl Horde {
             last_progress: now,
             closed: None,
         };
-        *self.open_slots.entry(spec.owner).or_default() += n;
+        self.take_slots(&spec, n);
         self.backlog.waiting(&spec, i64::from(n));
         let ticket = self.enqueue_item(&spec);
         self.expiries.insert((self.expiry_of(&state), spec.id));
@@ -162,9 +172,23 @@ impl Horde {
         })
     }
 
+    /// An anonymous request may not take its address over its share of the anonymous pool.
+    fn check_address_share(&self, spec: &RequestSpec) -> Result<(), EnqueueError> {
+        let share = self.config.integrity.anonymous_per_address;
+        let (true, Some(origin), true) = (spec.owner.is_anonymous(), spec.origin, share > 0) else {
+            return Ok(());
+        };
+        let open = self.anonymous_slots.get(&origin).copied().unwrap_or(0);
+        if open.saturating_add(spec.params.n) > share {
+            return Err(EnqueueError::AddressShare { limit: share });
+        }
+        Ok(())
+    }
+
     /// Under congestion, a large request needs its owner to hold its estimated cost — unless
-    /// the owner runs a worker or is a priority user of one (they are served first anyway).
-    /// Balances may still go negative: the cost is not taken upfront, only required.
+    /// the owner runs a worker, or is a priority user of one, that did paid work for others
+    /// within the proof window (they are served first on it anyway). Balances may still go
+    /// negative: the cost is not taken upfront, only required.
     fn check_upfront(&self, spec: &RequestSpec, now: Timestamp) -> Result<(), EnqueueError> {
         let integrity = &self.config.integrity;
         let tokens = spec.params.max_length.saturating_mul(spec.params.n);
@@ -175,10 +199,12 @@ impl Horde {
             return Ok(());
         }
         let owner = spec.owner;
-        let favoured = self
-            .workers
-            .values()
-            .any(|w| w.owner == owner || w.priority_users.contains(&owner));
+        let window_ms = integrity.uptime_proof_window_secs.saturating_mul(1000);
+        let favoured = self.workers.values().any(|w| {
+            (w.owner == owner || w.priority_users.contains(&owner))
+                && w.last_good_at
+                    .is_some_and(|at| now.millis_since(at) <= window_ms)
+        });
         if favoured {
             return Ok(());
         }
@@ -191,11 +217,12 @@ impl Horde {
     }
 
     /// Returns true if and only if the waiting tokens would take the online workers longer
-    /// than `upfront_queue_minutes` at the assumed speed.
+    /// than `upfront_queue_minutes` at their *measured* speed (a worker not yet measured
+    /// counts as one thread at [`TOKENS_PER_SEC_PER_THREAD`]; declared threads count for
+    /// nothing).
     pub fn congested(&self) -> bool {
         let minutes = self.config.integrity.upfront_queue_minutes;
-        let (_, threads) = self.online.capacity();
-        let per_minute = threads * TOKENS_PER_SEC_PER_THREAD * 60;
+        let per_minute = self.online.measured_tokens_per_sec().saturating_mul(60);
         let (_, queued_tokens) = self.backlog.total;
         queued_tokens > per_minute.saturating_mul(minutes)
     }

@@ -99,6 +99,30 @@ pub struct Integrity {
     pub trust_after_escrow: crate::Kudos,
     /// Days an account must exist before it is trusted automatically. Default 7.
     pub trust_after_days: u64,
+    /// Jobs a worker of an untrusted owner holds at once, whatever `threads` it declares: a
+    /// pop answers no job beyond it. Default 2.
+    pub max_threads_untrusted: u32,
+    /// The same for a trusted owner's worker. Default 16.
+    pub max_threads_trusted: u32,
+    /// A trusted owner's worker may generate this many times its model's speed limit in all
+    /// (a batching server runs several jobs at nearly the speed of one). Default 4.
+    pub trusted_speed_factor: f64,
+    /// Faulted and timed-out jobs (less one per paid generation) that raise a worker's
+    /// suspicion by one, as a too-fast generation does. 0 turns the rule off. Default 5.
+    pub faults_per_suspicion: u32,
+    /// A generation of at least 64 characters whose characters carry fewer bits of entropy
+    /// than this (one character repeated has 0; English prose about 4) is degenerate: it is
+    /// delivered but pays nothing and proves no work. 0 turns the rule off. Default 2.
+    pub min_text_entropy_bits: f64,
+    /// Anonymous generations (waiting plus processing) that requests from one address may
+    /// have open at once, so that one address cannot take the whole anonymous pool. 0 turns
+    /// the rule off. Default 10.
+    pub anonymous_per_address: u32,
+    /// For the queue's order, a positive balance `b` counts as `c·b / (b + c)` for this
+    /// ceiling `c`: richer still comes first, but no balance counts for more than `c`, so a
+    /// newcomer waits at most `(c − priority_floor) / ageing_per_sec` behind anyone who came
+    /// later. Default 300 kudos (with the floor, ten minutes).
+    pub priority_ceiling: crate::Kudos,
 }
 
 /// The fastest plausible generation for models up to a size.
@@ -139,24 +163,58 @@ impl Default for Integrity {
             escrow_untrusted: true,
             trust_after_escrow: crate::Kudos::from_milli(1_000_000),
             trust_after_days: 7,
+            max_threads_untrusted: 2,
+            max_threads_trusted: 16,
+            trusted_speed_factor: 4.0,
+            faults_per_suspicion: 5,
+            min_text_entropy_bits: 2.0,
+            anonymous_per_address: 10,
+            priority_ceiling: crate::Kudos::from_milli(300_000),
         }
     }
 }
 
 impl Integrity {
-    /// Returns true if and only if `tokens` in `elapsed_ms` is faster than a `size_b` model
-    /// can plausibly generate.
-    pub fn implausibly_fast(&self, size_b: f64, tokens: u32, elapsed_ms: u64) -> bool {
-        let Some(limit) = self
+    /// The fastest plausible generation of a `size_b` model, in tokens per second, for a
+    /// worker of a trusted or untrusted owner; `None` when there is no limit.
+    ///
+    /// ```
+    /// use horde_core::Integrity;
+    /// let rules = Integrity::default();
+    /// assert_eq!(rules.speed_limit(8.0, false), Some(300.0));
+    /// assert_eq!(rules.speed_limit(8.0, true), Some(1200.0));
+    /// assert_eq!(rules.speed_limit(405.0, false), Some(50.0));
+    /// ```
+    pub fn speed_limit(&self, size_b: f64, trusted: bool) -> Option<f64> {
+        let limit = self
             .speed_limits
             .iter()
             .find(|l| size_b <= l.up_to_b)
-            .or(self.speed_limits.last())
-        else {
-            return false;
+            .or(self.speed_limits.last())?;
+        let factor = if trusted {
+            self.trusted_speed_factor.max(1.0)
+        } else {
+            1.0
         };
+        Some(limit.tokens_per_sec * factor)
+    }
+
+    /// Returns true if and only if `tokens` in `elapsed_ms` is faster than a `size_b` model
+    /// of an untrusted owner can plausibly generate.
+    pub fn implausibly_fast(&self, size_b: f64, tokens: u32, elapsed_ms: u64) -> bool {
         // tokens / seconds > limit, without dividing by zero.
-        f64::from(tokens) * 1000.0 > limit.tokens_per_sec * elapsed_ms as f64
+        self.speed_limit(size_b, false)
+            .is_some_and(|limit| f64::from(tokens) * 1000.0 > limit * elapsed_ms as f64)
+    }
+
+    /// Jobs a worker holds at once: what it declares, at most what its owner's trust allows.
+    pub fn threads(&self, declared: u32, trusted: bool) -> u32 {
+        let cap = if trusted {
+            self.max_threads_trusted
+        } else {
+            self.max_threads_untrusted
+        };
+        declared.min(cap.max(1))
     }
 
     /// Workers an owner of this trust may have.

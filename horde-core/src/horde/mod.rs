@@ -19,8 +19,8 @@ use crate::request::{
     RequestState,
 };
 use crate::{
-    AccountState, EconomyConfig, JobId, Kudos, Ledger, LedgerError, Posting, RequestId, Timestamp,
-    UserId, Worker, WorkerId, WorkerStats,
+    text, AccountState, EconomyConfig, JobId, Kudos, Ledger, LedgerError, Posting, RequestId,
+    Timestamp, UserId, Worker, WorkerId, WorkerStats,
 };
 use limits::normalize_names;
 use online::Online;
@@ -180,6 +180,8 @@ struct Backlog {
     by_model: BTreeMap<Arc<str>, (u64, u64)>,
     /// Jobs processing per model.
     processing_by_model: BTreeMap<Arc<str>, u64>,
+    /// Jobs processing per worker (a worker holds at most its threads).
+    in_flight: HashMap<WorkerId, u32>,
 }
 
 impl Backlog {
@@ -200,13 +202,26 @@ impl Backlog {
         }
     }
 
-    /// `delta` more (or fewer) jobs processing with `model`.
-    fn processing(&mut self, model: &Arc<str>, delta: i64) {
-        let entry = self.processing_by_model.entry(model.clone()).or_default();
+    /// `delta` more (or fewer) jobs processing like `job` (its model, its worker).
+    fn processing(&mut self, job: &Job, delta: i64) {
+        let entry = self
+            .processing_by_model
+            .entry(job.model.clone())
+            .or_default();
         *entry = entry.saturating_add_signed(delta);
         if *entry == 0 {
-            self.processing_by_model.remove(model);
+            self.processing_by_model.remove(&job.model);
         }
+        let held = self.in_flight.entry(job.worker).or_default();
+        *held = held.saturating_add_signed(delta as i32);
+        if *held == 0 {
+            self.in_flight.remove(&job.worker);
+        }
+    }
+
+    /// Jobs worker `id` is processing.
+    fn in_flight(&self, id: WorkerId) -> u32 {
+        self.in_flight.get(&id).copied().unwrap_or(0)
     }
 }
 
@@ -278,6 +293,8 @@ pub struct Horde {
     queue: PriorityQueue<UserId, Lane, RequestId>,
     /// Open generations (waiting + processing) per user.
     open_slots: HashMap<UserId, u32>,
+    /// Open anonymous generations per address fingerprint.
+    anonymous_slots: HashMap<u64, u32>,
     backlog: Backlog,
     deadlines: BTreeSet<(Timestamp, JobId)>,
     expiries: BTreeSet<(Timestamp, RequestId)>,
@@ -373,6 +390,7 @@ impl Horde {
             requests: BTreeMap::new(),
             jobs: HashMap::new(),
             open_slots: HashMap::new(),
+            anonymous_slots: HashMap::new(),
             backlog: Backlog::default(),
             deadlines: BTreeSet::new(),
             expiries: BTreeSet::new(),
@@ -406,7 +424,7 @@ impl Horde {
             for job in &jobs {
                 if job.status == JobStatus::Processing {
                     horde.deadlines.insert((job.deadline, job.id));
-                    horde.backlog.processing(&job.model, 1);
+                    horde.backlog.processing(job, 1);
                 }
             }
             if let Some((_, closed_at)) = state.closed {
@@ -416,8 +434,7 @@ impl Horde {
             }
             let mut ticket = None;
             if state.is_open() {
-                *horde.open_slots.entry(spec.owner).or_default() +=
-                    state.waiting + state.processing;
+                horde.take_slots(&spec, state.waiting + state.processing);
                 ticket = horde.enqueue_item(&spec);
                 horde.backlog.waiting(&spec, i64::from(state.waiting));
                 if state.waiting == 0 {
@@ -522,17 +539,23 @@ impl Horde {
         .min()
     }
 
-    /// `user`'s place in the queue's order: their balance, floored at
-    /// [`Integrity::priority_floor`].
+    /// `user`'s place in the queue's order, in thousandths of a kudos: their balance, floored
+    /// at [`Integrity::priority_floor`] and, above zero, compressed towards
+    /// [`Integrity::priority_ceiling`].
     fn queue_priority(&self, user: UserId) -> i64 {
         if self.users.get(&user).is_some_and(|p| p.flagged) {
             // Behind everyone: ageing would need decades to bring it forward.
             return i64::MIN / 4;
         }
-        self.ledger
-            .balance(user)
-            .milli()
-            .max(self.config.integrity.priority_floor.milli())
+        let integrity = &self.config.integrity;
+        let balance = self.ledger.balance(user).milli();
+        let ceiling = integrity.priority_ceiling.milli();
+        if balance > 0 && ceiling > 0 {
+            // c·b / (b + c): strictly increasing in b, below c however rich.
+            let (b, c) = (i128::from(balance), i128::from(ceiling));
+            return i64::try_from(c * b / (b + c)).unwrap_or(ceiling);
+        }
+        balance.max(integrity.priority_floor.milli())
     }
 
     /// Re-counts worker `id` among the online workers after a check-in or a change: online
@@ -544,7 +567,17 @@ impl Horde {
         let timeout_ms = self.config.economy.online_timeout_secs.saturating_mul(1000);
         let until = worker.last_seen.plus_millis(timeout_ms.saturating_add(1));
         let size = self.worker_sizes.get(&id).copied().unwrap_or(0.0);
-        self.online.set(worker, size, until);
+        let threads = self
+            .config
+            .integrity
+            .threads(worker.threads, worker.trusted);
+        // A worker not yet measured counts as one thread at the assumed speed: what it claims
+        // adds nothing.
+        let speed = match worker.measured_tps_milli / 1000 {
+            0 => TOKENS_PER_SEC_PER_THREAD,
+            measured => measured,
+        };
+        self.online.set(worker, size, threads, speed, until);
     }
 
     /// The size in billions of the largest of `models` (0 for none).
@@ -618,12 +651,28 @@ impl Horde {
         }
     }
 
-    fn release_slots(&mut self, user: UserId, count: u32) {
-        if let Some(open) = self.open_slots.get_mut(&user) {
-            *open = open.saturating_sub(count);
-            if *open == 0 {
-                self.open_slots.remove(&user);
+    /// Counts `count` more open generations of `spec`'s owner (and, for Anonymous, of its
+    /// address).
+    fn take_slots(&mut self, spec: &RequestSpec, count: u32) {
+        *self.open_slots.entry(spec.owner).or_default() += count;
+        if let (true, Some(origin)) = (spec.owner.is_anonymous(), spec.origin) {
+            *self.anonymous_slots.entry(origin).or_default() += count;
+        }
+    }
+
+    /// Counts `count` fewer open generations of `spec`'s owner (and address).
+    fn release_slots(&mut self, spec: &RequestSpec, count: u32) {
+        fn release<K: std::hash::Hash + Eq>(map: &mut HashMap<K, u32>, key: K, count: u32) {
+            if let Some(open) = map.get_mut(&key) {
+                *open = open.saturating_sub(count);
+                if *open == 0 {
+                    map.remove(&key);
+                }
             }
+        }
+        release(&mut self.open_slots, spec.owner, count);
+        if let (true, Some(origin)) = (spec.owner.is_anonymous(), spec.origin) {
+            release(&mut self.anonymous_slots, origin, count);
         }
     }
 }

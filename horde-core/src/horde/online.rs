@@ -15,6 +15,7 @@ use crate::{Timestamp, Worker, WorkerId};
 struct Presence {
     models: Vec<Arc<str>>,
     threads: u32,
+    tokens_per_sec: u64,
     size_key: u64,
     until: Timestamp,
 }
@@ -38,17 +39,28 @@ pub(super) struct Online {
     /// since sizes are never negative) → how many workers have it.
     sizes: BTreeMap<u64, u32>,
     threads: u64,
+    /// The online workers' measured speeds, summed.
+    tokens_per_sec: u64,
 }
 
 impl Online {
-    /// Marks `worker` online until `until`, serving its current models (or offline, if it is
-    /// in maintenance). `size_b` is its largest model's size.
-    pub(super) fn set(&mut self, worker: &Worker, size_b: f64, until: Timestamp) {
+    /// Marks `worker` online until `until`, serving its current models with `threads` (or
+    /// offline, if it is in maintenance). `size_b` is its largest model's size,
+    /// `tokens_per_sec` its measured speed.
+    pub(super) fn set(
+        &mut self,
+        worker: &Worker,
+        size_b: f64,
+        threads: u32,
+        tokens_per_sec: u64,
+        until: Timestamp,
+    ) {
         let size_key = size_b.max(0.0).to_bits();
         if let Some(presence) = self.workers.get_mut(&worker.id) {
             // The common check-in: nothing but the time changed.
             if !worker.maintenance
-                && presence.threads == worker.threads
+                && presence.threads == threads
+                && presence.tokens_per_sec == tokens_per_sec
                 && presence.size_key == size_key
                 && presence.models == worker.models
             {
@@ -65,16 +77,18 @@ impl Online {
         for model in &worker.models {
             let entry = self.by_model.entry(model.clone()).or_default();
             entry.workers.insert(worker.id);
-            entry.threads += u64::from(worker.threads);
+            entry.threads += u64::from(threads);
         }
         *self.sizes.entry(size_key).or_default() += 1;
-        self.threads += u64::from(worker.threads);
+        self.threads += u64::from(threads);
+        self.tokens_per_sec += tokens_per_sec;
         self.until.insert((until, worker.id));
         self.workers.insert(
             worker.id,
             Presence {
                 models: worker.models.clone(),
-                threads: worker.threads,
+                threads,
+                tokens_per_sec,
                 size_key,
                 until,
             },
@@ -102,6 +116,7 @@ impl Online {
             }
         }
         self.threads -= u64::from(presence.threads);
+        self.tokens_per_sec -= presence.tokens_per_sec;
         self.until.remove(&(presence.until, id));
     }
 
@@ -124,6 +139,11 @@ impl Online {
     /// Online workers and their threads.
     pub(super) fn capacity(&self) -> (u64, u64) {
         (self.workers.len() as u64, self.threads)
+    }
+
+    /// The online workers' measured speed in all, in tokens per second.
+    pub(super) fn measured_tokens_per_sec(&self) -> u64 {
+        self.tokens_per_sec
     }
 
     /// The size of the largest model any online worker serves.

@@ -185,7 +185,18 @@ impl Horde {
         } else {
             &priority_keys[..]
         };
-        let (found, skipped) = self.search(&profile, keys);
+        // A worker holds at most its threads' jobs, and its threads at most what its owner's
+        // trust allows: declaring more buys nothing.
+        let threads = self
+            .config
+            .integrity
+            .threads(profile.threads, owner_policy.trusted);
+        let free = threads.saturating_sub(self.backlog.in_flight(profile.id));
+        let (found, skipped) = if free == 0 {
+            (None, SkipCounts::default())
+        } else {
+            self.search(&profile, keys)
+        };
         if found.is_none() && profile.maintenance {
             return Err(PopError::Maintenance);
         }
@@ -203,7 +214,8 @@ impl Horde {
         self.check_in(worker_id, now, &mut events);
         let assignments = match found {
             Some(request) => {
-                self.assign(request, worker_id, query.amount, now, new_id, &mut events)
+                let amount = query.amount.min(free);
+                self.assign(request, worker_id, amount, now, new_id, &mut events)
             }
             None => Vec::new(),
         };
@@ -324,7 +336,7 @@ impl Horde {
                 status: JobStatus::Processing,
             };
             self.deadlines.insert((job.deadline, job.id));
-            self.backlog.processing(&job.model, 1);
+            self.backlog.processing(&job, 1);
             entry.jobs.push(job.id);
             assignments.push(Assignment {
                 job: job.id,
@@ -403,8 +415,9 @@ impl Horde {
     }
 
     /// Returns true if and only if worker `id` may earn uptime at `now`: it submitted a paid
-    /// generation within the proof window (uptime from a worker with no backend is not work),
-    /// and it is among the first workers its owner may have.
+    /// generation for another user within the proof window (uptime from a worker with no
+    /// backend, or serving only its owner, is not work), and it is among the first workers
+    /// its owner may have.
     fn earns_uptime(&self, id: WorkerId, now: Timestamp) -> bool {
         let Some(worker) = self.workers.get(&id) else {
             return false;
@@ -442,9 +455,14 @@ impl Horde {
         let Some(worker) = self.workers.get_mut(&id) else {
             return;
         };
-        let size = self.worker_sizes.get(&id).copied().unwrap_or(0.0);
-        // One award per interval at most, however long the worker was away.
-        let award = economy.uptime_reward(size, worker.max_context_length);
+        // Paid for what the worker has shown (the model and context of its recent paid work
+        // for others), never for what it advertises. One award per interval at most, however
+        // long the worker was away.
+        let size = worker
+            .shown_model
+            .as_deref()
+            .map_or(0.0, |model| economy.size_of(&self.reference, model));
+        let award = economy.uptime_reward(size, worker.shown_context);
         let owner = worker.owner;
         let escrowed = self.config.integrity.escrow_untrusted
             && self.users.get(&owner).is_some_and(|p| !p.trusted);

@@ -47,6 +47,38 @@ pub enum SubmitError {
     Ledger(#[from] LedgerError),
 }
 
+/// Why a worker's suspicion rose.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Suspect {
+    /// A generation arrived faster than its model can generate.
+    TooFast {
+        /// The model's size.
+        size_b: f64,
+    },
+    /// It failed this many more jobs than it finished.
+    Faults {
+        /// How many.
+        count: u32,
+    },
+}
+
+impl std::fmt::Display for Suspect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Suspect::TooFast { size_b } => write!(
+                f,
+                "generations arrived faster than a {size_b}B model can generate them"
+            ),
+            Suspect::Faults { count } => {
+                write!(
+                    f,
+                    "{count} more jobs failed or timed out than were finished"
+                )
+            }
+        }
+    }
+}
+
 impl Horde {
     /// A worker's owner submits a job's result. Ok and censored generations are paid: the
     /// requester pays the worker's owner the reward, returned. Faulted ones earn nothing and
@@ -82,11 +114,13 @@ impl Horde {
             job.deadline,
             job.started_at,
         );
+        let job_model = job.model.clone();
         let mut events = Vec::new();
         let generation_state = match submission.state {
             SubmitState::Faulted => {
                 self.check_in(worker_id, now, &mut events);
                 self.abort_job(job_id, AbortReason::Faulted, now, &mut events);
+                self.count_fault(worker_id, &mut events);
                 self.push_worker_checked_in(worker_id, &mut events);
                 return Ok(Applied {
                     value: Kudos::ZERO,
@@ -97,6 +131,7 @@ impl Horde {
             SubmitState::Censored => GenerationState::Censored,
         };
         let economy = &self.config.economy;
+        let integrity = &self.config.integrity;
         let params = entry.spec.params;
         let tokens = economy.generation_tokens(&submission.text, params.max_length);
         let context = economy.context_tokens(
@@ -105,34 +140,48 @@ impl Horde {
             params.max_context_length,
         );
         let size = self.model_size_b(&job.model);
-        let self_dealing = self.config.integrity.self_dealing_check
+        let requester = entry.spec.owner;
+        let self_dealing = integrity.self_dealing_check
             && entry.spec.origin.is_some()
             && entry.spec.origin == worker.last_origin
-            && entry.spec.owner != earner;
+            && requester != earner;
+        // A degenerate text (one character repeated, …) is delivered but moves nothing: junk
+        // earns nothing, and a requester who asked for it loses nothing.
+        let degenerate = text::is_degenerate(&submission.text, integrity.min_text_entropy_bits);
         // Self-dealing moves nothing (an owner's own requests net to zero anyway).
-        let reward = if self_dealing {
+        let reward = if self_dealing || degenerate {
             Kudos::ZERO
         } else {
             economy.generation_reward(size, tokens, context)
         };
-        let requester = entry.spec.owner;
-        let elapsed_ms = now.millis_since(started_at);
-        if self
-            .config
-            .integrity
-            .implausibly_fast(size, tokens, elapsed_ms)
-        {
-            self.check_in(worker_id, now, &mut events);
-            self.suspect(worker_id, size, &mut events);
-            self.abort_job(job_id, AbortReason::Faulted, now, &mut events);
-            return Ok(Applied {
-                value: Kudos::ZERO,
-                events,
-            });
+        // The speed rule holds for the worker's total rate: its paid generations, one after
+        // another at the speed limit, must have had time to finish by now.
+        let trusted = self.users.get(&earner).is_some_and(|p| p.trusted);
+        let mut speed_clock = worker.speed_clock;
+        if let Some(limit) = integrity.speed_limit(size, trusted) {
+            let start = speed_clock.max(started_at);
+            let needed_ms = f64::from(tokens) * 1000.0 / limit;
+            if (now.millis_since(start) as f64) < needed_ms {
+                self.check_in(worker_id, now, &mut events);
+                self.suspect(worker_id, Suspect::TooFast { size_b: size }, &mut events);
+                self.abort_job(job_id, AbortReason::Faulted, now, &mut events);
+                return Ok(Applied {
+                    value: Kudos::ZERO,
+                    events,
+                });
+            }
+            speed_clock = start.plus_millis(needed_ms as u64);
         }
-        let escrowed = self.config.integrity.escrow_untrusted
-            && requester != earner
-            && self.users.get(&earner).is_some_and(|p| !p.trusted);
+        // Work for someone else, paid: what uptime is earned by and paid for.
+        let proof = reward.is_positive() && requester != earner;
+        let context_used = economy
+            .estimate_tokens(&entry.spec.prompt)
+            .min(params.max_context_length)
+            .min(worker.max_context_length);
+        let elapsed_ms = now.millis_since(started_at).max(1);
+        let at_once = u64::from(self.backlog.in_flight(worker_id).max(1));
+        let speed_milli = u64::from(tokens) * 1_000_000 / elapsed_ms * at_once;
+        let escrowed = integrity.escrow_untrusted && requester != earner && !trusted;
         if escrowed {
             // Half now, half into escrow until the owner is trusted.
             let half = Kudos::from_milli(reward.milli() / 2);
@@ -151,8 +200,34 @@ impl Horde {
             self.record_posting(posting, &mut events);
             self.release_if_trusted(earner, now, &mut events);
         }
+        let window_ms = self
+            .config
+            .integrity
+            .uptime_proof_window_secs
+            .saturating_mul(1000);
+        let mut record_changed = false;
         if let Some(worker) = self.workers.get_mut(&worker_id) {
-            worker.last_good_at = Some(now);
+            worker.speed_clock = speed_clock;
+            if proof {
+                let recent = worker
+                    .last_good_at
+                    .is_some_and(|at| now.millis_since(at) <= window_ms);
+                worker.shown_context = if recent {
+                    worker.shown_context.max(context_used)
+                } else {
+                    context_used
+                };
+                if worker.shown_model.as_ref() != Some(&job_model) {
+                    worker.shown_model = Some(job_model.clone());
+                    record_changed = true;
+                }
+                worker.last_good_at = Some(now);
+                worker.fault_score = worker.fault_score.saturating_sub(1);
+                worker.measured_tps_milli = match worker.measured_tps_milli {
+                    0 => speed_milli,
+                    old => (old * 7 + speed_milli) / 8,
+                };
+            }
         }
         self.check_in(worker_id, now, &mut events);
         self.deadlines.remove(&(deadline, job_id));
@@ -166,7 +241,7 @@ impl Horde {
             finished_at: now,
         };
         if let Some(job) = self.jobs.get_mut(&job_id) {
-            self.backlog.processing(&job.model, -1);
+            self.backlog.processing(job, -1);
             job.status = JobStatus::Done(generation);
             events.push(Event::JobChanged(job.clone()));
         }
@@ -178,7 +253,9 @@ impl Horde {
                 .checked_add(reward)
                 .unwrap_or(worker.kudos_generated);
         }
-        self.release_slots(requester, 1);
+        if let Some(spec) = self.requests.get(&request_id).map(|e| e.spec.clone()) {
+            self.release_slots(&spec, 1);
+        }
         if let Some(entry) = self.requests.get_mut(&request_id) {
             entry.state.processing -= 1;
             entry.state.finished += 1;
@@ -198,16 +275,34 @@ impl Horde {
                 self.push_request_changed(request_id, &mut events);
             }
         }
-        self.push_worker_checked_in(worker_id, &mut events);
+        if record_changed {
+            self.push_worker_changed(worker_id, &mut events);
+        } else {
+            self.push_worker_checked_in(worker_id, &mut events);
+        }
         Ok(Applied {
             value: reward,
             events,
         })
     }
 
-    /// Worker `id` submitted a generation faster than a `size_b` model can: its suspicion
-    /// rises, and past the threshold it is put into maintenance and its owner flagged.
-    fn suspect(&mut self, id: WorkerId, size_b: f64, events: &mut Vec<Event>) {
+    /// Worker `id` failed or timed out on a job: its fault score rises, and every
+    /// `faults_per_suspicion` of it (net of paid generations) raise its suspicion.
+    pub(super) fn count_fault(&mut self, id: WorkerId, events: &mut Vec<Event>) {
+        let per = self.config.integrity.faults_per_suspicion;
+        let Some(worker) = self.workers.get_mut(&id) else {
+            return;
+        };
+        worker.fault_score = worker.fault_score.saturating_add(1);
+        if per > 0 && worker.fault_score >= per {
+            worker.fault_score = 0;
+            self.suspect(id, Suspect::Faults { count: per }, events);
+        }
+    }
+
+    /// Worker `id` did something an honest worker does not: its suspicion rises, and past the
+    /// threshold it is put into maintenance and its owner flagged.
+    pub(super) fn suspect(&mut self, id: WorkerId, why: Suspect, events: &mut Vec<Event>) {
         let threshold = self.config.integrity.suspicion_threshold;
         let Some(worker) = self.workers.get_mut(&id) else {
             return;
@@ -218,8 +313,8 @@ impl Horde {
         if caught {
             worker.maintenance = true;
             worker.maintenance_msg = format!(
-                "paused: {} generations arrived faster than a {size_b}B model can generate; \
-                 an administrator will review it",
+                "paused after {} suspicious results (the last: {why}); an administrator will \
+                 review it",
                 worker.suspicion
             );
         }
@@ -252,7 +347,7 @@ impl Horde {
             return;
         }
         job.status = JobStatus::Aborted(reason);
-        self.backlog.processing(&job.model, -1);
+        self.backlog.processing(job, -1);
         self.deadlines.remove(&(job.deadline, job_id));
         events.push(Event::JobChanged(job.clone()));
         let request_id = job.request;
@@ -306,15 +401,15 @@ impl Horde {
         let Some(entry) = self.requests.get_mut(&id) else {
             return;
         };
-        let (owner, waiting, last) = (
-            entry.spec.owner,
+        let (spec, waiting, last) = (
+            entry.spec.clone(),
             entry.state.waiting,
             entry.state.last_progress,
         );
         self.backlog.waiting(&entry.spec, -i64::from(waiting));
         entry.state.waiting = 0;
         entry.state.closed = Some((outcome, now));
-        self.release_slots(owner, waiting + aborted);
+        self.release_slots(&spec, waiting + aborted);
         self.queue.remove(&id);
         self.expiries
             .remove(&(last.plus_secs(self.config.request_timeout_secs), id));

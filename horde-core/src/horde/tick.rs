@@ -26,7 +26,12 @@ impl Horde {
                 break;
             }
             self.deadlines.pop_first();
+            let worker = self.jobs.get(&job).map(|j| j.worker);
             self.abort_job(job, AbortReason::TimedOut, now, &mut events);
+            if let Some(worker) = worker {
+                self.count_fault(worker, &mut events);
+                self.push_worker_checked_in(worker, &mut events);
+            }
         }
         while let Some(&(at, id)) = self.expiries.first() {
             if at > now || !spend() {

@@ -266,7 +266,7 @@ async fn self_dealing_from_one_address_is_not_paid_when_the_operator_asks() {
             let answer = post(
                 "/generate/text/submit",
                 &farmer,
-                json!({ "id": job["id"], "generation": "y".repeat(80) }),
+                json!({ "id": job["id"], "generation": horde_testkit::prose(80) }),
                 from_worker,
             )
             .await;
@@ -318,7 +318,7 @@ async fn sighup_reloads_the_model_reference() {
             .unwrap();
             let done: serde_json::Value = post(
                 "/generate/text/submit",
-                json!({ "id": job["id"], "generation": "y".repeat(320) }),
+                json!({ "id": job["id"], "generation": horde_testkit::prose(320) }),
             )
             .await
             .unwrap()
@@ -373,7 +373,7 @@ async fn metrics_show_requests_commits_lock_holds_kudos_and_the_queue() {
         .post(
             "/generate/text/submit",
             Some(&key),
-            json!({ "id": job["id"], "generation": "y".repeat(80) }),
+            json!({ "id": job["id"], "generation": horde_testkit::prose(80) }),
         )
         .await;
     // Waiting: one for the model the online worker serves (listed by name), one for a model

@@ -19,6 +19,15 @@ struct Sim {
     users: HashMap<UserId, UserPolicy>,
 }
 
+/// `chars` characters of ordinary text (a generation the degenerate-text rule lets through).
+fn prose(chars: usize) -> String {
+    "The quick brown fox jumps over the lazy dog. "
+        .chars()
+        .cycle()
+        .take(chars)
+        .collect()
+}
+
 /// A model reference of `(name, size in billions)` entries.
 fn reference(entries: &[(&str, f64)]) -> crate::reference::ModelReference {
     let entries = entries
@@ -41,11 +50,14 @@ impl Sim {
     }
 
     /// Without the speed rule and the upfront rule (the tests submit at once and queue large
-    /// requests with no worker online); both rules have their own tests.
+    /// requests with no worker online), without escrow, and with workers holding as many jobs
+    /// as they like (the tests pop one worker again and again); each rule has its own tests.
     fn with_config(mut config: HordeConfig) -> Sim {
         config.integrity.speed_limits.clear();
         config.integrity.upfront_queue_minutes = 0;
         config.integrity.escrow_untrusted = false;
+        config.integrity.max_threads_untrusted = THREADS_RANGE.1;
+        config.integrity.max_threads_trusted = THREADS_RANGE.1;
         Sim::with_speed_rule(config)
     }
 
@@ -120,7 +132,7 @@ impl Sim {
             max_context_length: 4096,
             priority_users: vec![],
             nsfw: false,
-            threads: 1,
+            threads: THREADS_RANGE.1,
             amount: 1,
             bridge_agent: "test:1:none".into(),
             blacklist: Vec::new(),
@@ -166,7 +178,7 @@ impl Sim {
     fn submit(&mut self, owner: u64, job: JobId, state: SubmitState) -> Result<Kudos, SubmitError> {
         let submission = Submission {
             state,
-            text: "y".repeat(400),
+            text: prose(400),
             seed: Some("42".into()),
             metadata: None,
         };
@@ -175,6 +187,23 @@ impl Sim {
             .submit(self.now, UserId(owner), job, submission)?;
         self.store.apply(&applied.events);
         Ok(applied.value)
+    }
+
+    /// Worker `name` of `owner` serves one ordinary request of `requester`, taking `secs`
+    /// seconds (100 tokens): paid work for another user, which proves the worker and measures
+    /// its speed.
+    fn serve(&mut self, owner: u64, name: &str, requester: u64, secs: u64) -> Kudos {
+        let mut spec = self.spec(requester);
+        spec.workers = self
+            .horde
+            .worker_by_name(name)
+            .map(|w| w.id)
+            .into_iter()
+            .collect();
+        self.enqueue(spec).unwrap();
+        let (_, job) = self.pop(owner, name).unwrap();
+        self.advance(secs);
+        self.submit(owner, job, SubmitState::Ok).unwrap()
     }
 
     fn give(&mut self, user: u64, kudos: i64) {
@@ -205,6 +234,7 @@ fn set_trust(sim: &mut Sim, user: u64, trusted: bool, flagged: bool) {
 }
 
 mod economy;
+mod integrity;
 mod jobs;
 mod properties;
 mod queue;

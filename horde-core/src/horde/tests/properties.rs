@@ -22,7 +22,7 @@ fn restore_from_events_gives_the_same_horde() {
     assert_eq!(third, processing);
     let late = sim.request(4);
 
-    let mut copy = sim.store.restore(HordeConfig::default());
+    let mut copy = sim.store.restore(sim.horde.config().clone());
     for user in 0..=5 {
         assert_eq!(
             copy.ledger().account(UserId(user)),
@@ -112,7 +112,7 @@ fn best_eligible_score(horde: &Horde, worker: &Worker, now: Timestamp) -> Option
         .filter(|e| e.state.is_open() && e.state.waiting > 0)
         .filter(|e| matching::check(worker, &e.spec).is_ok())
         .map(|e| {
-            let balance = i128::from(horde.ledger.balance(e.spec.owner).milli());
+            let balance = i128::from(horde.queue_priority(e.spec.owner));
             let waited = i128::from(now.millis_since(e.spec.created_at));
             balance * 1000 + rate * waited
         })
@@ -157,6 +157,10 @@ proptest! {
                     profile.max_length = max_length;
                     profile.max_context_length = query.max_context_length;
                     let best = best_eligible_score(&sim.horde, &profile, sim.now);
+                    // A worker holding its threads' jobs gets none.
+                    let trusted = sim.horde.user(UserId(owner)).is_some_and(|p| p.trusted);
+                    let full = sim.horde.backlog.in_flight(profile.id)
+                        >= sim.horde.config.integrity.threads(query.threads, trusted);
                     let own_waiting = sim.horde.requests.values().any(|e| {
                         e.spec.owner == UserId(owner) && e.state.is_open() && e.state.waiting > 0
                             && matching::check(&profile, &e.spec).is_ok()
@@ -164,12 +168,12 @@ proptest! {
                     if let Ok(result) = sim.pop_with(query) {
                         prop_assert!(result.assignments.len() <= amount as usize);
                         match result.assignments.first() {
-                            None => prop_assert!(best.is_none(), "a servable request was left waiting"),
+                            None => prop_assert!(best.is_none() || full, "a servable request was left waiting"),
                             Some(a) if !own_waiting => {
                                 // Not a priority pick: it must be the best eligible request.
                                 let e = &sim.horde.requests[&a.request.id];
                                 let rate = i128::from(sim.horde.config.ageing_per_sec.milli());
-                                let balance = i128::from(sim.horde.ledger.balance(e.spec.owner).milli());
+                                let balance = i128::from(sim.horde.queue_priority(e.spec.owner));
                                 let score = balance * 1000 + rate * i128::from(sim.now.millis_since(e.spec.created_at));
                                 // The balance can only have changed by this pop's uptime award to the worker's owner.
                                 if e.spec.owner != UserId(owner) {
@@ -273,8 +277,26 @@ proptest! {
             let online: Vec<&Worker> = sim.horde.workers.values()
                 .filter(|w| w.is_online(sim.now, timeout))
                 .collect();
-            let threads = online.iter().map(|w| u64::from(w.threads)).sum();
+            let integrity = &sim.horde.config.integrity;
+            let threads = online.iter().map(|w| u64::from(integrity.threads(w.threads, w.trusted))).sum();
             prop_assert_eq!(sim.horde.online_capacity(sim.now), (online.len() as u64, threads));
+            // No worker holds more jobs than its threads, as its owner's trust caps them.
+            for worker in sim.horde.workers.values() {
+                let held = sim.horde.jobs.values()
+                    .filter(|j| j.status == JobStatus::Processing && j.worker == worker.id)
+                    .count() as u32;
+                prop_assert_eq!(sim.horde.backlog.in_flight(worker.id), held);
+                let trusted = sim.horde.user(worker.owner).is_some_and(|p| p.trusted);
+                prop_assert!(held <= integrity.threads(worker.threads, trusted) || !trusted);
+            }
+            // Anonymous generations per address match the requests.
+            let mut by_origin: HashMap<u64, u32> = HashMap::new();
+            for e in sim.horde.requests.values() {
+                if let (true, Some(origin), true) = (e.spec.owner.is_anonymous(), e.spec.origin, e.state.is_open()) {
+                    *by_origin.entry(origin).or_default() += e.state.waiting + e.state.processing;
+                }
+            }
+            prop_assert_eq!(&sim.horde.anonymous_slots, &by_origin);
             // Open generations per user match the requests.
             for user in 0..=5 {
                 let open: u32 = sim.horde.requests.values()
@@ -287,7 +309,7 @@ proptest! {
         // What was persisted restores to the same state, once a first tick has taken
         // offline the workers whose time ran out (the server's timer does that at start).
         prop_assert_eq!(sim.store.orphan_check_ins, 0, "a worker checked in before it was created");
-        let mut copy = sim.store.restore(HordeConfig::default());
+        let mut copy = sim.store.restore(sim.horde.config().clone());
         while copy.next_deadline().is_some_and(|at| at <= sim.now) {
             let _events = copy.tick(sim.now);
         }

@@ -223,8 +223,9 @@ fn large_requests_need_their_cost_upfront_only_under_congestion() {
         spec.params.n = 4;
         sim.enqueue(spec)
     };
-    // One worker online (one thread: 600 tokens a minute); a 10-minute backlog is 6,000.
-    sim.pop(2, "w");
+    // One worker online, measured at 10 tokens a second (600 a minute, whatever threads it
+    // declares); a 10-minute backlog is 6,000.
+    sim.serve(2, "w", 1, 10);
     assert!(!sim.horde.congested());
     large(&mut sim, 1).unwrap(); // 4,096 tokens
     large(&mut sim, 3).unwrap(); // 8,192: now congested
@@ -238,8 +239,20 @@ fn large_requests_need_their_cost_upfront_only_under_congestion() {
     sim.request(4);
     sim.give(5, 1_000);
     large(&mut sim, 5).unwrap();
-    // A worker's owner is served first anyway and is exempt.
+    // The owner of a worker that did paid work for others lately is served first anyway and
+    // is exempt; a worker that only claims, or whose proof is older, exempts nobody.
     large(&mut sim, 2).unwrap();
+    let mut idle = sim.query(3, "idle");
+    idle.threads = 50;
+    sim.pop_with(idle).unwrap();
+    assert!(
+        sim.horde.congested(),
+        "an idle worker's 50 threads add no capacity"
+    );
+    assert!(matches!(
+        large(&mut sim, 3),
+        Err(EnqueueError::KudosUpfront { .. })
+    ));
     assert_eq!(sim.horde.ledger().total(), Kudos::ZERO);
 }
 
@@ -280,20 +293,27 @@ fn congestion_begins_past_the_configured_minutes_of_work() {
     // Nobody needs the cost upfront here: only the congestion figure is under test.
     config.integrity.upfront_exempt_tokens = u32::MAX;
     let mut sim = Sim::with_speed_rule(config);
-    // One worker with two threads does 20 tokens a second: 12,000 tokens in ten minutes.
+    // A worker not yet measured counts as one thread at 10 tokens a second, whatever it
+    // declares: 6,000 tokens in ten minutes.
     let mut query = sim.query(2, "w");
-    query.threads = 2;
+    query.threads = 50;
     sim.pop_with(query).unwrap();
     let queue = |sim: &mut Sim, max_length: u32, n: u32| {
         let mut spec = sim.spec(1);
         spec.params.max_length = max_length;
         spec.params.n = n;
+        spec.workers = vec![WorkerId(Uuid::from_u128(u128::MAX))];
         sim.enqueue(spec).unwrap();
     };
-    queue(&mut sim, 1000, 12);
+    queue(&mut sim, 1000, 6);
     assert!(!sim.horde.congested(), "exactly ten minutes of work");
     queue(&mut sim, 16, 1);
     assert!(sim.horde.congested(), "a little more");
+    // Measured at 20 tokens a second (100 tokens in 5 s), it carries twice that.
+    sim.serve(2, "w", 3, 5);
+    assert!(!sim.horde.congested());
+    queue(&mut sim, 1000, 6);
+    assert!(sim.horde.congested());
 }
 
 #[test]

@@ -249,7 +249,9 @@ fn a_check_in_with_new_threads_or_models_updates_the_online_figures() {
 #[test]
 fn maintenance_takes_a_worker_offline_at_once() {
     let mut sim = Sim::new();
-    sim.pop(2, "w");
+    let mut query = sim.query(2, "w");
+    query.threads = 1;
+    sim.pop_with(query).unwrap();
     assert_eq!(sim.horde.online_capacity(sim.now), (1, 1));
     let id = sim.horde.worker_by_name("w").unwrap().id;
     let update = WorkerUpdate {

@@ -17,8 +17,8 @@ async fn a_workers_model_name_does_not_set_its_pay() {
     let (victim_id, victim) = server.register("victim").await;
     let economy = horde_core::EconomyConfig::default();
     let prompt = "x".repeat(400);
-    let text = "y".repeat(320); // 80 tokens
-                                // One generation of `model` for the victim, served by the farmer: (estimate, reward).
+    let text = horde_testkit::prose(320); // 80 tokens
+                                          // One generation of `model` for the victim, served by the farmer: (estimate, reward).
     let serve = |model: &'static str, worker: &'static str| {
         let (server, prompt, text, farmer, victim) = (&server, &prompt, &text, &farmer, &victim);
         async move {
@@ -125,7 +125,7 @@ async fn instant_garbage_is_not_paid_and_gets_its_owner_flagged() {
             &server,
             &honest,
             job["id"].as_str().unwrap(),
-            &"y".repeat(320),
+            &horde_testkit::prose(320),
         )
         .await;
         assert!(milli(&reward["reward"]) > 0, "{reward}");
@@ -224,7 +224,7 @@ async fn an_untrusted_farmer_cannot_send_on_what_is_held_in_escrow() {
             &server,
             &farmer,
             job["id"].as_str().unwrap(),
-            &"y".repeat(320),
+            &horde_testkit::prose(320),
         )
         .await;
         earned += milli(&reward["reward"]);
