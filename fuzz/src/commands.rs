@@ -76,6 +76,7 @@ pub(crate) fn run_commands(data: &[u8]) {
                     bridge_agent: "fuzz:1:none".into(),
                     blacklist: Vec::new(),
                     origin: None,
+                    draw: u64::MAX,
                 };
                 if let Ok(applied) = horde.pop(now, query, &mut id) {
                     for assignment in &applied.value.assignments {

@@ -72,6 +72,7 @@ fn worker_query(owner: u64, name: String, models: Vec<Arc<str>>) -> PopQuery {
         bridge_agent: "b".repeat(limits.max_bridge_agent_chars),
         blacklist: Vec::new(),
         origin: None,
+        draw: u64::MAX,
     }
 }
 

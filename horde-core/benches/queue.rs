@@ -83,6 +83,7 @@ fn query(models: Vec<String>) -> PopQuery {
         bridge_agent: "bench:1:none".into(),
         blacklist: Vec::new(),
         origin: None,
+        draw: u64::MAX,
     }
 }
 

@@ -18,6 +18,10 @@ impl UserId {
     /// The shared Anonymous account (`Anonymous#0`, API key `0000000000`).
     pub const ANONYMOUS: UserId = UserId(0);
 
+    /// The horde itself as a requester: its spot checks are its requests, paid from the
+    /// horde's account. No one signs in as it.
+    pub const HORDE: UserId = UserId(u64::MAX);
+
     /// Returns true if and only if this is the Anonymous account.
     pub const fn is_anonymous(self) -> bool {
         self.0 == 0

@@ -39,6 +39,9 @@ pub enum PostingKind {
     Admin,
     /// A user's escrow was released to them (escrow → user).
     Release,
+    /// A user's escrow was forfeited to the horde (escrow → horde): their worker's answers to
+    /// spot checks disagreed with trusted workers'.
+    Forfeit,
 }
 
 /// One movement of kudos: `amount` leaves `from` and arrives at `to`.
@@ -236,6 +239,62 @@ impl Ledger {
                 Err(e)
             }
         }
+    }
+
+    /// The horde pays `earner` for a spot check's generation: `now` to their balance and
+    /// `escrowed` into their escrow (a zero part is not posted), both or neither.
+    pub fn settle_check(
+        &mut self,
+        earner: UserId,
+        now: Kudos,
+        escrowed: Kudos,
+        at: Timestamp,
+    ) -> Result<Vec<Posting>, LedgerError> {
+        let (saved_horde, saved_earner) = (self.horde, self.users.get(&earner).copied());
+        let mut postings = Vec::new();
+        for (to, amount) in [
+            (Account::User(earner), now),
+            (Account::Escrow(earner), escrowed),
+        ] {
+            if amount == Kudos::ZERO {
+                continue;
+            }
+            let posted = non_negative(amount).and_then(|amount| {
+                self.post(Account::Horde, to, amount, PostingKind::Generation, at)
+            });
+            match posted {
+                Ok(posting) => postings.push(posting),
+                Err(e) => {
+                    self.horde = saved_horde;
+                    match saved_earner {
+                        Some(state) => self.users.insert(earner, state),
+                        None => self.users.remove(&earner),
+                    };
+                    return Err(e);
+                }
+            }
+        }
+        Ok(postings)
+    }
+
+    /// Forfeits all of `user`'s escrow to the horde; `None` when there is none.
+    pub fn forfeit_escrow(
+        &mut self,
+        user: UserId,
+        at: Timestamp,
+    ) -> Result<Option<Posting>, LedgerError> {
+        let escrow = self.account(user).escrow;
+        if !escrow.is_positive() {
+            return Ok(None);
+        }
+        self.post(
+            Account::Escrow(user),
+            Account::Horde,
+            escrow,
+            PostingKind::Forfeit,
+            at,
+        )
+        .map(Some)
     }
 
     /// The horde awards `amount` of uptime kudos into `user`'s escrow.
@@ -441,8 +500,9 @@ impl Ledger {
                         d.awarded = add(d.awarded, signed)?;
                     }
                     (PostingKind::Admin, _) => d.admin = add(d.admin, signed)?,
-                    // Released kudos were counted in the details when they were escrowed.
-                    (PostingKind::Release, _) => {}
+                    // Released kudos were counted in the details when they were escrowed;
+                    // forfeits never touch a user's own account.
+                    (PostingKind::Release | PostingKind::Forfeit, _) => {}
                 }
                 Ok(AccountSide::User(user, state))
             }
@@ -459,6 +519,9 @@ impl Ledger {
                         d.uptime = add(d.uptime, amount)?;
                         d.awarded = add(d.awarded, amount)?;
                     }
+                    // Counted where it came from when escrowed; taken back as the horde's
+                    // adjustment, so that the details still add up to the balance.
+                    (PostingKind::Forfeit, false) => d.admin = add(d.admin, signed)?,
                     _ => {}
                 }
                 Ok(AccountSide::User(user, state))

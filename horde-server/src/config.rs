@@ -52,6 +52,10 @@ pub struct Config {
     pub model_reference: Option<PathBuf>,
     /// Use only `model_reference`, without the default reference. Default false.
     pub model_reference_replaces_default: bool,
+    /// The check prompts of spot checks (TOML `[[canary]]` entries with a `prompt`), instead
+    /// of the shipped ones; reloaded with the model reference. Default: the shipped list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canaries: Option<PathBuf>,
     /// Connection limits and timeouts.
     pub http: HttpConfig,
     /// Sign-in with GitHub or Discord on the web pages. Default: neither.
@@ -108,6 +112,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             model_reference: None,
             model_reference_replaces_default: false,
+            canaries: None,
             http: HttpConfig::default(),
             oauth: OAuthConfig::default(),
             horde: HordeConfig::default(),

@@ -300,6 +300,7 @@ impl Driver {
         go_on: &dyn Fn() -> bool,
     ) -> Result<Driver, OpenError> {
         let reference = crate::models::load_reference(&config)?;
+        let canaries = crate::canaries::load_canaries(&config)?;
         let metrics = Arc::new(Metrics::new());
         let (store, loaded) = Store::open(&config, metrics.clone(), contention, go_on)?;
         let policies: Vec<_> = loaded.users.iter().map(|u| (u.0.id, u.1)).collect();
@@ -312,6 +313,7 @@ impl Driver {
             loaded.requests,
         );
         horde.set_model_reference(reference);
+        horde.set_canaries(canaries);
         let users = Users::new(loaded.secret, loaded.users.into_iter().map(|u| u.0));
         let mut stats = Stats::default();
         for (minute, requests, tokens) in loaded.minutes {

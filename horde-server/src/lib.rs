@@ -21,6 +21,7 @@ use tower_http::trace::TraceLayer;
 pub mod api;
 pub mod auth;
 mod body;
+pub mod canaries;
 pub mod clock;
 pub mod config;
 pub mod driver;

@@ -64,6 +64,10 @@ struct Args {
     /// Use only --model-reference, without the default reference.
     #[arg(long, global = true)]
     model_reference_replaces_default: bool,
+    /// The spot checks' prompts (TOML `[[canary]]` entries with a `prompt`) instead of the
+    /// shipped ones, which everyone can read. Reloaded on SIGHUP.
+    #[arg(long, global = true, env = "HORDE_CANARIES")]
+    canaries: Option<PathBuf>,
     /// The horde's public base URL, e.g. https://horde.example.org: OAuth callbacks are built
     /// on it, and session cookies are Secure when it is https.
     #[arg(long, global = true, env = "HORDE_PUBLIC_URL")]
@@ -151,6 +155,9 @@ fn configure(args: &Args) -> Result<Config, ConfigError> {
     }
     if args.model_reference_replaces_default {
         config.model_reference_replaces_default = true;
+    }
+    if let Some(path) = &args.canaries {
+        config.canaries = Some(path.clone());
     }
     if let Some(url) = &args.public_url {
         config.public_url = Some(url.trim().trim_end_matches('/').to_owned());

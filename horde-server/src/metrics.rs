@@ -207,6 +207,7 @@ impl Metrics {
             horde_core::PostingKind::Transfer => "transfer",
             horde_core::PostingKind::Admin => "admin",
             horde_core::PostingKind::Release => "release",
+            horde_core::PostingKind::Forfeit => "forfeit",
         };
         let labels = KindLabels { kind: kind.into() };
         let amount = posting.amount.as_f64();

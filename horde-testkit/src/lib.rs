@@ -48,8 +48,9 @@ pub fn prose(chars: usize) -> String {
 }
 
 /// The configuration tests run with, on the database `db`: registrations and transfers are not
-/// rate-limited, and the speed and escrow rules are off (the tests' workers submit the moment
-/// they pop and check exact balances of untrusted owners; those rules have their own tests).
+/// rate-limited, and the speed and escrow rules and spot checks are off (the tests' workers
+/// submit the moment they pop, check exact balances of untrusted owners and expect the jobs
+/// they queued; those rules have their own tests).
 pub fn test_config(db: &Path) -> Config {
     let mut config = Config {
         db: db.to_path_buf(),
@@ -60,6 +61,8 @@ pub fn test_config(db: &Path) -> Config {
     };
     config.horde.integrity.speed_limits.clear();
     config.horde.integrity.escrow_untrusted = false;
+    config.horde.spot_checks.rate_untrusted = 0.0;
+    config.horde.spot_checks.rate_trusted = 0.0;
     config
 }
 

@@ -35,6 +35,8 @@ pub struct HordeConfig {
     pub limits: Limits,
     /// Rules against farming kudos.
     pub integrity: Integrity,
+    /// Spot checks of workers' answers.
+    pub spot_checks: SpotChecks,
     /// Priority a waiting request gains per second, in kudos. Default 1 kudos/s: after the
     /// 20 minutes a request may wait, a request has gained 1200 kudos over newer ones.
     pub ageing_per_sec: Kudos,
@@ -60,6 +62,7 @@ impl Default for HordeConfig {
             economy: EconomyConfig::default(),
             limits: Limits::default(),
             integrity: Integrity::default(),
+            spot_checks: SpotChecks::default(),
             ageing_per_sec: Kudos::from_milli(1000),
             default_concurrency: 30,
             max_restarts: 3,
@@ -257,6 +260,7 @@ impl Backlog {
 ///     bridge_agent: "test:1:none".into(),
 ///     blacklist: vec![],
 ///     origin: None,
+///     draw: 0,
 /// };
 /// let mut next = 100u128;
 /// let popped = horde.pop(t0.plus_secs(1), query, || { next += 1; Uuid::from_u128(next) })?;
@@ -299,6 +303,8 @@ pub struct Horde {
     deadlines: BTreeSet<(Timestamp, JobId)>,
     expiries: BTreeSet<(Timestamp, RequestId)>,
     removals: BTreeSet<(Timestamp, RequestId)>,
+    /// Spot checks under way and trusted answers known.
+    checks: checks::Checks,
 }
 
 /// The lanes a request waits in: one per acceptable model, or `Any`.
@@ -395,6 +401,7 @@ impl Horde {
             deadlines: BTreeSet::new(),
             expiries: BTreeSet::new(),
             removals: BTreeSet::new(),
+            checks: checks::Checks::default(),
             config,
         };
         horde.users.extend(users);
@@ -547,6 +554,10 @@ impl Horde {
             // Behind everyone: ageing would need decades to bring it forward.
             return i64::MIN / 4;
         }
+        if user == UserId::HORDE {
+            // Spot checks go first: a reference waits for its trusted worker's next pop.
+            return i64::MAX / 4;
+        }
         let integrity = &self.config.integrity;
         let balance = self.ledger.balance(user).milli();
         let ceiling = integrity.priority_ceiling.milli();
@@ -678,6 +689,7 @@ impl Horde {
 }
 
 mod accounts;
+mod checks;
 mod enqueue;
 mod limits;
 mod online;
@@ -688,6 +700,7 @@ mod tick;
 mod workers;
 
 pub use accounts::TransferError;
+pub use checks::{CheckVerdict, SpotChecks};
 pub use enqueue::EnqueueError;
 pub use limits::{name_problem, Integrity, Limits, OverLimit, SpeedLimit, HIDDEN_CHARACTERS};
 pub use pop::{Assignment, PopError, PopQuery, PopResult};

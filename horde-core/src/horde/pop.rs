@@ -31,6 +31,9 @@ pub struct PopQuery {
     /// An opaque fingerprint of where the worker checks in from (see
     /// [`RequestSpec::origin`]); `None` when unknown.
     pub origin: Option<u64>,
+    /// A number the caller drew uniformly at random for this pop: whether the pop is answered
+    /// with a spot check depends on it (the core draws nothing itself).
+    pub draw: u64,
 }
 
 /// Why a pop was refused.
@@ -127,6 +130,7 @@ impl Horde {
         mut new_id: impl FnMut() -> Uuid,
     ) -> Result<Applied<PopResult>, PopError> {
         let owner_policy = self.validate_pop(&query)?;
+        let draw = query.draw;
         let existing = self.worker_names.get(&query.name).copied();
         let mut profile = match existing.and_then(|id| self.workers.get(&id)) {
             Some(worker) if worker.owner != query.owner => return Err(PopError::WrongCredentials),
@@ -212,6 +216,13 @@ impl Horde {
         }
         self.workers.insert(worker_id, profile);
         self.check_in(worker_id, now, &mut events);
+        let maintenance = self.workers.get(&worker_id).is_none_or(|w| w.maintenance);
+        let mut found = found;
+        if free > 0 && !maintenance {
+            if let Some(check) = self.plan_check(worker_id, draw, now, &mut new_id, &mut events) {
+                found = Some(check);
+            }
+        }
         let assignments = match found {
             Some(request) => {
                 let amount = query.amount.min(free);

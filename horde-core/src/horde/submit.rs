@@ -60,6 +60,11 @@ pub(super) enum Suspect {
         /// How many.
         count: u32,
     },
+    /// Its answer to a spot check disagreed with a trusted worker's.
+    Disagreed {
+        /// How alike the answers were (0–1).
+        similarity: f64,
+    },
 }
 
 impl std::fmt::Display for Suspect {
@@ -75,6 +80,11 @@ impl std::fmt::Display for Suspect {
                     "{count} more jobs failed or timed out than were finished"
                 )
             }
+            Suspect::Disagreed { similarity } => write!(
+                f,
+                "its answer to a check prompt was {:.0}% like a trusted worker's",
+                similarity * 100.0
+            ),
         }
     }
 }
@@ -182,7 +192,24 @@ impl Horde {
         let at_once = u64::from(self.backlog.in_flight(worker_id).max(1));
         let speed_milli = u64::from(tokens) * 1_000_000 / elapsed_ms * at_once;
         let escrowed = integrity.escrow_untrusted && requester != earner && !trusted;
-        if escrowed {
+        if requester == UserId::HORDE {
+            // A spot check: the horde pays, half into escrow for an untrusted owner.
+            let half = if escrowed { reward.milli() / 2 } else { 0 };
+            let postings = self.ledger.settle_check(
+                earner,
+                Kudos::from_milli(reward.milli() - half),
+                Kudos::from_milli(half),
+                now,
+            )?;
+            for posting in postings {
+                self.record_posting(posting, &mut events);
+            }
+            if escrowed {
+                self.trust_if_earned(earner, now, &mut events);
+            } else {
+                self.release_if_trusted(earner, now, &mut events);
+            }
+        } else if escrowed {
             // Half now, half into escrow until the owner is trusted.
             let half = Kudos::from_milli(reward.milli() / 2);
             let now_part = Kudos::from_milli(reward.milli() - half.milli());
@@ -231,6 +258,9 @@ impl Horde {
         }
         self.check_in(worker_id, now, &mut events);
         self.deadlines.remove(&(deadline, job_id));
+        if requester == UserId::HORDE {
+            self.check_answered(request_id, &submission.text, now, &mut events);
+        }
         let generation = Generation {
             text: submission.text,
             seed: submission.seed,
@@ -409,6 +439,9 @@ impl Horde {
         self.backlog.waiting(&entry.spec, -i64::from(waiting));
         entry.state.waiting = 0;
         entry.state.closed = Some((outcome, now));
+        if outcome != Outcome::Done && spec.owner == UserId::HORDE {
+            self.check_closed(id);
+        }
         self.release_slots(&spec, waiting + aborted);
         self.queue.remove(&id);
         self.expiries

@@ -52,6 +52,7 @@ impl Horde {
                 break;
             }
             self.removals.pop_first();
+            self.check_closed(id);
             if let Some(entry) = self.requests.remove(&id) {
                 for job in entry.jobs {
                     self.jobs.remove(&job);

@@ -180,6 +180,7 @@ pub(crate) async fn pop(
             .unwrap_or_else(|| "unknown:0:unknown".into()),
         blacklist: body.blacklist.unwrap_or_default(),
         origin: Some(state.read(|core, _| core.users.fingerprint(ip))),
+        draw: uuid::Uuid::new_v4().as_u64_pair().0,
     };
     let result = state
         .change(|txn| {

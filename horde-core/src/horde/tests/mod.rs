@@ -137,6 +137,7 @@ impl Sim {
             bridge_agent: "test:1:none".into(),
             blacklist: Vec::new(),
             origin: None,
+            draw: u64::MAX,
         }
     }
 
@@ -206,6 +207,21 @@ impl Sim {
         self.submit(owner, job, SubmitState::Ok).unwrap()
     }
 
+    fn submit_text(&mut self, owner: u64, job: JobId, text: &str) -> Kudos {
+        let submission = Submission {
+            state: SubmitState::Ok,
+            text: text.into(),
+            seed: None,
+            metadata: None,
+        };
+        let applied = self
+            .horde
+            .submit(self.now, UserId(owner), job, submission)
+            .unwrap();
+        self.store.apply(&applied.events);
+        applied.value
+    }
+
     fn give(&mut self, user: u64, kudos: i64) {
         let applied = self
             .horde
@@ -233,6 +249,7 @@ fn set_trust(sim: &mut Sim, user: u64, trusted: bool, flagged: bool) {
     sim.store.apply(&applied.events);
 }
 
+mod checks;
 mod economy;
 mod integrity;
 mod jobs;
