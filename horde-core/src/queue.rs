@@ -18,7 +18,9 @@
 //! items best first and stopping at the first that satisfies a predicate.
 //!
 //! Ties: equal scores are served in insertion order (FIFO). Times passed to [`PriorityQueue::push`]
-//! are clamped to be non-decreasing, which keeps each stream sorted by score.
+//! are clamped to be non-decreasing per key, which keeps each stream sorted by score; a key's
+//! items may be pushed with times ahead of others' (the horde spaces out one user's many
+//! requests that way).
 
 use std::collections::{btree_set, BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::hash::Hash;
@@ -67,6 +69,13 @@ pub struct Ticket {
     at: u64,
 }
 
+impl Ticket {
+    /// The time the item ages from.
+    pub fn at(&self) -> Timestamp {
+        Timestamp(self.at)
+    }
+}
+
 /// A key's items: one stream of all of them, and one per lane they are in.
 #[derive(Debug)]
 struct KeyQueue<L, I> {
@@ -112,7 +121,9 @@ pub struct Found<I> {
 pub struct PriorityQueue<K, L, I> {
     ageing_rate: i64,
     next_seq: u64,
-    last_at: u64,
+    /// The latest time pushed for each key (kept after its items leave, so that a reinserted
+    /// item never lands behind a later one of its key with an earlier time).
+    last_at: HashMap<K, u64>,
     items: BTreeMap<I, ItemInfo<K, L>>,
     keys: HashMap<K, KeyQueue<L, I>>,
     all: Index<K>,
@@ -131,7 +142,7 @@ where
         PriorityQueue {
             ageing_rate: ageing_rate.max(0),
             next_seq: 0,
-            last_at: 0,
+            last_at: HashMap::new(),
             items: BTreeMap::new(),
             keys: HashMap::new(),
             all: BTreeSet::new(),
@@ -171,7 +182,7 @@ where
     }
 
     /// Adds `id`, owned by `key` whose current priority is `priority`, in `lanes`, enqueued at
-    /// `now`. Returns its [`Ticket`] (its place in line), or `None` (and changes nothing) if
+    /// `now` (or at `key`'s latest time, if that is later). Returns its [`Ticket`] (its place in line), or `None` (and changes nothing) if
     /// `id` is already queued. O(l · log k) amortised.
     pub fn push(
         &mut self,
@@ -184,8 +195,9 @@ where
         if self.items.contains_key(&id) {
             return None;
         }
-        let at = now.millis().max(self.last_at);
-        self.last_at = at;
+        let last = self.last_at.entry(key.clone()).or_default();
+        let at = now.millis().max(*last);
+        *last = at;
         let ticket = Ticket {
             seq: self.next_seq,
             at,
@@ -752,15 +764,34 @@ mod tests {
 
     #[derive(Debug, Clone)]
     enum Op {
-        Push { key: u8, lane: u8, dt: u16 },
+        Push {
+            key: u8,
+            lane: u8,
+            dt: u16,
+            ahead: u16,
+        },
         Remove(usize),
         Reinsert(usize),
-        SetPriority { key: u8, priority: i16 },
+        SetPriority {
+            key: u8,
+            priority: i16,
+        },
     }
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
-            (0..6u8, 0..3u8, 0..500u16).prop_map(|(key, lane, dt)| Op::Push { key, lane, dt }),
+            (
+                0..6u8,
+                0..3u8,
+                0..500u16,
+                prop_oneof![Just(0u16), 0..2000u16]
+            )
+                .prop_map(|(key, lane, dt, ahead)| Op::Push {
+                    key,
+                    lane,
+                    dt,
+                    ahead
+                }),
             any::<usize>().prop_map(Op::Remove),
             any::<usize>().prop_map(Op::Reinsert),
             (0..6u8, -100..100i16).prop_map(|(key, priority)| Op::SetPriority { key, priority }),
@@ -776,14 +807,17 @@ mod tests {
             let mut model: Vec<(u32, u8, u8, u64)> = Vec::new();
             let mut removed: Vec<((u32, u8, u8, u64), Ticket)> = Vec::new();
             let mut priorities = [0i64; 6];
+            let mut last_at = [0u64; 6];
             let mut now = 0u64;
             let mut next_id = 0u32;
             for op in ops {
                 match op {
-                    Op::Push { key, lane, dt } => {
+                    Op::Push { key, lane, dt, ahead } => {
                         now += u64::from(dt);
-                        q.push(next_id, key, priorities[key as usize], [lane], Timestamp(now));
-                        model.push((next_id, key, lane, now));
+                        let at = (now + u64::from(ahead)).max(last_at[key as usize]);
+                        last_at[key as usize] = at;
+                        q.push(next_id, key, priorities[key as usize], [lane], Timestamp(now + u64::from(ahead)));
+                        model.push((next_id, key, lane, at));
                         next_id += 1;
                     }
                     Op::Remove(i) if !model.is_empty() => {

@@ -63,6 +63,11 @@ pub struct RequestSpec {
     /// address), for the self-dealing rule; `None` when unknown.
     #[serde(default)]
     pub origin: Option<u64>,
+    /// When it ages from in the queue: when it was queued, later if its owner already had
+    /// requests waiting (see `Integrity::queue_spacing_secs`). Set by the horde when it is
+    /// queued; kept so that a restart puts it back in the same place.
+    #[serde(default)]
+    pub queue_at: Option<Timestamp>,
 }
 
 impl RequestSpec {
@@ -82,6 +87,7 @@ impl RequestSpec {
             nsfw: false,
             created_at: now,
             origin: None,
+            queue_at: None,
         }
     }
 }

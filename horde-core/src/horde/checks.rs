@@ -226,7 +226,7 @@ impl Horde {
     }
 
     /// Queues a check's request (the horde's own, first in line).
-    fn queue_check(&mut self, spec: RequestSpec, now: Timestamp, events: &mut Vec<Event>) {
+    fn queue_check(&mut self, mut spec: RequestSpec, now: Timestamp, events: &mut Vec<Event>) {
         let state = RequestState {
             waiting: 1,
             processing: 0,
@@ -236,10 +236,11 @@ impl Horde {
             last_progress: now,
             closed: None,
         };
+        let ticket = self.enqueue_item(&spec);
+        spec.queue_at = ticket.map(|t| t.at());
         let spec = Arc::new(spec);
         self.take_slots(&spec, 1);
         self.backlog.waiting(&spec, 1);
-        let ticket = self.enqueue_item(&spec);
         self.expiries.insert((self.expiry_of(&state), spec.id));
         events.push(Event::RequestQueued(spec.clone()));
         events.push(Event::RequestChanged { id: spec.id, state });

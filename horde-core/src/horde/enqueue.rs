@@ -140,6 +140,9 @@ impl Horde {
         self.check_address_share(&spec)?;
         self.check_upfront(&spec, now)?;
         spec.created_at = now;
+        spec.queue_at = None;
+        let ticket = self.enqueue_item(&spec);
+        spec.queue_at = ticket.map(|t| t.at());
         let spec = Arc::new(spec);
         let state = RequestState {
             waiting: n,
@@ -152,7 +155,6 @@ impl Horde {
         };
         self.take_slots(&spec, n);
         self.backlog.waiting(&spec, i64::from(n));
-        let ticket = self.enqueue_item(&spec);
         self.expiries.insert((self.expiry_of(&state), spec.id));
         self.requests.insert(
             spec.id,
@@ -227,15 +229,22 @@ impl Horde {
         queued_tokens > per_minute.saturating_mul(minutes)
     }
 
+    /// Puts a new request in line. A user's k-th waiting request queues as if it came
+    /// `k × queue_spacing_secs` later, so that one user's many requests cannot fill the line
+    /// ahead of everyone else, however rich.
     pub(super) fn enqueue_item(&mut self, spec: &RequestSpec) -> Option<Ticket> {
         let priority = self.queue_priority(spec.owner);
-        self.queue.push(
-            spec.id,
-            spec.owner,
-            priority,
-            lanes_of(spec),
-            spec.created_at,
-        )
+        let waiting = if spec.owner == UserId::HORDE {
+            0
+        } else {
+            self.queue.key_len(&spec.owner) as u64
+        };
+        let spacing = self.config.integrity.queue_spacing_secs;
+        let at = spec
+            .queue_at
+            .unwrap_or_else(|| spec.created_at.plus_secs(waiting.saturating_mul(spacing)));
+        self.queue
+            .push(spec.id, spec.owner, priority, lanes_of(spec), at)
     }
 
     /// Puts a request whose generation went back to waiting back in line.

@@ -123,6 +123,10 @@ pub struct Integrity {
     /// newcomer waits at most `(c − priority_floor) / ageing_per_sec` behind anyone who came
     /// later. Default 300 kudos (with the floor, ten minutes).
     pub priority_ceiling: crate::Kudos,
+    /// A user's k-th waiting request queues as if it came `k ×` this many seconds later:
+    /// holding many requests cannot put a user's whole backlog ahead of a newcomer. Default 20
+    /// (about one generation).
+    pub queue_spacing_secs: u64,
 }
 
 /// The fastest plausible generation for models up to a size.
@@ -170,6 +174,7 @@ impl Default for Integrity {
             min_text_entropy_bits: 2.0,
             anonymous_per_address: 10,
             priority_ceiling: crate::Kudos::from_milli(300_000),
+            queue_spacing_secs: 20,
         }
     }
 }

@@ -113,7 +113,8 @@ fn best_eligible_score(horde: &Horde, worker: &Worker, now: Timestamp) -> Option
         .filter(|e| matching::check(worker, &e.spec).is_ok())
         .map(|e| {
             let balance = i128::from(horde.queue_priority(e.spec.owner));
-            let waited = i128::from(now.millis_since(e.spec.created_at));
+            let since = e.ticket.map_or(e.spec.created_at, |t| t.at());
+            let waited = i128::from(now.0) - i128::from(since.0);
             balance * 1000 + rate * waited
         })
         .max()
@@ -174,7 +175,8 @@ proptest! {
                                 let e = &sim.horde.requests[&a.request.id];
                                 let rate = i128::from(sim.horde.config.ageing_per_sec.milli());
                                 let balance = i128::from(sim.horde.queue_priority(e.spec.owner));
-                                let score = balance * 1000 + rate * i128::from(sim.now.millis_since(e.spec.created_at));
+                                let since = e.ticket.map_or(e.spec.created_at, |t| t.at());
+                                let score = balance * 1000 + rate * (i128::from(sim.now.0) - i128::from(since.0));
                                 // The balance can only have changed by this pop's uptime award to the worker's owner.
                                 if e.spec.owner != UserId(owner) {
                                     prop_assert_eq!(Some(score), best);

@@ -61,6 +61,7 @@ pub(crate) async fn submit(
 }
 
 mod economy;
+mod farming;
 mod generation;
 mod input;
 mod status;
