@@ -389,6 +389,10 @@ pub struct WorkerDetails {
     /// Shown to the owner and admins.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub maintenance_msg: Option<String>,
+    /// How many of its results the horde found suspicious (too fast, failing, or disagreeing
+    /// with spot checks); shown to the owner and admins (AI Horde's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspicious: Option<u32>,
 }
 
 /// Kudos a worker earned.

@@ -78,6 +78,9 @@ pub(super) struct Checks {
     references: HashMap<RequestId, RequestId>,
     /// Trusted workers' answers, by key.
     answers: HashMap<AnswerKey, String>,
+    /// The check under way of each worker: one at a time, so that a worker answering fast
+    /// cannot collect many checks' pay before the first verdict.
+    by_worker: HashMap<WorkerId, RequestId>,
 }
 
 /// How a check ended.
@@ -132,7 +135,11 @@ impl Horde {
             rules.rate_untrusted
         };
         let canaries = self.checks.canaries.len();
-        if canaries == 0 || worker.models.is_empty() || (draw as f64) >= rate * u64::MAX as f64 {
+        if canaries == 0
+            || worker.models.is_empty()
+            || (draw as f64) >= rate * u64::MAX as f64
+            || self.checks.by_worker.contains_key(&worker.id)
+        {
             return None;
         }
         let worker = worker.clone();
@@ -189,6 +196,7 @@ impl Horde {
         spec.workers = vec![worker.id];
         spec.trusted_workers = false;
         self.queue_check(spec, now, events);
+        self.checks.by_worker.insert(worker.id, id);
         self.checks.pending.insert(
             id,
             PendingCheck {
@@ -281,6 +289,7 @@ impl Horde {
         let similarity = text::similarity(answer, reference);
         let worker = check.worker;
         self.checks.pending.remove(&subject);
+        self.checks.by_worker.remove(&worker);
         if similarity >= self.config.spot_checks.min_similarity {
             return Some(CheckVerdict::Agreed(similarity));
         }
@@ -297,10 +306,9 @@ impl Horde {
 
     /// A check's request `id` closed without an answer: the check is void.
     pub(super) fn check_closed(&mut self, id: RequestId) {
-        if let Some(subject) = self.checks.references.remove(&id) {
-            self.checks.pending.remove(&subject);
-        }
-        if let Some(check) = self.checks.pending.remove(&id) {
+        let subject = self.checks.references.remove(&id).unwrap_or(id);
+        if let Some(check) = self.checks.pending.remove(&subject) {
+            self.checks.by_worker.remove(&check.worker);
             if let Some(reference) = check.reference {
                 self.checks.references.remove(&reference);
             }

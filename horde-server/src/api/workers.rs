@@ -54,6 +54,7 @@ fn worker_details(core: &Core, worker: &Worker, viewer: Viewer) -> WorkerDetails
         info: worker.info.clone(),
         owner,
         maintenance_msg: privileged.then(|| worker.maintenance_msg.clone()),
+        suspicious: privileged.then_some(worker.suspicion),
     }
 }
 

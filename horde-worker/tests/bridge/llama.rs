@@ -3,12 +3,16 @@
 //! `llama-cpp-python[server]` and `gguf` (`.ci/run` installs them into its venv).
 
 use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::{assert_paid_exactly, eventually, worker_args, Horde, Worker, MODEL};
+use crate::backends;
+use crate::support::{
+    assert_paid_exactly, eventually, worker_args, Backend, Behavior, Horde, Worker, MODEL,
+};
 
 /// The llama-cpp-python server, killed on drop.
 struct LlamaServer(Child);
@@ -20,34 +24,44 @@ impl Drop for LlamaServer {
     }
 }
 
-#[tokio::test]
-async fn a_real_llama_cpp_python_server_serves_jobs() {
+/// The Python with llama-cpp-python, or `None` (the test is skipped) outside CI.
+fn llama_python() -> Option<String> {
     let Ok(python) = std::env::var("HORDE_LLAMA_PYTHON") else {
         assert!(
             std::env::var_os("CI").is_none(),
             "CI must run this test: .ci/run sets HORDE_LLAMA_PYTHON after installing llama-cpp-python"
         );
         eprintln!("skipped: set HORDE_LLAMA_PYTHON to a Python with llama-cpp-python[server]");
-        return;
+        return None;
     };
-    let dir = tempfile::tempdir().unwrap();
-    // Named as a real GGUF file would be; the worker advertises it as KoboldCpp would.
-    let model = dir.path().join("Llama-3-8B-Instruct.Q4_K_M.gguf");
+    Some(python)
+}
+
+/// Writes the tiny model into `dir`, named as a real GGUF file would be (the worker
+/// advertises it as KoboldCpp would).
+fn tiny_model(python: &str, dir: &Path) -> PathBuf {
+    let model = dir.join("Llama-3-8B-Instruct.Q4_K_M.gguf");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bridge/tiny_llama.py");
-    let written = Command::new(&python)
+    let written = Command::new(python)
         .arg(script)
         .arg(&model)
         .status()
         .unwrap();
     assert!(written.success(), "tiny_llama.py failed");
+    model
+}
+
+/// Starts llama-cpp-python's server on `model` (logging to `log` in `dir`); waits until it
+/// answers, and returns it with its URL.
+async fn start_llama(python: &str, dir: &Path, model: &Path, log: &str) -> (LlamaServer, String) {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-    let _server = LlamaServer(
-        Command::new(&python)
+    let log = std::fs::File::create(dir.join(log)).unwrap();
+    let server = LlamaServer(
+        Command::new(python)
             .args([
                 "-m",
                 "llama_cpp.server",
@@ -59,7 +73,7 @@ async fn a_real_llama_cpp_python_server_serves_jobs() {
             .arg("--port")
             .arg(port.to_string())
             .arg("--model")
-            .arg(&model)
+            .arg(model)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -77,6 +91,17 @@ async fn a_real_llama_cpp_python_server_serves_jobs() {
         },
     )
     .await;
+    (server, backend_url)
+}
+
+#[tokio::test]
+async fn a_real_llama_cpp_python_server_serves_jobs() {
+    let Some(python) = llama_python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(&python, dir.path());
+    let (_server, backend_url) = start_llama(&python, dir.path(), &model, "server.log").await;
 
     let horde = Horde::start().await;
     let (_, owner) = horde.register("owner").await;
@@ -105,4 +130,70 @@ async fn a_real_llama_cpp_python_server_serves_jobs() {
         assert!(line["tokens"].as_u64().unwrap() <= 24, "{line}");
     }
     assert!(worker.logged("job failed").is_empty());
+}
+
+#[tokio::test]
+async fn spot_checks_catch_a_liar_and_never_an_honest_worker() {
+    let Some(python) = llama_python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(&python, dir.path());
+    // Two llama-cpp-python servers on the same GGUF: a trusted volunteer's and a newcomer's.
+    let (_first, first_url) = start_llama(&python, dir.path(), &model, "first.log").await;
+    let (_second, second_url) = start_llama(&python, dir.path(), &model, "second.log").await;
+    // A liar: an OpenAI-compatible backend answering fluent text unrelated to the prompt.
+    let liar_backend = Backend::start(backends::openai).await;
+    liar_backend.behave(Behavior {
+        model: "/models/Llama-3-8B-Instruct.Q4_K_M.gguf".into(),
+        text: "Stock markets rallied on Tuesday as investors welcomed new figures on \
+               trade, and analysts expect the central bank to hold rates steady."
+            .into(),
+        ..Behavior::default()
+    });
+    // Every pop of an untrusted worker is a check while a check is possible.
+    let horde = Horde::start_with(|config| {
+        config.horde.spot_checks.rate_untrusted = 1.0;
+    })
+    .await;
+    let (_, admin) = horde.admin("admin").await;
+    let (username, volunteer) = horde.register("volunteer").await;
+    let (_, newcomer) = horde.register("newcomer").await;
+    let (_, liar) = horde.register("liar").await;
+    let volunteer_id = username.rsplit('#').next().unwrap();
+    let trusted = horde
+        .put(&format!("/users/{volunteer_id}"), &admin, json!({ "trusted": true }))
+        .await;
+    assert_eq!(trusted["trusted"], true, "{trusted}");
+    let start = |key: &str, name: &str, url: &str| {
+        let mut args = worker_args(&horde, key, name, url);
+        args.extend(["--backend", "openai"]);
+        Worker::start(&args)
+    };
+    let _trusted = start(&volunteer, "trusted", &first_url);
+    eventually("the trusted worker to be online", Duration::from_secs(30), || async {
+        (horde.worker("trusted").await["online"] == true).then_some(())
+    })
+    .await;
+    let honest = start(&newcomer, "honest", &second_url);
+    let liar_worker = start(&liar, "liar", &liar_backend.url);
+    // The liar is paused after three disagreeing checks (the suspicion threshold).
+    let paused = eventually("the liar to be paused", Duration::from_secs(120), || async {
+        let shown = horde.get("/workers/name/liar", Some(&liar)).await;
+        (shown["maintenance_mode"] == true).then_some(shown)
+    })
+    .await;
+    assert_eq!(paused["suspicious"], 3, "{paused}");
+    assert!(paused["maintenance_msg"].as_str().unwrap().contains("check prompt"), "{paused}");
+    let liar_jobs = liar_worker.logged("job done").len();
+    eprintln!("the liar was paused after {liar_jobs} jobs, all of them checks");
+    assert!(liar_jobs <= 4, "{liar_jobs}");
+    // Meanwhile the honest newcomer answered checks the same way as the trusted worker.
+    let honest_jobs = honest
+        .wait_logged("job done", 10, Duration::from_secs(120))
+        .await;
+    let shown = horde.get("/workers/name/honest", Some(&newcomer)).await;
+    assert_eq!(shown["suspicious"], 0, "{shown}");
+    assert_eq!(shown["maintenance_mode"], false, "{shown}");
+    eprintln!("the honest worker agreed on {} checks", honest_jobs.len());
 }

@@ -41,15 +41,19 @@ impl Horde {
 
     /// A horde whose jobs time out after `secs` (0: the default rule).
     pub async fn with_job_timeout(secs: u64) -> Horde {
-        let horde = TestHorde::start_with(|config| {
+        Horde::start_with(|config| {
             if secs > 0 {
                 config.horde.job_timeout_base_secs = secs;
                 config.horde.job_timeout_per_token_ms = 0;
             }
         })
-        .await;
+        .await
+    }
+
+    /// A horde of the tests' configuration as `tweak` changes it.
+    pub async fn start_with(tweak: impl FnOnce(&mut horde_server::Config)) -> Horde {
         Horde {
-            horde,
+            horde: TestHorde::start_with(tweak).await,
             http: reqwest::Client::new(),
         }
     }
@@ -79,6 +83,16 @@ impl Horde {
         if let Some(key) = key {
             request = request.header("apikey", key);
         }
+        request.send().await.unwrap().json().await.unwrap()
+    }
+
+    /// `PUT /api/v2{path}` with `key`; the JSON answer (any status).
+    pub async fn put(&self, path: &str, key: &str, body: Value) -> Value {
+        let request = self
+            .http
+            .put(format!("{}/api/v2{path}", self.url))
+            .header("apikey", key)
+            .json(&body);
         request.send().await.unwrap().json().await.unwrap()
     }
 
