@@ -297,6 +297,23 @@ impl Ledger {
         .map(Some)
     }
 
+    /// Takes `amount` back from `user`'s balance to the horde (the pay of a spot check their
+    /// worker failed); the balance may go negative.
+    pub fn forfeit_paid(
+        &mut self,
+        user: UserId,
+        amount: Kudos,
+        at: Timestamp,
+    ) -> Result<Posting, LedgerError> {
+        self.post(
+            Account::User(user),
+            Account::Horde,
+            non_negative(amount)?,
+            PostingKind::Forfeit,
+            at,
+        )
+    }
+
     /// The horde awards `amount` of uptime kudos into `user`'s escrow.
     pub fn escrow_uptime(
         &mut self,
@@ -500,9 +517,10 @@ impl Ledger {
                         d.awarded = add(d.awarded, signed)?;
                     }
                     (PostingKind::Admin, _) => d.admin = add(d.admin, signed)?,
-                    // Released kudos were counted in the details when they were escrowed;
-                    // forfeits never touch a user's own account.
-                    (PostingKind::Release | PostingKind::Forfeit, _) => {}
+                    // Released kudos were counted in the details when they were escrowed.
+                    (PostingKind::Release, _) => {}
+                    // A forfeit is the horde's adjustment.
+                    (PostingKind::Forfeit, _) => d.admin = add(d.admin, signed)?,
                 }
                 Ok(AccountSide::User(user, state))
             }

@@ -7,8 +7,8 @@
 //! any generation. The same prompt goes to a trusted worker of another owner serving the same
 //! model (the *reference*), unless its answer is known already. When both answers are in, they
 //! are compared with [`text::similarity`]; an answer less alike than
-//! [`SpotChecks::min_similarity`] raises the worker's suspicion and forfeits its owner's
-//! escrow to the horde. With no trusted peer of a model online and no known answer, nothing is
+//! [`SpotChecks::min_similarity`] raises the worker's suspicion, is not paid after all (what
+//! was paid for it goes back to the horde), and forfeits its owner's escrow to the horde. With no trusted peer of a model online and no known answer, nothing is
 //! checked: the untrusted caps (threads, escrow, workers) bound what a liar earns.
 //!
 //! Pending checks and known answers live in memory only: a restart forgets them (the jobs
@@ -62,6 +62,9 @@ pub(super) struct PendingCheck {
     answer: Option<String>,
     /// The request asking a trusted worker for the reference, if one was needed.
     reference: Option<RequestId>,
+    /// What the worker's owner was paid to their balance for its answer (taken back if the
+    /// answer disagrees; the escrowed part goes with the escrow).
+    paid_now: Kudos,
 }
 
 /// Model, canary index and `max_length` of a check: answers to the same key are comparable.
@@ -204,6 +207,7 @@ impl Horde {
                 key,
                 answer: None,
                 reference,
+                paid_now: Kudos::ZERO,
             },
         );
         Some(id)
@@ -263,12 +267,14 @@ impl Horde {
         );
     }
 
-    /// A check's request `id` received `text`: records it, and judges the check when both
-    /// answers are in. Returns the verdict, if there is one now.
+    /// A check's request `id` received `text`, for which the worker's owner was paid
+    /// `paid_now` to their balance: records it, and judges the check when both answers are
+    /// in. Returns the verdict, if there is one now.
     pub(super) fn check_answered(
         &mut self,
         id: RequestId,
         text: &str,
+        paid_now: Kudos,
         now: Timestamp,
         events: &mut Vec<Event>,
     ) -> Option<CheckVerdict> {
@@ -279,7 +285,9 @@ impl Horde {
                 subject
             }
             None => {
-                self.checks.pending.get_mut(&id)?.answer = Some(text.to_owned());
+                let check = self.checks.pending.get_mut(&id)?;
+                check.answer = Some(text.to_owned());
+                check.paid_now = paid_now;
                 id
             }
         };
@@ -287,7 +295,7 @@ impl Horde {
         let answer = check.answer.as_deref()?;
         let reference = self.checks.answers.get(&check.key)?;
         let similarity = text::similarity(answer, reference);
-        let worker = check.worker;
+        let (worker, paid_now) = (check.worker, check.paid_now);
         self.checks.pending.remove(&subject);
         self.checks.by_worker.remove(&worker);
         if similarity >= self.config.spot_checks.min_similarity {
@@ -299,6 +307,12 @@ impl Horde {
         if let Some(owner) = self.workers.get(&worker).map(|w| w.owner) {
             if let Ok(Some(posting)) = self.ledger.forfeit_escrow(owner, now) {
                 self.record_posting(posting, events);
+            }
+            // Nor is the failed answer paid.
+            if paid_now.is_positive() {
+                if let Ok(posting) = self.ledger.forfeit_paid(owner, paid_now, now) {
+                    self.record_posting(posting, events);
+                }
             }
         }
         Some(CheckVerdict::Disagreed(similarity))

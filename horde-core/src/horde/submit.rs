@@ -182,8 +182,10 @@ impl Horde {
             }
             speed_clock = start.plus_millis(needed_ms as u64);
         }
-        // Work for someone else, paid: what uptime is earned by and paid for.
-        let proof = reward.is_positive() && requester != earner;
+        // Work for someone else, paid: what uptime is earned by and paid for. The horde's own
+        // spot checks are not demand: they prove nothing (a worker could answer them well
+        // and claim a large model for its uptime).
+        let proof = reward.is_positive() && requester != earner && requester != UserId::HORDE;
         let context_used = economy
             .estimate_tokens(&entry.spec.prompt)
             .min(params.max_context_length)
@@ -259,7 +261,9 @@ impl Horde {
         self.check_in(worker_id, now, &mut events);
         self.deadlines.remove(&(deadline, job_id));
         if requester == UserId::HORDE {
-            self.check_answered(request_id, &submission.text, now, &mut events);
+            let half = if escrowed { reward.milli() / 2 } else { 0 };
+            let paid_now = Kudos::from_milli(reward.milli() - half);
+            self.check_answered(request_id, &submission.text, paid_now, now, &mut events);
         }
         let generation = Generation {
             text: submission.text,

@@ -162,7 +162,11 @@ async fn spot_checks_catch_a_liar_and_never_an_honest_worker() {
     let (_, liar) = horde.register("liar").await;
     let volunteer_id = username.rsplit('#').next().unwrap();
     let trusted = horde
-        .put(&format!("/users/{volunteer_id}"), &admin, json!({ "trusted": true }))
+        .put(
+            &format!("/users/{volunteer_id}"),
+            &admin,
+            json!({ "trusted": true }),
+        )
         .await;
     assert_eq!(trusted["trusted"], true, "{trusted}");
     let start = |key: &str, name: &str, url: &str| {
@@ -171,20 +175,32 @@ async fn spot_checks_catch_a_liar_and_never_an_honest_worker() {
         Worker::start(&args)
     };
     let _trusted = start(&volunteer, "trusted", &first_url);
-    eventually("the trusted worker to be online", Duration::from_secs(30), || async {
-        (horde.worker("trusted").await["online"] == true).then_some(())
-    })
+    eventually(
+        "the trusted worker to be online",
+        Duration::from_secs(30),
+        || async { (horde.worker("trusted").await["online"] == true).then_some(()) },
+    )
     .await;
     let honest = start(&newcomer, "honest", &second_url);
     let liar_worker = start(&liar, "liar", &liar_backend.url);
     // The liar is paused after three disagreeing checks (the suspicion threshold).
-    let paused = eventually("the liar to be paused", Duration::from_secs(120), || async {
-        let shown = horde.get("/workers/name/liar", Some(&liar)).await;
-        (shown["maintenance_mode"] == true).then_some(shown)
-    })
+    let paused = eventually(
+        "the liar to be paused",
+        Duration::from_secs(120),
+        || async {
+            let shown = horde.get("/workers/name/liar", Some(&liar)).await;
+            (shown["maintenance_mode"] == true).then_some(shown)
+        },
+    )
     .await;
     assert_eq!(paused["suspicious"], 3, "{paused}");
-    assert!(paused["maintenance_msg"].as_str().unwrap().contains("check prompt"), "{paused}");
+    assert!(
+        paused["maintenance_msg"]
+            .as_str()
+            .unwrap()
+            .contains("check prompt"),
+        "{paused}"
+    );
     let liar_jobs = liar_worker.logged("job done").len();
     eprintln!("the liar was paused after {liar_jobs} jobs, all of them checks");
     assert!(liar_jobs <= 4, "{liar_jobs}");
