@@ -42,7 +42,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if !(args.days > 0.0 && args.days <= 365.0) || !(args.load > 0.0 && args.load <= 10.0) {
+    let days_ok = args.days > 0.0 && args.days <= 365.0;
+    let load_ok = args.load > 0.0 && args.load <= 10.0;
+    if !days_ok || !load_ok {
         eprintln!("horde-sim: --days must be in (0, 365] and --load in (0, 10]");
         return ExitCode::from(2);
     }
