@@ -30,8 +30,9 @@ pub struct SpotChecks {
     /// Tokens a check job asks for (at most what the worker generates). Default 80, AI
     /// Horde's default request.
     pub max_length: u32,
-    /// Two answers less alike than this ([`text::similarity`], 0–1) disagree. Default 0.3;
-    /// docs/economy.md shows the measurements behind it.
+    /// Two answers less alike than this ([`text::similarity`], 0–1) disagree. Default 0.15:
+    /// fluent text unrelated to the prompt scores 0–0.05, an answer that follows the same
+    /// words for its first tenth and then goes its own way about 0.17 (docs/economy.md).
     pub min_similarity: f64,
     /// The sampler fields of a check job, a JSON object: greedy (top-k 1), so that the same
     /// model answers the same way on any honest backend.
@@ -44,7 +45,7 @@ impl Default for SpotChecks {
             rate_untrusted: 0.1,
             rate_trusted: 0.01,
             max_length: 80,
-            min_similarity: 0.3,
+            min_similarity: 0.15,
             samplers: r#"{"temperature":0.1,"top_k":1,"top_p":1.0,"rep_pen":1.0}"#.into(),
         }
     }
