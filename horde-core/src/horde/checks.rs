@@ -239,33 +239,8 @@ impl Horde {
     }
 
     /// Queues a check's request (the horde's own, first in line).
-    fn queue_check(&mut self, mut spec: RequestSpec, now: Timestamp, events: &mut Vec<Event>) {
-        let state = RequestState {
-            waiting: 1,
-            processing: 0,
-            finished: 0,
-            restarts: 0,
-            kudos: Kudos::ZERO,
-            last_progress: now,
-            closed: None,
-        };
-        let ticket = self.enqueue_item(&spec);
-        spec.queue_at = ticket.map(|t| t.at());
-        let spec = Arc::new(spec);
-        self.take_slots(&spec, 1);
-        self.backlog.waiting(&spec, 1);
-        self.expiries.insert((self.expiry_of(&state), spec.id));
-        events.push(Event::RequestQueued(spec.clone()));
-        events.push(Event::RequestChanged { id: spec.id, state });
-        self.requests.insert(
-            spec.id,
-            RequestEntry {
-                spec,
-                state,
-                jobs: Vec::new(),
-                ticket,
-            },
-        );
+    fn queue_check(&mut self, spec: RequestSpec, now: Timestamp, events: &mut Vec<Event>) {
+        events.extend(self.admit(spec, now));
     }
 
     /// A check's request `id` received `text`, for which the worker's owner was paid

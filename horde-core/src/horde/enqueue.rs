@@ -141,6 +141,17 @@ impl Horde {
         self.check_upfront(&spec, now)?;
         spec.created_at = now;
         spec.queue_at = None;
+        let id = spec.id;
+        Ok(Applied {
+            value: id,
+            events: self.admit(spec, now).to_vec(),
+        })
+    }
+
+    /// Puts an accepted request (its checks passed, `created_at` set) in line and in the
+    /// books; returns its two events.
+    pub(super) fn admit(&mut self, mut spec: RequestSpec, now: Timestamp) -> [Event; 2] {
+        let n = spec.params.n;
         let ticket = self.enqueue_item(&spec);
         spec.queue_at = ticket.map(|t| t.at());
         let spec = Arc::new(spec);
@@ -165,13 +176,10 @@ impl Horde {
                 ticket,
             },
         );
-        Ok(Applied {
-            value: spec.id,
-            events: vec![
-                Event::RequestQueued(spec.clone()),
-                Event::RequestChanged { id: spec.id, state },
-            ],
-        })
+        [
+            Event::RequestQueued(spec.clone()),
+            Event::RequestChanged { id: spec.id, state },
+        ]
     }
 
     /// An anonymous request may not take its address over its share of the anonymous pool.

@@ -266,6 +266,11 @@ async fn junk_pays_nothing_and_fluent_junk_is_caught_by_spot_checks() {
         0,
         "escrow forfeited"
     );
+    eprintln!(
+        "fluent junk as 405B: caught after {checks} checks; the farmer keeps {} milli-kudos",
+        earned(&user)
+    );
+    assert!(earned(&user) <= 0, "{user}");
     let (_, worker) = server.get("/workers/name/fluent", Some(&farmer)).await;
     assert!(worker["maintenance_msg"]
         .as_str()
