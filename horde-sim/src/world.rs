@@ -484,13 +484,11 @@ impl World {
             self.agents[i].next_pop = secs + idle;
             return;
         };
-        if let Some((_, queued)) = self.open.get(&assignment.request.id) {
-            let class = self.open.get(&assignment.request.id).map_or(0, |o| o.0);
+        if let Some((class, queued)) = self.open.remove(&assignment.request.id) {
             self.record.waits.push(Wait {
                 class,
                 secs: Some(secs - queued),
             });
-            self.open.remove(&assignment.request.id);
         }
         let agent = &self.agents[i];
         let tokens = assignment.request.params.max_length;
