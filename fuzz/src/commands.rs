@@ -20,6 +20,9 @@ pub(crate) fn run_commands(data: &[u8]) {
     let mut config = HordeConfig::default();
     config.integrity.speed_limits.clear();
     let mut horde = Horde::new(config.clone());
+    // Spot checks on: a pop whose draw is 0 is a check when one is possible (user 5 is
+    // trusted, so its workers are the peers).
+    horde.set_canaries(vec!["The days of the week are".into(), "Count to ten:".into()]);
     let mut store = Store::default();
     let mut now = Timestamp::from_secs(1_700_000_000);
     let mut next_id = 0u128;
@@ -76,7 +79,7 @@ pub(crate) fn run_commands(data: &[u8]) {
                     bridge_agent: "fuzz:1:none".into(),
                     blacklist: Vec::new(),
                     origin: None,
-                    draw: u64::MAX,
+                    draw: if b % 4 == 0 { 0 } else { u64::MAX },
                 };
                 if let Ok(applied) = horde.pop(now, query, &mut id) {
                     for assignment in &applied.value.assignments {
