@@ -22,7 +22,10 @@ pub(crate) fn run_commands(data: &[u8]) {
     let mut horde = Horde::new(config.clone());
     // Spot checks on: a pop whose draw is 0 is a check when one is possible (user 5 is
     // trusted, so its workers are the peers).
-    horde.set_canaries(vec!["The days of the week are".into(), "Count to ten:".into()]);
+    horde.set_canaries(vec![
+        "The days of the week are".into(),
+        "Count to ten:".into(),
+    ]);
     let mut store = Store::default();
     let mut now = Timestamp::from_secs(1_700_000_000);
     let mut next_id = 0u128;

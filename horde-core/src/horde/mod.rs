@@ -183,8 +183,8 @@ struct Backlog {
     by_model: BTreeMap<Arc<str>, (u64, u64)>,
     /// Jobs processing per model.
     processing_by_model: BTreeMap<Arc<str>, u64>,
-    /// Jobs processing per worker (a worker holds at most its threads).
-    in_flight: HashMap<WorkerId, u32>,
+    /// Jobs processing per worker, oldest first (a worker holds at most its threads).
+    in_flight: HashMap<WorkerId, Vec<JobId>>,
 }
 
 impl Backlog {
@@ -216,15 +216,24 @@ impl Backlog {
             self.processing_by_model.remove(&job.model);
         }
         let held = self.in_flight.entry(job.worker).or_default();
-        *held = held.saturating_add_signed(delta as i32);
-        if *held == 0 {
+        if delta > 0 {
+            held.push(job.id);
+        } else {
+            held.retain(|id| *id != job.id);
+        }
+        if held.is_empty() {
             self.in_flight.remove(&job.worker);
         }
     }
 
     /// Jobs worker `id` is processing.
     fn in_flight(&self, id: WorkerId) -> u32 {
-        self.in_flight.get(&id).copied().unwrap_or(0)
+        self.in_flight.get(&id).map_or(0, |jobs| jobs.len() as u32)
+    }
+
+    /// The job worker `id` has been processing longest.
+    fn oldest_in_flight(&self, id: WorkerId) -> Option<JobId> {
+        self.in_flight.get(&id)?.first().copied()
     }
 }
 

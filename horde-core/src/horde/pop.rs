@@ -132,8 +132,16 @@ impl Horde {
         let owner_policy = self.validate_pop(&query)?;
         let draw = query.draw;
         let existing = self.worker_names.get(&query.name).copied();
+        if let Some(worker) = existing.and_then(|id| self.workers.get(&id)) {
+            if worker.owner != query.owner {
+                return Err(PopError::WrongCredentials);
+            }
+        }
+        let mut events = Vec::new();
+        if let Some(id) = existing {
+            self.reclaim_lost_job(id, query.threads, now, &mut events);
+        }
         let mut profile = match existing.and_then(|id| self.workers.get(&id)) {
-            Some(worker) if worker.owner != query.owner => return Err(PopError::WrongCredentials),
             Some(worker) => worker.clone(),
             None => {
                 let max = self.config.integrity.max_workers(owner_policy.trusted);
@@ -201,11 +209,10 @@ impl Horde {
         } else {
             self.search(&profile, keys)
         };
-        if found.is_none() && profile.maintenance {
+        if found.is_none() && profile.maintenance && events.is_empty() {
             return Err(PopError::Maintenance);
         }
 
-        let mut events = Vec::new();
         let worker_id = profile.id;
         if existing.is_none() {
             self.worker_names.insert(profile.name.clone(), worker_id);
@@ -370,6 +377,27 @@ impl Horde {
         self.touch(request_id, last_progress, now);
         self.push_request_changed(request_id, events);
         assignments
+    }
+
+    /// Worker `id` asks for work while holding as many jobs as the `threads` it declares: it
+    /// lost one (a restart, a submit that never arrived). Its oldest job goes back to the
+    /// queue now, rather than at its deadline, and counts as a failure: a worker cannot hold
+    /// more than its threads by asking again, and a restarted one is not left idle.
+    fn reclaim_lost_job(
+        &mut self,
+        id: WorkerId,
+        threads: u32,
+        now: Timestamp,
+        events: &mut Vec<Event>,
+    ) {
+        let held = self.backlog.in_flight(id);
+        if held == 0 || held < threads {
+            return;
+        }
+        if let Some(job) = self.backlog.oldest_in_flight(id) {
+            self.abort_job(job, AbortReason::Faulted, now, events);
+            self.count_fault(id, events);
+        }
     }
 
     pub(super) fn validate_pop(&self, query: &PopQuery) -> Result<UserPolicy, PopError> {

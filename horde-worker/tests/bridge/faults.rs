@@ -143,10 +143,13 @@ async fn past_its_deadline_a_job_is_aborted_and_not_submitted() {
             .then_some(())
     })
     .await;
-    // The horde takes the job back at its deadline and hands it out again.
+    // The horde takes the job back (at its deadline, or sooner: the worker asking for work
+    // while it still held it gives it back) and hands it out again — perhaps once more to the
+    // still slow backend, before the test makes it fast.
     backend.behave(Behavior::default());
     let status = horde.wait_done(&id, SECS_30).await;
-    assert_eq!(status["restarted"], 1, "{status}");
+    let restarted = status["restarted"].as_u64().unwrap_or(0);
+    assert!((1..=2).contains(&restarted), "{status}");
     let done = worker.wait_logged("job done", 1, SECS_30).await;
     assert_ne!(done[0]["job"], job, "the late job was not submitted");
     assert!(worker.logged("job done").len() == 1 && worker.logged("job failed").is_empty());

@@ -259,3 +259,43 @@ fn the_rich_come_first_but_cannot_hold_a_newcomer_past_the_bound() {
     assert_eq!(served, newcomer);
     assert_ne!(served, later_rich);
 }
+
+#[test]
+fn asking_again_while_holding_its_threads_gives_up_the_oldest_job() {
+    let mut sim = strict();
+    let first = sim.request(1);
+    let second = sim.request(1);
+    let mut query = sim.query(2, "restarted");
+    query.threads = 1;
+    let job = sim.pop_with(query.clone()).unwrap().assignments[0].job;
+    // The worker restarts and asks again: its lost job goes back to the queue at once (first
+    // in line again) and counts as a failure; the worker is not left idle.
+    let again = sim.pop_with(query.clone()).unwrap().assignments[0].clone();
+    assert_eq!(again.request.id, first);
+    assert_ne!(again.job, job);
+    assert!(matches!(
+        sim.horde.job(job).unwrap().status,
+        JobStatus::Aborted(AbortReason::Faulted)
+    ));
+    assert_eq!(sim.state(first).restarts, 1);
+    assert_eq!(sim.state(second).waiting, 1);
+    let worker = sim.horde.worker_by_name("restarted").unwrap();
+    assert_eq!(worker.fault_score, 1);
+    // Asking again and again to hold more is a string of failures: suspected at five.
+    for _ in 0..4 {
+        sim.pop_with(query.clone()).unwrap();
+    }
+    assert_eq!(sim.horde.worker_by_name("restarted").unwrap().suspicion, 1);
+    // A worker declaring more threads than its owner's trust allows is not reclaimed from: it
+    // just gets nothing more.
+    let mut wide = sim.query(3, "wide");
+    wide.threads = 4;
+    sim.request(1);
+    sim.request(1);
+    let mut got = 0;
+    for _ in 0..4 {
+        got += sim.pop_with(wide.clone()).unwrap().assignments.len();
+    }
+    assert_eq!(got, 2);
+    assert_eq!(sim.horde.worker_by_name("wide").unwrap().fault_score, 0);
+}
