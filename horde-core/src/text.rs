@@ -54,6 +54,20 @@ pub fn is_degenerate(text: &str, min_bits: f64) -> bool {
         && entropy_bits(text) < min_bits
 }
 
+/// The first `chars` characters of `text` (all of it when shorter), without copying.
+///
+/// ```
+/// use horde_core::text::prefix;
+/// assert_eq!(prefix("héllo", 2), "hé");
+/// assert_eq!(prefix("hi", 10), "hi");
+/// ```
+pub fn prefix(text: &str, chars: usize) -> &str {
+    match text.char_indices().nth(chars) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    }
+}
+
 /// Words compared by [`similarity`]: the first this many of each text.
 pub const SIMILARITY_WORDS: usize = 64;
 

@@ -71,6 +71,9 @@ pub(super) struct PendingCheck {
 /// Model, canary index and `max_length` of a check: answers to the same key are comparable.
 pub(super) type AnswerKey = (Arc<str>, usize, u32);
 
+/// Most of a worker's models one check looks for a trusted peer of.
+const MODELS_TRIED: usize = 8;
+
 /// The spot checks' memory.
 #[derive(Debug, Default)]
 pub(super) struct Checks {
@@ -171,7 +174,10 @@ impl Horde {
         };
         probe.passthrough = Arc::from(rules.samplers.as_str());
         probe.trusted_workers = true;
-        let (model, reference_workers) = (0..worker.models.len()).find_map(|i| {
+        // At most MODELS_TRIED of its models are tried, so that a worker serving hundreds
+        // does not make its pop look at every peer of each.
+        let tried = worker.models.len().min(MODELS_TRIED);
+        let (model, reference_workers) = (0..tried).find_map(|i| {
             let model = worker.models[(start + i) % worker.models.len()].clone();
             let key = (model.clone(), canary, max_length);
             if self.checks.answers.contains_key(&key) {

@@ -120,9 +120,12 @@ const BLACKLIST_SCAN_BYTES: usize = 1 << 20;
 
 impl Horde {
     /// A worker asks for work. Creates the worker on its first pop (with an id from `new_id`),
-    /// records its check-in (earning uptime), and hands out up to `amount` jobs of the first
-    /// request it may serve: first requests of its owner and `priority_users`, oldest first;
-    /// then everyone's, by effective priority. Job ids come from `new_id`.
+    /// records its check-in (earning uptime), and hands out up to `amount` jobs — never more
+    /// than its free threads — of the first request it may serve: first requests of its owner
+    /// and `priority_users`, oldest first; then everyone's, by effective priority. Now and then
+    /// (by `query.draw`) the job is a spot check instead. A worker asking while it holds as
+    /// many jobs as it declares threads gives its oldest back first. Job ids come from
+    /// `new_id`.
     pub fn pop(
         &mut self,
         now: Timestamp,

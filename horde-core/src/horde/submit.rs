@@ -157,7 +157,13 @@ impl Horde {
             && requester != earner;
         // A degenerate text (one character repeated, …) is delivered but moves nothing: junk
         // earns nothing, and a requester who asked for it loses nothing.
-        let degenerate = text::is_degenerate(&submission.text, integrity.min_text_entropy_bits);
+        // Only the part that can be paid is judged (at most `max_length` tokens' characters),
+        // so that a huge submission costs no more to look at than a paid one.
+        let paid_chars = economy.chars_per_token.max(1) as usize * params.max_length as usize;
+        let degenerate = text::is_degenerate(
+            text::prefix(&submission.text, paid_chars),
+            integrity.min_text_entropy_bits,
+        );
         // Self-dealing moves nothing (an owner's own requests net to zero anyway).
         let reward = if self_dealing || degenerate {
             Kudos::ZERO

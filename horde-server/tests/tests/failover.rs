@@ -384,7 +384,8 @@ async fn serve_one(horde: &Horde, key: &str) -> bool {
 /// minted (nothing here mints: generations only move kudos).
 ///
 /// A job whose pop was committed by the node that died, but whose answer died with it, is
-/// held by nobody until its deadline (15 s here): the drain goes on until then.
+/// held by nobody until the worker's next pop gives it back (or its deadline, 15 s here): the
+/// drain goes on until then.
 async fn drain_and_check(horde: &Horde, volunteer: &str, acked: &Acknowledged) {
     assert!(
         acked.requests.len() >= 10,
@@ -460,7 +461,9 @@ async fn the_standby_takes_over_when_the_active_node_is_killed() {
         .await
         .unwrap();
     let in_flight = queued["id"].as_str().unwrap().to_owned();
-    let pop = json!({ "name": "steady", "models": ["m"] });
+    // A worker of its own: the traffic's worker ("steady", one thread) asking for work while
+    // holding a job would give that job back to the queue.
+    let pop = json!({ "name": "held", "models": ["m"] });
     let (_, job) = horde
         .call(
             reqwest::Method::POST,
