@@ -178,3 +178,22 @@ fn whole(payload: &Map<String, Value>, key: &str) -> Option<u64> {
             .map(|f| f as u64)
     })
 }
+
+/// The seed to generate with: the requester's `sampler_seed` when the horde passes one, else a
+/// random one per job — KoboldCpp seeds from the clock in whole seconds, so the generations of
+/// one request (`n` > 1) started in the same second would otherwise be the same text. Below
+/// 2^31: KoboldAI reads it as a C int.
+pub(super) fn seed_for(payload: &Payload) -> Result<u32, BackendError> {
+    if let Some(seed) = payload
+        .extra
+        .get("sampler_seed")
+        .and_then(Value::as_u64)
+        .and_then(|seed| u32::try_from(seed).ok())
+        .filter(|&seed| seed <= i32::MAX as u32)
+    {
+        return Ok(seed);
+    }
+    let mut bytes = [0u8; 4];
+    getrandom::fill(&mut bytes).map_err(|e| BackendError::Failed(format!("no randomness: {e}")))?;
+    Ok(u32::from_le_bytes(bytes) & 0x7FFF_FFFF)
+}

@@ -3,13 +3,15 @@
 //!
 //! The horde's KoboldAI-style parameters map onto the completion fields: `max_length` →
 //! `max_tokens`, `stop_sequence` → `stop`, `rep_pen` → `repeat_penalty`, `typical` →
-//! `typical_p`; `temperature`, `top_p`, `top_k` and `min_p` keep their names. The rest (the
-//! Kobold-only samplers and formatting flags) has no equivalent there and is dropped.
+//! `typical_p`; `temperature`, `top_p`, `top_k` and `min_p` keep their names; `seed` is the
+//! requester's `sampler_seed` or a random one, reported to the horde as the generation's seed.
+//! The rest (the Kobold-only samplers and formatting flags) has no equivalent there and is
+//! dropped.
 
 use horde_api::Payload;
 use serde::{Deserialize, Serialize};
 
-use super::{call_json, whole, BackendError, BackendInfo, Generated};
+use super::{call_json, seed_for, whole, BackendError, BackendInfo, Generated};
 
 /// Tokens generated when the payload does not say (the horde's default).
 const DEFAULT_MAX_LENGTH: u32 = 80;
@@ -34,6 +36,7 @@ struct Completion<'a> {
     repeat_penalty: Option<f64>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     stop: &'a [String],
+    seed: u32,
 }
 
 /// The parts of a completion answer the worker reads.
@@ -112,7 +115,8 @@ impl OpenAi {
     /// `POST /v1/completions`; the text of the first choice.
     pub(crate) async fn generate(&self, payload: &Payload) -> Result<Generated, BackendError> {
         let model = self.served.lock().clone();
-        let body = completion_body(payload, &model);
+        let seed = seed_for(payload)?;
+        let body = completion_body(payload, &model, seed);
         let request = self
             .http
             .post(format!("{}/completions", self.base))
@@ -137,7 +141,7 @@ impl OpenAi {
         Ok(Generated {
             text,
             tokens,
-            seed: None,
+            seed: Some(seed),
         })
     }
 }
@@ -165,9 +169,9 @@ fn model_name(id: &str) -> String {
 }
 
 /// The completion request for a job: `max_length` → `max_tokens`, `stop_sequence` → `stop`,
-/// `rep_pen` → `repeat_penalty`, `typical` → `typical_p`; the rest keep their names or are
-/// dropped.
-fn completion_body<'a>(payload: &'a Payload, model: &'a str) -> Completion<'a> {
+/// `rep_pen` → `repeat_penalty`, `typical` → `typical_p`, with `seed`; the rest keep their
+/// names or are dropped.
+fn completion_body<'a>(payload: &'a Payload, model: &'a str, seed: u32) -> Completion<'a> {
     let samplers = &payload.samplers;
     Completion {
         model,
@@ -182,6 +186,7 @@ fn completion_body<'a>(payload: &'a Payload, model: &'a str) -> Completion<'a> {
         typical_p: samplers.typical,
         repeat_penalty: samplers.rep_pen,
         stop: samplers.stop_sequence.as_deref().unwrap_or_default(),
+        seed,
     }
 }
 
@@ -201,12 +206,13 @@ mod tests {
             "stop_sequence": ["\n\n"], "frmttriminc": true, "sampler_order": [6, 0]
         }))
         .unwrap();
-        let body = serde_json::to_value(completion_body(&payload, "tiny")).unwrap();
+        let body = serde_json::to_value(completion_body(&payload, "tiny", 7)).unwrap();
         assert_eq!(
             body,
             json!({
                 "model": "tiny", "prompt": "Once", "max_tokens": 64, "temperature": 0.5,
-                "top_k": 40, "repeat_penalty": 1.1, "typical_p": 0.9, "stop": ["\n\n"]
+                "top_k": 40, "repeat_penalty": 1.1, "typical_p": 0.9, "stop": ["\n\n"],
+                "seed": 7
             })
         );
     }

@@ -60,7 +60,7 @@ const KOBOLDCPP_KEYS: [&str; 5] = [
 ];
 
 /// The completion keys the OpenAI-compatible test backend takes.
-const COMPLETION_KEYS: [&str; 10] = [
+const COMPLETION_KEYS: [&str; 11] = [
     "model",
     "prompt",
     "max_tokens",
@@ -71,6 +71,7 @@ const COMPLETION_KEYS: [&str; 10] = [
     "typical_p",
     "repeat_penalty",
     "stop",
+    "seed",
 ];
 
 /// KoboldAI United: no `/api/extra`, strict generate.

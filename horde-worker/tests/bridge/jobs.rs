@@ -184,8 +184,17 @@ async fn openai_backend_maps_parameters_and_names_the_served_model() {
     {
         let seen = backend.state.seen.lock();
         assert!(seen.refused.is_empty(), "{:?}", seen.refused);
+        let mut body = seen.generates[0].clone();
+        // A seed of its own (the horde passed none), reported with the generation.
+        let seed = body["seed"].take();
+        assert!(
+            seed.as_u64().is_some_and(|s| s <= i32::MAX as u64),
+            "{seed}"
+        );
+        assert_eq!(status["generations"][0]["seed"], seed, "{status}");
+        body.as_object_mut().unwrap().remove("seed");
         assert_eq!(
-            seen.generates[0],
+            body,
             json!({
                 "model": served, "prompt": "The sea", "max_tokens": 50, "temperature": 0.4,
                 "repeat_penalty": 1.1, "stop": ["\n"], "top_k": 40
