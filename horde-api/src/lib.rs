@@ -13,6 +13,7 @@
 //! * [`Client`] (feature `client`, on by default): one method per endpoint, bounded reads,
 //!   errors that keep their cause. It speaks to any horde with the v2 text API, AI Horde's
 //!   public one included (see `examples/`).
+//! * [`openai`]: the OpenAI-compatible wire (`/v1/…`) horde-server also speaks.
 //! * Feature `openapi`: `utoipa` schemas for every type, as horde-server publishes them.
 //!
 //! ```
@@ -30,6 +31,7 @@ mod error;
 #[cfg(feature = "openapi")]
 pub mod names;
 mod numbers;
+pub mod openai;
 mod rc;
 pub mod requests;
 pub mod responses;

@@ -129,6 +129,29 @@ pub struct PopRequest {
     #[cfg_attr(feature = "openapi", schema(max_length = 1000))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bridge_agent: Option<String>,
+    /// horde's extension: when no job is waiting, hold the answer up to this many seconds
+    /// (at most 20) and answer as soon as one arrives (a long poll). Absent or 0: answer at
+    /// once, as AI Horde does.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 20))]
+    #[serde(default, deserialize_with = "crate::numbers::integer")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wait: Option<u32>,
+}
+
+/// `POST /generate/text/progress` (horde's extension): text a worker has generated so far for
+/// a job it holds, streamed to the requester. What pays is still the submit.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ProgressRequest {
+    /// The job id.
+    pub id: Uuid,
+    /// Bytes (UTF-8) of the job's text that came before `text`: the `received` of the last
+    /// answer, 0 at first. A repeated part is skipped; a gap is refused.
+    #[serde(default)]
+    pub offset: u64,
+    /// The text generated since `offset`.
+    #[cfg_attr(feature = "openapi", schema(max_length = 65536))]
+    pub text: String,
 }
 
 /// `POST /generate/text/submit`.

@@ -249,6 +249,19 @@ pub struct Payload {
     pub extra: Map<String, Value>,
 }
 
+/// `POST /generate/text/progress` (horde's extension).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ProgressAnswer {
+    /// Bytes of the job's text the horde holds: the `offset` of the next post.
+    pub received: u64,
+    /// Someone is reading the stream; when false, further progress is not needed.
+    pub listening: bool,
+    /// The request was cancelled (or the job given to another worker): stop generating, the
+    /// submit will not be taken.
+    pub cancelled: bool,
+}
+
 /// `POST /generate/text/submit`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -81,6 +81,15 @@ pub struct Samplers {
     pub frmtadsnsp: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub use_default_badwordsids: Option<bool>,
+    /// The seed to sample with (KoboldAI's `sampler_seed`), 0–2147483647; a worker chooses
+    /// one when absent.
+    #[serde(
+        default,
+        deserialize_with = "crate::numbers::integer",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 2147483647))]
+    pub sampler_seed: Option<u32>,
 }
 
 /// Most stop sequences a request may carry, and the longest one (in characters).
@@ -144,6 +153,12 @@ impl Samplers {
                     format!("a stop sequence may be at most {STOP_SEQUENCE_CHARS_MAX} characters"),
                 ));
             }
+        }
+        if let Some(seed) = self.sampler_seed.filter(|&s| s > i32::MAX as u32) {
+            return Err(FieldError::new(
+                "sampler_seed",
+                format!("sampler_seed must be from 0 to {}, not {seed}", i32::MAX),
+            ));
         }
         if let Some(order) = &self.sampler_order {
             if order.len() > SAMPLER_ORDER_MAX || order.iter().any(|&s| s > SAMPLER_MAX) {

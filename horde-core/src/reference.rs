@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 /// One model of the reference.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReferenceEntry {
     /// Its name.
@@ -24,6 +24,15 @@ pub struct ReferenceEntry {
     /// Other names it is served under.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aliases: Vec<String>,
+    /// How a chat becomes this model's prompt: a Hugging Face-style Jinja chat template (as
+    /// GGUF files carry in `tokenizer.chat_template`), rendered by the server; absent, the
+    /// server's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_template: Option<String>,
+    /// The template's end-of-turn tokens, sent as stop sequences with every chat request to
+    /// this model (with a template of its own; the default template brings its own).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chat_stop: Vec<String>,
 }
 
 /// A reference file: `[[model]]` entries.
@@ -67,6 +76,7 @@ pub enum ReferenceError {
 ///     params_b: 8.0,
 ///     context: Some(8192),
 ///     aliases: vec!["Llama-3-8B-Instruct".into()],
+///     ..ReferenceEntry::default()
 /// }])?;
 /// let found = reference.lookup("koboldcpp/Llama-3-8B-Instruct.Q4_K_M").map(|e| e.params_b);
 /// assert_eq!(found, Some(8.0));
@@ -238,6 +248,7 @@ mod tests {
             params_b,
             context: None,
             aliases: aliases.iter().map(|a| (*a).into()).collect(),
+            ..ReferenceEntry::default()
         }
     }
 

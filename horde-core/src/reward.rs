@@ -98,6 +98,7 @@ impl EconomyConfig {
     /// use horde_core::{EconomyConfig, ModelSizePolicy};
     /// let reference = ModelReference::new(vec![ReferenceEntry {
     ///     name: "OPT-13B-Erebus".into(), params_b: 13.0, context: None, aliases: vec![],
+    ///     ..ReferenceEntry::default()
     /// }])?;
     /// let mut economy = EconomyConfig::default();
     /// assert_eq!(economy.size_of(&reference, "KoboldAI/OPT-13B-Erebus"), 13.0);

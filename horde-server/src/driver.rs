@@ -35,6 +35,7 @@ use tokio::sync::Notify;
 use crate::auth::Users;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::models::ReferenceError;
 use crate::ratelimit::RateLimits;
@@ -134,18 +135,29 @@ impl Core {
 
     /// The one place where events meet the server: records what they mean for the
     /// per-minute stats and the metrics, and wraps them as writes.
-    fn absorb(&mut self, events: Vec<Event>, writes: &mut Vec<Write>, metrics: &Metrics) {
+    fn absorb(
+        &mut self,
+        events: Vec<Event>,
+        writes: &mut Vec<Write>,
+        metrics: &Metrics,
+        live: &Live,
+    ) {
         for event in &events {
             match event {
-                Event::JobChanged(job) => {
-                    if let JobStatus::Done(generation) = &job.status {
+                Event::JobChanged(job) => match &job.status {
+                    JobStatus::Done(generation) => {
                         self.stats.record(
                             generation.finished_at.millis() / 60_000,
                             1,
                             u64::from(generation.tokens),
                         );
+                        live.request_changed(job.request);
                     }
-                }
+                    JobStatus::Aborted(_) => live.job_aborted(job.request, job.id),
+                    JobStatus::Processing => live.request_changed(job.request),
+                },
+                Event::RequestQueued(_) => live.work_arrived(),
+                Event::RequestChanged { id, .. } => live.request_changed(*id),
                 Event::Posted(posting) => metrics.posted(posting),
                 _ => {}
             }
@@ -161,6 +173,7 @@ pub struct Txn<'a> {
     now: Timestamp,
     writes: Vec<Write>,
     metrics: &'a Metrics,
+    live: &'a Live,
 }
 
 impl Txn<'_> {
@@ -208,7 +221,7 @@ impl Txn<'_> {
     ) -> Result<T, E> {
         let applied = command(&mut self.core.horde, self.now)?;
         self.core
-            .absorb(applied.events, &mut self.writes, self.metrics);
+            .absorb(applied.events, &mut self.writes, self.metrics, self.live);
         Ok(applied.value)
     }
 }
@@ -274,6 +287,8 @@ struct Shared {
     named_admins: std::collections::HashSet<UserId>,
     clock: Clock,
     metrics: Arc<Metrics>,
+    /// Waiters woken by the core's events (long polls, streams).
+    live: Arc<Live>,
     /// The deadline the timer sleeps until, in ms (`u64::MAX`: none).
     scheduled: AtomicU64,
     /// Wakes the timer when a change moves the next deadline earlier.
@@ -345,6 +360,7 @@ impl Driver {
                 named_admins,
                 clock,
                 metrics,
+                live: Arc::new(Live::default()),
                 scheduled: AtomicU64::new(u64::MAX),
                 timer: Notify::new(),
                 failed: AtomicBool::new(false),
@@ -366,6 +382,11 @@ impl Driver {
     /// The server's figures.
     pub fn metrics(&self) -> &Metrics {
         &self.shared.metrics
+    }
+
+    /// Waiters woken by the core's events: long polls, streams, waiting OpenAI calls.
+    pub fn live(&self) -> &Arc<Live> {
+        &self.shared.live
     }
 
     /// Reads the core under the lock, and answers once every change the read could see is
@@ -422,6 +443,7 @@ impl Driver {
                 core: &mut core,
                 writes: Vec::new(),
                 metrics: &self.shared.metrics,
+                live: &self.shared.live,
             };
             let result = f(&mut txn);
             let writes = std::mem::take(&mut txn.writes);

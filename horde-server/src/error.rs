@@ -93,6 +93,9 @@ pub enum ApiError {
     /// The job was aborted.
     #[error("this generation was aborted (timed out, faulted or cancelled)")]
     AbortedGen,
+    /// A request that a call waited for ended without its result (expired, failed, cancelled).
+    #[error("{0}")]
+    Unfinished(String),
     /// An `Idempotency-Key` was reused with a different request.
     #[error("this Idempotency-Key was used for a different transfer")]
     IdempotencyKeyConflict,
@@ -156,6 +159,7 @@ impl ApiError {
             ApiError::TooMany { rc, .. } => (StatusCode::TOO_MANY_REQUESTS, *rc),
             ApiError::DuplicateGen => (StatusCode::BAD_REQUEST, Rc::DuplicateGen),
             ApiError::AbortedGen => (StatusCode::BAD_REQUEST, Rc::AbortedGen),
+            ApiError::Unfinished(_) => (StatusCode::SERVICE_UNAVAILABLE, Rc::AbortedGen),
             ApiError::IdempotencyKeyConflict => (StatusCode::CONFLICT, Rc::IdempotencyKeyConflict),
             ApiError::Storage => (StatusCode::SERVICE_UNAVAILABLE, Rc::StorageFailure),
             ApiError::Standby => (StatusCode::SERVICE_UNAVAILABLE, Rc::StandbyNode),

@@ -27,11 +27,14 @@ pub mod config;
 pub mod driver;
 pub mod error;
 pub mod extract;
+pub mod follow;
 pub mod html;
 pub mod http;
+pub mod live;
 pub mod metrics;
 pub mod models;
 pub mod node;
+pub mod openai;
 pub mod openapi;
 pub mod ops;
 pub mod ratelimit;
@@ -66,10 +69,13 @@ pub fn app(driver: Driver) -> Router {
             HeaderName::from_static("apikey"),
             HeaderName::from_static("client-agent"),
             HeaderName::from_static("idempotency-key"),
+            header::AUTHORIZATION,
             header::CONTENT_TYPE,
         ]);
     Router::new()
         .nest("/api/v2", api::routes())
+        .nest("/v1", openai::routes())
+        .nest("/api/v1", openai::routes())
         .merge(web::routes())
         .route("/metrics", axum::routing::get(api::metrics))
         .route(

@@ -43,6 +43,17 @@ pub fn load_reference(config: &Config) -> Result<ModelReference, ReferenceError>
 fn parse(text: &str, path: &Path, mut into: ModelReference) -> Result<ModelReference, String> {
     let file: ReferenceFile = toml::from_str(text)
         .map_err(|e| format!("the model reference {} is not valid: {e}", path.display()))?;
+    for entry in &file.models {
+        if let Some(template) = &entry.chat_template {
+            crate::openai::chat::check(template).map_err(|e| {
+                format!(
+                    "the model reference {} is not valid: model {:?}: {e}",
+                    path.display(),
+                    entry.name
+                )
+            })?;
+        }
+    }
     into.extend(file.models)
         .map_err(|e| format!("the model reference {} is not valid: {e}", path.display()))?;
     Ok(into)

@@ -148,6 +148,7 @@ impl World {
                 params_b,
                 context: Some(131_072),
                 aliases: vec![],
+                ..ReferenceEntry::default()
             })
             .collect();
         if let Ok(reference) = ModelReference::new(entries) {

@@ -32,6 +32,11 @@ const BACKEND_FRESH: Duration = Duration::from_secs(2);
 const DEADLINE_MARGIN: Duration = Duration::from_secs(1);
 /// Tries of one submit while the horde is unreachable (about two minutes of backoff).
 const SUBMIT_TRIES: u32 = 8;
+/// How long a pop may wait for a job (horde's long poll; a horde without it answers at once,
+/// and the worker then paces its pops itself).
+const LONG_POLL_SECS: u32 = 20;
+/// An empty answer faster than this did not wait: the horde has no long poll.
+const LONG_POLL_HELD: Duration = Duration::from_secs(LONG_POLL_SECS as u64 / 2);
 /// The horde's defaults for a worker that does not say its limits.
 const DEFAULT_MAX_LENGTH: u32 = 512;
 const DEFAULT_MAX_CONTEXT: u32 = 2048;
@@ -408,6 +413,7 @@ impl Worker {
             amount: Some(1),
             bridge_agent: Some(BRIDGE_AGENT.to_owned()),
             blacklist: (!blacklist.is_empty()).then(|| blacklist.clone()),
+            wait: Some(LONG_POLL_SECS),
         })
     }
 
@@ -427,7 +433,14 @@ impl Worker {
                 continue;
             };
             let popping = Instant::now();
-            match self.horde.pop(&query).await {
+            let mut phase = self.phase.subscribe();
+            // A long poll is dropped when the worker is told to stop (a job handed out in that
+            // instant goes back to the queue when its deadline passes).
+            let popped = tokio::select! {
+                popped = self.horde.pop(&query) => popped,
+                _ = phase.wait_for(|p| *p != Phase::Running) => break,
+            };
+            match popped {
                 Ok(Popped::Jobs(jobs)) => {
                     let pop_time = popping.elapsed();
                     idle.reset();
@@ -439,7 +452,13 @@ impl Worker {
                 Ok(Popped::Idle(skipped)) => {
                     trouble.reset();
                     tracing::debug!(?skipped, "no job");
-                    self.pause(idle.next_delay()).await;
+                    // After a long poll that waited, ask again at once; a horde that answered
+                    // at once is paced.
+                    if popping.elapsed() < LONG_POLL_HELD {
+                        self.pause(idle.next_delay()).await;
+                    } else {
+                        idle.reset();
+                    }
                 }
                 Err(e) if e.is_transient() || e.rc() == Some("WorkerMaintenance") => {
                     let delay = trouble.next_delay();

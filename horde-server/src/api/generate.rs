@@ -1,6 +1,7 @@
 //! Text generation: request (async), status, cancel, and the worker side (pop, submit).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -22,6 +23,9 @@ use crate::wire::{
 /// The message of a request no online worker can serve yet.
 const NOT_POSSIBLE: &str = "No worker currently online can serve this request; it will wait \
      in the queue until one can.";
+
+/// The longest a pop may wait for a job (`wait`, horde's long poll).
+const LONG_POLL_MAX_SECS: u32 = 20;
 
 /// Most metadata entries a submission may carry.
 const METADATA_MAX: usize = 16;
@@ -49,14 +53,7 @@ pub(crate) async fn request(
         })?;
         return Ok(Json(Estimate { kudos }).into_response());
     }
-    let (id, kudos, possible) = state
-        .change(|txn| {
-            let kudos = txn.core().horde().estimate(&spec, txn.now());
-            let id = txn.apply(|horde, now| horde.enqueue(now, spec))?;
-            let possible = txn.core().horde().is_possible(id, txn.now());
-            Ok::<_, ApiError>((id, kudos, possible))
-        })
-        .await?;
+    let (id, kudos, possible) = enqueue(&state, spec).await?;
     let body = AsyncAccepted {
         id: id.to_string(),
         kudos,
@@ -65,8 +62,28 @@ pub(crate) async fn request(
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
 
+/// Queues `spec`: its id, the kudos it is estimated to cost, and whether an online worker can
+/// serve it now.
+pub(crate) async fn enqueue(
+    state: &Driver,
+    spec: horde_core::RequestSpec,
+) -> Result<(RequestId, horde_core::Kudos, bool), ApiError> {
+    state
+        .change(|txn| {
+            let kudos = txn.core().horde().estimate(&spec, txn.now());
+            let id = txn.apply(|horde, now| horde.enqueue(now, spec))?;
+            let possible = txn.core().horde().is_possible(id, txn.now());
+            Ok::<_, ApiError>((id, kudos, possible))
+        })
+        .await
+}
+
 /// The status of request `id`, copied out of the core (serialised after the lock is gone).
-fn status_of(horde: &Horde, id: RequestId, now: Timestamp) -> Result<RequestStatus, ApiError> {
+pub(crate) fn status_of(
+    horde: &Horde,
+    id: RequestId,
+    now: Timestamp,
+) -> Result<RequestStatus, ApiError> {
     let status = horde
         .status(id, now)
         .ok_or_else(|| ApiError::not_found(Rc::RequestNotFound, "no such request"))?;
@@ -159,7 +176,7 @@ pub(crate) async fn pop(
             format!("priority_usernames is over its limit of {limit} entries"),
         ));
     }
-    let mut query = PopQuery {
+    let query = PopQuery {
         owner,
         name: body.name,
         models: body
@@ -180,31 +197,48 @@ pub(crate) async fn pop(
             .unwrap_or_else(|| "unknown:0:unknown".into()),
         blacklist: body.blacklist.unwrap_or_default(),
         origin: Some(state.read(|core, _| core.users.fingerprint(ip))),
-        draw: uuid::Uuid::new_v4().as_u64_pair().0,
+        draw: 0,
     };
-    let result = state
-        .change(|txn| {
-            // A name that is not a user's `alias#id` is refused, not silently dropped: the
-            // owner would believe those users are served first.
-            query.priority_users = usernames
-                .iter()
-                .map(|name| {
-                    txn.core()
-                        .users
-                        .find_by_username(name)
-                        .map(|u| u.id)
-                        .ok_or_else(|| {
-                            ApiError::invalid(
-                                Rc::InvalidPriorityUsername,
-                                "priority_usernames",
-                                format!("{name:?} is not the alias#id of a user of this horde"),
-                            )
-                        })
-                })
-                .collect::<Result<_, _>>()?;
-            Ok::<_, ApiError>(txn.apply(|horde, now| horde.pop(now, query, new_id))?)
-        })
-        .await?;
+    let wait = Duration::from_secs(u64::from(body.wait.unwrap_or(0).min(LONG_POLL_MAX_SECS)));
+    let until = tokio::time::Instant::now() + wait;
+    let result = loop {
+        // Armed before looking, so that a request queued meanwhile is not missed.
+        let arrived = state.live().work();
+        tokio::pin!(arrived);
+        arrived.as_mut().enable();
+        let mut attempt = query.clone();
+        attempt.draw = uuid::Uuid::new_v4().as_u64_pair().0;
+        let result = state
+            .change(|txn| {
+                // A name that is not a user's `alias#id` is refused, not silently dropped: the
+                // owner would believe those users are served first.
+                attempt.priority_users = usernames
+                    .iter()
+                    .map(|name| {
+                        txn.core()
+                            .users
+                            .find_by_username(name)
+                            .map(|u| u.id)
+                            .ok_or_else(|| {
+                                ApiError::invalid(
+                                    Rc::InvalidPriorityUsername,
+                                    "priority_usernames",
+                                    format!("{name:?} is not the alias#id of a user of this horde"),
+                                )
+                            })
+                    })
+                    .collect::<Result<_, _>>()?;
+                Ok::<_, ApiError>(txn.apply(|horde, now| horde.pop(now, attempt, new_id))?)
+            })
+            .await?;
+        if !result.assignments.is_empty() || tokio::time::Instant::now() >= until {
+            break result;
+        }
+        tokio::select! {
+            () = arrived => {}
+            () = tokio::time::sleep_until(until) => {}
+        }
+    };
     // The answer is built after the lock is released.
     let Some(first) = result.assignments.first() else {
         return Ok(Json(PopAnswer {

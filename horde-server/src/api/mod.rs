@@ -13,8 +13,9 @@ use crate::driver::Driver;
 use crate::error::{ApiError, Rc};
 pub use crate::extract::ClientIp;
 
-mod generate;
+pub(crate) mod generate;
 mod status;
+pub(crate) mod stream;
 pub(crate) mod users;
 mod workers;
 
@@ -33,6 +34,8 @@ pub fn routes() -> Router<Driver> {
         )
         .route("/generate/text/pop", post(generate::pop))
         .route("/generate/text/submit", post(generate::submit))
+        .route("/generate/text/progress", post(stream::progress))
+        .route("/generate/text/stream/{id}", get(stream::stream))
         .route("/workers", get(workers::list))
         .route("/workers/{id}", get(workers::one).put(workers::update))
         .route("/workers/name/{name}", get(workers::by_name))

@@ -37,6 +37,7 @@ fn reference(entries: &[(&str, f64)]) -> crate::reference::ModelReference {
             params_b,
             context: None,
             aliases: vec![],
+            ..Default::default()
         })
         .collect();
     crate::reference::ModelReference::new(entries).unwrap()
