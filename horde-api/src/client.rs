@@ -23,9 +23,9 @@ use serde::Serialize;
 
 use crate::{
     AsyncAccepted, AsyncRequest, ErrorBody, Heartbeat, ModelStatus, ModifyUser, ModifyWorker,
-    Performance, PopAnswer, PopRequest, ReferenceReloaded, RegisterRequest, Registered,
-    RequestStatus, Reward, SubmitRequest, Totals, TransferRequest, Transferred, UserDetails,
-    UserUpdate, WorkerDetails, WorkerUpdateRequest,
+    Performance, PopAnswer, PopRequest, ProgressAnswer, ProgressRequest, ReferenceReloaded,
+    RegisterRequest, Registered, RequestStatus, Reward, SubmitRequest, Totals, TransferRequest,
+    Transferred, UserDetails, UserUpdate, WorkerDetails, WorkerUpdateRequest,
 };
 
 /// The most bytes of one answer a client reads by default (16 MiB): a horde's largest answer
@@ -340,6 +340,14 @@ impl Client {
     /// `POST /generate/text/submit`: a job's result; the answer holds the reward.
     pub async fn submit(&self, result: &SubmitRequest) -> Result<Reward, ClientError> {
         self.post(&["generate", "text", "submit"], result).await
+    }
+
+    /// `POST /generate/text/progress` (horde's extension): text generated so far for a job.
+    pub async fn progress(
+        &self,
+        progress: &ProgressRequest,
+    ) -> Result<ProgressAnswer, ClientError> {
+        self.post(&["generate", "text", "progress"], progress).await
     }
 
     /// `GET /workers?type=text`.

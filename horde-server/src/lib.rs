@@ -22,6 +22,7 @@ pub mod api;
 pub mod auth;
 mod body;
 pub mod canaries;
+pub mod chat;
 pub mod clock;
 pub mod config;
 pub mod driver;

@@ -45,7 +45,7 @@ fn parse(text: &str, path: &Path, mut into: ModelReference) -> Result<ModelRefer
         .map_err(|e| format!("the model reference {} is not valid: {e}", path.display()))?;
     for entry in &file.models {
         if let Some(template) = &entry.chat_template {
-            crate::openai::chat::check(template).map_err(|e| {
+            crate::chat::check(template).map_err(|e| {
                 format!(
                     "the model reference {} is not valid: model {:?}: {e}",
                     path.display(),

@@ -66,7 +66,7 @@ pub async fn docs_page() -> Html<&'static str> {
     servers((url = "/api/v2")),
     paths(
         register, find_user, list_users, get_user, update_user, transfer,
-        generate_async, generate_status, generate_cancel, pop, submit,
+        generate_async, generate_status, generate_cancel, pop, submit, progress, stream,
         list_workers, get_worker, update_worker, worker_by_name,
         heartbeat, status_models, performance, totals, reload_model_reference,
     ),
@@ -296,6 +296,37 @@ fn pop() {}
     ))]
 #[allow(dead_code)]
 fn submit() {}
+
+/// horde's extension: a worker posts the text it has generated so far for a job it holds;
+/// requesters reading the request's stream see it at once. The submit still finishes and pays
+/// the job.
+#[utoipa::path(post, path = "/generate/text/progress", tag = "generate", security(("apikey" = [])),
+    request_body = ProgressRequest,
+    responses(
+        (status = 200, description = "The bytes held, whether anyone reads, whether the \
+            request was cancelled", body = ProgressAnswer),
+        (status = 400, description = "Invalid fields", body = ErrorBody),
+        (status = 401, description = "InvalidAPIKey", body = ErrorBody),
+        (status = 403, description = "WrongCredentials, AnonForbidden", body = ErrorBody),
+        (status = 404, description = "InvalidJobID", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn progress() {}
+
+/// horde's extension: a request's text as its worker generates it, as server-sent events:
+/// `text` events (`{"text": "..."}`, the new part), then one `done` event (the request's
+/// status, as `GET /generate/text/status/{id}` answers) or an `error` event
+/// (`{"message", "rc"}`). Leaving the stream cancels nothing.
+#[utoipa::path(get, path = "/generate/text/stream/{id}", tag = "generate",
+    params(("id" = uuid::Uuid, Path, description = "The request id")),
+    responses(
+        (status = 200, description = "The event stream", content_type = "text/event-stream",
+            body = String),
+        (status = 404, description = "RequestNotFound", body = ErrorBody),
+        (status = 429, description = "The request has its most readers", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn stream() {}
 
 /// Workers (`type=text`).
 #[utoipa::path(get, path = "/workers", tag = "workers",

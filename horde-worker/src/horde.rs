@@ -4,7 +4,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use horde_api::{Client, ClientError, Payload, PopRequest, SubmitRequest, UserDetails};
+use horde_api::{
+    Client, ClientError, Payload, PopRequest, ProgressAnswer, ProgressRequest, SubmitRequest,
+    UserDetails,
+};
 use horde_core::SubmitState;
 
 /// The `bridge_agent` this worker reports: `name:version:url`.
@@ -102,11 +105,7 @@ impl Horde {
         state: SubmitState,
         seed: Option<u32>,
     ) -> Result<f64, ClientError> {
-        let id = id.parse().map_err(|_| ClientError::Unreadable {
-            url: self.client.api_url().to_string(),
-            status: horde_api::StatusCode::OK,
-            detail: format!("the horde gave a job id that is not a UUID: {id}"),
-        })?;
+        let id = self.job_id(id)?;
         let result = SubmitRequest {
             id,
             generation: Some(generation.to_owned()),
@@ -116,6 +115,31 @@ impl Horde {
         };
         let reward = self.client.submit(&result).await?;
         Ok(reward.reward.as_f64())
+    }
+
+    /// Posts text generated so far for job `id` (horde's extension).
+    pub(crate) async fn progress(
+        &self,
+        id: &str,
+        offset: u64,
+        text: &str,
+    ) -> Result<ProgressAnswer, ClientError> {
+        let id = self.job_id(id)?;
+        self.client
+            .progress(&ProgressRequest {
+                id,
+                offset,
+                text: text.to_owned(),
+            })
+            .await
+    }
+
+    fn job_id(&self, id: &str) -> Result<uuid::Uuid, ClientError> {
+        id.parse().map_err(|_| ClientError::Unreadable {
+            url: self.client.api_url().to_string(),
+            status: horde_api::StatusCode::OK,
+            detail: format!("the horde gave a job id that is not a UUID: {id}"),
+        })
     }
 
     /// The user this key belongs to.

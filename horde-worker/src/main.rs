@@ -6,6 +6,7 @@ mod backend;
 mod backoff;
 mod error;
 mod horde;
+mod progress;
 mod report;
 mod run;
 mod settings;

@@ -7,7 +7,7 @@
 //! re-reads its model and limits when it is back. The first SIGINT/SIGTERM stops popping and
 //! lets jobs in flight finish; a second abandons them (backend abort, `faulted` submit).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -67,6 +67,8 @@ enum Outcome {
     Failed(BackendError),
     PastDeadline,
     Abandoned,
+    /// The horde said the request was cancelled (a streaming client went away).
+    Cancelled,
 }
 
 /// The running worker, shared by its tasks.
@@ -83,6 +85,8 @@ pub(crate) struct Worker {
     fatal: Mutex<Option<WorkerError>>,
     in_flight: AtomicUsize,
     stats: Stats,
+    /// The horde refused a progress post as an unknown endpoint: text is sent whole.
+    no_progress: Arc<AtomicBool>,
 }
 
 /// How the worker ended.
@@ -124,6 +128,7 @@ impl Worker {
             fatal: Mutex::new(None),
             in_flight: AtomicUsize::new(0),
             stats: Stats::new(),
+            no_progress: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -533,6 +538,13 @@ impl Worker {
                 );
                 self.backend.abort(&genkey).await;
             }
+            Outcome::Cancelled => {
+                tracing::info!(
+                    job = %job.id,
+                    "the requester cancelled; the generation is stopped and not submitted"
+                );
+                self.backend.abort(&genkey).await;
+            }
             Outcome::Abandoned => {
                 tracing::warn!(job = %job.id, "job abandoned; aborting it and submitting it as faulted");
                 self.backend.abort(&genkey).await;
@@ -562,6 +574,18 @@ impl Worker {
         let mut failures = 0;
         let mut busy = Backoff::busy();
         let mut phase = self.phase.subscribe();
+        let (progress, text) = watch::channel(String::new());
+        let (cancel, mut cancelled) = watch::channel(false);
+        let poster = (!self.no_progress.load(Ordering::Relaxed)).then(|| {
+            tokio::spawn(crate::progress::post_progress(
+                self.horde.clone(),
+                job.id.clone(),
+                text,
+                cancel,
+                Arc::clone(&self.no_progress),
+            ))
+        });
+        let _stop_posting = AbortOnDrop(poster);
         let past_deadline = async {
             match deadline {
                 Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -571,7 +595,8 @@ impl Worker {
         tokio::pin!(past_deadline);
         loop {
             let result = tokio::select! {
-                result = self.backend.generate(&job.payload, genkey) => result,
+                result = self.backend.generate(&job.payload, genkey, &progress) => result,
+                _ = cancelled.wait_for(|c| *c) => return Outcome::Cancelled,
                 () = &mut past_deadline => return Outcome::PastDeadline,
                 _ = phase.wait_for(|p| *p == Phase::Abandoning) => return Outcome::Abandoned,
             };
@@ -646,6 +671,18 @@ impl Worker {
             }
         }
         None
+    }
+}
+
+/// Aborts a task when dropped.
+#[derive(Debug)]
+struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 use horde_core::ranges::{MAX_LENGTH, N};
 use serde_json::Value;
 
-use super::chat::{self, Turn};
+use crate::chat::{self, Turn};
 use crate::error::{ApiError, Rc};
 use crate::wire::openai::{ChatMessage, CompletionRequest, OneOrMany};
 use crate::wire::{AsyncRequest, ParamsIn, Samplers};

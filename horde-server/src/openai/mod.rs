@@ -33,7 +33,6 @@ use crate::wire::openai::{
     OpenAiError as ErrorOut, Usage,
 };
 
-pub mod chat;
 mod convert;
 
 use convert::{Plan, Template};

@@ -150,6 +150,17 @@ fn table() -> Vec<Row> {
             ],
         },
         Row {
+            method: Method::POST,
+            path: "/api/v2/generate/text/progress",
+            expect: [
+                anon_forbidden,
+                anon_forbidden,
+                bad_key,
+                (403, "WrongCredentials"),
+                (403, "WrongCredentials"),
+            ],
+        },
+        Row {
             method: Method::PUT,
             path: "/api/v2/workers/{id}",
             expect: [
@@ -287,6 +298,7 @@ async fn every_state_changing_endpoint_refuses_the_wrong_caller_and_changes_noth
                 "/api/v2/generate/text/async" => Some(json!({ "prompt": "p" })),
                 "/api/v2/generate/text/pop" => Some(pop_body.clone()),
                 "/api/v2/generate/text/submit" => Some(json!({ "id": job_id, "generation": "x" })),
+                "/api/v2/generate/text/progress" => Some(json!({ "id": job_id, "text": "x" })),
                 "/api/v2/workers/{id}" => Some(json!({ "info": format!("set by {caller:?}") })),
                 _ => None,
             };

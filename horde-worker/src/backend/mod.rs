@@ -35,6 +35,9 @@ pub(crate) struct Generated {
     pub(crate) seed: Option<u32>,
 }
 
+/// The text of a generation so far, as the backend streams it.
+pub(crate) type Progress = tokio::sync::watch::Sender<String>;
+
 /// Why the backend did not generate.
 #[derive(Debug, Clone, thiserror::Error)]
 pub(crate) enum BackendError {
@@ -98,15 +101,17 @@ impl Backend {
     }
 
     /// Generates for a job's `payload`; `genkey` names the job to the backend so that
-    /// [`Backend::abort`] can stop it.
+    /// [`Backend::abort`] can stop it. Where the backend streams (OpenAI-compatible servers),
+    /// the text so far is kept in `progress` as it arrives.
     pub(crate) async fn generate(
         &self,
         payload: &Payload,
         genkey: &str,
+        progress: &Progress,
     ) -> Result<Generated, BackendError> {
         match self {
             Backend::Kobold(kobold) => kobold.generate(payload, genkey).await,
-            Backend::OpenAi(openai) => openai.generate(payload).await,
+            Backend::OpenAi(openai) => openai.generate(payload, Some(progress)).await,
         }
     }
 
@@ -157,15 +162,26 @@ async fn call_json(request: reqwest::RequestBuilder) -> Result<Value, BackendErr
         .await
         .map_err(|e| BackendError::Failed(format!("the backend's answer broke off: {e}")))?;
     if !status.is_success() {
-        let text: String = String::from_utf8_lossy(&bytes).chars().take(300).collect();
-        let message = format!("the backend answered {status}: {text}");
-        if status.is_client_error() && status != reqwest::StatusCode::REQUEST_TIMEOUT {
-            return Err(BackendError::Refused(message));
-        }
-        return Err(BackendError::Failed(message));
+        return Err(sorted_failure(status, &bytes));
     }
     serde_json::from_slice(&bytes)
         .map_err(|e| BackendError::Failed(format!("the backend's answer is not JSON: {e}")))
+}
+
+/// The error of an answer with a failing `status` and `body`: busy (503, 429), refused (another
+/// 4xx but 408: this job cannot succeed), or failed.
+fn sorted_failure(status: reqwest::StatusCode, body: &[u8]) -> BackendError {
+    if status == reqwest::StatusCode::SERVICE_UNAVAILABLE
+        || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+    {
+        return BackendError::Busy;
+    }
+    let text: String = String::from_utf8_lossy(body).chars().take(300).collect();
+    let message = format!("the backend answered {status}: {text}");
+    if status.is_client_error() && status != reqwest::StatusCode::REQUEST_TIMEOUT {
+        return BackendError::Refused(message);
+    }
+    BackendError::Failed(message)
 }
 
 /// A field of the payload as a whole number (the horde may send `100` or `100.0`).
@@ -184,11 +200,17 @@ fn whole(payload: &Map<String, Value>, key: &str) -> Option<u64> {
 /// one request (`n` > 1) started in the same second would otherwise be the same text. Below
 /// 2^31: KoboldAI reads it as a C int.
 pub(super) fn seed_for(payload: &Payload) -> Result<u32, BackendError> {
+    let from_extra = || {
+        payload
+            .extra
+            .get("sampler_seed")
+            .and_then(Value::as_u64)
+            .and_then(|seed| u32::try_from(seed).ok())
+    };
     if let Some(seed) = payload
-        .extra
-        .get("sampler_seed")
-        .and_then(Value::as_u64)
-        .and_then(|seed| u32::try_from(seed).ok())
+        .samplers
+        .sampler_seed
+        .or_else(from_extra)
         .filter(|&seed| seed <= i32::MAX as u32)
     {
         return Ok(seed);

@@ -11,7 +11,9 @@
 use horde_api::Payload;
 use serde::{Deserialize, Serialize};
 
-use super::{call_json, seed_for, whole, BackendError, BackendInfo, Generated};
+use super::{
+    call_json, seed_for, sorted_failure, whole, BackendError, BackendInfo, Generated, Progress,
+};
 
 /// Tokens generated when the payload does not say (the horde's default).
 const DEFAULT_MAX_LENGTH: u32 = 80;
@@ -37,6 +39,8 @@ struct Completion<'a> {
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     stop: &'a [String],
     seed: u32,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stream: bool,
 }
 
 /// The parts of a completion answer the worker reads.
@@ -112,11 +116,29 @@ impl OpenAi {
             .map(drop)
     }
 
-    /// `POST /v1/completions`; the text of the first choice.
-    pub(crate) async fn generate(&self, payload: &Payload) -> Result<Generated, BackendError> {
+    /// `POST /v1/completions`; the text of the first choice. With `progress`, streamed
+    /// (`stream: true`): the text so far is kept in `progress` as it arrives.
+    pub(crate) async fn generate(
+        &self,
+        payload: &Payload,
+        progress: Option<&Progress>,
+    ) -> Result<Generated, BackendError> {
         let model = self.served.lock().clone();
         let seed = seed_for(payload)?;
-        let body = completion_body(payload, &model, seed);
+        let mut body = completion_body(payload, &model, seed);
+        if let Some(progress) = progress {
+            body.stream = true;
+            let request = self
+                .http
+                .post(format!("{}/completions", self.base))
+                .json(&body);
+            let text = stream_text(request, progress).await?;
+            return Ok(Generated {
+                text,
+                tokens: None,
+                seed: Some(seed),
+            });
+        }
         let request = self
             .http
             .post(format!("{}/completions", self.base))
@@ -143,6 +165,97 @@ impl OpenAi {
             tokens,
             seed: Some(seed),
         })
+    }
+}
+
+/// The most bytes of text a stream may bring (far beyond what 4,096 tokens make).
+const STREAM_MAX_BYTES: usize = 1024 * 1024;
+
+/// One event of a completion stream, as far as the worker reads it.
+#[derive(Debug, Deserialize)]
+struct StreamChunk {
+    #[serde(default)]
+    choices: Vec<Choice>,
+}
+
+/// Sends a streaming completion and reads its server-sent events (`data: {...}` lines, then
+/// `data: [DONE]`), keeping the text so far in `progress`; the whole text at the end. A server
+/// that answers with plain JSON instead is read as an ordinary completion.
+async fn stream_text(
+    request: reqwest::RequestBuilder,
+    progress: &Progress,
+) -> Result<String, BackendError> {
+    let mut response = request.send().await.map_err(|e| {
+        if e.is_connect() || e.is_timeout() {
+            BackendError::Unreachable(e.to_string())
+        } else {
+            BackendError::Failed(format!("the backend's answer broke off: {e}"))
+        }
+    })?;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !status.is_success() || is_json {
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| BackendError::Failed(format!("the backend's answer broke off: {e}")))?;
+        if !status.is_success() {
+            return Err(sorted_failure(status, &bytes));
+        }
+        let answer: CompletionAnswer = serde_json::from_slice(&bytes)
+            .map_err(|e| BackendError::Failed(format!("the completion is not understood: {e}")))?;
+        let text = answer
+            .choices
+            .into_iter()
+            .next()
+            .and_then(|c| c.text)
+            .unwrap_or_default();
+        progress.send_replace(text.clone());
+        return Ok(text);
+    }
+    let mut pending: Vec<u8> = Vec::new();
+    let mut text = String::new();
+    loop {
+        let chunk = response
+            .chunk()
+            .await
+            .map_err(|e| BackendError::Failed(format!("the backend's stream broke off: {e}")))?;
+        let Some(chunk) = chunk else {
+            // Ended without `[DONE]`: what arrived is the text (some servers omit it).
+            return Ok(text);
+        };
+        pending.extend_from_slice(&chunk);
+        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            let line = String::from_utf8_lossy(&line);
+            let Some(data) = line.trim_end().strip_prefix("data:") else {
+                continue;
+            };
+            let data = data.trim();
+            if data == "[DONE]" {
+                return Ok(text);
+            }
+            let event: StreamChunk = serde_json::from_str(data).map_err(|e| {
+                BackendError::Failed(format!(
+                    "the backend's stream is not understood ({e}): {data}"
+                ))
+            })?;
+            if let Some(delta) = event.choices.into_iter().next().and_then(|c| c.text) {
+                if !delta.is_empty() {
+                    text.push_str(&delta);
+                    progress.send_modify(|so_far| so_far.push_str(&delta));
+                }
+            }
+        }
+        if text.len() + pending.len() > STREAM_MAX_BYTES {
+            return Err(BackendError::Failed(
+                "the backend's stream went on beyond 1 MiB".into(),
+            ));
+        }
     }
 }
 
@@ -187,6 +300,7 @@ fn completion_body<'a>(payload: &'a Payload, model: &'a str, seed: u32) -> Compl
         repeat_penalty: samplers.rep_pen,
         stop: samplers.stop_sequence.as_deref().unwrap_or_default(),
         seed,
+        stream: false,
     }
 }
 

@@ -64,6 +64,7 @@ mod economy;
 mod farming;
 mod generation;
 mod input;
+mod openai;
 mod status;
 mod users;
 mod workers;
