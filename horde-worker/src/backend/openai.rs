@@ -132,10 +132,10 @@ impl OpenAi {
                 .http
                 .post(format!("{}/completions", self.base))
                 .json(&body);
-            let text = stream_text(request, progress).await?;
+            let (text, tokens) = stream_text(request, progress).await?;
             return Ok(Generated {
                 text,
-                tokens: None,
+                tokens,
                 seed: Some(seed),
             });
         }
@@ -176,15 +176,19 @@ const STREAM_MAX_BYTES: usize = 1024 * 1024;
 struct StreamChunk {
     #[serde(default)]
     choices: Vec<Choice>,
+    #[serde(default)]
+    usage: Option<Usage>,
 }
 
 /// Sends a streaming completion and reads its server-sent events (`data: {...}` lines, then
-/// `data: [DONE]`), keeping the text so far in `progress`; the whole text at the end. A server
-/// that answers with plain JSON instead is read as an ordinary completion.
+/// `data: [DONE]`), keeping the text so far in `progress`; the whole text at the end, and the
+/// tokens generated: the server's `usage` where a chunk has one, else the chunks that carried
+/// text (these servers send one token per chunk). A server that answers with plain JSON
+/// instead is read as an ordinary completion.
 async fn stream_text(
     request: reqwest::RequestBuilder,
     progress: &Progress,
-) -> Result<String, BackendError> {
+) -> Result<(String, Option<u32>), BackendError> {
     let mut response = request.send().await.map_err(|e| {
         if e.is_connect() || e.is_timeout() {
             BackendError::Unreachable(e.to_string())
@@ -208,6 +212,10 @@ async fn stream_text(
         }
         let answer: CompletionAnswer = serde_json::from_slice(&bytes)
             .map_err(|e| BackendError::Failed(format!("the completion is not understood: {e}")))?;
+        let tokens = answer
+            .usage
+            .and_then(|u| u.completion_tokens)
+            .and_then(|n| u32::try_from(n).ok());
         let text = answer
             .choices
             .into_iter()
@@ -215,10 +223,12 @@ async fn stream_text(
             .and_then(|c| c.text)
             .unwrap_or_default();
         progress.send_replace(text.clone());
-        return Ok(text);
+        return Ok((text, tokens));
     }
     let mut pending: Vec<u8> = Vec::new();
     let mut text = String::new();
+    let mut chunks: u32 = 0;
+    let mut usage: Option<u32> = None;
     loop {
         let chunk = response
             .chunk()
@@ -226,7 +236,7 @@ async fn stream_text(
             .map_err(|e| BackendError::Failed(format!("the backend's stream broke off: {e}")))?;
         let Some(chunk) = chunk else {
             // Ended without `[DONE]`: what arrived is the text (some servers omit it).
-            return Ok(text);
+            return Ok((text, usage.or(Some(chunks))));
         };
         pending.extend_from_slice(&chunk);
         while let Some(end) = pending.iter().position(|&b| b == b'\n') {
@@ -237,15 +247,19 @@ async fn stream_text(
             };
             let data = data.trim();
             if data == "[DONE]" {
-                return Ok(text);
+                return Ok((text, usage.or(Some(chunks))));
             }
             let event: StreamChunk = serde_json::from_str(data).map_err(|e| {
                 BackendError::Failed(format!(
                     "the backend's stream is not understood ({e}): {data}"
                 ))
             })?;
+            if let Some(n) = event.usage.and_then(|u| u.completion_tokens) {
+                usage = u32::try_from(n).ok();
+            }
             if let Some(delta) = event.choices.into_iter().next().and_then(|c| c.text) {
                 if !delta.is_empty() {
+                    chunks += 1;
                     text.push_str(&delta);
                     progress.send_modify(|so_far| so_far.push_str(&delta));
                 }

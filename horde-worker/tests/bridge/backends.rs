@@ -60,7 +60,8 @@ const KOBOLDCPP_KEYS: [&str; 5] = [
 ];
 
 /// The completion keys the OpenAI-compatible test backend takes.
-const COMPLETION_KEYS: [&str; 11] = [
+const COMPLETION_KEYS: [&str; 12] = [
+    "stream",
     "model",
     "prompt",
     "max_tokens",
@@ -188,8 +189,24 @@ async fn complete(State(state): State<Arc<BackendState>>, Json(body): Json<Value
         )
             .into_response();
     }
+    let stream = body["stream"] == true;
     state.seen.lock().generates.push(body);
     match state.generate().await {
+        // Server-sent events as llama.cpp's server sends them: a chunk per piece of text.
+        Ok(text) if stream => {
+            let mut events = String::new();
+            for piece in text.split_inclusive(' ') {
+                let chunk = json!({
+                    "object": "text_completion",
+                    "choices": [{ "index": 0, "text": piece, "finish_reason": null }]
+                });
+                events.push_str(&format!("data: {chunk}\n\n"));
+            }
+            // A last chunk with the count, as servers asked for `include_usage` send.
+            let usage = json!({ "choices": [], "usage": { "completion_tokens": 9 } });
+            events.push_str(&format!("data: {usage}\n\ndata: [DONE]\n\n"));
+            ([("content-type", "text/event-stream")], events).into_response()
+        }
         Ok(text) => Json(json!({
             "object": "text_completion",
             "choices": [{ "index": 0, "text": text, "finish_reason": "length" }],

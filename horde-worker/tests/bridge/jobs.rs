@@ -197,7 +197,7 @@ async fn openai_backend_maps_parameters_and_names_the_served_model() {
             body,
             json!({
                 "model": served, "prompt": "The sea", "max_tokens": 50, "temperature": 0.4,
-                "repeat_penalty": 1.1, "stop": ["\n"], "top_k": 40
+                "repeat_penalty": 1.1, "stop": ["\n"], "top_k": 40, "stream": true
             })
         );
     }

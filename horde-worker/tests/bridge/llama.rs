@@ -213,3 +213,85 @@ async fn spot_checks_catch_a_liar_and_never_an_honest_worker() {
     assert_eq!(shown["maintenance_mode"], false, "{shown}");
     eprintln!("the honest worker agreed on {} checks", honest_jobs.len());
 }
+
+/// The official `openai` package (`HORDE_OPENAI_PYTHON`, or the llama Python: `.ci/run`
+/// installs both into one venv) against horde-server, the real worker and llama-cpp-python.
+#[tokio::test]
+async fn the_openai_sdk_completes_and_streams_through_the_horde() {
+    let Some(python) = llama_python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(&python, dir.path());
+    let (_server, backend_url) = start_llama(&python, dir.path(), &model, "server.log").await;
+    let horde = Horde::start().await;
+    let (_, owner) = horde.register("owner").await;
+    let (_, client) = horde.register("client").await;
+    let mut args = worker_args(&horde, &owner, "llama", &backend_url);
+    args.extend(["--backend", "openai"]);
+    let worker = Worker::start(&args);
+    let http = reqwest::Client::new();
+    let models_url = format!("{}/v1/models", horde.url);
+    eventually(
+        "the worker to be online",
+        Duration::from_secs(30),
+        || async {
+            let models: serde_json::Value =
+                http.get(&models_url).send().await.ok()?.json().await.ok()?;
+            (models["data"][0]["id"] == MODEL).then_some(())
+        },
+    )
+    .await;
+
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bridge/openai_sdk.py");
+    let base = format!("{}/v1", horde.url);
+    let output = tokio::task::spawn_blocking({
+        let python = python.clone();
+        let client = client.clone();
+        move || {
+            Command::new(python)
+                .args([script, &base, &client, MODEL])
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let out: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+
+    // Every call was a horde request: its text is the generation the worker submitted (for
+    // the streams: the deltas, joined).
+    for call in ["completion", "completion_stream", "chat", "chat_stream"] {
+        let got = &out[call];
+        let id = got["id"].as_str().unwrap();
+        let request = id.split_once('-').map_or(id, |(_, rest)| rest);
+        let status = horde.status(request).await;
+        assert_eq!(status["done"], true, "{call}: {status}");
+        let submitted = status["generations"][0]["text"].as_str().unwrap();
+        assert_eq!(got["text"].as_str(), Some(submitted), "{call}: {got}");
+        assert!(
+            matches!(got["finish"].as_str(), Some("stop" | "length")),
+            "{got}"
+        );
+    }
+    assert_eq!(out["chat"]["role"], "assistant");
+    assert_eq!(out["chat_stream"]["role"], "assistant");
+    assert!(out["chat_stream"]["usage"].as_u64().unwrap() > 0, "{out}");
+    assert!(out["completion"]["usage"].as_u64().unwrap() > 0, "{out}");
+    assert_eq!(out["bad_key"]["status"], 401, "{out}");
+    assert_eq!(out["bad_key"]["code"], "InvalidAPIKey");
+    assert_eq!(out["bad_value"]["status"], 400, "{out}");
+    assert_eq!(out["bad_value"]["param"], "temperature");
+
+    // Paid exactly: what the worker's owner earned, the client paid.
+    let done = worker
+        .wait_logged("job done", 4, Duration::from_secs(30))
+        .await;
+    assert_paid_exactly(&horde, &owner, &client, &done).await;
+}
