@@ -35,6 +35,8 @@ const SUBMIT_TRIES: u32 = 8;
 /// How long a pop may wait for a job (horde's long poll; a horde without it answers at once,
 /// and the worker then paces its pops itself).
 const LONG_POLL_SECS: u32 = 20;
+/// How long a long poll may still answer once the worker is told to stop.
+const STOP_GRACE: Duration = Duration::from_secs(1);
 /// An empty answer faster than this did not wait: the horde has no long poll.
 const LONG_POLL_HELD: Duration = Duration::from_secs(LONG_POLL_SECS as u64 / 2);
 /// The horde's defaults for a worker that does not say its limits.
@@ -439,11 +441,21 @@ impl Worker {
             };
             let popping = Instant::now();
             let mut phase = self.phase.subscribe();
-            // A long poll is dropped when the worker is told to stop (a job handed out in that
-            // instant goes back to the queue when its deadline passes).
-            let popped = tokio::select! {
-                popped = self.horde.pop(&query) => popped,
-                _ = phase.wait_for(|p| *p != Phase::Running) => break,
+            let pop = self.horde.pop(&query);
+            tokio::pin!(pop);
+            // Told to stop during a long poll, the worker still takes an answer already on its
+            // way (a job handed out in that instant is run, not lost), then gives up waiting.
+            let answered = tokio::select! {
+                biased;
+                popped = &mut pop => Some(popped),
+                _ = phase.wait_for(|p| *p != Phase::Running) => None,
+            };
+            let popped = match answered {
+                Some(popped) => popped,
+                None => match tokio::time::timeout(STOP_GRACE, &mut pop).await {
+                    Ok(popped) => popped,
+                    Err(_) => break,
+                },
             };
             match popped {
                 Ok(Popped::Jobs(jobs)) => {

@@ -7,10 +7,10 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use horde_api::Payload;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{call_json, seed_for, whole, BackendError, BackendInfo, Generated};
+use super::{call_json, events, seed_for, whole, BackendError, BackendInfo, Generated, Progress};
 
 /// The generate fields of the KoboldAI API that a horde payload may carry.
 const KOBOLD_FIELDS: [&str; 21] = [
@@ -120,16 +120,31 @@ impl Kobold {
         whole(answer.as_object()?, "value").and_then(|n| u32::try_from(n).ok())
     }
 
-    /// `POST /api/v1/generate` with the KoboldAI fields of `payload`.
+    /// `POST /api/v1/generate` with the KoboldAI fields of `payload`; on KoboldCpp, its
+    /// stream (`/api/extra/generate/stream`), keeping the text so far in `progress`.
     pub(crate) async fn generate(
         &self,
         payload: &Payload,
         genkey: &str,
+        progress: &Progress,
     ) -> Result<Generated, BackendError> {
         let seed = seed_for(payload)?;
-        let mut body = generate_body(payload, self.koboldcpp.load(Ordering::Relaxed), genkey);
+        let koboldcpp = self.koboldcpp.load(Ordering::Relaxed);
+        let mut body = generate_body(payload, koboldcpp, genkey);
         if let Value::Object(fields) = &mut body {
             fields.insert("sampler_seed".into(), Value::from(seed));
+        }
+        if koboldcpp {
+            let request = self
+                .http
+                .post(format!("{}/api/extra/generate/stream", self.base))
+                .json(&body);
+            let (text, tokens) = stream_tokens(request, progress).await?;
+            return Ok(Generated {
+                text,
+                tokens,
+                seed: Some(seed),
+            });
         }
         let request = self
             .http
@@ -161,6 +176,49 @@ impl Kobold {
             }
         }
     }
+}
+
+/// One event of KoboldCpp's stream: `{"token": "...", "finish_reason": null}`; the last has a
+/// `finish_reason` (`length`, `stop`).
+#[derive(Debug, Deserialize)]
+struct StreamEvent {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+/// Reads KoboldCpp's stream (`event: message` with `data: {"token", "finish_reason"}`),
+/// keeping the text so far in `progress`: the whole text (the tokens joined, as its
+/// `/api/v1/generate` answers the same request) and the events that carried text (one token
+/// each).
+async fn stream_tokens(
+    request: reqwest::RequestBuilder,
+    progress: &Progress,
+) -> Result<(String, Option<u32>), BackendError> {
+    let response = events::send(request).await?;
+    if !events::is_event_stream(&response) {
+        return Err(BackendError::Failed(
+            "KoboldCpp's /api/extra/generate/stream answered without an event stream".into(),
+        ));
+    }
+    let mut text = String::new();
+    let mut tokens: u32 = 0;
+    events::each_data(response, |data| {
+        let event: StreamEvent = serde_json::from_str(data).map_err(|e| {
+            BackendError::Failed(format!(
+                "the backend's stream is not understood ({e}): {data}"
+            ))
+        })?;
+        if !event.token.is_empty() {
+            tokens += 1;
+            text.push_str(&event.token);
+            progress.send_modify(|so_far| so_far.push_str(&event.token));
+        }
+        Ok(event.finish_reason.is_some())
+    })
+    .await?;
+    Ok((text, Some(tokens)))
 }
 
 /// KoboldCpp's `POST /api/extra/abort`.

@@ -1,6 +1,7 @@
 //! The text-generation server beside the worker: what it serves, and generating with it.
 //! One module per API; this one owns what they share.
 
+mod events;
 mod kobold;
 mod openai;
 
@@ -101,8 +102,8 @@ impl Backend {
     }
 
     /// Generates for a job's `payload`; `genkey` names the job to the backend so that
-    /// [`Backend::abort`] can stop it. Where the backend streams (OpenAI-compatible servers),
-    /// the text so far is kept in `progress` as it arrives.
+    /// [`Backend::abort`] can stop it. Where the backend streams (KoboldCpp, OpenAI-compatible
+    /// servers), the text so far is kept in `progress` as it arrives.
     pub(crate) async fn generate(
         &self,
         payload: &Payload,
@@ -110,7 +111,7 @@ impl Backend {
         progress: &Progress,
     ) -> Result<Generated, BackendError> {
         match self {
-            Backend::Kobold(kobold) => kobold.generate(payload, genkey).await,
+            Backend::Kobold(kobold) => kobold.generate(payload, genkey, progress).await,
             Backend::OpenAi(openai) => openai.generate(payload, Some(progress)).await,
         }
     }

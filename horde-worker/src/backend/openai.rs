@@ -11,9 +11,7 @@
 use horde_api::Payload;
 use serde::{Deserialize, Serialize};
 
-use super::{
-    call_json, seed_for, sorted_failure, whole, BackendError, BackendInfo, Generated, Progress,
-};
+use super::{call_json, events, seed_for, whole, BackendError, BackendInfo, Generated, Progress};
 
 /// Tokens generated when the payload does not say (the horde's default).
 const DEFAULT_MAX_LENGTH: u32 = 80;
@@ -168,9 +166,6 @@ impl OpenAi {
     }
 }
 
-/// The most bytes of text a stream may bring (far beyond what 4,096 tokens make).
-const STREAM_MAX_BYTES: usize = 1024 * 1024;
-
 /// One event of a completion stream, as far as the worker reads it.
 #[derive(Debug, Deserialize)]
 struct StreamChunk {
@@ -180,36 +175,21 @@ struct StreamChunk {
     usage: Option<Usage>,
 }
 
-/// Sends a streaming completion and reads its server-sent events (`data: {...}` lines, then
-/// `data: [DONE]`), keeping the text so far in `progress`; the whole text at the end, and the
-/// tokens generated: the server's `usage` where a chunk has one, else the chunks that carried
-/// text (these servers send one token per chunk). A server that answers with plain JSON
-/// instead is read as an ordinary completion.
+/// Sends a streaming completion and reads its events (`data: {...}`, then `data: [DONE]`),
+/// keeping the text so far in `progress`; the whole text at the end, and the tokens
+/// generated: the server's `usage` where a chunk has one, else the chunks that carried text
+/// (these servers send one token per chunk). A server that answers with plain JSON instead is
+/// read as an ordinary completion.
 async fn stream_text(
     request: reqwest::RequestBuilder,
     progress: &Progress,
 ) -> Result<(String, Option<u32>), BackendError> {
-    let mut response = request.send().await.map_err(|e| {
-        if e.is_connect() || e.is_timeout() {
-            BackendError::Unreachable(e.to_string())
-        } else {
-            BackendError::Failed(format!("the backend's answer broke off: {e}"))
-        }
-    })?;
-    let status = response.status();
-    let is_json = response
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !status.is_success() || is_json {
+    let response = events::send(request).await?;
+    if !events::is_event_stream(&response) {
         let bytes = response
             .bytes()
             .await
             .map_err(|e| BackendError::Failed(format!("the backend's answer broke off: {e}")))?;
-        if !status.is_success() {
-            return Err(sorted_failure(status, &bytes));
-        }
         let answer: CompletionAnswer = serde_json::from_slice(&bytes)
             .map_err(|e| BackendError::Failed(format!("the completion is not understood: {e}")))?;
         let tokens = answer
@@ -225,52 +205,32 @@ async fn stream_text(
         progress.send_replace(text.clone());
         return Ok((text, tokens));
     }
-    let mut pending: Vec<u8> = Vec::new();
     let mut text = String::new();
     let mut chunks: u32 = 0;
     let mut usage: Option<u32> = None;
-    loop {
-        let chunk = response
-            .chunk()
-            .await
-            .map_err(|e| BackendError::Failed(format!("the backend's stream broke off: {e}")))?;
-        let Some(chunk) = chunk else {
-            // Ended without `[DONE]`: what arrived is the text (some servers omit it).
-            return Ok((text, usage.or(Some(chunks))));
-        };
-        pending.extend_from_slice(&chunk);
-        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=end).collect();
-            let line = String::from_utf8_lossy(&line);
-            let Some(data) = line.trim_end().strip_prefix("data:") else {
-                continue;
-            };
-            let data = data.trim();
-            if data == "[DONE]" {
-                return Ok((text, usage.or(Some(chunks))));
-            }
-            let event: StreamChunk = serde_json::from_str(data).map_err(|e| {
-                BackendError::Failed(format!(
-                    "the backend's stream is not understood ({e}): {data}"
-                ))
-            })?;
-            if let Some(n) = event.usage.and_then(|u| u.completion_tokens) {
-                usage = u32::try_from(n).ok();
-            }
-            if let Some(delta) = event.choices.into_iter().next().and_then(|c| c.text) {
-                if !delta.is_empty() {
-                    chunks += 1;
-                    text.push_str(&delta);
-                    progress.send_modify(|so_far| so_far.push_str(&delta));
-                }
+    events::each_data(response, |data| {
+        if data == "[DONE]" {
+            return Ok(true);
+        }
+        let event: StreamChunk = serde_json::from_str(data).map_err(|e| {
+            BackendError::Failed(format!(
+                "the backend's stream is not understood ({e}): {data}"
+            ))
+        })?;
+        if let Some(n) = event.usage.and_then(|u| u.completion_tokens) {
+            usage = u32::try_from(n).ok();
+        }
+        if let Some(delta) = event.choices.into_iter().next().and_then(|c| c.text) {
+            if !delta.is_empty() {
+                chunks += 1;
+                text.push_str(&delta);
+                progress.send_modify(|so_far| so_far.push_str(&delta));
             }
         }
-        if text.len() + pending.len() > STREAM_MAX_BYTES {
-            return Err(BackendError::Failed(
-                "the backend's stream went on beyond 1 MiB".into(),
-            ));
-        }
-    }
+        Ok(false)
+    })
+    .await?;
+    Ok((text, usage.or(Some(chunks))))
 }
 
 /// The model's name as hordes know it: a model file (`/models/x.Q4_K_M.gguf`, as llama.cpp

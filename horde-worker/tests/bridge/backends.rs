@@ -3,6 +3,7 @@
 //! abort; the OpenAI-compatible one takes `/v1/completions` fields only.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -86,6 +87,7 @@ pub fn kobold_united(state: Arc<BackendState>) -> Router {
 pub fn koboldcpp(state: Arc<BackendState>) -> Router {
     kobold_common()
         .route("/api/v1/generate", post(generate_cpp))
+        .route("/api/extra/generate/stream", post(stream_cpp))
         .route(
             "/api/extra/version",
             get(|| async { Json(json!({ "result": "KoboldCpp", "version": "1.80.3" })) }),
@@ -146,6 +148,45 @@ async fn generate_cpp(state: State<Arc<BackendState>>, body: Json<Value>) -> Res
     generate(state, body, &keys).await
 }
 
+/// KoboldCpp's stream, written from its documented format: an `event: message` per piece of
+/// text with `data: {"token": "...", "finish_reason": null}`, the last with its finish reason.
+async fn stream_cpp(state: State<Arc<BackendState>>, body: Json<Value>) -> Response {
+    let gap = state.behavior.lock().stream_gap;
+    let answer = generate_cpp(state, body).await;
+    if !answer.status().is_success() {
+        return answer;
+    }
+    let bytes = axum::body::to_bytes(answer.into_body(), usize::MAX)
+        .await
+        .unwrap_or_default();
+    let whole: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let text = whole["results"][0]["text"].as_str().unwrap_or_default();
+    let mut events: Vec<String> = text
+        .split_inclusive(' ')
+        .map(|piece| {
+            let data = json!({ "token": piece, "finish_reason": null });
+            format!("event: message\ndata: {data}\n\n")
+        })
+        .collect();
+    let last = json!({ "token": "", "finish_reason": "length" });
+    events.push(format!("event: message\ndata: {last}\n\n"));
+    event_stream(events, gap)
+}
+
+/// A `text/event-stream` answer sending `events` one by one, `gap` apart.
+fn event_stream(events: Vec<String>, gap: Duration) -> Response {
+    let events = futures_util::stream::unfold(events.into_iter(), move |mut rest| async move {
+        let event = rest.next()?;
+        tokio::time::sleep(gap).await;
+        Some((Ok::<_, std::convert::Infallible>(event), rest))
+    });
+    (
+        [("content-type", "text/event-stream")],
+        axum::body::Body::from_stream(events),
+    )
+        .into_response()
+}
+
 /// Refuses unknown keys with 422, as KoboldAI does; otherwise generates.
 async fn generate(
     State(state): State<Arc<BackendState>>,
@@ -190,22 +231,25 @@ async fn complete(State(state): State<Arc<BackendState>>, Json(body): Json<Value
             .into_response();
     }
     let stream = body["stream"] == true;
+    let gap = state.behavior.lock().stream_gap;
     state.seen.lock().generates.push(body);
     match state.generate().await {
         // Server-sent events as llama.cpp's server sends them: a chunk per piece of text.
         Ok(text) if stream => {
-            let mut events = String::new();
-            for piece in text.split_inclusive(' ') {
-                let chunk = json!({
-                    "object": "text_completion",
-                    "choices": [{ "index": 0, "text": piece, "finish_reason": null }]
-                });
-                events.push_str(&format!("data: {chunk}\n\n"));
-            }
+            let mut events: Vec<String> = text
+                .split_inclusive(' ')
+                .map(|piece| {
+                    let chunk = json!({
+                        "object": "text_completion",
+                        "choices": [{ "index": 0, "text": piece, "finish_reason": null }]
+                    });
+                    format!("data: {chunk}\n\n")
+                })
+                .collect();
             // A last chunk with the count, as servers asked for `include_usage` send.
             let usage = json!({ "choices": [], "usage": { "completion_tokens": 9 } });
-            events.push_str(&format!("data: {usage}\n\ndata: [DONE]\n\n"));
-            ([("content-type", "text/event-stream")], events).into_response()
+            events.push(format!("data: {usage}\n\ndata: [DONE]\n\n"));
+            event_stream(events, gap)
         }
         Ok(text) => Json(json!({
             "object": "text_completion",

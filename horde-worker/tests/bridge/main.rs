@@ -10,4 +10,5 @@ mod faults;
 mod jobs;
 mod lifecycle;
 mod llama;
+mod streams;
 mod support;

@@ -181,6 +181,8 @@ pub struct Behavior {
     pub max_length: Option<u32>,
     /// The context limit it reports, if any.
     pub max_context_length: Option<u32>,
+    /// Time between the events of a stream (after the generation's `delay`).
+    pub stream_gap: Duration,
 }
 
 impl Default for Behavior {
@@ -194,6 +196,7 @@ impl Default for Behavior {
             model: MODEL.into(),
             max_length: None,
             max_context_length: None,
+            stream_gap: Duration::ZERO,
         }
     }
 }

@@ -1,0 +1,71 @@
+//! Reading a backend's server-sent events (OpenAI-compatible `stream: true`, KoboldCpp's
+//! `/api/extra/generate/stream`): the `data:` field of each event, in order, within a bound.
+
+use super::{sorted_failure, BackendError};
+
+/// The most bytes a stream may bring (far beyond what 4,096 tokens make).
+pub(super) const STREAM_MAX_BYTES: usize = 1024 * 1024;
+
+/// Sends `request`, sorting a failure to connect or a failing status into [`BackendError`]s.
+pub(super) async fn send(
+    request: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, BackendError> {
+    let response = request.send().await.map_err(|e| {
+        if e.is_connect() || e.is_timeout() {
+            BackendError::Unreachable(e.to_string())
+        } else {
+            BackendError::Failed(format!("the backend's answer broke off: {e}"))
+        }
+    })?;
+    let status = response.status();
+    if !status.is_success() {
+        let bytes = response.bytes().await.unwrap_or_default();
+        return Err(sorted_failure(status, &bytes));
+    }
+    Ok(response)
+}
+
+/// Returns true if and only if `response` is a stream of events (not JSON).
+pub(super) fn is_event_stream(response: &reqwest::Response) -> bool {
+    response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"))
+}
+
+/// Calls `on_data` with the data of each event of `response` until it answers true (the
+/// last event) or the stream ends; more than [`STREAM_MAX_BYTES`] in all is a failure.
+pub(super) async fn each_data(
+    mut response: reqwest::Response,
+    mut on_data: impl FnMut(&str) -> Result<bool, BackendError>,
+) -> Result<(), BackendError> {
+    let mut pending: Vec<u8> = Vec::new();
+    let mut total = 0usize;
+    loop {
+        let chunk = response
+            .chunk()
+            .await
+            .map_err(|e| BackendError::Failed(format!("the backend's stream broke off: {e}")))?;
+        let Some(chunk) = chunk else {
+            return Ok(());
+        };
+        total += chunk.len();
+        if total > STREAM_MAX_BYTES {
+            return Err(BackendError::Failed(
+                "the backend's stream went on beyond 1 MiB".into(),
+            ));
+        }
+        pending.extend_from_slice(&chunk);
+        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            let line = String::from_utf8_lossy(&line);
+            let Some(data) = line.trim_end().strip_prefix("data:") else {
+                continue;
+            };
+            if on_data(data.trim())? {
+                return Ok(());
+            }
+        }
+    }
+}

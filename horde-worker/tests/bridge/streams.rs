@@ -1,0 +1,96 @@
+//! Streaming end to end: the worker reads its backend's stream (KoboldCpp's
+//! `/api/extra/generate/stream`, an OpenAI-compatible server's `stream: true`), posts the text
+//! as it arrives, and a requester reading the horde's stream sees it piece by piece, ending
+//! with exactly the text that was submitted and paid.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::backends::{koboldcpp, openai};
+use crate::support::{assert_paid_exactly, worker_args, Backend, Behavior, Horde, Worker};
+
+/// Reads the horde-native stream of request `id` to its end: its `text` events and its last
+/// event's name.
+async fn read_stream(url: String) -> (Vec<String>, String) {
+    let mut response = reqwest::get(url).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let read = async {
+        let mut pending = String::new();
+        let mut texts = Vec::new();
+        let mut event = String::new();
+        while let Some(chunk) = response.chunk().await.unwrap() {
+            pending.push_str(std::str::from_utf8(&chunk).unwrap());
+            while let Some(end) = pending.find('\n') {
+                let line: String = pending.drain(..=end).collect();
+                let line = line.trim_end();
+                if let Some(name) = line.strip_prefix("event: ") {
+                    event = name.to_owned();
+                } else if let Some(data) = line.strip_prefix("data: ") {
+                    if event == "text" {
+                        let data: Value = serde_json::from_str(data).unwrap();
+                        texts.push(data["text"].as_str().unwrap().to_owned());
+                    } else {
+                        return (texts, event);
+                    }
+                }
+            }
+        }
+        (texts, event)
+    };
+    tokio::time::timeout(Duration::from_secs(60), read)
+        .await
+        .expect("the stream ended in time")
+}
+
+#[tokio::test]
+async fn text_streams_from_either_backend_to_the_requester_as_it_is_generated() {
+    for kind in ["koboldcpp", "openai"] {
+        let horde = Horde::start().await;
+        let (_, owner) = horde.register("owner").await;
+        let (_, client) = horde.register("client").await;
+        let backend = match kind {
+            "koboldcpp" => Backend::start(koboldcpp).await,
+            _ => Backend::start(openai).await,
+        };
+        let text = "and so the story went on, as stories do.";
+        backend.behave(Behavior {
+            stream_gap: Duration::from_millis(150),
+            text: text.into(),
+            ..Behavior::default()
+        });
+        let id = horde
+            .request(&client, "Once", json!({ "max_length": 40 }))
+            .await;
+        let reader = tokio::spawn(read_stream(format!(
+            "{}/api/v2/generate/text/stream/{id}",
+            horde.url
+        )));
+        // The reader is listening before the job starts.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut args = worker_args(&horde, &owner, "streamer", &backend.url);
+        if kind == "openai" {
+            args.extend(["--backend", "openai"]);
+        }
+        let worker = Worker::start(&args);
+        let (texts, last) = reader.await.unwrap();
+        assert_eq!(last, "done", "{kind}");
+        assert!(
+            texts.len() >= 3,
+            "{kind}: the text arrived in pieces as it was generated: {texts:?}"
+        );
+        let status = horde.wait_done(&id, Duration::from_secs(30)).await;
+        assert_eq!(status["generations"][0]["text"], text, "{kind}");
+        assert_eq!(
+            texts.concat(),
+            text,
+            "{kind}: the stream is the submitted text"
+        );
+        let done = worker
+            .wait_logged("job done", 1, Duration::from_secs(30))
+            .await;
+        // One token per event (KoboldCpp), or the server's usage chunk (OpenAI-compatible).
+        assert_eq!(done[0]["tokens"], 9, "{kind}");
+        assert_paid_exactly(&horde, &owner, &client, &done).await;
+    }
+}
