@@ -394,6 +394,18 @@ impl Client {
         .await
     }
 
+    /// A request to `url` with this client's agent and key.
+    pub(crate) fn request(&self, method: Method, url: Url) -> reqwest::RequestBuilder {
+        let mut request = self
+            .http
+            .request(method, url)
+            .header("Client-Agent", &self.client_agent);
+        if let Some(key) = &self.api_key {
+            request = request.header("apikey", key);
+        }
+        request
+    }
+
     async fn get<T: DeserializeOwned>(&self, path: &[&str]) -> Result<T, ClientError> {
         self.call(Method::GET, path, &[], None::<&()>, &[]).await
     }
@@ -423,13 +435,7 @@ impl Client {
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
         }
-        let mut request = self
-            .http
-            .request(method, url.clone())
-            .header("Client-Agent", &self.client_agent);
-        if let Some(key) = &self.api_key {
-            request = request.header("apikey", key);
-        }
+        let mut request = self.request(method, url.clone());
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
@@ -457,24 +463,30 @@ impl Client {
             bytes.extend_from_slice(&chunk);
         }
         if !status.is_success() {
-            let body = serde_json::from_slice::<ErrorBody>(&bytes)
-                .ok()
-                .filter(|body| !body.message.is_empty() || !body.rc.is_empty())
-                .unwrap_or_else(|| ErrorBody {
-                    message: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
-                    ..ErrorBody::default()
-                });
-            return Err(ClientError::Refused {
-                status,
-                body,
-                retry_after,
-            });
+            return Err(refusal(status, &bytes, retry_after));
         }
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Unreadable {
             url: url.to_string(),
             status,
             detail: e.to_string(),
         })
+    }
+}
+
+/// The error of an answer with a failing `status` and `body` (our `{"message", "rc"}`, else
+/// the start of the text).
+pub(crate) fn refusal(status: StatusCode, bytes: &[u8], retry_after: Option<u64>) -> ClientError {
+    let body = serde_json::from_slice::<ErrorBody>(bytes)
+        .ok()
+        .filter(|body| !body.message.is_empty() || !body.rc.is_empty())
+        .unwrap_or_else(|| ErrorBody {
+            message: String::from_utf8_lossy(bytes).chars().take(200).collect(),
+            ..ErrorBody::default()
+        });
+    ClientError::Refused {
+        status,
+        body,
+        retry_after,
     }
 }
 

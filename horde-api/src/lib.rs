@@ -39,6 +39,8 @@ mod samplers;
 
 #[cfg(feature = "client")]
 mod client;
+#[cfg(feature = "client")]
+mod stream;
 
 #[cfg(feature = "client")]
 pub use client::{with_causes, Client, ClientError, DEFAULT_MAX_ANSWER_BYTES};
@@ -47,6 +49,8 @@ pub use rc::{Rc, UnknownRc};
 pub use requests::*;
 pub use responses::*;
 pub use samplers::Samplers;
+#[cfg(feature = "client")]
+pub use stream::{StreamEvent, TextStream};
 
 /// The status and the `Method` type the client takes, re-exported for callers of
 /// [`Client::call`].

@@ -218,6 +218,13 @@ pub(crate) struct GenerateArgs {
     /// Queue the request, print its id and return without waiting.
     #[arg(long)]
     pub(crate) no_wait: bool,
+    /// Print the text as the worker generates it even when the output is not a terminal (it
+    /// is streamed on a terminal anyway; one generation only).
+    #[arg(long, conflicts_with_all = ["no_stream", "no_wait"])]
+    pub(crate) stream: bool,
+    /// Wait for the whole text instead of printing it as it is generated.
+    #[arg(long)]
+    pub(crate) no_stream: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -55,7 +55,7 @@ impl Client {
         call.await.map_err(|e| self.explain(e))
     }
 
-    fn explain(&self, error: ClientError) -> CliError {
+    pub(crate) fn explain(&self, error: ClientError) -> CliError {
         match error {
             ClientError::Refused { status, body, .. } => {
                 let rc = if body.rc.is_empty() {

@@ -539,3 +539,101 @@ async fn completions_are_printed_for_each_shell() {
         assert!(done.stdout.contains("horde-cli"), "{shell}");
     }
 }
+
+/// A child process killed when dropped (a failing test leaves nothing running).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generate_prints_the_text_as_the_worker_streams_it() {
+    let horde = Horde::start().await;
+    let owner = horde.register("volunteer").await;
+    let mut command = base_command(&horde.config_path());
+    command
+        .arg("--url")
+        .arg(&horde.url)
+        .args(["generate", "Say something", "--model", MODEL, "--stream"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = KillOnDrop(command.spawn().unwrap());
+    let mut stdout = child.0.stdout.take().unwrap();
+    let (printed, received) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut buffer = [0u8; 256];
+        while let Ok(n) = stdout.read(&mut buffer) {
+            if n == 0
+                || printed
+                    .send(String::from_utf8_lossy(&buffer[..n]).into())
+                    .is_err()
+            {
+                return;
+            }
+        }
+    });
+    // The test is the worker: it takes the job and posts its first words.
+    let pop = json!({ "name": "streamer", "models": [MODEL], "wait": 10 });
+    let job = loop {
+        let answer = horde
+            .api(
+                reqwest::Method::POST,
+                "/generate/text/pop",
+                &owner,
+                pop.clone(),
+            )
+            .await;
+        if let Some(id) = answer["id"].as_str() {
+            break id.to_owned();
+        }
+    };
+    let mut listening = false;
+    for _ in 0..250 {
+        let progress = json!({ "id": job, "offset": 0, "text": "Once" });
+        let answer = horde
+            .api(
+                reqwest::Method::POST,
+                "/generate/text/progress",
+                &owner,
+                progress,
+            )
+            .await;
+        if answer["listening"] == true {
+            listening = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(listening, "the CLI reads the request's stream");
+    // The first words are printed while the generation is still going.
+    let mut shown = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !shown.contains("Once") && Instant::now() < deadline {
+        if let Ok(more) = received.recv_timeout(Duration::from_millis(100)) {
+            shown.push_str(&more);
+        }
+    }
+    assert_eq!(shown, "Once", "printed before the submit");
+    let submitted = horde
+        .api(
+            reqwest::Method::POST,
+            "/generate/text/submit",
+            &owner,
+            json!({ "id": job, "generation": "Once upon a time." }),
+        )
+        .await;
+    assert!(submitted["reward"].is_number(), "{submitted}");
+    let status = tokio::task::spawn_blocking(move || child.0.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success());
+    while let Ok(more) = received.recv_timeout(Duration::from_secs(5)) {
+        shown.push_str(&more);
+    }
+    assert_eq!(shown, "Once upon a time.\n");
+}

@@ -1,9 +1,9 @@
 //! Text generation: generate (queue, wait with a live spinner, print), status, cancel.
 
-use std::io::{IsTerminal, Read};
+use std::io::{IsTerminal, Read, Write};
 use std::time::Duration;
 
-use horde_api::{AsyncRequest, ParamsIn, RequestStatus, Samplers};
+use horde_api::{AsyncRequest, ParamsIn, RequestStatus, Samplers, StreamEvent};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
@@ -103,6 +103,26 @@ pub(crate) async fn generate(
         }
         return Ok(());
     }
+    let streaming = args.n == 1
+        && !settings.json
+        && !args.no_stream
+        && (args.stream || std::io::stdout().is_terminal());
+    if streaming {
+        match stream(client, &id, &mut interrupt).await {
+            Ok(Streamed::Done(status)) => return finish(settings, &id, *status, true),
+            Ok(Streamed::Failed(body)) => {
+                return Err(CliError::Server {
+                    status: 200,
+                    rc: body.rc.into_owned(),
+                    message: format!("request {id} ended without a generation: {}", body.message),
+                    hint: String::new(),
+                })
+            }
+            // A horde without streams (AI Horde): poll as before.
+            Ok(Streamed::Unsupported) => {}
+            Err(e) => return Err(e),
+        }
+    }
     let show = !settings.json && std::io::stderr().is_terminal();
     let spinner = if show {
         ProgressBar::new_spinner()
@@ -139,16 +159,31 @@ pub(crate) async fn generate(
         spinner.set_message(progress(&status));
     };
     spinner.finish_and_clear();
+    finish(settings, &id, status, false)
+}
+
+/// Prints a finished request (`streamed`: its text is printed already) and says whether it
+/// produced anything.
+fn finish(
+    settings: &Settings,
+    id: &str,
+    status: RequestStatus,
+    streamed: bool,
+) -> Result<(), CliError> {
     let ended_empty = status.generations.is_empty();
     let faulted = status.faulted;
     if settings.json {
-        output::json(&WithId { id: &id, status });
+        output::json(&WithId { id, status });
     } else {
-        for (i, generation) in status.generations.iter().enumerate() {
-            if i > 0 {
-                println!();
+        if streamed {
+            println!();
+        } else {
+            for (i, generation) in status.generations.iter().enumerate() {
+                if i > 0 {
+                    println!();
+                }
+                println!("{}", generation.text);
             }
-            println!("{}", generation.text);
         }
         eprintln!(
             "{} generation(s), {} kudos",
@@ -165,6 +200,63 @@ pub(crate) async fn generate(
         });
     }
     Ok(())
+}
+
+/// How a streamed request ended.
+enum Streamed {
+    Done(Box<RequestStatus>),
+    Failed(horde_api::ErrorBody),
+    /// The horde has no streams.
+    Unsupported,
+}
+
+/// Prints request `id`'s text as it arrives; Ctrl-C cancels the request.
+async fn stream(
+    client: &Client,
+    id: &str,
+    interrupt: &mut Interrupt,
+) -> Result<Streamed, CliError> {
+    let mut events = match client.api().stream(id).await {
+        Ok(events) => events,
+        Err(e)
+            if e.status() == Some(horde_api::StatusCode::NOT_FOUND)
+                && e.rc() != Some("RequestNotFound") =>
+        {
+            return Ok(Streamed::Unsupported)
+        }
+        Err(e) => return Err(client.explain(e)),
+    };
+    let mut out = std::io::stdout();
+    loop {
+        let event = tokio::select! {
+            event = events.next() => event,
+            () = interrupt.recv() => {
+                let cancelled = client.ask(client.api().cancel(id)).await;
+                match cancelled {
+                    Ok(_) => eprintln!("\ncancelled request {id} on the horde"),
+                    Err(e) => eprintln!("\ncould not cancel request {id}: {e}"),
+                }
+                return Err(CliError::Interrupted);
+            }
+        };
+        let event = match event {
+            Ok(Some(event)) => event,
+            Ok(None) => {
+                // Ended without a last event (a proxy cut it): the status says how it ended.
+                let status = client.ask(client.api().status(id)).await?;
+                return Ok(Streamed::Done(Box::new(status)));
+            }
+            Err(e) => return Err(client.explain(e)),
+        };
+        match event {
+            StreamEvent::Text(text) => {
+                // A closed stdout (`| head`) ends the printing, not the request.
+                let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+            }
+            StreamEvent::Done(status) => return Ok(Streamed::Done(status)),
+            StreamEvent::Error(body) => return Ok(Streamed::Failed(body)),
+        }
+    }
 }
 
 /// A status with its request's id (`--json`).
