@@ -22,6 +22,9 @@ pub const WATCHED_MAX: usize = 20_000;
 pub const TEXT_MAX: usize = 256 * 1024;
 /// Most progress posts taken for one job; beyond, the rest arrives at submit.
 pub const POSTS_MAX: u32 = 5_000;
+/// The least time between two progress posts of one job whose text is taken; a post sooner is
+/// answered with the bytes held, and the worker sends that text again with its next post.
+pub const POST_INTERVAL_MS: u64 = 20;
 
 /// Why a request cannot be watched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -62,6 +65,8 @@ struct Watched {
     job: Option<JobId>,
     text: String,
     posts: u32,
+    /// When text was last taken, in ms.
+    last_post_ms: Option<u64>,
     /// The streamed job ended without a generation after some of its text was shown.
     broken: bool,
 }
@@ -96,6 +101,7 @@ impl Live {
             job: None,
             text: String::new(),
             posts: 0,
+            last_post_ms: None,
             broken: false,
         });
         if watched.watchers >= WATCHERS_PER_REQUEST {
@@ -116,10 +122,18 @@ impl Live {
         self.requests.lock().len()
     }
 
-    /// Takes `text` that `job` of request `id` generated after its first `offset` bytes.
-    /// Held only while someone streams the request; a repeated part is skipped, and a gap (a
-    /// reader that joined late) answers the bytes held so that the worker sends from there.
-    pub fn progress(&self, id: RequestId, job: JobId, offset: u64, text: &str) -> Progressed {
+    /// Takes `text` that `job` of request `id` generated after its first `offset` bytes, at
+    /// `now_ms`. Held only while someone streams the request; a repeated part is skipped, a
+    /// gap (a reader that joined late) or a post sooner than [`POST_INTERVAL_MS`] after the
+    /// last answers the bytes held so that the worker sends from there.
+    pub fn progress(
+        &self,
+        id: RequestId,
+        job: JobId,
+        offset: u64,
+        text: &str,
+        now_ms: u64,
+    ) -> Progressed {
         let passed = Progressed {
             received: offset.saturating_add(text.len() as u64),
             listening: false,
@@ -145,7 +159,10 @@ impl Live {
             };
         }
         watched.job = Some(job);
-        if offset > held {
+        let too_soon = watched
+            .last_post_ms
+            .is_some_and(|last| now_ms.saturating_sub(last) < POST_INTERVAL_MS);
+        if offset > held || too_soon {
             return Progressed {
                 received: held,
                 listening: true,
@@ -161,6 +178,7 @@ impl Live {
             };
         }
         if !new.is_empty() {
+            watched.last_post_ms = Some(now_ms);
             watched.text.push_str(new);
             watched.versions.send_modify(|v| v.text += 1);
         }
@@ -265,20 +283,22 @@ mod tests {
     fn text_is_held_only_while_someone_streams_and_retries_are_skipped() {
         let live = Arc::new(Live::default());
         let (id, job) = ids();
-        assert!(!live.progress(id, job, 0, "Once").listening);
+        assert!(!live.progress(id, job, 0, "Once", 0).listening);
         let mut watch = live.watch(id, true).unwrap();
         let before = watch.seen();
         // A reader that came late: the worker is told to start over.
-        assert_eq!(live.progress(id, job, 4, " upon").received, 0);
-        assert_eq!(live.progress(id, job, 0, "Once").received, 4);
-        assert_eq!(live.progress(id, job, 0, "Once upon").received, 9);
-        assert_eq!(live.progress(id, job, 20, "gap").received, 9);
+        assert_eq!(live.progress(id, job, 4, " upon", 0).received, 0);
+        assert_eq!(live.progress(id, job, 0, "Once", 0).received, 4);
+        // Too soon after the last: sent again later.
+        assert_eq!(live.progress(id, job, 4, " upon", 10).received, 4);
+        assert_eq!(live.progress(id, job, 0, "Once upon", 20).received, 9);
+        assert_eq!(live.progress(id, job, 20, "gap", 60).received, 9);
         assert_ne!(watch.seen(), before);
         assert_eq!(watch.text_since(0), ("Once upon".to_owned(), false));
         assert_eq!(watch.text_since(4), (" upon".to_owned(), false));
         // Another job of the request does not mix in.
         let other = JobId(uuid::Uuid::from_u128(3));
-        assert!(!live.progress(id, other, 0, "x").listening);
+        assert!(!live.progress(id, other, 0, "x", 100).listening);
         live.job_aborted(id, job);
         assert!(
             watch.text_since(9).1,

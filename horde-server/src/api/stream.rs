@@ -58,7 +58,10 @@ pub(crate) async fn progress(
             cancelled: true,
         }));
     }
-    let progressed = state.live().progress(request, job, body.offset, &body.text);
+    let now = state.now().millis();
+    let progressed = state
+        .live()
+        .progress(request, job, body.offset, &body.text, now);
     Ok(Json(ProgressAnswer {
         received: progressed.received,
         listening: progressed.listening,

@@ -180,7 +180,8 @@ async fn a_streamed_chat_shows_the_workers_progress_and_ends_with_the_submitted_
         let first = progress(&server, &worker_key, &job, 0, "Hel").await;
         assert_eq!(first["listening"], true, "{first}");
         assert_eq!(first["received"], 3);
-        // A retry of a part already taken is skipped.
+        // A retry of a part already taken is skipped (posts are taken at most every 20 ms).
+        tokio::time::sleep(Duration::from_millis(30)).await;
         let again = progress(&server, &worker_key, &job, 0, "Hello").await;
         assert_eq!(again["received"], 5);
         let (status, _) = submit(&server, &worker_key, &job, "Hello there").await;
