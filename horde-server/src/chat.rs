@@ -5,9 +5,10 @@
 //! `lstrip_blocks` as Hugging Face sets them, and the variables such templates read:
 //! `messages` (`role`, `content`, `name`), `add_generation_prompt` (true), `bos_token` and
 //! `eos_token` (empty: backends add their own BOS, and the end of a turn is a stop sequence),
-//! and `raise_exception(message)`. A model of the reference may name its own template and its
-//! end-of-turn stop sequences; every other model gets [`DEFAULT_TEMPLATE`] (ChatML), whose
-//! stop sequences are [`DEFAULT_STOP`].
+//! and `raise_exception(message)`. A model of the reference may have its own template (its
+//! text, or the name of one of the [`BUILT_IN`] templates) and its end-of-turn stop sequences;
+//! every other model gets [`DEFAULT_TEMPLATE`] (ChatML), whose stop sequences are
+//! [`DEFAULT_STOP`].
 
 use minijinja::{context, Environment, Error, ErrorKind};
 use serde::Serialize;
@@ -19,6 +20,37 @@ pub const DEFAULT_TEMPLATE: &str = "{% for message in messages %}\
 
 /// The stop sequences of [`DEFAULT_TEMPLATE`].
 pub const DEFAULT_STOP: &[&str] = &["<|im_end|>", "<|im_start|>"];
+
+/// The templates a reference may name instead of giving the text: `chatml`, `llama3`
+/// (Llama 3, 3.1, 3.2, 3.3 instruct), `mistral` (`[INST]`; a system message goes before the
+/// first user message) and `gemma` (Gemma 2 instruct; the same for system messages), each
+/// with its stop sequences.
+pub const BUILT_IN: &[(&str, &str, &[&str])] = &[
+    ("chatml", DEFAULT_TEMPLATE, DEFAULT_STOP),
+    (
+        "llama3",
+        "{% for message in messages %}<|start_header_id|>{{ message.role }}<|end_header_id|>{{ '\n\n' }}{{ message.content | trim }}<|eot_id|>{% endfor %}{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>{{ '\n\n' }}{% endif %}",
+        &["<|eot_id|>", "<|start_header_id|>"],
+    ),
+    (
+        "mistral",
+        "{% set ns = namespace(system='') %}{% for message in messages %}{% if message.role == 'system' %}{% set ns.system = ns.system + message.content + '\n\n' %}{% elif message.role == 'user' %}[INST] {{ ns.system }}{{ message.content }} [/INST]{% set ns.system = '' %}{% else %}{{ message.content }}</s>{% endif %}{% endfor %}",
+        &["</s>", "[INST]"],
+    ),
+    (
+        "gemma",
+        "{% set ns = namespace(system='') %}{% for message in messages %}{% if message.role == 'system' %}{% set ns.system = ns.system + message.content + '\n\n' %}{% else %}<start_of_turn>{{ 'model' if message.role == 'assistant' else message.role }}{{ '\n' }}{% if message.role == 'user' %}{{ ns.system }}{% set ns.system = '' %}{% endif %}{{ message.content | trim }}<end_of_turn>{{ '\n' }}{% endif %}{% endfor %}{% if add_generation_prompt %}<start_of_turn>model{{ '\n' }}{% endif %}",
+        &["<end_of_turn>", "<start_of_turn>"],
+    ),
+];
+
+/// The text and stop sequences of the built-in template `name`.
+pub fn built_in(name: &str) -> Option<(&'static str, &'static [&'static str])> {
+    BUILT_IN
+        .iter()
+        .find(|(known, _, _)| *known == name)
+        .map(|(_, text, stop)| (*text, *stop))
+}
 
 /// One message, as templates read it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -46,8 +78,12 @@ fn environment() -> Environment<'static> {
     env
 }
 
-/// Returns an error that says what is wrong if `template` does not compile.
+/// Returns an error that says what is wrong if `template` (a text, or a built-in's name)
+/// does not compile.
 pub fn check(template: &str) -> Result<(), String> {
+    if built_in(template).is_some() {
+        return Ok(());
+    }
     environment()
         .template_from_str(template)
         .map(drop)
@@ -97,6 +133,39 @@ mod tests {
             "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n\
              <|im_start|>assistant\n"
         );
+    }
+
+    #[test]
+    fn the_built_in_templates_render_their_formats() {
+        let chat = [
+            turn("system", "Be brief."),
+            turn("user", "Hi"),
+            turn("assistant", "Hello."),
+            turn("user", "Bye"),
+        ];
+        let render_named = |name| render(built_in(name).unwrap().0, &chat).unwrap();
+        assert_eq!(
+            render_named("llama3"),
+            "<|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>\
+             <|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>\
+             <|start_header_id|>assistant<|end_header_id|>\n\nHello.<|eot_id|>\
+             <|start_header_id|>user<|end_header_id|>\n\nBye<|eot_id|>\
+             <|start_header_id|>assistant<|end_header_id|>\n\n"
+        );
+        assert_eq!(
+            render_named("mistral"),
+            "[INST] Be brief.\n\nHi [/INST]Hello.</s>[INST] Bye [/INST]"
+        );
+        assert_eq!(
+            render_named("gemma"),
+            "<start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n\
+             <start_of_turn>model\nHello.<end_of_turn>\n\
+             <start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n"
+        );
+        for (name, text, stop) in BUILT_IN {
+            assert!(check(name).is_ok() && check(text).is_ok(), "{name}");
+            assert!(!stop.is_empty());
+        }
     }
 
     #[test]

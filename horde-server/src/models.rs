@@ -82,5 +82,21 @@ mod tests {
             assert_eq!(found, size, "{name}");
         }
         assert!(reference.lookup("evil/Totally-Real-99999B").is_none());
+        let llama = reference
+            .lookup("koboldcpp/Llama-3-8B-Instruct.Q4_K_M")
+            .unwrap();
+        assert_eq!(llama.chat_template.as_deref(), Some("llama3"));
+    }
+
+    #[test]
+    fn a_chat_template_that_does_not_compile_is_refused_at_load() {
+        let text = "[[model]]\nname = \"m\"\nparams_b = 1.0\nchat_template = \"{% for %}\"\n";
+        let error = parse(text, Path::new("ops.toml"), ModelReference::default()).unwrap_err();
+        assert!(
+            error.contains("\"m\"") && error.contains("chat_template"),
+            "{error}"
+        );
+        let good = "[[model]]\nname = \"m\"\nparams_b = 1.0\nchat_template = \"mistral\"\n";
+        assert!(parse(good, Path::new("ops.toml"), ModelReference::default()).is_ok());
     }
 }

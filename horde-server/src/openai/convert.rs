@@ -34,6 +34,30 @@ pub(crate) struct Template {
     pub(crate) stop: Vec<String>,
 }
 
+impl Template {
+    /// The template of a reference entry: its text, or a built-in's (with the built-in's stop
+    /// sequences unless the entry names its own).
+    pub(crate) fn of(entry: &horde_core::reference::ReferenceEntry) -> Template {
+        let Some(named) = entry.chat_template.as_deref() else {
+            return Template::default();
+        };
+        match chat::built_in(named) {
+            Some((text, stop)) => Template {
+                text: Some(text.to_owned()),
+                stop: if entry.chat_stop.is_empty() {
+                    stop.iter().map(|s| (*s).to_owned()).collect()
+                } else {
+                    entry.chat_stop.clone()
+                },
+            },
+            None => Template {
+                text: Some(named.to_owned()),
+                stop: entry.chat_stop.clone(),
+            },
+        }
+    }
+}
+
 fn bad(param: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::invalid(Rc::ValidationError, param, message)
 }

@@ -219,10 +219,7 @@ async fn chat_completions(
             core.horde()
                 .model_reference()
                 .lookup(one)
-                .map(|entry| Template {
-                    text: entry.chat_template.clone(),
-                    stop: entry.chat_stop.clone(),
-                })
+                .map(Template::of)
                 .unwrap_or_default()
         }),
         _ => Template::default(),

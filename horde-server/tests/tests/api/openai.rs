@@ -173,8 +173,12 @@ async fn a_streamed_chat_shows_the_workers_progress_and_ends_with_the_submitted_
         let (job, prompt) = long_pop(&server, &worker_key, "w", 10)
             .await
             .expect("a job");
+        // The model reference names Llama 3's template for this model.
         assert!(
-            prompt.ends_with("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"),
+            prompt.ends_with(
+                "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>\
+                 <|start_header_id|>assistant<|end_header_id|>\n\n"
+            ),
             "{prompt}"
         );
         let first = progress(&server, &worker_key, &job, 0, "Hel").await;
