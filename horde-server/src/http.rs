@@ -150,6 +150,11 @@ pub async fn serve_connections(
             () = &mut stop => break,
         };
         while connections.try_join_next().is_some() {}
+        // Small writes (a streamed token, a long poll's answer) go out at once, not after the
+        // peer's delayed acknowledgement of the previous one (up to 40 ms on Linux).
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, %addr, "cannot turn off Nagle's algorithm");
+        }
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             tokio::spawn(refuse(stream));
             continue;
