@@ -96,14 +96,21 @@ pub(crate) async fn stream(
     Ok(sse(native_events(state, follower)))
 }
 
-/// An SSE answer of `events`, with keep-alive comments.
+/// An SSE answer of `events`, with keep-alive comments, unbuffered by proxies that honour
+/// `X-Accel-Buffering`.
 pub(crate) fn sse<S>(events: S) -> Response
 where
     S: Stream<Item = Result<Event, Infallible>> + Send + 'static,
 {
-    Sse::new(events)
+    let mut response = Sse::new(events)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
-        .into_response()
+        .into_response();
+    // nginx would otherwise buffer the events it relays.
+    response.headers_mut().insert(
+        axum::http::HeaderName::from_static("x-accel-buffering"),
+        axum::http::HeaderValue::from_static("no"),
+    );
+    response
 }
 
 fn native_events(
