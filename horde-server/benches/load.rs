@@ -25,8 +25,12 @@ use horde_server::ops;
 use horde_server::{serve, Clock, Config, Driver};
 use hyper::Method;
 use parking_lot::Mutex;
+
+use args::{arg, text_arg};
 use serde_json::{json, Value};
 
+#[path = "support/args.rs"]
+mod args;
 #[path = "support/lean.rs"]
 mod lean;
 #[path = "support/soak.rs"]
@@ -55,23 +59,6 @@ impl Latencies {
 }
 
 const ENDPOINTS: [&str; 4] = ["async", "pop", "submit", "status"];
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn text_arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-}
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {

@@ -14,14 +14,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+#[path = "support/args.rs"]
+mod args;
+
+use args::arg;
 
 /// The server process, killed when dropped.
 struct Server(Child);

@@ -1,7 +1,7 @@
 //! Reading a backend's server-sent events (OpenAI-compatible `stream: true`, KoboldCpp's
 //! `/api/extra/generate/stream`): the `data:` field of each event, in order, within a bound.
 
-use super::{sorted_failure, BackendError};
+use super::{send_failure, sorted_failure, BackendError};
 
 /// The most bytes a stream may bring (far beyond what 4,096 tokens make).
 pub(super) const STREAM_MAX_BYTES: usize = 1024 * 1024;
@@ -10,13 +10,7 @@ pub(super) const STREAM_MAX_BYTES: usize = 1024 * 1024;
 pub(super) async fn send(
     request: reqwest::RequestBuilder,
 ) -> Result<reqwest::Response, BackendError> {
-    let response = request.send().await.map_err(|e| {
-        if e.is_connect() || e.is_timeout() {
-            BackendError::Unreachable(e.to_string())
-        } else {
-            BackendError::Failed(format!("the backend's answer broke off: {e}"))
-        }
-    })?;
+    let response = request.send().await.map_err(send_failure)?;
     let status = response.status();
     if !status.is_success() {
         let bytes = response.bytes().await.unwrap_or_default();

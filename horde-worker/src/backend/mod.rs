@@ -145,13 +145,7 @@ async fn within<T>(
 
 /// Sends `request` and reads a JSON answer, sorting failures into [`BackendError`]s.
 async fn call_json(request: reqwest::RequestBuilder) -> Result<Value, BackendError> {
-    let response = request.send().await.map_err(|e| {
-        if e.is_connect() || e.is_timeout() {
-            BackendError::Unreachable(e.to_string())
-        } else {
-            BackendError::Failed(format!("the backend's answer broke off: {e}"))
-        }
-    })?;
+    let response = request.send().await.map_err(send_failure)?;
     let status = response.status();
     if status == reqwest::StatusCode::SERVICE_UNAVAILABLE
         || status == reqwest::StatusCode::TOO_MANY_REQUESTS
@@ -167,6 +161,16 @@ async fn call_json(request: reqwest::RequestBuilder) -> Result<Value, BackendErr
     }
     serde_json::from_slice(&bytes)
         .map_err(|e| BackendError::Failed(format!("the backend's answer is not JSON: {e}")))
+}
+
+/// The error of a request that got no answer: unreachable (no connection, a timeout), or an
+/// answer that broke off.
+fn send_failure(e: reqwest::Error) -> BackendError {
+    if e.is_connect() || e.is_timeout() {
+        BackendError::Unreachable(e.to_string())
+    } else {
+        BackendError::Failed(format!("the backend's answer broke off: {e}"))
+    }
 }
 
 /// The error of an answer with a failing `status` and `body`: busy (503, 429), refused (another
