@@ -84,14 +84,16 @@ pub(crate) async fn stream(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = RequestId(parse_uuid(&id, Rc::RequestNotFound)?);
-    if state.read(|core, _| core.horde().request(id).is_none()) {
-        return Err(ApiError::not_found(Rc::RequestNotFound, "no such request"));
-    }
-    let mut follower = Follower::new(&state, id, true).map_err(|e| ApiError::TooMany {
-        rc: Rc::RateLimited,
-        message: e.to_string(),
-        retry_after: Some(1),
-    })?;
+    let generations = state
+        .read(|core, _| core.horde().request(id).map(|(spec, _)| spec.params.n))
+        .ok_or_else(|| ApiError::not_found(Rc::RequestNotFound, "no such request"))?;
+    // One generation streams its text; several only their end (whose text would interleave).
+    let mut follower =
+        Follower::new(&state, id, generations == 1).map_err(|e| ApiError::TooMany {
+            rc: Rc::RateLimited,
+            message: e.to_string(),
+            retry_after: Some(1),
+        })?;
     follower.keep_on_drop();
     Ok(sse(native_events(state, follower)))
 }

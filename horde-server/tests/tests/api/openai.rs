@@ -443,3 +443,54 @@ async fn a_horde_native_stream_shows_text_then_the_status() {
         "WrongCredentials",
     );
 }
+
+#[tokio::test]
+async fn a_stream_of_several_generations_shows_only_their_end() {
+    let server = TestServer::start().await;
+    let (_, worker_key) = server.register("worker").await;
+    let (_, client_key) = server.register("client").await;
+    let (status, body) = server
+        .post(
+            "/generate/text/async",
+            Some(&client_key),
+            json!({ "prompt": "Hello", "params": { "n": 2, "max_length": 80 }, "models": [MODEL] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    let mut response = server
+        .client
+        .get(format!("{}/generate/text/stream/{id}", server.base))
+        .send()
+        .await
+        .unwrap();
+    for (name, text) in [("a", "First."), ("b", "Second.")] {
+        let (job, _) = long_pop(&server, &worker_key, name, 10)
+            .await
+            .expect("a job");
+        let answer = progress(&server, &worker_key, &job, 0, "Fir").await;
+        assert_eq!(answer["listening"], false, "{answer}");
+        assert_eq!(
+            submit(&server, &worker_key, &job, text).await.0,
+            StatusCode::OK
+        );
+    }
+    let read = async {
+        let mut text = String::new();
+        while let Some(chunk) = response.chunk().await.unwrap() {
+            text.push_str(std::str::from_utf8(&chunk).unwrap());
+            if text.contains("event: done") {
+                break;
+            }
+        }
+        text
+    };
+    let text = tokio::time::timeout(Duration::from_secs(30), read)
+        .await
+        .unwrap();
+    assert!(!text.contains("event: text"), "{text}");
+    assert!(
+        text.contains("First.") && text.contains("Second."),
+        "{text}"
+    );
+}
