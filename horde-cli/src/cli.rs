@@ -62,6 +62,7 @@ pub(crate) enum Command {
         /// The receiver, as `alias#id`.
         user: String,
         /// How many kudos (up to three decimals).
+        #[arg(allow_negative_numbers = true)]
         amount: f64,
         /// Do not ask for confirmation.
         #[arg(long, short)]

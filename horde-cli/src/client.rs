@@ -89,7 +89,7 @@ impl Client {
 }
 
 /// What to do next after an error, where we can tell.
-fn hint(status: StatusCode, rc: &str, has_key: bool) -> String {
+pub(crate) fn hint(status: StatusCode, rc: &str, has_key: bool) -> String {
     let text = match (status.as_u16(), rc) {
         (401, _) if has_key => {
             "the API key is not valid on this horde: check --api-key, HORDE_API_KEY or the \

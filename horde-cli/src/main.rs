@@ -50,12 +50,19 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             Shell::Zsh => clap_complete::Shell::Zsh,
             Shell::Fish => clap_complete::Shell::Fish,
         };
-        clap_complete::generate(
-            shell,
-            &mut Cli::command(),
-            "horde-cli",
-            &mut std::io::stdout(),
-        );
+        // Written whole, and a reader that stops early (`| head -1`) ends it quietly.
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "horde-cli", &mut script);
+        let mut out = std::io::stdout();
+        if let Err(e) = std::io::Write::write_all(&mut out, &script)
+            .and_then(|()| std::io::Write::flush(&mut out))
+        {
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
+                return Err(CliError::Usage(format!(
+                    "cannot write the completions: {e}"
+                )));
+            }
+        }
         return Ok(());
     }
     let settings = Settings::resolve(&cli.global)?;

@@ -32,6 +32,22 @@ pub(crate) fn or_dash(value: Option<impl std::fmt::Display>) -> String {
     value.map_or_else(|| "-".into(), |v| v.to_string())
 }
 
+/// A duration in human units, to two of them: `45s`, `3m 20s`, `2h 5m`, `4d 3h`.
+pub(crate) fn age(secs: u64) -> String {
+    let (days, hours, minutes, seconds) = (
+        secs / 86_400,
+        secs % 86_400 / 3_600,
+        secs % 3_600 / 60,
+        secs % 60,
+    );
+    match (days, hours, minutes) {
+        (0, 0, 0) => format!("{seconds}s"),
+        (0, 0, _) => format!("{minutes}m {seconds}s"),
+        (0, _, _) => format!("{hours}h {minutes}m"),
+        _ => format!("{days}d {hours}h"),
+    }
+}
+
 /// `yes` or `no`.
 pub(crate) fn yes_no(value: bool) -> String {
     if value { "yes" } else { "no" }.into()
@@ -79,5 +95,19 @@ pub(crate) fn fields(pairs: &[(&str, String)]) {
     for (label, value) in pairs {
         let pad = width - label.chars().count();
         println!("{}{}  {value}", bold(label), " ".repeat(pad));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_are_shown_in_two_human_units() {
+        assert_eq!(age(45), "45s");
+        assert_eq!(age(200), "3m 20s");
+        assert_eq!(age(7_500), "2h 5m");
+        assert_eq!(age(356_400), "4d 3h");
+        assert_eq!(age(1_796_493_041), "20792d 17h");
     }
 }

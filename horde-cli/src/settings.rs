@@ -151,6 +151,18 @@ impl Settings {
                 "the horde URL {url:?} must start with http:// or https://"
             )));
         }
+        // An empty key is a mistake (`HORDE_API_KEY=`), not a wish to be anonymous.
+        if global
+            .api_key
+            .as_deref()
+            .is_some_and(|key| key.trim().is_empty())
+        {
+            return Err(CliError::Usage(
+                "the API key is empty (is HORDE_API_KEY set to nothing?): give a key, or unset it \
+                 to act as the anonymous account"
+                    .into(),
+            ));
+        }
         Ok(Settings {
             url,
             api_key: global.api_key.clone().or(stored.api_key),
@@ -158,6 +170,15 @@ impl Settings {
             config_path,
             json: global.json,
         })
+    }
+
+    /// The key this profile of the config file holds, if any.
+    pub(crate) fn saved_key(&self) -> Result<Option<String>, CliError> {
+        let file = ConfigFile::load(&self.config_path)?;
+        Ok(file
+            .profiles
+            .get(&self.profile)
+            .and_then(|profile| profile.api_key.clone()))
     }
 
     /// Saves `api_key` (and the URL) in this profile of the config file.

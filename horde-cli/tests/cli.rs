@@ -159,6 +159,22 @@ async fn register_balance_and_transfers_with_their_refusals() {
     }
     let me = horde.cli(&["whoami", "--json"], &[]).await;
     assert_eq!(me.assert_ok().json()["username"], "admin#1");
+    // A saved key is never overwritten, and nothing is registered when --save would.
+    horde
+        .cli(&["register", "second", "--save"], &[])
+        .await
+        .assert_fails(2, "already holds a key");
+    assert_eq!(std::fs::read_to_string(horde.config_path()).unwrap(), saved);
+    let users = horde
+        .http
+        .get(format!("{}/api/v2/users", horde.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!users.contains("second"), "{users}");
     let plain = horde.cli(&["whoami"], &[]).await;
     assert!(plain.assert_ok().stdout.contains("admin#1"));
 
@@ -212,6 +228,21 @@ async fn register_balance_and_transfers_with_their_refusals() {
         .cli(&["transfer", "bob#3", "1"], &[])
         .await
         .assert_fails(2, "--yes");
+    // More than is held is refused before anything is asked (no --yes, no terminal).
+    horde
+        .cli(&["transfer", "bob#3", "1000"], &[])
+        .await
+        .assert_fails(1, "KudosTransferNotEnough");
+    // A negative amount is an amount, refused as one (not an unknown flag).
+    horde
+        .cli(&["transfer", "bob#3", "-1", "--yes"], &[])
+        .await
+        .assert_fails(2, "above 0");
+    // An empty key is a mistake, not the anonymous account.
+    horde
+        .cli(&["balance"], &[("HORDE_API_KEY", "")])
+        .await
+        .assert_fails(2, "API key is empty");
     // Anonymous (an empty profile) cannot send.
     let mut anonymous = base_command(&horde.dir.path().join("none.toml"));
     anonymous.args(["--url", &horde.url, "transfer", "bob#3", "1", "--yes"]);
@@ -236,6 +267,20 @@ async fn register_balance_and_transfers_with_their_refusals() {
     assert_eq!(users[0]["username"], "admin#1");
     let shown = horde.cli(&["user", "show", "bob#3", "--json"], &[]).await;
     assert_eq!(shown.assert_ok().json()["kudos"], 13);
+    let plain = horde.cli(&["user", "show", "bob#3"], &[]).await;
+    assert!(
+        plain.assert_ok().stdout.contains("account age"),
+        "{}",
+        plain.stdout
+    );
+
+    // Without a terminal nothing is asked: the key is shown, with where to keep it.
+    let shown = horde.cli(&["register", "third"], &[]).await;
+    let stdout = &shown.assert_ok().stdout;
+    assert!(
+        stdout.contains("API key: ") && stdout.contains("api_key = "),
+        "{stdout}"
+    );
 }
 
 /// A worker the test runs: pops for `MODEL` and submits `text`, until stopped.
@@ -326,6 +371,9 @@ async fn generate_waits_for_a_worker_and_prints_the_text() {
     let status = status.assert_ok().json();
     assert_eq!(status["waiting"], 1);
     assert_eq!(status["done"], false);
+    let cancelled = horde.cli(&["cancel", &id], &[]).await;
+    let said = &cancelled.assert_ok().stdout;
+    assert!(said.contains(&format!("cancelled request {id}")), "{said}");
     let cancelled = horde.cli(&["cancel", &id, "--json"], &[]).await;
     assert_eq!(cancelled.assert_ok().json()["done"], true);
     let plain = horde.cli(&["status", &id], &[]).await;
@@ -537,6 +585,19 @@ async fn completions_are_printed_for_each_shell() {
         let done = run(command).await;
         done.assert_ok();
         assert!(done.stdout.contains("horde-cli"), "{shell}");
+        // A reader that is gone before the script is written (`| head -1` that finished):
+        // a quiet success, not a panic.
+        let mut command = base_command(Path::new("/nonexistent/cli.toml"));
+        command
+            .args(["completions", shell])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        drop(child.stdout.take());
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{shell}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{shell}: {stderr}");
     }
 }
 

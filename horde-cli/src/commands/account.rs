@@ -19,23 +19,22 @@ pub(crate) async fn register(
     name: &str,
     save: bool,
 ) -> Result<(), CliError> {
+    // A saved key is never overwritten: refused before anything is registered.
+    let holds_key = settings.saved_key()?.is_some();
+    if save && holds_key {
+        return Err(CliError::Usage(format!(
+            "profile {:?} of {} already holds a key, which --save would overwrite; nothing was \
+             registered. Use another profile (--profile NAME --save) or remove that key first",
+            settings.profile,
+            settings.config_path.display()
+        )));
+    }
     let answer = client.ask(client.api().register(name)).await?;
     let key = answer.api_key.clone();
-    let save = save
-        || (!settings.json
-            && std::io::stdin().is_terminal()
-            && confirm(
-                &format!(
-                    "Save the key in profile {:?} of {}?",
-                    settings.profile,
-                    settings.config_path.display()
-                ),
-                "--save",
-            )?);
-    if save {
-        settings.save_key(&key)?;
-    }
     if settings.json {
+        if save {
+            settings.save_key(&key)?;
+        }
         /// `register --json`: the answer, and whether the key was saved.
         #[derive(Serialize)]
         struct Shown {
@@ -49,17 +48,35 @@ pub(crate) async fn register(
         });
         return Ok(());
     }
+    // The key is shown before anything is asked: an interrupted question loses nothing.
     println!("Registered {}.", answer.username);
     println!("API key: {key}");
     println!("This is the only time the horde shows it.");
+    let save = save
+        || (!holds_key
+            && std::io::stdin().is_terminal()
+            && confirm(
+                &format!(
+                    "Save the key in profile {:?} of {}?",
+                    settings.profile,
+                    settings.config_path.display()
+                ),
+                "--save",
+            )?);
     if save {
+        settings.save_key(&key)?;
         println!(
             "Saved in profile {:?} of {}.",
             settings.profile,
             settings.config_path.display()
         );
     } else {
-        println!("Keep it: pass it as --api-key, set HORDE_API_KEY, or rerun with --save.");
+        println!(
+            "Keep it: pass it as --api-key, set HORDE_API_KEY, or write it as api_key = \"…\" \
+             under [profiles.{}] in {} (registering again would make another account).",
+            settings.profile,
+            settings.config_path.display()
+        );
     }
     Ok(())
 }
@@ -130,7 +147,7 @@ fn print_user(user: &UserDetails) {
             "tokens generated",
             user.records.contribution.tokens.to_string(),
         ),
-        ("account age (s)", user.account_age.to_string()),
+        ("account age", output::age(user.account_age)),
     ]);
     print_details(&user.kudos_details);
 }
@@ -155,6 +172,22 @@ pub(crate) async fn transfer(
         ));
     }
     let sender = me(client).await?;
+    // Refused before anything is asked: the horde would refuse it too.
+    if sender.kudos.as_f64() < amount {
+        return Err(CliError::Server {
+            status: 400,
+            rc: "KudosTransferNotEnough".into(),
+            message: format!(
+                "{} holds {} kudos, less than the {amount} to give",
+                sender.username, sender.kudos
+            ),
+            hint: crate::client::hint(
+                horde_api::StatusCode::BAD_REQUEST,
+                "KudosTransferNotEnough",
+                true,
+            ),
+        });
+    }
     let receiver = lookup_user(client, user).await?;
     if !yes
         && !confirm(
@@ -275,10 +308,10 @@ pub(crate) async fn users_list(
                 u.username.clone(),
                 u.kudos.to_string(),
                 u.worker_count.to_string(),
-                u.account_age.to_string(),
+                output::age(u.account_age),
             ]
         })
         .collect();
-    output::table(&["USER", "KUDOS", "WORKERS", "AGE (S)"], &rows);
+    output::table(&["USER", "KUDOS", "WORKERS", "AGE"], &rows);
     Ok(())
 }

@@ -291,6 +291,12 @@ pub(crate) async fn status(client: &Client, settings: &Settings, id: &str) -> Re
 
 pub(crate) async fn cancel(client: &Client, settings: &Settings, id: &str) -> Result<(), CliError> {
     let status = client.ask(client.api().cancel(id)).await?;
+    if !settings.json {
+        println!(
+            "cancelled request {id} ({} generation(s) finished before stay paid)",
+            status.finished
+        );
+    }
     print_status(settings, id, status);
     Ok(())
 }

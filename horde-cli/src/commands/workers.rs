@@ -90,7 +90,7 @@ pub(crate) async fn show(
         ("threads", w.threads.to_string()),
         ("jobs done", w.requests_fulfilled.to_string()),
         ("kudos", w.kudos_rewards.to_string()),
-        ("uptime (s)", w.uptime.to_string()),
+        ("uptime", output::age(w.uptime)),
         ("performance", w.performance.clone()),
         ("bridge", w.bridge_agent.clone()),
         ("info", w.info.clone()),
