@@ -8,7 +8,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::backends::{koboldcpp, openai};
-use crate::support::{assert_paid_exactly, worker_args, Backend, Behavior, Horde, Worker};
+use crate::support::{
+    assert_paid_exactly, eventually, worker_args, Backend, Behavior, Horde, Worker, MODEL,
+};
 
 /// Reads the horde-native stream of request `id` to its end: its `text` events and its last
 /// event's name.
@@ -93,4 +95,63 @@ async fn text_streams_from_either_backend_to_the_requester_as_it_is_generated() 
         assert_eq!(done[0]["tokens"], 9, "{kind}");
         assert_paid_exactly(&horde, &owner, &client, &done).await;
     }
+}
+
+#[tokio::test]
+async fn a_requester_who_leaves_stops_the_generation_and_nothing_is_paid() {
+    let horde = Horde::start().await;
+    let (_, owner) = horde.register("owner").await;
+    let (_, client) = horde.register("client").await;
+    let backend = Backend::start(koboldcpp).await;
+    backend.behave(Behavior {
+        stream_gap: Duration::from_millis(200),
+        text: "one two three four five six seven eight nine ten eleven twelve thirteen \
+               fourteen fifteen sixteen seventeen eighteen nineteen twenty"
+            .into(),
+        ..Behavior::default()
+    });
+    let worker = Worker::start(&worker_args(&horde, &owner, "leftalone", &backend.url));
+    let http = reqwest::Client::new();
+    let models_url = format!("{}/v1/models", horde.url);
+    eventually(
+        "the worker to be online",
+        Duration::from_secs(30),
+        || async {
+            let models: Value = http.get(&models_url).send().await.ok()?.json().await.ok()?;
+            (models["data"][0]["id"] == MODEL).then_some(())
+        },
+    )
+    .await;
+    let mut response = http
+        .post(format!("{}/v1/completions", horde.url))
+        .bearer_auth(&client)
+        .json(&json!({
+            "model": MODEL, "prompt": "Count:", "max_tokens": 64, "stream": true
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // The first words arrive; then the requester goes away.
+    let first = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let chunk = response.chunk().await.unwrap().expect("a chunk");
+            let text = String::from_utf8_lossy(&chunk).into_owned();
+            if text.contains("one") {
+                return text;
+            }
+        }
+    })
+    .await
+    .expect("the first words arrived");
+    assert!(first.contains("\"text\":\"one \""), "{first}");
+    drop(response);
+    // The worker hears it at its next progress post, stops KoboldCpp and submits nothing.
+    worker
+        .wait_logged("the requester cancelled", 1, Duration::from_secs(30))
+        .await;
+    assert_eq!(backend.state.seen.lock().aborts.len(), 1);
+    assert!(worker.logged("job done").is_empty());
+    assert_eq!(horde.kudos(&owner).await, 0.0);
+    assert_eq!(horde.kudos(&client).await, 0.0);
 }
