@@ -42,6 +42,8 @@ fn main() -> ExitCode {
             worker.run().await.map(drop)
         }
     });
+    // Whatever still hangs (a lookup of a host that never answers) does not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),

@@ -39,6 +39,11 @@ const LONG_POLL_SECS: u32 = 20;
 const STOP_GRACE: Duration = Duration::from_secs(1);
 /// An empty answer faster than this did not wait: the horde has no long poll.
 const LONG_POLL_HELD: Duration = Duration::from_secs(LONG_POLL_SECS as u64 / 2);
+/// How long a job may run when the horde gives it no deadline (`ttl`).
+const UNBOUNDED_JOB_LIMIT: Duration = Duration::from_secs(10 * 60);
+/// How long the worker may take to end after the second stop signal, whatever hangs (a
+/// backend that never answers its abort, a horde that never takes the faulted submit).
+const ABANDON_LIMIT: Duration = Duration::from_secs(15);
 /// The horde's defaults for a worker that does not say its limits.
 const DEFAULT_MAX_LENGTH: u32 = 512;
 const DEFAULT_MAX_CONTEXT: u32 = 2048;
@@ -223,8 +228,19 @@ impl Worker {
         let loops: Vec<_> = (0..worker.threads)
             .map(|_| tokio::spawn(Arc::clone(&worker).job_loop()))
             .collect();
-        for job_loop in loops {
-            let _ = job_loop.await;
+        let all_ended = async {
+            for job_loop in loops {
+                let _ = job_loop.await;
+            }
+        };
+        tokio::select! {
+            () = all_ended => {}
+            () = worker.abandoned_for(ABANDON_LIMIT) => {
+                tracing::warn!(
+                    "the jobs in flight did not end within {} s of the second signal; exiting",
+                    ABANDON_LIMIT.as_secs()
+                );
+            }
         }
         signals.abort();
         watcher.abort();
@@ -354,6 +370,15 @@ impl Worker {
                 return;
             }
         }
+    }
+
+    /// Resolves once the worker has been abandoning its jobs for `limit`.
+    async fn abandoned_for(&self, limit: Duration) {
+        let mut phase = self.phase.subscribe();
+        if phase.wait_for(|p| *p == Phase::Abandoning).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(limit).await;
     }
 
     /// Returns true if and only if the worker should still pop.
@@ -502,9 +527,8 @@ impl Worker {
     async fn run_job(&self, job: Job, pop_time: Duration) {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
-        let deadline = job
-            .ttl
-            .map(|ttl| started + Duration::from_secs(ttl).saturating_sub(DEADLINE_MARGIN));
+        let time = job.ttl.map_or(UNBOUNDED_JOB_LIMIT, Duration::from_secs);
+        let deadline = started + time.saturating_sub(DEADLINE_MARGIN);
         let genkey = format!("HORDEREQ_{}", job.id);
         let outcome = match self.blacklisted(&job) {
             Some(word) => Outcome::Failed(BackendError::Failed(format!(
@@ -580,9 +604,11 @@ impl Worker {
             .map(String::as_str)
     }
 
-    /// Runs a job on the backend: a busy backend is waited for, a failing one retried up to
-    /// `backend_retries` tries; the deadline and abandonment end it early.
-    async fn generate(&self, job: &Job, genkey: &str, deadline: Option<Instant>) -> Outcome {
+    /// Runs a job on the backend: a busy backend is waited for, one that cannot be reached
+    /// (restarting) is waited for until it is back, a failing one retried up to
+    /// `backend_retries` tries; the deadline, the requester's cancel and abandonment end it
+    /// early.
+    async fn generate(&self, job: &Job, genkey: &str, deadline: Instant) -> Outcome {
         let mut failures = 0;
         let mut busy = Backoff::busy();
         let mut phase = self.phase.subscribe();
@@ -598,13 +624,9 @@ impl Worker {
             ))
         });
         let _stop_posting = AbortOnDrop(poster);
-        let past_deadline = async {
-            match deadline {
-                Some(at) => tokio::time::sleep_until(at.into()).await,
-                None => std::future::pending().await,
-            }
-        };
+        let past_deadline = tokio::time::sleep_until(deadline.into());
         tokio::pin!(past_deadline);
+        let mut backend_up = self.backend_up.subscribe();
         loop {
             let result = tokio::select! {
                 result = self.backend.generate(&job.payload, genkey, &progress) => result,
@@ -624,11 +646,27 @@ impl Worker {
                 // A refusal of this job (e.g. a prompt over the backend's context) cannot
                 // succeed on a retry: fault it now, so the horde gives it to another worker.
                 Err(error @ BackendError::Refused(_)) => return Outcome::Failed(error),
+                // A backend being restarted: the job waits for it (the watcher probes it) until
+                // its deadline, instead of using up its tries in seconds.
+                Err(error @ BackendError::Unreachable(_)) => {
+                    self.backend_is_down(&error);
+                    tracing::warn!(
+                        job = %job.id,
+                        error = %error,
+                        "cannot reach the backend; the job waits for it until its deadline"
+                    );
+                    tokio::select! {
+                        result = backend_up.wait_for(|up| *up) => if result.is_err() {
+                            return Outcome::Failed(error);
+                        },
+                        _ = cancelled.wait_for(|c| *c) => return Outcome::Cancelled,
+                        () = &mut past_deadline => return Outcome::PastDeadline,
+                        _ = phase.wait_for(|p| *p == Phase::Abandoning) => return Outcome::Abandoned,
+                    }
+                    continue;
+                }
                 Err(error) => {
                     failures += 1;
-                    if let BackendError::Unreachable(_) = error {
-                        self.backend_is_down(&error);
-                    }
                     if failures >= self.settings.backend_retries {
                         return Outcome::Failed(error);
                     }

@@ -1,20 +1,15 @@
 //! Reading a backend's server-sent events (OpenAI-compatible `stream: true`, KoboldCpp's
 //! `/api/extra/generate/stream`): the `data:` field of each event, in order, within a bound.
 
-use super::{send_failure, sorted_failure, BackendError};
-
-/// The most bytes a stream may bring (far beyond what 4,096 tokens make).
-pub(super) const STREAM_MAX_BYTES: usize = 1024 * 1024;
+use super::{causes, failed_answer, send_failure, BackendError};
 
 /// Sends `request`, sorting a failure to connect or a failing status into [`BackendError`]s.
 pub(super) async fn send(
     request: reqwest::RequestBuilder,
 ) -> Result<reqwest::Response, BackendError> {
     let response = request.send().await.map_err(send_failure)?;
-    let status = response.status();
-    if !status.is_success() {
-        let bytes = response.bytes().await.unwrap_or_default();
-        return Err(sorted_failure(status, &bytes));
+    if !response.status().is_success() {
+        return Err(failed_answer(response).await);
     }
     Ok(response)
 }
@@ -29,26 +24,27 @@ pub(super) fn is_event_stream(response: &reqwest::Response) -> bool {
 }
 
 /// Calls `on_data` with the data of each event of `response` until it answers true (the
-/// last event) or the stream ends; more than [`STREAM_MAX_BYTES`] in all is a failure.
+/// last event) or the stream ends; more than `cap` bytes in all is a failure.
 pub(super) async fn each_data(
     mut response: reqwest::Response,
+    cap: usize,
     mut on_data: impl FnMut(&str) -> Result<bool, BackendError>,
 ) -> Result<(), BackendError> {
     let mut pending: Vec<u8> = Vec::new();
     let mut total = 0usize;
     loop {
-        let chunk = response
-            .chunk()
-            .await
-            .map_err(|e| BackendError::Failed(format!("the backend's stream broke off: {e}")))?;
+        let chunk = response.chunk().await.map_err(|e| {
+            BackendError::Failed(format!("the backend's stream broke off: {}", causes(&e)))
+        })?;
         let Some(chunk) = chunk else {
             return Ok(());
         };
         total += chunk.len();
-        if total > STREAM_MAX_BYTES {
-            return Err(BackendError::Failed(
-                "the backend's stream went on beyond 1 MiB".into(),
-            ));
+        if total > cap {
+            return Err(BackendError::Failed(format!(
+                "the backend's stream went on beyond {} KiB; it is not read further",
+                cap / 1024
+            )));
         }
         pending.extend_from_slice(&chunk);
         while let Some(end) = pending.iter().position(|&b| b == b'\n') {

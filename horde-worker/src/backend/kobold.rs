@@ -10,7 +10,10 @@ use horde_api::Payload;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{call_json, events, seed_for, whole, BackendError, BackendInfo, Generated, Progress};
+use super::{
+    call_json, call_json_within, events, generation_cap, seed_for, whole, BackendError,
+    BackendInfo, Generated, Progress,
+};
 
 /// The generate fields of the KoboldAI API that a horde payload may carry.
 const KOBOLD_FIELDS: [&str; 21] = [
@@ -139,7 +142,8 @@ impl Kobold {
                 .http
                 .post(format!("{}/api/extra/generate/stream", self.base))
                 .json(&body);
-            let (text, tokens) = stream_tokens(request, progress).await?;
+            let cap = generation_cap(payload.max_length);
+            let (text, tokens) = stream_tokens(request, cap, progress).await?;
             return Ok(Generated {
                 text,
                 tokens,
@@ -150,7 +154,7 @@ impl Kobold {
             .http
             .post(format!("{}/api/v1/generate", self.base))
             .json(&body);
-        let answer = call_json(request).await?;
+        let answer = call_json_within(request, generation_cap(payload.max_length)).await?;
         let text = answer["results"][0]["text"].as_str().ok_or_else(|| {
             BackendError::Failed(format!(
                 "the generate answer has no results[0].text: {}",
@@ -191,9 +195,10 @@ struct StreamEvent {
 /// Reads KoboldCpp's stream (`event: message` with `data: {"token", "finish_reason"}`),
 /// keeping the text so far in `progress`: the whole text (the tokens joined, as its
 /// `/api/v1/generate` answers the same request) and the events that carried text (one token
-/// each).
+/// each); at most `cap` bytes.
 async fn stream_tokens(
     request: reqwest::RequestBuilder,
+    cap: usize,
     progress: &Progress,
 ) -> Result<(String, Option<u32>), BackendError> {
     let response = events::send(request).await?;
@@ -204,7 +209,7 @@ async fn stream_tokens(
     }
     let mut text = String::new();
     let mut tokens: u32 = 0;
-    events::each_data(response, |data| {
+    events::each_data(response, cap, |data| {
         let event: StreamEvent = serde_json::from_str(data).map_err(|e| {
             BackendError::Failed(format!(
                 "the backend's stream is not understood ({e}): {data}"

@@ -120,7 +120,13 @@ impl Backend {
     /// ignored (the job is being given up anyway).
     pub(crate) async fn abort(&self, genkey: &str) {
         if let Backend::Kobold(kobold) = self {
-            kobold.abort(genkey).await;
+            // A backend that hangs must not hold a worker that is stopping.
+            if tokio::time::timeout(HEALTH_TIMEOUT, kobold.abort(genkey))
+                .await
+                .is_err()
+            {
+                tracing::debug!("the backend's abort did not answer in time");
+            }
         }
     }
 }
@@ -143,33 +149,86 @@ async fn within<T>(
     })
 }
 
-/// Sends `request` and reads a JSON answer, sorting failures into [`BackendError`]s.
+/// The most bytes of an answer that is not a generation (a model list, a config value).
+const INFO_MAX_BYTES: usize = 1024 * 1024;
+/// The most bytes of an error answer the worker reads (it shows the first 300 characters).
+const ERROR_MAX_BYTES: usize = 64 * 1024;
+/// Tokens generated when a payload does not say (the horde's default).
+pub(super) const DEFAULT_MAX_LENGTH: u32 = 80;
+
+/// The most bytes a generation's answer (JSON, or a stream of events) may take for a job of
+/// `max_length` tokens: 1 KiB per token (a token is a few bytes of text; JSON escapes and a
+/// stream's framing around each token multiply that) and 64 KiB more. A backend that sends
+/// more is cut off: its answer is not held, let alone submitted.
+pub(crate) fn generation_cap(max_length: u32) -> usize {
+    let tokens = if max_length == 0 {
+        DEFAULT_MAX_LENGTH
+    } else {
+        max_length
+    };
+    64 * 1024 + tokens as usize * 1024
+}
+
+/// Reads `response`'s body, at most `cap` bytes of it.
+async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Vec<u8>, BackendError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| {
+        BackendError::Failed(format!("the backend's answer broke off: {}", causes(&e)))
+    })? {
+        if body.len() + chunk.len() > cap {
+            return Err(BackendError::Failed(format!(
+                "the backend's answer went on beyond {} KiB; it is not read further",
+                cap / 1024
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Sends `request` and reads a JSON answer that is not a generation (at most
+/// [`INFO_MAX_BYTES`]), sorting failures into [`BackendError`]s.
 async fn call_json(request: reqwest::RequestBuilder) -> Result<Value, BackendError> {
+    call_json_within(request, INFO_MAX_BYTES).await
+}
+
+/// Sends `request` and reads a JSON answer of at most `cap` bytes, sorting failures into
+/// [`BackendError`]s.
+async fn call_json_within(
+    request: reqwest::RequestBuilder,
+    cap: usize,
+) -> Result<Value, BackendError> {
     let response = request.send().await.map_err(send_failure)?;
     let status = response.status();
-    if status == reqwest::StatusCode::SERVICE_UNAVAILABLE
-        || status == reqwest::StatusCode::TOO_MANY_REQUESTS
-    {
-        return Err(BackendError::Busy);
-    }
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|e| BackendError::Failed(format!("the backend's answer broke off: {e}")))?;
     if !status.is_success() {
-        return Err(sorted_failure(status, &bytes));
+        return Err(failed_answer(response).await);
     }
+    let bytes = read_capped(response, cap).await?;
     serde_json::from_slice(&bytes)
         .map_err(|e| BackendError::Failed(format!("the backend's answer is not JSON: {e}")))
+}
+
+/// The error of an answer with a failing status, from its first bytes.
+async fn failed_answer(response: reqwest::Response) -> BackendError {
+    let status = response.status();
+    let body = read_capped(response, ERROR_MAX_BYTES)
+        .await
+        .unwrap_or_default();
+    sorted_failure(status, &body)
+}
+
+/// `error` with its causes ("connection refused", not only "error sending request").
+fn causes(error: &reqwest::Error) -> String {
+    horde_api::with_causes(error)
 }
 
 /// The error of a request that got no answer: unreachable (no connection, a timeout), or an
 /// answer that broke off.
 fn send_failure(e: reqwest::Error) -> BackendError {
     if e.is_connect() || e.is_timeout() {
-        BackendError::Unreachable(e.to_string())
+        BackendError::Unreachable(causes(&e))
     } else {
-        BackendError::Failed(format!("the backend's answer broke off: {e}"))
+        BackendError::Failed(format!("the backend's answer broke off: {}", causes(&e)))
     }
 }
 

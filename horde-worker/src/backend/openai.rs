@@ -11,10 +11,10 @@
 use horde_api::Payload;
 use serde::{Deserialize, Serialize};
 
-use super::{call_json, events, seed_for, whole, BackendError, BackendInfo, Generated, Progress};
-
-/// Tokens generated when the payload does not say (the horde's default).
-const DEFAULT_MAX_LENGTH: u32 = 80;
+use super::{
+    call_json, call_json_within, events, generation_cap, read_capped, seed_for, whole,
+    BackendError, BackendInfo, Generated, Progress, DEFAULT_MAX_LENGTH,
+};
 
 /// `POST /v1/completions`, as far as a horde job fills it.
 #[derive(Debug, PartialEq, Serialize)]
@@ -130,7 +130,8 @@ impl OpenAi {
                 .http
                 .post(format!("{}/completions", self.base))
                 .json(&body);
-            let (text, tokens) = stream_text(request, progress).await?;
+            let cap = generation_cap(payload.max_length);
+            let (text, tokens) = stream_text(request, cap, progress).await?;
             return Ok(Generated {
                 text,
                 tokens,
@@ -141,7 +142,7 @@ impl OpenAi {
             .http
             .post(format!("{}/completions", self.base))
             .json(&body);
-        let answer = call_json(request).await?;
+        let answer = call_json_within(request, generation_cap(payload.max_length)).await?;
         let shown = answer.to_string().chars().take(300).collect::<String>();
         let answer: CompletionAnswer = serde_json::from_value(answer).map_err(|e| {
             BackendError::Failed(format!("the completion is not understood ({e}): {shown}"))
@@ -178,18 +179,16 @@ struct StreamChunk {
 /// Sends a streaming completion and reads its events (`data: {...}`, then `data: [DONE]`),
 /// keeping the text so far in `progress`; the whole text at the end, and the tokens
 /// generated: the server's `usage` where a chunk has one, else the chunks that carried text
-/// (these servers send one token per chunk). A server that answers with plain JSON instead is
+/// (these servers send one token per chunk); at most `cap` bytes. A server that answers with plain JSON instead is
 /// read as an ordinary completion.
 async fn stream_text(
     request: reqwest::RequestBuilder,
+    cap: usize,
     progress: &Progress,
 ) -> Result<(String, Option<u32>), BackendError> {
     let response = events::send(request).await?;
     if !events::is_event_stream(&response) {
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| BackendError::Failed(format!("the backend's answer broke off: {e}")))?;
+        let bytes = read_capped(response, cap).await?;
         let answer: CompletionAnswer = serde_json::from_slice(&bytes)
             .map_err(|e| BackendError::Failed(format!("the completion is not understood: {e}")))?;
         let tokens = answer
@@ -208,7 +207,7 @@ async fn stream_text(
     let mut text = String::new();
     let mut chunks: u32 = 0;
     let mut usage: Option<u32> = None;
-    events::each_data(response, |data| {
+    events::each_data(response, cap, |data| {
         if data == "[DONE]" {
             return Ok(true);
         }

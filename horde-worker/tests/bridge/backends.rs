@@ -152,6 +152,11 @@ async fn generate_cpp(state: State<Arc<BackendState>>, body: Json<Value>) -> Res
 /// text with `data: {"token": "...", "finish_reason": null}`, the last with its finish reason.
 async fn stream_cpp(state: State<Arc<BackendState>>, body: Json<Value>) -> Response {
     let gap = state.behavior.lock().stream_gap;
+    if state.behavior.lock().endless {
+        state.seen.lock().generates.push(body.0);
+        let piece = "event: message\ndata: {\"token\": \"more \", \"finish_reason\": null}\n\n";
+        return endless("text/event-stream", "", piece);
+    }
     let answer = generate_cpp(state, body).await;
     if !answer.status().is_success() {
         return answer;
@@ -187,6 +192,18 @@ fn event_stream(events: Vec<String>, gap: Duration) -> Response {
         .into_response()
 }
 
+/// An answer that never ends: `head`, then `piece` again and again, as fast as it is read.
+fn endless(content_type: &'static str, head: &'static str, piece: &'static str) -> Response {
+    use futures_util::StreamExt;
+    let head = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(head) });
+    let rest = futures_util::stream::repeat_with(move || Ok(piece));
+    (
+        [("content-type", content_type)],
+        axum::body::Body::from_stream(head.chain(rest)),
+    )
+        .into_response()
+}
+
 /// Refuses unknown keys with 422, as KoboldAI does; otherwise generates.
 async fn generate(
     State(state): State<Arc<BackendState>>,
@@ -204,6 +221,9 @@ async fn generate(
         return (StatusCode::UNPROCESSABLE_ENTITY, Json(detail)).into_response();
     }
     state.seen.lock().generates.push(body);
+    if state.behavior.lock().endless {
+        return endless("application/json", "{\"results\": [{\"text\": \"", "more ");
+    }
     match state.generate().await {
         Ok(text) => Json(json!({ "results": [{ "text": text }] })).into_response(),
         Err(status) => status_answer(status),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::backends::koboldcpp;
+use crate::backends::{kobold_united, koboldcpp};
 use crate::support::{eventually, worker_args, Backend, Behavior, Freezer, Horde, Worker};
 
 const SECS_30: Duration = Duration::from_secs(30);
@@ -178,4 +178,101 @@ async fn a_hung_backend_is_noticed_and_a_stop_still_stops_the_worker() {
     assert!(exited.success(), "{exited:?}");
     let status = horde.status(&id).await;
     assert_eq!(status["processing"], json!(0), "a job was taken: {status}");
+}
+
+/// A backend whose answer never ends — a JSON body (KoboldAI) or an event stream (KoboldCpp) —
+/// is cut off at the job's bound: the job is faulted, nothing of it is submitted, and the
+/// worker's memory stays small (it used to hold a 300 MB answer and submit it whole).
+#[tokio::test]
+async fn an_endless_answer_is_cut_off_and_the_job_faulted() {
+    for (routes, kind) in [(kobold_united as fn(_) -> _, "JSON"), (koboldcpp, "stream")] {
+        let horde = Horde::start().await;
+        let (_, owner) = horde.register("owner").await;
+        let backend = Backend::start(routes).await;
+        backend.behave(Behavior {
+            endless: true,
+            ..Behavior::default()
+        });
+        let id = horde
+            .request(&owner, "Go on", json!({ "max_length": 20 }))
+            .await;
+        let mut args = worker_args(&horde, &owner, "w", &backend.url);
+        args.extend(["--backend-retries", "1"]);
+        let mut worker = Worker::start(&args);
+        let failed = worker.wait_logged("job failed", 1, SECS_30).await;
+        let error = failed[0]["error"].as_str().unwrap();
+        assert!(error.contains("went on beyond 84 KiB"), "{kind}: {error}");
+        let rss_mib = worker.rss_kib() / 1024;
+        assert!(rss_mib < 100, "{kind}: the worker holds {rss_mib} MiB");
+        worker.signal("TERM");
+        assert!(worker.exited(SECS_30).await.success());
+        let status = horde.status(&id).await;
+        assert!(status["restarted"].as_u64() >= Some(1), "{kind}: {status}");
+        assert_eq!(status["finished"], 0, "{kind}: {status}");
+    }
+}
+
+/// A backend killed in the middle of a job and started again a few seconds later: the job
+/// waits for it and is served, instead of being faulted after its tries ran out in ~3 s.
+#[tokio::test]
+async fn a_backend_restarted_mid_job_serves_the_job_when_it_is_back() {
+    let horde = Horde::start().await;
+    let (_, owner) = horde.register("owner").await;
+    let mut backend = Backend::start(koboldcpp).await;
+    backend.behave(Behavior {
+        delay: Duration::from_secs(60),
+        ..Behavior::default()
+    });
+    let id = horde
+        .request(&owner, "Hold on", json!({ "max_length": 20 }))
+        .await;
+    let mut args = worker_args(&horde, &owner, "w", &backend.url);
+    args.extend(["--backend-retries", "2"]);
+    let worker = Worker::start(&args);
+    eventually("the job on the backend", SECS_30, || async {
+        (!backend.state.seen.lock().generates.is_empty()).then_some(())
+    })
+    .await;
+    backend.stop();
+    worker
+        .wait_logged("cannot reach the backend; the job waits", 1, SECS_30)
+        .await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    backend.behave(Behavior::default());
+    backend.start_again().await;
+    let status = horde.wait_done(&id, SECS_30).await;
+    assert_eq!(status["restarted"], 0, "{status}");
+    worker.wait_logged("job done", 1, SECS_30).await;
+    assert!(worker.logged("job failed").is_empty());
+}
+
+/// Two stop signals end the worker within a bound even when the backend hangs in the middle
+/// of a job (its abort never answered, and the worker waited forever).
+#[tokio::test]
+async fn a_second_stop_ends_the_worker_whatever_hangs() {
+    let horde = Horde::start().await;
+    let (_, owner) = horde.register("owner").await;
+    let backend = Backend::start(koboldcpp).await;
+    backend.behave(Behavior {
+        delay: Duration::from_secs(120),
+        ..Behavior::default()
+    });
+    let freezer = Freezer::start(&backend.url).await;
+    let id = horde
+        .request(&owner, "Frozen", json!({ "max_length": 20 }))
+        .await;
+    let mut worker = Worker::start(&worker_args(&horde, &owner, "w", &freezer.url));
+    eventually("the job on the backend", SECS_30, || async {
+        (!backend.state.seen.lock().generates.is_empty()).then_some(())
+    })
+    .await;
+    freezer.freeze();
+    worker.signal("TERM");
+    worker.wait_logged("stopping", 1, SECS_30).await;
+    worker.signal("TERM");
+    let exited = worker.exited(Duration::from_secs(30)).await;
+    assert!(exited.success(), "{exited:?}");
+    worker.wait_logged("job abandoned", 1, SECS_30).await;
+    let status = horde.status(&id).await;
+    assert_eq!(status["processing"], 0, "{status}");
 }

@@ -183,6 +183,8 @@ pub struct Behavior {
     pub max_context_length: Option<u32>,
     /// Time between the events of a stream (after the generation's `delay`).
     pub stream_gap: Duration,
+    /// Every generation answers with a body that never ends.
+    pub endless: bool,
 }
 
 impl Default for Behavior {
@@ -197,6 +199,7 @@ impl Default for Behavior {
             max_length: None,
             max_context_length: None,
             stream_gap: Duration::ZERO,
+            endless: false,
         }
     }
 }
@@ -442,6 +445,14 @@ impl Worker {
             .status()
             .unwrap();
         assert!(status.success());
+    }
+
+    /// The process's resident memory in KiB (Linux's `/proc`).
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.child.lock().id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
     }
 
     /// Waits for the process to exit.
