@@ -293,6 +293,13 @@ impl Worker {
         let advert = self.advert_for(info);
         let mut current = self.advert.write();
         if current.as_ref() != Some(&advert) {
+            if info.max_context_length.is_none() && self.settings.max_context_length.is_none() {
+                tracing::warn!(
+                    "the backend does not say how many tokens of context it takes: advertising \
+                     {DEFAULT_MAX_CONTEXT}; set --max-context-length to its context size \
+                     (llama-cpp-python's --n_ctx, vLLM's --max-model-len)"
+                );
+            }
             tracing::info!(
                 software = %info.software,
                 model = %advert.model,

@@ -24,7 +24,9 @@ pub(super) fn is_event_stream(response: &reqwest::Response) -> bool {
 }
 
 /// Calls `on_data` with the data of each event of `response` until it answers true (the
-/// last event) or the stream ends; more than `cap` bytes in all is a failure.
+/// last event); more than `cap` bytes in all is a failure, and so is a stream that ends before
+/// its last event (llama-cpp-python, refusing a prompt over its context after it began to
+/// answer, sends an empty stream).
 pub(super) async fn each_data(
     mut response: reqwest::Response,
     cap: usize,
@@ -37,7 +39,11 @@ pub(super) async fn each_data(
             BackendError::Failed(format!("the backend's stream broke off: {}", causes(&e)))
         })?;
         let Some(chunk) = chunk else {
-            return Ok(());
+            return Err(BackendError::Failed(
+                "the backend's stream ended before the generation did (the backend's log may \
+                 say why)"
+                    .into(),
+            ));
         };
         total += chunk.len();
         if total > cap {

@@ -233,7 +233,8 @@ struct Abort<'a> {
 }
 
 /// The generate body: the payload's KoboldAI fields, and on KoboldCpp its own fields and the
-/// `genkey`; `quiet` keeps the requester's prompt out of the backend's console.
+/// `genkey`; `quiet` asks KoboldAI to keep the requester's prompt out of its console
+/// (KoboldCpp needs its own `--quiet`).
 fn generate_body(payload: &Payload, koboldcpp: bool, genkey: &str) -> Value {
     let payload = match serde_json::to_value(payload) {
         Ok(Value::Object(fields)) => fields,

@@ -2,8 +2,10 @@
 //! One module per API; this one owns what they share.
 
 mod events;
+mod fit;
 mod kobold;
 mod openai;
+mod stops;
 
 use std::time::Duration;
 

@@ -2,15 +2,18 @@
 //! llama-cpp-python): `GET /v1/models` and `POST /v1/completions`.
 //!
 //! The horde's KoboldAI-style parameters map onto the completion fields: `max_length` →
-//! `max_tokens`, `stop_sequence` → `stop`, `rep_pen` → `repeat_penalty`, `typical` →
-//! `typical_p`; `temperature`, `top_p`, `top_k` and `min_p` keep their names; `seed` is the
-//! requester's `sampler_seed` or a random one, reported to the horde as the generation's seed.
-//! The rest (the Kobold-only samplers and formatting flags) has no equivalent there and is
-//! dropped.
+//! `max_tokens`, `rep_pen` → `repeat_penalty`, `typical` → `typical_p`; `temperature`,
+//! `top_p`, `top_k` and `min_p` keep their names; `seed` is the requester's `sampler_seed` or a
+//! random one, reported to the horde as the generation's seed. `stop_sequence` is applied by
+//! the worker itself, so that the text ends as KoboldCpp ends it ([`super::stops`]); the
+//! prompt is cut to the job's `max_context_length` as KoboldCpp cuts it ([`super::fit`]). The
+//! rest (the Kobold-only samplers and formatting flags) has no equivalent there and is dropped.
 
 use horde_api::Payload;
 use serde::{Deserialize, Serialize};
 
+use super::fit::{props_context, Fitter};
+use super::stops::first_stop;
 use super::{
     call_json, call_json_within, events, generation_cap, read_capped, seed_for, whole,
     BackendError, BackendInfo, Generated, Progress, DEFAULT_MAX_LENGTH,
@@ -34,8 +37,6 @@ struct Completion<'a> {
     typical_p: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     repeat_penalty: Option<f64>,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    stop: &'a [String],
     seed: u32,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     stream: bool,
@@ -69,21 +70,26 @@ pub(crate) struct OpenAi {
     /// The model id the server listed (set by [`OpenAi::probe`]); completions name it, since
     /// servers such as vLLM refuse any other.
     served: parking_lot::Mutex<String>,
+    /// The context length the server reported, if it did (set by [`OpenAi::probe`]).
+    context: parking_lot::Mutex<Option<u32>>,
+    fitter: Fitter,
 }
 
 impl OpenAi {
     /// A backend at `base_url`, given with or without its `/v1`.
     pub(crate) fn new(http: reqwest::Client, base_url: &str) -> OpenAi {
-        let root = base_url.trim_end_matches("/v1");
+        let root = base_url.trim_end_matches('/').trim_end_matches("/v1");
         OpenAi {
             http,
             base: format!("{root}/v1"),
             served: parking_lot::Mutex::default(),
+            context: parking_lot::Mutex::default(),
+            fitter: Fitter::new(root),
         }
     }
 
     /// The first model of `GET /v1/models`, and its context length where the server says
-    /// (vLLM's `max_model_len`).
+    /// (vLLM's `max_model_len`, llama.cpp's `GET /props`).
     pub(crate) async fn probe(&self) -> Result<BackendInfo, BackendError> {
         let answer = call_json(self.http.get(format!("{}/models", self.base))).await?;
         let first = &answer["data"][0];
@@ -94,11 +100,17 @@ impl OpenAi {
                 answer.to_string().chars().take(300).collect::<String>()
             )));
         };
-        let max_context_length = first
+        let mut max_context_length = first
             .as_object()
             .and_then(|model| whole(model, "max_model_len"))
             .and_then(|n| u32::try_from(n).ok());
+        if max_context_length.is_none() {
+            let root = self.base.trim_end_matches("/v1");
+            let props = call_json(self.http.get(format!("{root}/props"))).await;
+            max_context_length = props.ok().as_ref().and_then(props_context);
+        }
         id.clone_into(&mut self.served.lock());
+        *self.context.lock() = max_context_length;
         Ok(BackendInfo {
             model: model_name(id),
             max_length: None,
@@ -124,14 +136,28 @@ impl OpenAi {
         let model = self.served.lock().clone();
         let seed = seed_for(payload)?;
         let mut body = completion_body(payload, &model, seed);
+        let context = match *self.context.lock() {
+            Some(known) if payload.max_context_length > 0 => payload.max_context_length.min(known),
+            _ => payload.max_context_length,
+        };
+        let prompt = self
+            .fitter
+            .fit(&self.http, &payload.prompt, context, body.max_tokens)
+            .await;
+        body.prompt = &prompt;
+        let stops = payload
+            .samplers
+            .stop_sequence
+            .as_deref()
+            .unwrap_or_default();
+        let cap = generation_cap(payload.max_length);
         if let Some(progress) = progress {
             body.stream = true;
             let request = self
                 .http
                 .post(format!("{}/completions", self.base))
                 .json(&body);
-            let cap = generation_cap(payload.max_length);
-            let (text, tokens) = stream_text(request, cap, progress).await?;
+            let (text, tokens) = stream_text(request, cap, stops, progress).await?;
             return Ok(Generated {
                 text,
                 tokens,
@@ -142,12 +168,12 @@ impl OpenAi {
             .http
             .post(format!("{}/completions", self.base))
             .json(&body);
-        let answer = call_json_within(request, generation_cap(payload.max_length)).await?;
+        let answer = call_json_within(request, cap).await?;
         let shown = answer.to_string().chars().take(300).collect::<String>();
         let answer: CompletionAnswer = serde_json::from_value(answer).map_err(|e| {
             BackendError::Failed(format!("the completion is not understood ({e}): {shown}"))
         })?;
-        let text = answer
+        let mut text = answer
             .choices
             .into_iter()
             .next()
@@ -155,6 +181,9 @@ impl OpenAi {
             .ok_or_else(|| {
                 BackendError::Failed(format!("the completion has no choices[0].text: {shown}"))
             })?;
+        if let Some(end) = first_stop(&text, 0, stops) {
+            text.truncate(end);
+        }
         let tokens = answer
             .usage
             .and_then(|usage| usage.completion_tokens)
@@ -184,6 +213,7 @@ struct StreamChunk {
 async fn stream_text(
     request: reqwest::RequestBuilder,
     cap: usize,
+    stops: &[String],
     progress: &Progress,
 ) -> Result<(String, Option<u32>), BackendError> {
     let response = events::send(request).await?;
@@ -195,12 +225,15 @@ async fn stream_text(
             .usage
             .and_then(|u| u.completion_tokens)
             .and_then(|n| u32::try_from(n).ok());
-        let text = answer
+        let mut text = answer
             .choices
             .into_iter()
             .next()
             .and_then(|c| c.text)
             .unwrap_or_default();
+        if let Some(end) = first_stop(&text, 0, stops) {
+            text.truncate(end);
+        }
         progress.send_replace(text.clone());
         return Ok((text, tokens));
     }
@@ -222,8 +255,16 @@ async fn stream_text(
         if let Some(delta) = event.choices.into_iter().next().and_then(|c| c.text) {
             if !delta.is_empty() {
                 chunks += 1;
+                let before = text.len();
                 text.push_str(&delta);
-                progress.send_modify(|so_far| so_far.push_str(&delta));
+                // At a stop sequence the text ends, and so does the stream (the server stops
+                // generating when the connection closes).
+                let stop = first_stop(&text, before, stops);
+                if let Some(end) = stop {
+                    text.truncate(end);
+                }
+                progress.send_modify(|so_far| so_far.push_str(&text[before..]));
+                return Ok(stop.is_some());
             }
         }
         Ok(false)
@@ -251,12 +292,17 @@ fn model_name(id: &str) -> String {
         Some((stem, _)) if !stem.is_empty() => stem,
         _ => file,
     };
-    format!("koboldcpp/{stem}")
+    // KoboldCpp keeps letters, digits, `_`, `.` and `-` of the file's name.
+    let clean: String = stem
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        .collect();
+    format!("koboldcpp/{}", if clean.is_empty() { stem } else { &clean })
 }
 
-/// The completion request for a job: `max_length` → `max_tokens`, `stop_sequence` → `stop`,
-/// `rep_pen` → `repeat_penalty`, `typical` → `typical_p`, with `seed`; the rest keep their
-/// names or are dropped.
+/// The completion request for a job: `max_length` → `max_tokens`, `rep_pen` →
+/// `repeat_penalty`, `typical` → `typical_p`, with `seed`; the rest keep their names or are
+/// dropped (`stop_sequence` is the worker's to apply).
 fn completion_body<'a>(payload: &'a Payload, model: &'a str, seed: u32) -> Completion<'a> {
     let samplers = &payload.samplers;
     Completion {
@@ -271,7 +317,6 @@ fn completion_body<'a>(payload: &'a Payload, model: &'a str, seed: u32) -> Compl
         min_p: samplers.min_p,
         typical_p: samplers.typical,
         repeat_penalty: samplers.rep_pen,
-        stop: samplers.stop_sequence.as_deref().unwrap_or_default(),
         seed,
         stream: false,
     }
@@ -298,8 +343,7 @@ mod tests {
             body,
             json!({
                 "model": "tiny", "prompt": "Once", "max_tokens": 64, "temperature": 0.5,
-                "top_k": 40, "repeat_penalty": 1.1, "typical_p": 0.9, "stop": ["\n\n"],
-                "seed": 7
+                "top_k": 40, "repeat_penalty": 1.1, "typical_p": 0.9, "seed": 7
             })
         );
     }
@@ -311,6 +355,14 @@ mod tests {
             "koboldcpp/Llama-3-8B.Q4_K_M"
         );
         assert_eq!(model_name("tiny.gguf"), "koboldcpp/tiny");
+        assert_eq!(
+            model_name("/m/My Model (Q4)+v2.gguf"),
+            "koboldcpp/MyModelQ4v2"
+        );
+        assert_eq!(
+            model_name("Mïstral_7B-v0.3.gguf"),
+            "koboldcpp/Mïstral_7B-v0.3"
+        );
         assert_eq!(model_name("meta-llama/Llama-3-8B"), "meta-llama/Llama-3-8B");
         assert_eq!(model_name("llama3:8b"), "llama3:8b");
     }

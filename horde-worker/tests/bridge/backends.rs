@@ -107,6 +107,32 @@ pub fn openai(state: Arc<BackendState>) -> Router {
             }),
         )
         .route("/v1/completions", post(complete))
+        // llama.cpp's server: its context size and its tokenizer (here one token a word).
+        .route(
+            "/props",
+            get(|State(state): State<Arc<BackendState>>| async move {
+                match state.behavior.lock().max_context_length {
+                    Some(n_ctx) => {
+                        Json(json!({ "default_generation_settings": { "n_ctx": n_ctx } }))
+                            .into_response()
+                    }
+                    None => StatusCode::NOT_FOUND.into_response(),
+                }
+            }),
+        )
+        .route(
+            "/tokenize",
+            post(
+                |State(state): State<Arc<BackendState>>, Json(body): Json<Value>| async move {
+                    state.seen.lock().tokenized += 1;
+                    let words = body["content"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .split_whitespace();
+                    Json(json!({ "tokens": words.map(|_| 1).collect::<Vec<u32>>() }))
+                },
+            ),
+        )
         .with_state(state)
 }
 
@@ -249,6 +275,20 @@ async fn complete(State(state): State<Arc<BackendState>>, Json(body): Json<Value
             Json(json!({ "error": "bad request" })),
         )
             .into_response();
+    }
+    // As llama.cpp refuses a prompt that does not leave room for the tokens asked for.
+    let n_ctx = state.behavior.lock().max_context_length;
+    let prompt_tokens = body["prompt"]
+        .as_str()
+        .unwrap_or_default()
+        .split_whitespace()
+        .count();
+    let asked = body["max_tokens"].as_u64().unwrap_or(16) as usize;
+    if n_ctx.is_some_and(|n_ctx| prompt_tokens + 1 + asked > n_ctx as usize) {
+        state.seen.lock().refused.push(body);
+        let error = json!({ "error": { "code": 400, "type": "exceed_context_size_error",
+            "message": "the request exceeds the available context size" } });
+        return (StatusCode::BAD_REQUEST, Json(error)).into_response();
     }
     let stream = body["stream"] == true;
     let gap = state.behavior.lock().stream_gap;

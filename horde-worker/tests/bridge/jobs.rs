@@ -200,7 +200,7 @@ async fn openai_backend_maps_parameters_and_names_the_served_model() {
             body,
             json!({
                 "model": served, "prompt": "The sea", "max_tokens": 50, "temperature": 0.4,
-                "repeat_penalty": 1.1, "stop": ["\n"], "top_k": 40, "stream": true
+                "repeat_penalty": 1.1, "top_k": 40, "stream": true
             })
         );
     }
@@ -212,6 +212,48 @@ async fn openai_backend_maps_parameters_and_names_the_served_model() {
     );
     let done = worker.wait_logged("job done", 1, SECS_30).await;
     assert_eq!(done[0]["tokens"], 9, "the backend's own count");
+}
+
+/// An OpenAI-compatible server that reports its context (llama.cpp's `/props`) and refuses a
+/// prompt over it: the worker advertises that context, cuts the prompt's start to fit it with
+/// the server's tokenizer (as KoboldCpp cuts), and ends the text after the stop sequence,
+/// keeping it, as KoboldCpp does (these servers drop it).
+#[tokio::test]
+async fn openai_backend_fits_the_prompt_to_its_context_and_stops_as_koboldcpp() {
+    let horde = Horde::start().await;
+    let (_, owner) = horde.register("owner").await;
+    let backend = Backend::start(openai).await;
+    backend.behave(Behavior {
+        max_context_length: Some(128),
+        ..Behavior::default()
+    });
+    let prompt: Vec<String> = (0..400).map(|i| format!("w{i}")).collect();
+    let prompt = prompt.join(" ");
+    let params = json!({
+        "max_length": 20, "max_context_length": 128, "stop_sequence": [" went", "\n\n"]
+    });
+    let id = horde.request(&owner, &prompt, params).await;
+    let mut args = worker_args(&horde, &owner, "oai", &backend.url);
+    args.extend(["--backend", "openai"]);
+    let worker = Worker::start(&args);
+    let status = horde.wait_done(&id, SECS_30).await;
+    let generation = &status["generations"][0];
+    assert_eq!(generation["state"], "ok", "{status}");
+    assert_eq!(generation["text"], "and so the story went", "{status}");
+    assert_eq!(horde.worker("oai").await["max_context_length"], 128);
+    let seen = backend.state.seen.lock();
+    assert!(seen.refused.is_empty(), "{:?}", seen.refused);
+    assert!(seen.tokenized >= 1, "the server's tokenizer counted");
+    let sent = seen.generates[0]["prompt"].as_str().unwrap();
+    assert!(prompt.ends_with(sent) && sent.ends_with("w399"), "{sent}");
+    assert!(sent.split_whitespace().count() + 1 + 20 <= 128, "{sent}");
+    assert!(
+        sent.split_whitespace().count() > 80,
+        "cut no more than needed: {sent}"
+    );
+    assert!(seen.generates[0].get("stop").is_none());
+    drop(seen);
+    assert!(worker.logged("job failed").is_empty());
 }
 
 #[tokio::test]

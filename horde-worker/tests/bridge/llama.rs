@@ -110,8 +110,12 @@ async fn a_real_llama_cpp_python_server_serves_jobs() {
         "max_length": 24, "max_context_length": 1024, "temperature": 0.8, "top_k": 40,
         "rep_pen": 1.1, "stop_sequence": ["\n###"]
     });
+    // The last prompt is longer than the server's context (3,060 tokens of this model's byte
+    // tokenizer, n_ctx 2,048): the worker cuts its start to the job's context, counting with
+    // llama-cpp-python's tokenizer, where the server would refuse it.
+    let long = "Once upon a time, ".repeat(170);
     let mut ids = Vec::new();
-    for prompt in ["Once upon a time", "The horde", "Kudos are"] {
+    for prompt in ["Once upon a time", "The horde", "Kudos are", &long] {
         ids.push(horde.request(&client, prompt, params.clone()).await);
     }
     let mut args = worker_args(&horde, &owner, "llama", &backend_url);
@@ -123,7 +127,7 @@ async fn a_real_llama_cpp_python_server_serves_jobs() {
         assert_eq!(status["generations"][0]["state"], "ok", "{status}");
     }
     let done = worker
-        .wait_logged("job done", 3, Duration::from_secs(30))
+        .wait_logged("job done", 4, Duration::from_secs(30))
         .await;
     assert_paid_exactly(&horde, &owner, &client, &done).await;
     for line in &done {

@@ -213,6 +213,8 @@ pub struct Seen {
     pub refused: Vec<Value>,
     /// `genkey`s of abort calls.
     pub aborts: Vec<String>,
+    /// Calls of the tokenizer.
+    pub tokenized: usize,
 }
 
 /// State shared by a test backend's handlers.
