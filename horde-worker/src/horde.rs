@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use horde_api::{
     Client, ClientError, Payload, PopRequest, ProgressAnswer, ProgressRequest, SubmitRequest,
-    UserDetails,
+    UserDetails, WorkerDetails,
 };
 use horde_core::SubmitState;
 
@@ -140,6 +140,18 @@ impl Horde {
             status: horde_api::StatusCode::OK,
             detail: format!("the horde gave a job id that is not a UUID: {id}"),
         })
+    }
+
+    /// The worker of this horde named `name`, `None` if there is none.
+    pub(crate) async fn worker_named(
+        &self,
+        name: &str,
+    ) -> Result<Option<WorkerDetails>, ClientError> {
+        match self.client.worker_by_name(name).await {
+            Ok(worker) => Ok(Some(worker)),
+            Err(e) if e.rc() == Some("WorkerNotFound") => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// The user this key belongs to.

@@ -9,8 +9,10 @@ mod horde;
 mod progress;
 mod report;
 mod run;
+mod saved_key;
 mod settings;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -56,11 +58,14 @@ fn fail(error: &WorkerError) -> ExitCode {
     ExitCode::from(error.exit_code())
 }
 
-/// Logs to stdout at `info` (`RUST_LOG` overrides), as text or JSON lines.
+/// Logs to stdout at `info` (`RUST_LOG` overrides), as text (coloured on a terminal only) or
+/// JSON lines.
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(std::io::stdout().is_terminal())
         .with_writer(std::io::stdout);
     match format {
         LogFormat::Text => builder.init(),

@@ -22,7 +22,7 @@ use crate::backoff::Backoff;
 use crate::error::WorkerError;
 use crate::horde::{Horde, Job, Popped, BRIDGE_AGENT};
 use crate::report::{JobReport, Stats};
-use crate::settings::Settings;
+use crate::settings::{LogFormat, Settings};
 
 /// Time between checks of a backend that is down.
 const BACKEND_CHECK: Duration = Duration::from_secs(3);
@@ -39,6 +39,8 @@ const LONG_POLL_SECS: u32 = 20;
 const STOP_GRACE: Duration = Duration::from_secs(1);
 /// An empty answer faster than this did not wait: the horde has no long poll.
 const LONG_POLL_HELD: Duration = Duration::from_secs(LONG_POLL_SECS as u64 / 2);
+/// How long the greeting may wait for the horde to say whose key this is.
+const GREET_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a job may run when the horde gives it no deadline (`ttl`).
 const UNBOUNDED_JOB_LIMIT: Duration = Duration::from_secs(10 * 60);
 /// How long the worker may take to end after the second stop signal, whatever hangs (a
@@ -92,6 +94,8 @@ pub(crate) struct Worker {
     fatal: Mutex<Option<WorkerError>>,
     in_flight: AtomicUsize,
     stats: Stats,
+    /// The last pop failed for the horde's sake (unreachable, 5xx): the next answer is news.
+    horde_down: AtomicBool,
     /// The horde refused a progress post as an unknown endpoint: text is sent whole.
     no_progress: Arc<AtomicBool>,
 }
@@ -123,6 +127,7 @@ impl Worker {
             .map_err(|e| WorkerError::Config(format!("cannot set up HTTP: {e}")))?;
         let backend = Backend::new(settings.backend, &settings.backend_url)
             .map_err(|e| WorkerError::Config(format!("cannot set up HTTP: {e}")))?;
+        let plain = settings.log_format == LogFormat::Text;
         Ok(Worker {
             threads: settings.threads,
             settings,
@@ -134,7 +139,8 @@ impl Worker {
             phase: watch::Sender::new(Phase::Running),
             fatal: Mutex::new(None),
             in_flight: AtomicUsize::new(0),
-            stats: Stats::new(),
+            stats: Stats::new(plain),
+            horde_down: AtomicBool::new(false),
             no_progress: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -183,9 +189,34 @@ impl Worker {
                 self.settings.horde_url
             )),
         })?;
+        // A name another account's worker holds would be refused at the first pop.
+        let known = self
+            .horde
+            .worker_named(&self.settings.name)
+            .await
+            .map_err(|e| {
+                WorkerError::Check(format!(
+                    "the horde at {} does not say whether the name {:?} is free: {e}",
+                    self.settings.horde_url, self.settings.name
+                ))
+            })?;
+        let standing = match known {
+            None => "new: the first pop creates it",
+            Some(worker) if worker.owner.as_deref() == Some(user.username.as_str()) => {
+                "yours, known to the horde"
+            }
+            Some(_) => {
+                return Err(WorkerError::Check(format!(
+                    "the name {:?} belongs to another account's worker on this horde: choose \
+                     another --name",
+                    self.settings.name
+                )))
+            }
+        };
         println!(
             "backend: {} at {}\nmodel: {} (advertised as {})\nmax_length: {}\n\
-             max_context_length: {}\nhorde: {} as {} ({} kudos)\nworker: {}, {} thread(s)\nok",
+             max_context_length: {}\nhorde: {} as {} ({} kudos)\nworker: {} ({standing}), {} \
+             thread(s){}\nok",
             info.software,
             self.settings.backend_url,
             info.model,
@@ -197,6 +228,10 @@ impl Worker {
             user.kudos,
             self.settings.name,
             self.threads,
+            match &self.settings.key_source {
+                Some(source) => format!("\nkey: saved by horde-cli ({source})"),
+                None => String::new(),
+            },
         );
         Ok(())
     }
@@ -210,6 +245,9 @@ impl Worker {
             "horde-worker {} starting",
             env!("CARGO_PKG_VERSION")
         );
+        if let Some(source) = &self.settings.key_source {
+            tracing::info!("using the API key horde-cli saved ({source})");
+        }
         let Some(info) = self.first_probe().await else {
             return Ok(Ended::Finished);
         };
@@ -221,6 +259,7 @@ impl Worker {
             self.threads = 1;
         }
         self.backend_is_up(&info);
+        self.greet().await?;
         let worker = Arc::new(self);
         let signals = tokio::spawn(Arc::clone(&worker).handle_signals());
         let watcher = tokio::spawn(Arc::clone(&worker).watch_backend());
@@ -254,6 +293,40 @@ impl Worker {
             Phase::Abandoning => Ended::Abandoned,
             Phase::Running | Phase::Draining => Ended::Finished,
         })
+    }
+
+    /// Says which account the worker earns for and that it waits for jobs; a key the horde
+    /// does not know ends the worker here, before any pop.
+    async fn greet(&self) -> Result<(), WorkerError> {
+        let asked = tokio::time::timeout(GREET_TIMEOUT, self.horde.find_user()).await;
+        match asked {
+            Ok(Ok(user)) => {
+                self.stats
+                    .set_escrow(user.kudos_details.evaluating.as_f64());
+                tracing::info!(
+                    account = %user.username,
+                    "earning kudos for {} (it holds {} kudos) as worker {:?}; waiting for jobs",
+                    user.username,
+                    user.kudos.as_f64(),
+                    self.settings.name
+                );
+            }
+            Ok(Err(e)) if e.rc() == Some("InvalidAPIKey") => {
+                return Err(WorkerError::Refused(format!(
+                    "the horde at {} does not know this API key (InvalidAPIKey)",
+                    self.settings.horde_url
+                )));
+            }
+            Ok(Err(e)) => tracing::warn!(
+                error = %e,
+                "cannot ask the horde whose key this is; waiting for jobs anyway"
+            ),
+            Err(_) => tracing::warn!(
+                "the horde did not say whose key this is within {} s; waiting for jobs anyway",
+                GREET_TIMEOUT.as_secs()
+            ),
+        }
+        Ok(())
     }
 
     /// Probes the backend until it answers; `None` if stopped first.
@@ -353,6 +426,11 @@ impl Worker {
         every.tick().await;
         loop {
             every.tick().await;
+            if let Ok(Ok(user)) = tokio::time::timeout(GREET_TIMEOUT, self.horde.find_user()).await
+            {
+                self.stats
+                    .set_escrow(user.kudos_details.evaluating.as_f64());
+            }
             self.stats.summary();
         }
     }
@@ -489,6 +567,9 @@ impl Worker {
                     Err(_) => break,
                 },
             };
+            if popped.is_ok() {
+                self.horde_answered();
+            }
             match popped {
                 Ok(Popped::Jobs(jobs)) => {
                     let pop_time = popping.elapsed();
@@ -510,6 +591,9 @@ impl Worker {
                     }
                 }
                 Err(e) if e.is_transient() || e.rc() == Some("WorkerMaintenance") => {
+                    if e.is_transient() {
+                        self.horde_down.store(true, Ordering::Relaxed);
+                    }
                     let delay = trouble.next_delay();
                     tracing::warn!(
                         error = %e,
@@ -694,6 +778,13 @@ impl Worker {
         }
     }
 
+    /// Notes an answer from the horde: after an outage, says it is back.
+    fn horde_answered(&self) {
+        if self.horde_down.swap(false, Ordering::Relaxed) {
+            tracing::info!("the horde is back");
+        }
+    }
+
     /// Submits a result, retrying while the horde is unreachable (but once only when
     /// abandoning); returns the kudos earned.
     async fn submit(
@@ -706,12 +797,16 @@ impl Worker {
         let mut backoff = Backoff::trouble();
         for attempt in 1..=SUBMIT_TRIES {
             match self.horde.submit(&job.id, text, state, seed).await {
-                Ok(reward) => return Some(reward),
+                Ok(reward) => {
+                    self.horde_answered();
+                    return Some(reward);
+                }
                 Err(e)
                     if e.is_transient()
                         && attempt < SUBMIT_TRIES
                         && *self.phase.borrow() != Phase::Abandoning =>
                 {
+                    self.horde_down.store(true, Ordering::Relaxed);
                     let delay = backoff.next_delay();
                     tracing::warn!(
                         job = %job.id,

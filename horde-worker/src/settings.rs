@@ -174,6 +174,8 @@ pub(crate) struct Settings {
     pub(crate) horde_url: String,
     /// The owner's API key.
     pub(crate) api_key: String,
+    /// Where the key came from when horde-cli saved it (`profile "home" of …`).
+    pub(crate) key_source: Option<String>,
     /// The worker's name.
     pub(crate) name: String,
     /// The backend's base URL, without a trailing slash.
@@ -208,6 +210,14 @@ impl Settings {
     /// Merges the command line (with the environment, which clap has read) over the config
     /// file over the defaults, and checks every value.
     pub(crate) fn resolve(cli: Cli) -> Result<Settings, WorkerError> {
+        Settings::resolve_with(cli, crate::saved_key::saved_key)
+    }
+
+    /// [`Settings::resolve`], with `saved` for the key horde-cli saved.
+    fn resolve_with(
+        cli: Cli,
+        saved: impl FnOnce() -> Option<crate::saved_key::SavedKey>,
+    ) -> Result<Settings, WorkerError> {
         let file = match &cli.config {
             Some(path) => FileSettings::load(path)?,
             None => FileSettings::default(),
@@ -217,17 +227,32 @@ impl Settings {
                 "no {what}: give --{flag}, set {env}, or put {key} in the config file"
             ))
         };
-        let horde_url = cli
-            .horde_url
-            .or(file.horde_url)
-            .unwrap_or_else(|| DEFAULT_HORDE_URL.into());
-        let horde_url = base_url("horde URL", &horde_url)?;
-        let api_key = cli
+        let given_key = cli
             .api_key
             .or(file.api_key)
             .map(|key| key.trim().to_owned())
-            .filter(|key| !key.is_empty())
-            .ok_or_else(|| missing("API key", "api-key", "HORDE_API_KEY", "api_key"))?;
+            .filter(|key| !key.is_empty());
+        // No key given: the one horde-cli saved, with its horde unless one is given.
+        let saved = match given_key {
+            Some(_) => None,
+            None => saved(),
+        };
+        let horde_url = cli
+            .horde_url
+            .or(file.horde_url)
+            .or_else(|| saved.as_ref().and_then(|saved| saved.url.clone()))
+            .unwrap_or_else(|| DEFAULT_HORDE_URL.into());
+        let horde_url = base_url("horde URL", &horde_url)?;
+        let key_source = saved.as_ref().map(|saved| saved.source.clone());
+        let api_key = given_key
+            .or_else(|| saved.map(|saved| saved.api_key))
+            .ok_or_else(|| {
+                WorkerError::Config(
+                    "no API key: give --api-key, set HORDE_API_KEY, put api_key in the config \
+                     file, or save one with `horde-cli register --save`"
+                        .into(),
+                )
+            })?;
         if api_key == "0000000000" {
             return Err(WorkerError::Config(
                 "the anonymous key cannot run a worker: register and use your own key".into(),
@@ -313,6 +338,7 @@ impl Settings {
         Ok(Settings {
             horde_url,
             api_key,
+            key_source,
             name,
             backend_url,
             backend: cli.backend.or(file.backend).unwrap_or(BackendKind::Kobold),
@@ -365,6 +391,11 @@ mod tests {
 
     use super::*;
 
+    /// Resolves as the worker does, on a machine where horde-cli saved no key.
+    fn resolve(cli: Cli) -> Result<Settings, WorkerError> {
+        Settings::resolve_with(cli, || None)
+    }
+
     fn cli(args: &[&str]) -> Cli {
         let mut all = vec!["horde-worker"];
         all.extend_from_slice(args);
@@ -392,7 +423,7 @@ mod tests {
         let mut args = REQUIRED.to_vec();
         let path_text = path.display().to_string();
         args.extend(["--config", &path_text, "--threads", "2"]);
-        let settings = Settings::resolve(cli(&args)).unwrap();
+        let settings = resolve(cli(&args)).unwrap();
         assert_eq!(settings.threads, 2);
         assert_eq!(settings.max_length, Some(300));
         assert_eq!(settings.backend, BackendKind::Openai);
@@ -423,10 +454,10 @@ mod tests {
         for (extra, expected) in cases {
             let mut args = REQUIRED.to_vec();
             args.extend_from_slice(extra);
-            let error = Settings::resolve(cli(&args)).unwrap_err().to_string();
+            let error = resolve(cli(&args)).unwrap_err().to_string();
             assert!(error.contains(expected), "{extra:?}: {error}");
         }
-        let error = Settings::resolve(cli(&["--name", "w", "--backend-url", "http://x"]))
+        let error = resolve(cli(&["--name", "w", "--backend-url", "http://x"]))
             .unwrap_err()
             .to_string();
         assert!(error.contains("no API key: give --api-key"), "{error}");
@@ -438,7 +469,7 @@ mod tests {
             "--backend-url",
             "http://x",
         ];
-        let error = Settings::resolve(cli(&anonymous)).unwrap_err().to_string();
+        let error = resolve(cli(&anonymous)).unwrap_err().to_string();
         assert!(
             error.contains("anonymous key cannot run a worker"),
             "{error}"
@@ -456,7 +487,7 @@ mod tests {
             "--backend-url",
             "http://x",
         ];
-        assert_eq!(Settings::resolve(cli(&args)).unwrap().api_key, "-Uk3y");
+        assert_eq!(resolve(cli(&args)).unwrap().api_key, "-Uk3y");
     }
 
     #[test]
@@ -467,7 +498,7 @@ mod tests {
         let path_text = path.display().to_string();
         let mut args = REQUIRED.to_vec();
         args.extend(["--config", &path_text]);
-        let error = Settings::resolve(cli(&args)).unwrap_err().to_string();
+        let error = resolve(cli(&args)).unwrap_err().to_string();
         assert!(error.contains("unknown field `thread`"), "{error}");
     }
 
@@ -475,7 +506,7 @@ mod tests {
     fn lists_split_on_commas_and_blacklist_is_lowercased() {
         let mut args = REQUIRED.to_vec();
         args.extend(["--priority-usernames", "a#1,b#2", "--blacklist", "Foo, BAR"]);
-        let settings = Settings::resolve(cli(&args)).unwrap();
+        let settings = resolve(cli(&args)).unwrap();
         assert_eq!(settings.priority_usernames, ["a#1", "b#2"]);
         assert_eq!(settings.blacklist, ["foo", "bar"]);
     }

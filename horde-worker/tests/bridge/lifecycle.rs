@@ -55,6 +55,7 @@ async fn the_horde_restarting_mid_job_loses_nothing() {
         !worker.logged("submit failed").is_empty(),
         "the submit was retried"
     );
+    worker.wait_logged("the horde is back", 1, SECS_30).await;
     // The worker keeps serving the restarted horde.
     let next = horde
         .request(&owner, "Again", json!({ "max_length": 20 }))
@@ -217,7 +218,7 @@ async fn check_says_what_would_be_served_or_what_is_wrong() {
     };
     let from_file = checked(&[], &[]).await;
     assert!(
-        from_file.contains("worker: from-file, 4 thread(s)"),
+        from_file.contains("worker: from-file (new: the first pop creates it), 4 thread(s)"),
         "{from_file}"
     );
     assert!(from_file.contains("max_length: 100"), "{from_file}");
@@ -249,7 +250,146 @@ async fn a_worker_name_owned_by_someone_else_stops_the_worker() {
     })
     .await;
     drop(first);
+    // `--check` says so first, and knows the owner's own worker.
+    let mut args = worker_args(&horde, &mallory, "taken", &backend.url);
+    args.push("--check");
+    let output = run(owned(args)).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the name \"taken\" belongs to another account's worker"),
+        "{stderr}"
+    );
+    let mut args = worker_args(&horde, &alice, "taken", &backend.url);
+    args.push("--check");
+    let output = run(owned(args)).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stdout.contains("worker: taken (yours, known to the horde)"),
+        "{stdout}"
+    );
     let mut second = Worker::start(&worker_args(&horde, &mallory, "taken", &backend.url));
     let status = second.exited(SECS_30).await;
     assert_eq!(status.code(), Some(1));
+}
+
+/// Text logs speak to the volunteer: whom the worker earns for, each job with the session's
+/// totals in words (no module paths), and why a job earned nothing when one does. A key the
+/// horde does not know stops the worker at start, saying so.
+#[tokio::test]
+async fn the_worker_tells_its_owner_in_words_what_it_earns() {
+    let horde = Horde::start().await;
+    let (owner_name, owner) = horde.register("owner").await;
+    let (_, client) = horde.register("client").await;
+    let backend = Backend::start(koboldcpp).await;
+    // Degenerate text: delivered, paid nothing.
+    backend.behave(Behavior {
+        text: "a".repeat(100),
+        ..Behavior::default()
+    });
+    let id = horde
+        .request(&client, "Say a", json!({ "max_length": 40 }))
+        .await;
+    let worker = Worker::start_logging(&worker_args(&horde, &owner, "w", &backend.url), "text");
+    horde.wait_done(&id, SECS_30).await;
+    eventually("the unpaid job's lines", SECS_30, || async {
+        (!worker
+            .raw_lines("the horde paid nothing for this job")
+            .is_empty())
+        .then_some(())
+    })
+    .await;
+    backend.behave(Behavior::default());
+    let id = horde
+        .request(&client, "Go on", json!({ "max_length": 40 }))
+        .await;
+    horde.wait_done(&id, SECS_30).await;
+    eventually("the second job's line", SECS_30, || async {
+        (!worker.raw_lines("this session 2 jobs").is_empty()).then_some(())
+    })
+    .await;
+    let greeting = worker.raw_lines("earning kudos for");
+    assert!(
+        greeting.len() == 1 && greeting[0].contains(&owner_name),
+        "{greeting:?}"
+    );
+    assert!(greeting[0].contains("waiting for jobs"), "{greeting:?}");
+    let jobs = worker.raw_lines("job done: ");
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+    assert!(
+        jobs[0].contains(", 0 kudos; this session 1 job, "),
+        "{jobs:?}"
+    );
+    assert_eq!(worker.raw_lines("paid nothing").len(), 1, "explained once");
+    assert!(worker.raw_lines("horde_worker::").is_empty());
+
+    let mut stranger = Worker::start(&worker_args(
+        &horde,
+        "BBBBBBBBBBBBBBBBBBBBBB",
+        "s",
+        &backend.url,
+    ));
+    assert_eq!(stranger.exited(SECS_30).await.code(), Some(1));
+    assert!(stranger.logged("job").is_empty());
+}
+
+/// A worker given no key uses the one `horde-cli register --save` stored (the CLI's default
+/// profile, or `HORDE_PROFILE`), and that profile's horde.
+#[tokio::test]
+async fn a_worker_without_a_key_uses_the_one_horde_cli_saved() {
+    let horde = Horde::start().await;
+    let (owner_name, owner) = horde.register("owner").await;
+    let (other_name, other) = horde.register("other").await;
+    let backend = Backend::start(koboldcpp).await;
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("horde-cli");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = format!(
+        "# written by horde-cli\ndefault_profile = \"home\"\n\n[profiles.home]\n\
+         url = \"{}\"\napi_key = \"{owner}\"\n\n[profiles.other]\nurl = \"{}\"\n\
+         api_key = \"{other}\"\n",
+        horde.url, horde.url
+    );
+    std::fs::write(dir.join("config.toml"), config).unwrap();
+    let check = |env: Vec<(&'static str, String)>| {
+        let backend_url = backend.url.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let mut command = worker_command();
+                command
+                    .args(["--name", "w", "--backend-url", &backend_url, "--check"])
+                    .envs(env);
+                command.output().unwrap()
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let xdg = || ("XDG_CONFIG_HOME", home.path().display().to_string());
+    let output = check(vec![xdg()]).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(stdout.contains(&format!("as {owner_name}")), "{stdout}");
+    assert!(
+        stdout.contains("key: saved by horde-cli (profile \"home\""),
+        "{stdout}"
+    );
+    let output = check(vec![xdg(), ("HORDE_PROFILE", "other".into())]).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains(&format!("as {other_name}")), "{stdout}");
+    let path = dir.join("config.toml").display().to_string();
+    let output = check(vec![("HORDE_CLI_CONFIG", path)]).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains(&format!("as {owner_name}")), "{stdout}");
+    // No key anywhere: the error names every way to give one.
+    let empty = tempfile::tempdir().unwrap();
+    let output = check(vec![(
+        "XDG_CONFIG_HOME",
+        empty.path().display().to_string(),
+    )])
+    .await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("horde-cli register --save"), "{stderr}");
 }

@@ -363,11 +363,17 @@ pub fn worker_command() -> Command {
 }
 
 impl Worker {
-    /// Starts the worker with `args`.
+    /// Starts the worker with `args`, logging JSON lines.
     pub fn start(args: &[&str]) -> Worker {
+        Worker::start_logging(args, "json")
+    }
+
+    /// Starts the worker with `args` and `--log-format format` (a text line is kept as
+    /// `{"raw": line}`).
+    pub fn start_logging(args: &[&str], format: &str) -> Worker {
         let mut child = worker_command()
             .args(args)
-            .args(["--log-format", "json"])
+            .args(["--log-format", format])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -411,6 +417,17 @@ impl Worker {
                     .is_some_and(|m| m.starts_with(message))
             })
             .cloned()
+            .collect()
+    }
+
+    /// The text lines (of `--log-format text`) that contain `part`.
+    pub fn raw_lines(&self, part: &str) -> Vec<String> {
+        self.lines
+            .lock()
+            .iter()
+            .filter_map(|line| line["raw"].as_str())
+            .filter(|line| line.contains(part))
+            .map(str::to_owned)
             .collect()
     }
 
