@@ -11,6 +11,7 @@ mod report;
 mod run;
 mod saved_key;
 mod settings;
+mod yielding;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

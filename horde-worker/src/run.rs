@@ -23,6 +23,7 @@ use crate::error::WorkerError;
 use crate::horde::{Horde, Job, Popped, BRIDGE_AGENT};
 use crate::report::{JobReport, Stats};
 use crate::settings::{LogFormat, Settings};
+use crate::yielding::LocalUse;
 
 /// Time between checks of a backend that is down.
 const BACKEND_CHECK: Duration = Duration::from_secs(3);
@@ -37,8 +38,8 @@ const SUBMIT_TRIES: u32 = 8;
 const LONG_POLL_SECS: u32 = 20;
 /// How long a long poll may still answer once the worker is told to stop.
 const STOP_GRACE: Duration = Duration::from_secs(1);
-/// An empty answer faster than this did not wait: the horde has no long poll.
-const LONG_POLL_HELD: Duration = Duration::from_secs(LONG_POLL_SECS as u64 / 2);
+/// How long a pop may wait for a job while the worker watches the backend for other users.
+const YIELD_POLL_SECS: u32 = 2;
 /// How long the greeting may wait for the horde to say whose key this is.
 const GREET_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a job may run when the horde gives it no deadline (`ttl`).
@@ -96,6 +97,8 @@ pub(crate) struct Worker {
     stats: Stats,
     /// The last pop failed for the horde's sake (unreachable, 5xx): the next answer is news.
     horde_down: AtomicBool,
+    /// The backend's use by others (KoboldCpp), which the worker yields to.
+    local: LocalUse,
     /// The horde refused a progress post as an unknown endpoint: text is sent whole.
     no_progress: Arc<AtomicBool>,
 }
@@ -141,6 +144,7 @@ impl Worker {
             in_flight: AtomicUsize::new(0),
             stats: Stats::new(plain),
             horde_down: AtomicBool::new(false),
+            local: LocalUse::default(),
             no_progress: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -513,6 +517,44 @@ impl Worker {
         }
     }
 
+    /// Pauses for `--yield-secs` if someone else uses the backend (KoboldCpp only); returns
+    /// true if and only if it paused.
+    async fn yields_to_others(&self) -> bool {
+        if self.settings.yield_for.is_zero() {
+            return false;
+        }
+        let Some(load) = self.backend.load().await else {
+            return false;
+        };
+        let in_flight = self.in_flight.load(Ordering::Relaxed) as u64;
+        let used = self.local.used_by_others(load, in_flight);
+        if self.local.set_yielding(used) {
+            if used {
+                tracing::info!(
+                    "the backend is in use by someone else: no horde jobs until it has been left \
+                     alone for {} s",
+                    self.settings.yield_for.as_secs()
+                );
+            } else {
+                tracing::info!("the backend has been left alone: taking horde jobs again");
+            }
+        }
+        if used {
+            self.pause(self.settings.yield_for).await;
+        }
+        used
+    }
+
+    /// How long a pop waits at the horde: briefly when the worker yields to the backend's other
+    /// users, so that it looks at the backend again often.
+    fn pop_wait(&self) -> u32 {
+        if self.local.reported() {
+            YIELD_POLL_SECS
+        } else {
+            LONG_POLL_SECS
+        }
+    }
+
     /// What a pop says about this worker now.
     fn pop_query(&self) -> Option<PopRequest> {
         let advert = self.advert.read().clone()?;
@@ -530,7 +572,7 @@ impl Worker {
             amount: Some(1),
             bridge_agent: Some(BRIDGE_AGENT.to_owned()),
             blacklist: (!blacklist.is_empty()).then(|| blacklist.clone()),
-            wait: Some(LONG_POLL_SECS),
+            wait: Some(self.pop_wait()),
         })
     }
 
@@ -542,7 +584,10 @@ impl Worker {
             if !self.backend_fresh().await {
                 continue;
             }
-            // The check may have taken a while: a worker told to stop meanwhile takes no job.
+            if self.yields_to_others().await {
+                continue;
+            }
+            // The checks may have taken a while: a worker told to stop meanwhile takes no job.
             if !self.running() {
                 break;
             }
@@ -584,7 +629,9 @@ impl Worker {
                     tracing::debug!(?skipped, "no job");
                     // After a long poll that waited, ask again at once; a horde that answered
                     // at once is paced.
-                    if popping.elapsed() < LONG_POLL_HELD {
+                    if popping.elapsed()
+                        < Duration::from_secs(u64::from(query.wait.unwrap_or(0)) / 2)
+                    {
                         self.pause(idle.next_delay()).await;
                     } else {
                         idle.reset();
@@ -664,6 +711,7 @@ impl Worker {
                      (the horde gives it to another worker)"
                 );
                 self.backend.abort(&genkey).await;
+                self.local.generation_ended();
             }
             Outcome::Cancelled => {
                 tracing::info!(
@@ -671,10 +719,12 @@ impl Worker {
                     "the requester cancelled; the generation is stopped and not submitted"
                 );
                 self.backend.abort(&genkey).await;
+                self.local.generation_ended();
             }
             Outcome::Abandoned => {
                 tracing::warn!(job = %job.id, "job abandoned; aborting it and submitting it as faulted");
                 self.backend.abort(&genkey).await;
+                self.local.generation_ended();
                 self.stats.job_faulted();
                 self.submit(&job, "", SubmitState::Faulted, None).await;
             }
@@ -720,7 +770,10 @@ impl Worker {
         let mut backend_up = self.backend_up.subscribe();
         loop {
             let result = tokio::select! {
-                result = self.backend.generate(&job.payload, genkey, &progress) => result,
+                result = self.backend.generate(&job.payload, genkey, &progress) => {
+                    self.local.generation_ended();
+                    result
+                }
                 _ = cancelled.wait_for(|c| *c) => return Outcome::Cancelled,
                 () = &mut past_deadline => return Outcome::PastDeadline,
                 _ = phase.wait_for(|p| *p == Phase::Abandoning) => return Outcome::Abandoned,

@@ -114,6 +114,10 @@ pub(crate) struct Cli {
     /// Tries of one job on the backend before it is submitted as faulted [default: 3].
     #[arg(long, env = "HORDE_BACKEND_RETRIES", value_name = "N")]
     pub(crate) backend_retries: Option<u32>,
+    /// On KoboldCpp: take no horde job while the backend is used by someone else (its owner,
+    /// locally) and for this many seconds after; 0 never yields [default: 20].
+    #[arg(long, env = "HORDE_YIELD_SECS", value_name = "SECS")]
+    pub(crate) yield_secs: Option<u64>,
     /// Seconds between summary lines [default: 300].
     #[arg(long, env = "HORDE_SUMMARY_SECS", value_name = "SECS")]
     pub(crate) summary_secs: Option<u64>,
@@ -145,6 +149,7 @@ pub(crate) struct FileSettings {
     nsfw: Option<bool>,
     blacklist: Option<Vec<String>>,
     backend_retries: Option<u32>,
+    yield_secs: Option<u64>,
     summary_secs: Option<u64>,
     log_format: Option<LogFormat>,
 }
@@ -198,6 +203,8 @@ pub(crate) struct Settings {
     pub(crate) blacklist: Vec<String>,
     /// Tries of one job on the backend.
     pub(crate) backend_retries: u32,
+    /// How long the worker yields a KoboldCpp used by someone else (zero: never).
+    pub(crate) yield_for: Duration,
     /// Time between summary lines.
     pub(crate) summary_every: Duration,
     /// How log lines are written.
@@ -335,7 +342,9 @@ impl Settings {
                 "summary_secs must be at least 1".into(),
             ));
         }
+        let yield_for = Duration::from_secs(cli.yield_secs.or(file.yield_secs).unwrap_or(20));
         Ok(Settings {
+            yield_for,
             horde_url,
             api_key,
             key_source,

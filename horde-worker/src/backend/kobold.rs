@@ -58,6 +58,17 @@ pub(crate) struct Kobold {
     base: String,
     /// Set by [`Kobold::probe`]: the backend is KoboldCpp (it takes `genkey` and abort).
     koboldcpp: AtomicBool,
+    /// `/api/extra/perf` answered 4xx: it is not asked again.
+    no_perf: AtomicBool,
+}
+
+/// How busy KoboldCpp is, from `GET /api/extra/perf`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Load {
+    /// Generations it finished since it started (`total_gens`).
+    pub(crate) finished: u64,
+    /// Generations running or waiting there now (`queue`, and one if not `idle`).
+    pub(crate) busy: u64,
 }
 
 impl Kobold {
@@ -71,6 +82,7 @@ impl Kobold {
             http,
             base,
             koboldcpp: AtomicBool::new(false),
+            no_perf: AtomicBool::new(false),
         }
     }
 
@@ -166,6 +178,29 @@ impl Kobold {
             tokens: None,
             seed: Some(seed),
         })
+    }
+
+    /// KoboldCpp's load; `None` on KoboldAI, or if it does not say.
+    pub(crate) async fn load(&self) -> Option<Load> {
+        if !self.koboldcpp.load(Ordering::Relaxed) || self.no_perf.load(Ordering::Relaxed) {
+            return None;
+        }
+        let url = format!("{}/api/extra/perf", self.base);
+        match call_json(self.http.get(url)).await {
+            Ok(answer) => {
+                let fields = answer.as_object()?;
+                let running = whole(fields, "idle").is_some_and(|idle| idle == 0);
+                Some(Load {
+                    finished: whole(fields, "total_gens")?,
+                    busy: whole(fields, "queue").unwrap_or(0) + u64::from(running),
+                })
+            }
+            Err(BackendError::Refused(_)) => {
+                self.no_perf.store(true, Ordering::Relaxed);
+                None
+            }
+            Err(_) => None,
+        }
     }
 
     /// `POST /api/extra/abort {"genkey"}` on KoboldCpp; nothing elsewhere.

@@ -12,6 +12,7 @@ use std::time::Duration;
 use horde_api::Payload;
 use serde_json::{Map, Value};
 
+pub(crate) use self::kobold::Load;
 use crate::settings::BackendKind;
 
 /// What the backend reports about itself.
@@ -101,6 +102,17 @@ impl Backend {
             }
         })
         .await
+    }
+
+    /// How busy the backend is, where it says (KoboldCpp), within [`HEALTH_TIMEOUT`].
+    pub(crate) async fn load(&self) -> Option<Load> {
+        match self {
+            Backend::Kobold(kobold) => tokio::time::timeout(HEALTH_TIMEOUT, kobold.load())
+                .await
+                .ok()
+                .flatten(),
+            Backend::OpenAi(_) => None,
+        }
     }
 
     /// Generates for a job's `payload`; `genkey` names the job to the backend so that

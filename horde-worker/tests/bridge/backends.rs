@@ -93,6 +93,23 @@ pub fn koboldcpp(state: Arc<BackendState>) -> Router {
             get(|| async { Json(json!({ "result": "KoboldCpp", "version": "1.80.3" })) }),
         )
         .route("/api/extra/abort", post(abort))
+        .route(
+            "/api/extra/perf",
+            get(|State(state): State<Arc<BackendState>>| async move {
+                use std::sync::atomic::Ordering::SeqCst;
+                if !state.behavior.lock().perf {
+                    return StatusCode::NOT_FOUND.into_response();
+                }
+                // KoboldCpp runs one generation and queues the rest.
+                let running = state.running.load(SeqCst);
+                Json(json!({
+                    "total_gens": state.finished.load(SeqCst),
+                    "queue": running.saturating_sub(1),
+                    "idle": u64::from(running == 0),
+                }))
+                .into_response()
+            }),
+        )
         .with_state(state)
 }
 

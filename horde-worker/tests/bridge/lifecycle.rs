@@ -393,3 +393,62 @@ async fn a_worker_without_a_key_uses_the_one_horde_cli_saved() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("horde-cli register --save"), "{stderr}");
 }
+
+/// A KoboldCpp its owner uses directly (a generation the worker did not send, as KoboldAI Lite
+/// on the same machine sends): the worker takes no horde job while it runs nor for
+/// `--yield-secs` after, then serves again.
+#[tokio::test]
+async fn the_worker_yields_while_someone_else_uses_koboldcpp() {
+    let horde = Horde::start().await;
+    let (_, owner) = horde.register("owner").await;
+    let (_, client) = horde.register("client").await;
+    let backend = Backend::start(koboldcpp).await;
+    let perf = |delay| Behavior {
+        perf: true,
+        delay,
+        ..Behavior::default()
+    };
+    backend.behave(perf(Duration::ZERO));
+    let mut args = worker_args(&horde, &owner, "w", &backend.url);
+    args.extend(["--yield-secs", "2"]);
+    let worker = Worker::start(&args);
+    worker.wait_logged("earning kudos for", 1, SECS_30).await;
+    // The owner generates on the backend for 3 s.
+    backend.behave(perf(Duration::from_secs(3)));
+    let local_url = format!("{}/api/v1/generate", backend.url);
+    let local = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(local_url)
+            .json(&json!({ "prompt": "Mine", "max_length": 20 }))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    worker
+        .wait_logged("the backend is in use by someone else", 1, SECS_30)
+        .await;
+    let id = horde
+        .request(&client, "Waits", json!({ "max_length": 20 }))
+        .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let status = horde.status(&id).await;
+    assert_eq!(
+        (&status["waiting"], &status["processing"]),
+        (&json!(1), &json!(0)),
+        "no horde job while the owner generates: {status}"
+    );
+    assert!(local.await.unwrap().is_success());
+    backend.behave(perf(Duration::ZERO));
+    horde.wait_done(&id, SECS_30).await;
+    let free = worker
+        .wait_logged("the backend has been left alone", 1, SECS_30)
+        .await;
+    let done = worker.wait_logged("job done", 1, SECS_30).await;
+    assert!(
+        free[0]["timestamp"].as_str() <= done[0]["timestamp"].as_str(),
+        "{free:?} {done:?}"
+    );
+    // The local generation is the only one the worker did not send.
+    assert_eq!(backend.state.seen.lock().generates.len(), 2);
+}

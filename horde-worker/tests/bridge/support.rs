@@ -185,6 +185,8 @@ pub struct Behavior {
     pub stream_gap: Duration,
     /// Every generation answers with a body that never ends.
     pub endless: bool,
+    /// KoboldCpp's `/api/extra/perf` answers (else 404).
+    pub perf: bool,
 }
 
 impl Default for Behavior {
@@ -200,6 +202,7 @@ impl Default for Behavior {
             max_context_length: None,
             stream_gap: Duration::ZERO,
             endless: false,
+            perf: false,
         }
     }
 }
@@ -223,6 +226,9 @@ pub struct BackendState {
     pub behavior: Mutex<Behavior>,
     pub seen: Mutex<Seen>,
     aborted: tokio::sync::Notify,
+    /// Generations running now, and finished since the start (KoboldCpp's perf).
+    pub running: std::sync::atomic::AtomicU64,
+    pub finished: std::sync::atomic::AtomicU64,
 }
 
 impl BackendState {
@@ -242,10 +248,15 @@ impl BackendState {
         if behavior.refuse {
             return Err(400);
         }
-        tokio::select! {
-            () = tokio::time::sleep(behavior.delay) => Ok(behavior.text),
-            () = self.aborted.notified() => Ok(String::new()),
-        }
+        use std::sync::atomic::Ordering::SeqCst;
+        self.running.fetch_add(1, SeqCst);
+        let text = tokio::select! {
+            () = tokio::time::sleep(behavior.delay) => behavior.text,
+            () = self.aborted.notified() => String::new(),
+        };
+        self.finished.fetch_add(1, SeqCst);
+        self.running.fetch_sub(1, SeqCst);
+        Ok(text)
     }
 
     /// Records an abort and ends the generations in progress.
