@@ -10,11 +10,13 @@ use horde_api::{
 };
 use horde_core::SubmitState;
 
-/// The `bridge_agent` this worker reports: `name:version:url`.
+/// The `bridge_agent` this worker reports: `name:version:url`, the URL being the workspace's
+/// `repository` (one line of the root `Cargo.toml` for the project's public home).
 pub(crate) const BRIDGE_AGENT: &str = concat!(
     "horde-worker:",
     env!("CARGO_PKG_VERSION"),
-    ":https://example.invalid/horde"
+    ":",
+    env!("CARGO_PKG_REPOSITORY")
 );
 
 /// The most bytes of a horde's answer the worker reads (a pop holds at most a 400,000-character
