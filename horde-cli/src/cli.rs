@@ -21,7 +21,7 @@ pub(crate) struct Cli {
 #[derive(Debug, Args)]
 pub(crate) struct Global {
     /// The horde's base URL [default: http://127.0.0.1:7001].
-    #[arg(long, env = "HORDE_URL", global = true)]
+    #[arg(long, env = "HORDE_URL", global = true, hide_env_values = true)]
     pub(crate) url: Option<String>,
     /// Your API key (anonymous when unset). Keys may start with `-`.
     #[arg(
@@ -33,10 +33,10 @@ pub(crate) struct Global {
     )]
     pub(crate) api_key: Option<String>,
     /// The profile of the config file to use [default: the file's `default_profile`].
-    #[arg(long, env = "HORDE_PROFILE", global = true)]
+    #[arg(long, env = "HORDE_PROFILE", global = true, hide_env_values = true)]
     pub(crate) profile: Option<String>,
     /// The config file [default: in your user config directory].
-    #[arg(long, env = "HORDE_CLI_CONFIG", global = true)]
+    #[arg(long, env = "HORDE_CLI_CONFIG", global = true, hide_env_values = true)]
     pub(crate) config: Option<PathBuf>,
     /// Print JSON (stable field names) instead of text for people.
     #[arg(long, global = true)]
@@ -102,12 +102,27 @@ pub(crate) enum Command {
     },
     /// The models the horde's workers serve, with queues and speed.
     Models,
-    /// Print shell completions.
+    /// Print shell completions for bash, zsh, fish or PowerShell (`--help` says where to put
+    /// them).
+    ///
+    /// bash: `horde-cli completions bash > ~/.local/share/bash-completion/completions/horde-cli`
+    ///
+    /// zsh: `horde-cli completions zsh > ~/.zfunc/_horde-cli`, with `fpath+=~/.zfunc` before
+    /// `compinit` in `~/.zshrc`
+    ///
+    /// fish: `horde-cli completions fish > ~/.config/fish/completions/horde-cli.fish`
+    ///
+    /// PowerShell: add `horde-cli completions powershell | Out-String | Invoke-Expression` to
+    /// the file `$PROFILE` names
     Completions {
         /// The shell.
         shell: Shell,
     },
-    /// Where the config file is.
+    /// Save an API key you already have (from the horde's web page) in a profile, after
+    /// checking it with the horde. The key is read from standard input (asked for on a
+    /// terminal), or taken from --api-key / HORDE_API_KEY.
+    Login,
+    /// The config file: where it is, its profiles, and setting them.
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
@@ -232,6 +247,28 @@ pub(crate) struct GenerateArgs {
 pub(crate) enum ConfigCommand {
     /// Print the config file's path.
     Path,
+    /// List the profiles: their horde, whether they hold a key, which is the default.
+    Profiles,
+    /// Set a value of the profile in use (--profile, else the default one; created if new).
+    Set {
+        /// `url` or `api-key`.
+        key: ConfigKey,
+        /// The value (a key replaced is printed, so that it is not lost).
+        #[arg(allow_hyphen_values = true)]
+        value: String,
+    },
+    /// Make a profile the default one.
+    UseProfile {
+        /// The profile's name.
+        name: String,
+    },
+}
+
+/// What `config set` sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ConfigKey {
+    Url,
+    ApiKey,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -239,4 +276,5 @@ pub(crate) enum Shell {
     Bash,
     Zsh,
     Fish,
+    Powershell,
 }

@@ -17,7 +17,7 @@ use cli::{
     Cli, Command, ConfigCommand, Shell, UserCommand, UsersCommand, WorkerCommand, WorkersCommand,
 };
 use client::Client;
-use commands::{account, generate, horde, workers};
+use commands::{account, config, generate, horde, workers};
 use error::CliError;
 use settings::Settings;
 
@@ -49,6 +49,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             Shell::Bash => clap_complete::Shell::Bash,
             Shell::Zsh => clap_complete::Shell::Zsh,
             Shell::Fish => clap_complete::Shell::Fish,
+            Shell::Powershell => clap_complete::Shell::PowerShell,
         };
         // Written whole, and a reader that stops early (`| head -1`) ends it quietly.
         let mut script = Vec::new();
@@ -66,6 +67,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         return Ok(());
     }
     let settings = Settings::resolve(&cli.global)?;
+    // A key given by flag or environment (not the profile's), for `login`.
+    let given_key = cli.global.api_key.clone();
     let client = Client::new(&settings)?;
     let s = &settings;
     match cli.command {
@@ -133,6 +136,16 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             }
             Ok(())
         }
+        Command::Login => config::login(s, given_key).await,
+        Command::Config {
+            command: ConfigCommand::Profiles,
+        } => config::profiles(s),
+        Command::Config {
+            command: ConfigCommand::Set { key, value },
+        } => config::set(s, key, &value),
+        Command::Config {
+            command: ConfigCommand::UseProfile { name },
+        } => config::use_profile(s, &name),
         Command::Completions { .. } => Ok(()),
     }
 }

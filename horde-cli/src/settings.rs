@@ -86,40 +86,89 @@ impl ConfigFile {
         }
     }
 
-    /// Writes the file (creating its directory), readable by its owner only from the moment
-    /// it exists: the text goes to a new file created with mode 0600 beside it, synced, then
-    /// renamed over the old one, so a crash leaves either the old file or the new one whole
-    /// (never a key readable by others, never a half-written profile).
-    pub(crate) fn save(&self, path: &Path) -> Result<(), CliError> {
-        use std::io::Write as _;
-        let fail = |e: String| CliError::Usage(format!("cannot write {}: {e}", path.display()));
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
-        }
-        let text = toml::to_string(self).map_err(|e| fail(e.to_string()))?;
-        let mut staged = path.as_os_str().to_owned();
-        staged.push(".new");
-        let staged = std::path::PathBuf::from(staged);
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-            options.mode(0o600);
-            // A file left by an earlier attempt keeps its mode: set it before writing.
-            if staged.exists() {
-                std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))
-                    .map_err(|e| fail(e.to_string()))?;
+    /// Changes the file with `change`, keeping the rest of it — comments, order, other
+    /// profiles — as written. The file must be valid before (so that `change` finds tables
+    /// where it expects them) and stays valid after.
+    pub(crate) fn edit(
+        path: &Path,
+        change: impl FnOnce(&mut toml_edit::DocumentMut),
+    ) -> Result<(), CliError> {
+        ConfigFile::load(path)?;
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => {
+                return Err(CliError::Usage(format!(
+                    "cannot read the config file {}: {e}",
+                    path.display()
+                )))
             }
-        }
-        let mut file = options.open(&staged).map_err(|e| fail(e.to_string()))?;
-        file.write_all(text.as_bytes())
-            .and_then(|()| file.sync_all())
-            .map_err(|e| fail(e.to_string()))?;
-        drop(file);
-        std::fs::rename(&staged, path).map_err(|e| fail(e.to_string()))?;
-        Ok(())
+        };
+        let mut document: toml_edit::DocumentMut = text.parse().map_err(|e| {
+            CliError::Usage(format!(
+                "the config file {} is not valid: {e}",
+                path.display()
+            ))
+        })?;
+        change(&mut document);
+        let text = document.to_string();
+        toml::from_str::<ConfigFile>(&text).map_err(|e| {
+            CliError::Usage(format!(
+                "the change would make {} invalid: {e}",
+                path.display()
+            ))
+        })?;
+        write_private(path, &text)
     }
+}
+
+/// Sets `key` of profile `profile` to `value` in `document` (a valid config file).
+pub(crate) fn set_in_profile(
+    document: &mut toml_edit::DocumentMut,
+    profile: &str,
+    key: &str,
+    value: &str,
+) {
+    let profiles = document.entry("profiles").or_insert_with(|| {
+        let mut table = toml_edit::Table::new();
+        table.set_implicit(true);
+        toml_edit::Item::Table(table)
+    });
+    profiles[profile][key] = toml_edit::value(value);
+}
+
+/// Writes `text` to `path` (creating its directory), readable by its owner only from the moment
+/// it exists: the text goes to a new file created with mode 0600 beside it, synced, then
+/// renamed over the old one, so a crash leaves either the old file or the new one whole
+/// (never a key readable by others, never a half-written profile).
+fn write_private(path: &Path, text: &str) -> Result<(), CliError> {
+    use std::io::Write as _;
+    let fail = |e: String| CliError::Usage(format!("cannot write {}: {e}", path.display()));
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+    }
+    let mut staged = path.as_os_str().to_owned();
+    staged.push(".new");
+    let staged = std::path::PathBuf::from(staged);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        // A file left by an earlier attempt keeps its mode: set it before writing.
+        if staged.exists() {
+            std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| fail(e.to_string()))?;
+        }
+    }
+    let mut file = options.open(&staged).map_err(|e| fail(e.to_string()))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| fail(e.to_string()))?;
+    drop(file);
+    std::fs::rename(&staged, path).map_err(|e| fail(e.to_string()))?;
+    Ok(())
 }
 
 impl Settings {
@@ -181,15 +230,15 @@ impl Settings {
             .and_then(|profile| profile.api_key.clone()))
     }
 
-    /// Saves `api_key` (and the URL) in this profile of the config file.
+    /// Saves `api_key` (and the URL) in this profile of the config file; the first profile
+    /// saved becomes the default one.
     pub(crate) fn save_key(&self, api_key: &str) -> Result<(), CliError> {
-        let mut file = ConfigFile::load(&self.config_path)?;
-        let entry = file.profiles.entry(self.profile.clone()).or_default();
-        entry.url = Some(self.url.clone());
-        entry.api_key = Some(api_key.to_owned());
-        if file.default_profile.is_none() {
-            file.default_profile = Some(self.profile.clone());
-        }
-        file.save(&self.config_path)
+        ConfigFile::edit(&self.config_path, |document| {
+            set_in_profile(document, &self.profile, "url", &self.url);
+            set_in_profile(document, &self.profile, "api_key", api_key);
+            if !document.contains_key("default_profile") {
+                document["default_profile"] = toml_edit::value(self.profile.as_str());
+            }
+        })
     }
 }

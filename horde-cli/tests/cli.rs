@@ -119,6 +119,29 @@ impl Run {
     }
 }
 
+/// Runs `command` with `input` on its standard input.
+async fn run_with_input(mut command: Command, input: String) -> Run {
+    use std::io::Write as _;
+    let output: Output = tokio::task::spawn_blocking(move || {
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input.as_bytes()).unwrap();
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    Run {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
 async fn run(mut command: Command) -> Run {
     let output: Output = tokio::task::spawn_blocking(move || command.output().unwrap())
         .await
@@ -371,6 +394,16 @@ async fn generate_waits_for_a_worker_and_prints_the_text() {
     let status = status.assert_ok().json();
     assert_eq!(status["waiting"], 1);
     assert_eq!(status["done"], false);
+    // Nobody serves that model: no made-up estimate.
+    let plain = horde.cli(&["status", &id], &[]).await;
+    assert!(
+        plain
+            .assert_ok()
+            .stdout
+            .contains("unknown: no online worker serves these models"),
+        "{}",
+        plain.stdout
+    );
     let cancelled = horde.cli(&["cancel", &id], &[]).await;
     let said = &cancelled.assert_ok().stdout;
     assert!(said.contains(&format!("cancelled request {id}")), "{said}");
@@ -579,7 +612,7 @@ async fn settings_come_from_flags_then_env_then_the_profile() {
 
 #[tokio::test]
 async fn completions_are_printed_for_each_shell() {
-    for shell in ["bash", "zsh", "fish"] {
+    for shell in ["bash", "zsh", "fish", "powershell"] {
         let mut command = base_command(Path::new("/nonexistent/cli.toml"));
         command.args(["completions", shell]);
         let done = run(command).await;
@@ -697,4 +730,156 @@ async fn generate_prints_the_text_as_the_worker_streams_it() {
         shown.push_str(&more);
     }
     assert_eq!(shown, "Once upon a time.\n");
+}
+
+/// `login` saves a key you already have — checked with the horde first, never saved when the
+/// horde does not know it —, keeps the file's comments and other profiles, leaves it readable
+/// by you only, and prints a key it replaces; `config profiles`, `config set` and `config
+/// use-profile` manage profiles as kubectl manages its contexts. No step loses a key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_and_profiles_never_lose_a_key() {
+    let horde = Horde::start().await;
+    let alice = horde.register("alice").await;
+    let bob = horde.register("bob").await;
+    let config = horde.config_path();
+    std::fs::write(
+        &config,
+        "# my hordes\n[profiles.public]\nurl = \"https://horde.example.org\" # the big one\n",
+    )
+    .unwrap();
+    let login = |input: &str, env: &[(&str, &str)]| {
+        let mut command = base_command(&config);
+        command.arg("--url").arg(&horde.url).arg("login");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        run_with_input(command, input.to_owned())
+    };
+    login("AAAAAAAAAAAAAAAAAAAAAA\n", &[])
+        .await
+        .assert_fails(1, "nothing was saved");
+    assert!(!std::fs::read_to_string(&config)
+        .unwrap()
+        .contains("api_key"));
+
+    let done = login(&format!("{alice}\n"), &[]).await;
+    assert!(
+        done.assert_ok().stdout.contains("Logged in as alice#"),
+        "{}",
+        done.stdout
+    );
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(
+        text.contains("# my hordes") && text.contains("# the big one"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("api_key = \"{alice}\"")), "{text}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&config).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "readable by its owner only");
+    }
+    let who = horde.cli(&["whoami", "--json"], &[]).await;
+    assert!(who.assert_ok().json()["username"]
+        .as_str()
+        .unwrap()
+        .starts_with("alice#"));
+
+    // Another key replaces it (from HORDE_API_KEY, nothing read): the old one is printed.
+    let replaced = login("", &[("HORDE_API_KEY", &bob)]).await;
+    replaced.assert_ok();
+    assert!(replaced.stderr.contains(&alice), "{}", replaced.stderr);
+
+    // Profiles, as kubectl's contexts.
+    horde
+        .cli(
+            &["--profile", "public", "config", "set", "api-key", &alice],
+            &[],
+        )
+        .await
+        .assert_ok();
+    let set_again = horde
+        .cli(
+            &["--profile", "public", "config", "set", "api-key", &bob],
+            &[],
+        )
+        .await;
+    assert!(
+        set_again.assert_ok().stderr.contains(&alice),
+        "{}",
+        set_again.stderr
+    );
+    horde
+        .cli(
+            &["--profile", "public", "config", "set", "api-key", &alice],
+            &[],
+        )
+        .await
+        .assert_ok();
+    horde
+        .cli(&["config", "use-profile", "public"], &[])
+        .await
+        .assert_ok();
+    horde
+        .cli(&["config", "use-profile", "nope"], &[])
+        .await
+        .assert_fails(2, "there is no profile \"nope\"");
+    let listed = horde.cli(&["config", "profiles", "--json"], &[]).await;
+    let listed = listed.assert_ok().json();
+    let public = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "public")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        public,
+        json!({ "name": "public", "url": "https://horde.example.org", "has_key": true,
+                "default": true })
+    );
+    // The default profile is public now (its URL overridden here by --url): alice again.
+    let who = horde.cli(&["whoami", "--json"], &[]).await;
+    assert!(who.assert_ok().json()["username"]
+        .as_str()
+        .unwrap()
+        .starts_with("alice#"));
+    horde
+        .cli(&["config", "set", "url", "ftp://x"], &[])
+        .await
+        .assert_fails(2, "http://");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("# the big one"), "{text}");
+}
+
+/// Help never shows an environment variable's value (`[env: HORDE_PROFILE=]` when unset, or
+/// a key when set).
+#[tokio::test]
+async fn help_shows_variables_not_their_values() {
+    let mut command = base_command(Path::new("/nonexistent/cli.toml"));
+    command
+        .env("HORDE_URL", "http://secret.example")
+        .arg("--help");
+    let help = run(command).await;
+    help.assert_ok();
+    assert!(
+        help.stdout.contains("[env: HORDE_PROFILE]"),
+        "{}",
+        help.stdout
+    );
+    assert!(!help.stdout.contains("secret.example"), "{}", help.stdout);
+    assert!(
+        !help.stdout.contains("HORDE_PROFILE=") && !help.stdout.contains("HORDE_URL="),
+        "{}",
+        help.stdout
+    );
+    let mut command = base_command(Path::new("/nonexistent/cli.toml"));
+    command.args(["completions", "--help"]);
+    let help = run(command).await;
+    assert!(
+        help.assert_ok().stdout.contains("Invoke-Expression"),
+        "{}",
+        help.stdout
+    );
 }

@@ -85,8 +85,8 @@ pub(crate) async fn register(
 async fn me(client: &Client) -> Result<UserDetails, CliError> {
     if !client.has_key() {
         return Err(CliError::Usage(
-            "this needs your API key: pass --api-key, set HORDE_API_KEY, or save it with \
-             `horde-cli register NAME --save`"
+            "this needs your API key: pass --api-key, set HORDE_API_KEY, save one you have with \
+             `horde-cli login`, or register with `horde-cli register NAME --save`"
                 .into(),
         ));
     }

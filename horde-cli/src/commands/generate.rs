@@ -272,14 +272,14 @@ fn progress(status: &RequestStatus) -> String {
     let position = status.queue_position;
     let wait = status.wait_time;
     let (waiting, processing, finished) = (status.waiting, status.processing, status.finished);
-    let possible = if !status.is_possible {
-        " — no online worker can serve it yet"
+    // No estimate when no worker serves the models: the wait is unbounded, not `wait_time`.
+    let eta = if status.is_possible {
+        format!("~{wait} s")
     } else {
-        ""
+        "no online worker serves these models yet".to_owned()
     };
     format!(
-        "position {position}, ~{wait} s; {waiting} waiting, {processing} generating, \
-         {finished} done{possible}"
+        "position {position}, {eta}; {waiting} waiting, {processing} generating, {finished} done"
     )
 }
 
@@ -314,7 +314,14 @@ fn print_status(settings: &Settings, id: &str, status: RequestStatus) {
         ("processing", status.processing.to_string()),
         ("finished", status.finished.to_string()),
         ("queue position", status.queue_position.to_string()),
-        ("wait (s)", status.wait_time.to_string()),
+        (
+            "wait (s)",
+            if status.is_possible {
+                status.wait_time.to_string()
+            } else {
+                "unknown: no online worker serves these models".to_owned()
+            },
+        ),
         ("kudos", status.kudos.to_string()),
     ]);
     for generation in &status.generations {

@@ -1,6 +1,7 @@
 //! The commands, one module per area.
 
 pub(crate) mod account;
+pub(crate) mod config;
 pub(crate) mod generate;
 pub(crate) mod horde;
 pub(crate) mod workers;
