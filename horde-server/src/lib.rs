@@ -84,7 +84,7 @@ pub fn app(driver: Driver) -> Router {
             axum::routing::get(openapi::swagger_json),
         )
         .route("/api", axum::routing::get(openapi::docs_page))
-        .fallback(api::not_found)
+        .fallback(web::not_found)
         .layer(axum::middleware::from_fn_with_state(
             driver.clone(),
             api::record_request,

@@ -49,18 +49,27 @@ pub async fn swagger_json() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], json.as_str()).into_response()
 }
 
-/// `GET /api`: every operation with its parameters, body and answers, and every schema.
-pub async fn docs_page() -> Html<&'static str> {
-    static PAGE: OnceLock<String> = OnceLock::new();
-    Html(PAGE.get_or_init(render_page).as_str())
+/// `GET /api`: every operation with its parameters, body and answers, and every schema — a
+/// page of the site (its navigation, its stylesheet, nothing from elsewhere).
+pub async fn docs_page(
+    axum::extract::State(state): axum::extract::State<crate::driver::Driver>,
+    headers: axum::http::HeaderMap,
+) -> Html<String> {
+    static BODY: OnceLock<String> = OnceLock::new();
+    let session = crate::web::signed_in(&state, &headers);
+    crate::web::page(
+        "API",
+        session.as_ref(),
+        BODY.get_or_init(render_body).as_str(),
+    )
 }
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "horde",
-        description = "The AI Horde v2 text API as horde serves it (see docs/api.md for where \
-                       it differs on purpose). Send your key in the `apikey` header; the \
+        description = "The AI Horde v2 text API as horde serves it, with a few extensions \
+                       of its own (marked as such). Send your key in the `apikey` header; the \
                        anonymous key is `0000000000`.",
     ),
     servers((url = "/api/v2")),
@@ -421,25 +430,15 @@ fn reload_model_reference() {}
 
 /// The description as HTML: operations by tag, then schemas. Text from the description is
 /// escaped.
-fn render_page() -> String {
+fn render_body() -> String {
     let doc = description();
-    let mut page = String::from(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>horde API</title><style>\
-         body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;\
-         line-height:1.45}code,pre{background:#f3f3f3;padding:0 .2rem}\
-         .op{border:1px solid #ddd;border-radius:6px;padding:.5rem 1rem;margin:.8rem 0}\
-         .m{font-weight:bold;text-transform:uppercase;margin-right:.5rem}\
-         table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:.2rem .5rem;\
-         text-align:left;vertical-align:top}</style></head><body>",
-    );
     let info = &doc["info"];
-    page += &format!(
-        "<h1>{} API</h1><p>{}</p><p>Base path <code>/api/v2</code>. The machine-readable \
-         description: <a href=\"/api/swagger.json\">/api/swagger.json</a> (OpenAPI 3).</p>",
-        escape(info["title"].as_str().unwrap_or_default()),
-        escape(info["description"].as_str().unwrap_or_default()),
+    let mut page = format!(
+        "<p>{}</p><p>Base path <code>/api/v2</code>. The machine-readable description: \
+         <a href=\"/api/swagger.json\">/api/swagger.json</a> (OpenAPI 3). OpenAI clients use \
+         <code>/v1</code> (<code>/v1/models</code>, <code>/v1/completions</code>, \
+         <code>/v1/chat/completions</code>) with the same key as a bearer token.</p>",
+        inline_code(info["description"].as_str().unwrap_or_default()),
     );
     let mut operations: Vec<(String, String, String, &Value)> = Vec::new();
     if let Some(paths) = doc["paths"].as_object() {
@@ -463,7 +462,7 @@ fn render_page() -> String {
             "<div class=\"op\"><p><span class=\"m\">{}</span><code>{}</code></p><p>{}</p>",
             escape(&method),
             escape(&path),
-            escape(operation["description"].as_str().unwrap_or_default()),
+            inline_code(operation["description"].as_str().unwrap_or_default()),
         );
         if let Some(params) = operation["parameters"].as_array() {
             page += "<p>Parameters: ";
@@ -479,7 +478,7 @@ fn render_page() -> String {
                         } else {
                             ""
                         },
-                        escape(p["description"].as_str().unwrap_or_default())
+                        inline_code(p["description"].as_str().unwrap_or_default())
                     )
                 })
                 .collect();
@@ -490,7 +489,7 @@ fn render_page() -> String {
         {
             page += &format!("<p>Body: {}</p>", schema_name(schema));
         }
-        page += "<table><tr><th>status</th><th>answer</th><th>body</th></tr>";
+        page += "<div class=\"scroll\"><table><tr><th>status</th><th>answer</th><th>body</th></tr>";
         if let Some(responses) = operation["responses"].as_object() {
             for (status, response) in responses {
                 let body = response["content"]["application/json"]
@@ -500,12 +499,12 @@ fn render_page() -> String {
                 page += &format!(
                     "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
                     escape(status),
-                    escape(response["description"].as_str().unwrap_or_default()),
+                    inline_code(response["description"].as_str().unwrap_or_default()),
                     body
                 );
             }
         }
-        page += "</table></div>";
+        page += "</table></div></div>";
     }
     page += "<h2>Schemas</h2>";
     if let Some(schemas) = doc["components"]["schemas"].as_object() {
@@ -513,7 +512,7 @@ fn render_page() -> String {
             page += &format!(
                 "<h3 id=\"{0}\">{0}</h3><p>{1}</p>",
                 escape(name),
-                escape(schema["description"].as_str().unwrap_or_default())
+                inline_code(schema["description"].as_str().unwrap_or_default())
             );
             if let Some(values) = schema["enum"].as_array() {
                 let values: Vec<String> = values
@@ -525,7 +524,6 @@ fn render_page() -> String {
             page += &fields_table(schema);
         }
     }
-    page += "</body></html>";
     page
 }
 
@@ -551,7 +549,7 @@ fn fields_table(schema: &Value) -> String {
                         ""
                     },
                     schema_name(property),
-                    escape(property["description"].as_str().unwrap_or_default())
+                    inline_code(property["description"].as_str().unwrap_or_default())
                 );
             }
         }
@@ -559,7 +557,32 @@ fn fields_table(schema: &Value) -> String {
     if rows.is_empty() {
         return rows;
     }
-    format!("<table><tr><th>field</th><th>type</th><th></th></tr>{rows}</table>")
+    format!(
+        "<div class=\"scroll\"><table><tr><th>field</th><th>type</th><th></th></tr>{rows}</table>\
+         </div>"
+    )
+}
+
+/// `text` escaped, its `backticked` parts as code (descriptions are written in markdown's
+/// inline style); an unpaired backtick stays as it is.
+fn inline_code(text: &str) -> String {
+    let parts: Vec<&str> = text.split('`').collect();
+    let unpaired_last = parts.len().is_multiple_of(2);
+    let mut out = String::with_capacity(text.len() + 16);
+    for (i, part) in parts.iter().enumerate() {
+        let code = i % 2 == 1 && !(unpaired_last && i == parts.len() - 1);
+        if code {
+            out.push_str("<code>");
+            out.push_str(&escape(part));
+            out.push_str("</code>");
+        } else {
+            if i % 2 == 1 {
+                out.push('`');
+            }
+            out.push_str(&escape(part));
+        }
+    }
+    out
 }
 
 /// A short HTML name for a schema: a link for a reference, its type otherwise.

@@ -17,7 +17,7 @@ pub(crate) mod generate;
 mod status;
 pub(crate) mod stream;
 pub(crate) mod users;
-mod workers;
+pub(crate) mod workers;
 
 /// Routes under `/api/v2`.
 pub fn routes() -> Router<Driver> {
@@ -198,6 +198,6 @@ impl FromRequestParts<Driver> for Registered {
 }
 
 /// Parses a UUID path segment, or answers 404 with `rc`.
-fn parse_uuid(text: &str, rc: Rc) -> Result<uuid::Uuid, ApiError> {
+pub(crate) fn parse_uuid(text: &str, rc: Rc) -> Result<uuid::Uuid, ApiError> {
     uuid::Uuid::parse_str(text).map_err(|_| ApiError::not_found(rc, format!("no such id: {text}")))
 }

@@ -13,7 +13,7 @@ use crate::wire::{
 
 /// A worker as `viewer` may see it: its owner is shown to the owner and administrators, and
 /// to everyone when the owner made their workers public.
-fn worker_details(core: &Core, worker: &Worker, viewer: Viewer) -> WorkerDetails {
+pub(crate) fn worker_details(core: &Core, worker: &Worker, viewer: Viewer) -> WorkerDetails {
     let horde = core.horde();
     let now = viewer.now;
     let timeout = horde.config().economy.online_timeout_secs;
@@ -60,10 +60,10 @@ fn worker_details(core: &Core, worker: &Worker, viewer: Viewer) -> WorkerDetails
 
 /// Who is looking, and when.
 #[derive(Debug, Clone, Copy)]
-struct Viewer {
-    user: UserId,
-    admin: bool,
-    now: horde_core::Timestamp,
+pub(crate) struct Viewer {
+    pub(crate) user: UserId,
+    pub(crate) admin: bool,
+    pub(crate) now: horde_core::Timestamp,
 }
 
 pub(crate) async fn list(

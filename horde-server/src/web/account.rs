@@ -24,10 +24,17 @@ use crate::ops::sessions::Ending;
 use crate::store::Movement;
 use crate::views::user_details;
 
-/// A button that copies the key shown in `#api-key` (where scripts run; the key can always be
-/// selected by hand).
-const COPY: &str = "<button type=\"button\" onclick=\"navigator.clipboard.writeText(\
-    document.getElementById('api-key').textContent)\">Copy</button>";
+/// A button that copies the key shown in `#api-key` and says so: with the clipboard API where
+/// the page is a secure context, else by selecting the key and the browser's copy command
+/// (plain http on a LAN), and where neither works it leaves the key selected and says to copy
+/// it by hand. One tap on the key selects it all, too (`user-select: all`).
+const COPY: &str = "<button type=\"button\" onclick=\"var b=this,k=document.getElementById(\
+    'api-key'),r=document.createRange(),s=getSelection();r.selectNodeContents(k);\
+    s.removeAllRanges();s.addRange(r);var done=function(ok){b.textContent=ok?'Copied':\
+    'Selected: copy it by hand'};if(navigator.clipboard&&window.isSecureContext){\
+    navigator.clipboard.writeText(k.textContent).then(function(){done(true)},function(){\
+    var ok=false;try{ok=document.execCommand('copy')}catch(e){}done(ok)})}else{var ok=false;\
+    try{ok=document.execCommand('copy')}catch(e){}done(ok)}\">Copy</button>";
 
 /// The hash the pages' Content-Security-Policy allows [`COPY`]'s handler by (the one script
 /// on any page): `'sha256-…'` of its text.
@@ -82,6 +89,7 @@ pub(super) struct RegisterForm {
 pub(super) async fn register(
     State(state): State<Driver>,
     ClientIp(ip): ClientIp,
+    headers: HeaderMap,
     form_data: Result<Form<RegisterForm>, FormRejection>,
 ) -> Response {
     let result = match form_data {
@@ -94,15 +102,50 @@ pub(super) async fn register(
     };
     match result {
         Ok((row, key)) => {
+            // The new user is signed in (unless the form came from another site, which must
+            // not choose whose session a visitor has).
+            let started = if super::cross_site(state.config(), &headers) {
+                None
+            } else {
+                start_session_with_csrf(&state, row.id).await.ok()
+            };
+            let (cookie, session) = match started {
+                Some((cookie, csrf)) => (
+                    Some(cookie),
+                    Some(SignedIn {
+                        user: row.id,
+                        username: username(&row),
+                        csrf,
+                        digest: [0; 32],
+                    }),
+                ),
+                None => (None, None),
+            };
+            let next = if session.is_some() {
+                "You are signed in: <a href=\"/account\">your account</a> shows your kudos."
+            } else {
+                "Then <a href=\"/login\">sign in</a> with it."
+            };
             let body = format!(
                 "<p>Welcome, <strong>{}</strong>.</p>\
-                 <p>Your API key: <code id=\"api-key\">{}</code> {COPY}</p>\
-                 <p>This is the only time it is shown. Keep it somewhere safe, then \
-                 <a href=\"/login\">sign in</a> with it.</p>",
+                 <p>Your API key: <code id=\"api-key\" class=\"key\">{}</code> {COPY}</p>\
+                 <p>This is the only time it is shown: keep it somewhere safe. Clients and \
+                 workers send it; <code>horde-cli login</code> saves it for the command line and \
+                 <code>horde-worker</code>. {next}</p>",
                 escape(&username(&row)),
                 escape(&key)
             );
-            (StatusCode::CREATED, page("Registered", None, &body)).into_response()
+            let mut response = (
+                StatusCode::CREATED,
+                page("Registered", session.as_ref(), &body),
+            )
+                .into_response();
+            if let Some(cookie) = cookie {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::SET_COOKIE, cookie);
+            }
+            response
         }
         Err(error) => {
             let message = format!("<p class=\"error\">{}</p>", escape(&error.to_string()));
@@ -174,10 +217,20 @@ pub(super) async fn start_session(
     state: &Driver,
     user: UserId,
 ) -> Result<axum::http::HeaderValue, ApiError> {
+    start_session_with_csrf(state, user)
+        .await
+        .map(|(cookie, _)| cookie)
+}
+
+/// [`start_session`], with the session's CSRF token (for a page rendered at once).
+async fn start_session_with_csrf(
+    state: &Driver,
+    user: UserId,
+) -> Result<(axum::http::HeaderValue, String), ApiError> {
     let token = new_token()?;
     let csrf = new_token()?;
-    ops::sessions::start(state, user, &token, csrf).await?;
-    Ok(session_cookie_header(state, Some(&token)))
+    ops::sessions::start(state, user, &token, csrf.clone()).await?;
+    Ok((session_cookie_header(state, Some(&token)), csrf))
 }
 
 #[derive(Debug, Deserialize)]
@@ -462,7 +515,7 @@ pub(super) async fn new_key(
         .await
         .or_page(&session)?;
     let notice = format!(
-        "<p class=\"ok\">Your new API key: <code id=\"api-key\">{}</code> {COPY}</p>\
+        "<p class=\"ok\">Your new API key: <code id=\"api-key\" class=\"key\">{}</code> {COPY}</p>\
          <p>This is the only time it is shown. The old key no longer works, and every \
          other browser signed in to this account has been signed out.</p>",
         escape(&key)

@@ -14,6 +14,7 @@ mod transfer;
 
 use std::fmt::Write as _;
 
+use axum::extract::State;
 use axum::http::header::{COOKIE, LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -33,7 +34,13 @@ const COOKIE_NAME: &str = "horde_session";
 pub fn routes() -> Router<Driver> {
     Router::new()
         .route("/", get(public::home))
+        .route("/favicon.svg", get(favicon))
+        .route(
+            "/favicon.ico",
+            get(|| async { redirect("/favicon.svg", None) }),
+        )
         .route("/workers", get(public::workers))
+        .route("/workers/{id}", get(public::worker))
         .route("/models", get(public::models))
         .route("/users", get(public::users))
         .route(
@@ -225,11 +232,60 @@ fn csrf_field(session: &SignedIn) -> String {
     )
 }
 
+/// The site's icon: a small SVG (browsers asking for `/favicon.ico` are sent here).
+async fn favicon() -> Response {
+    const ICON: &str = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 32 32\">\
+        <rect width=\"32\" height=\"32\" rx=\"6\" fill=\"#5b4a2f\"/>\
+        <circle cx=\"10\" cy=\"12\" r=\"4\" fill=\"#f4f1ea\"/>\
+        <circle cx=\"22\" cy=\"12\" r=\"4\" fill=\"#f4f1ea\"/>\
+        <circle cx=\"16\" cy=\"22\" r=\"4\" fill=\"#f4f1ea\"/></svg>";
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "image/svg+xml"),
+            (axum::http::header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        ICON,
+    )
+        .into_response()
+}
+
+/// Answers a URL nothing serves: a page for a browser (it accepts HTML), the API's JSON error
+/// for everything else and under `/api` and `/v1`.
+pub(crate) async fn not_found(
+    State(state): State<Driver>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    let api = ["/api/", "/v1/"]
+        .iter()
+        .any(|prefix| uri.path().starts_with(prefix));
+    let browser = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    if api || !browser {
+        return crate::api::not_found().await.into_response();
+    }
+    let session = signed_in(&state, &headers);
+    let body = format!(
+        "<p>Nothing is at <code>{}</code>.</p><p>Try the <a href=\"/\">home page</a>, the \
+         <a href=\"/workers\">workers</a> or the <a href=\"/models\">models</a>; the API is \
+         described at <a href=\"/api\">/api</a>.</p>",
+        escape(uri.path())
+    );
+    (
+        StatusCode::NOT_FOUND,
+        page("Page not found", session.as_ref(), &body),
+    )
+        .into_response()
+}
+
 /// A page: the navigation (with the signed-in user, if any), a title and `body`.
-fn page(title: &str, session: Option<&SignedIn>, body: &str) -> Html<String> {
+pub(crate) fn page(title: &str, session: Option<&SignedIn>, body: &str) -> Html<String> {
     let mut nav = String::from(
         "<a href=\"/\">horde</a> <a href=\"/workers\">workers</a> \
-         <a href=\"/models\">models</a> <a href=\"/users\">users</a> <span class=\"grow\"></span>",
+         <a href=\"/models\">models</a> <a href=\"/users\">users</a> <a href=\"/api\">API</a> \
+         <span class=\"grow\"></span>",
     );
     match session {
         Some(session) => {
@@ -247,29 +303,39 @@ fn page(title: &str, session: Option<&SignedIn>, body: &str) -> Html<String> {
     Html(format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title} · horde</title><style>{STYLE}</style></head>\
+         <title>{title} · horde</title><link rel=\"icon\" href=\"/favicon.svg\" \
+         type=\"image/svg+xml\"><style>{STYLE}</style></head>\
          <body><nav>{nav}</nav><main><h1>{title}</h1>{body}</main></body></html>",
         title = escape(title)
     ))
 }
 
-/// The stylesheet: readable on a desktop and on a phone.
+/// The stylesheet: readable on a desktop and on a phone (nothing wider than the screen: wide
+/// tables scroll inside their box, with a cue on narrow screens; commands scroll in theirs).
 const STYLE: &str = "\
 body{font-family:system-ui,sans-serif;margin:0;line-height:1.5;color:#222}\
 nav{display:flex;flex-wrap:wrap;gap:.4rem 1rem;align-items:center;padding:.6rem 1rem;\
 background:#f4f1ea;border-bottom:1px solid #ddd}\
-nav .grow{flex:1}main{max-width:48rem;margin:1.5rem auto;padding:0 1rem}\
-code{background:#eee;padding:.1rem .3rem;word-break:break-all}\
+nav .grow{flex:1}main{max-width:48rem;margin:1.5rem auto;padding:0 1rem;overflow-wrap:anywhere}\
+code{background:#eee;padding:.1rem .3rem}\
+pre{background:#eee;padding:.6rem .8rem;overflow-x:auto;line-height:1.4}pre code{padding:0}\
 table{border-collapse:collapse;width:100%;margin:.5rem 0 1rem}\
 td,th{padding:.3rem .6rem;text-align:left;border-bottom:1px solid #eee;vertical-align:top}\
-.scroll{overflow-x:auto}.error{color:#a00;font-weight:bold}.ok{color:#060;font-weight:bold}\
+.scroll{overflow-x:auto}.scroll td,.scroll th{overflow-wrap:normal}\
+@media (max-width:40rem){.wide::before{content:'Scroll sideways for all the columns \\2192';\
+display:block;font-size:.85em;color:#666}}\
+.error{color:#a00;font-weight:bold}.ok{color:#060;font-weight:bold}\
+.key{user-select:all;font-size:1.1em}\
 form.inline{display:inline;margin:0}button.link{background:none;border:none;color:#00e;\
-text-decoration:underline;cursor:pointer;padding:0;font:inherit}\
+text-decoration:underline;cursor:pointer;padding:0;font:inherit;margin:0}\
 label{display:block;margin:.5rem 0}input[type=text],input[type=password],input[type=number]\
 {font:inherit;padding:.3rem;width:100%;max-width:24rem;box-sizing:border-box}\
-button{font:inherit;padding:.3rem .9rem}\
-a.button{display:inline-block;padding:.3rem .9rem;border:1px solid #888;border-radius:4px;\
-text-decoration:none;color:#222;background:#f7f7f7}";
+button{font:inherit;padding:.4rem 1rem;margin:.3rem .3rem .3rem 0}\
+a.button{display:inline-block;padding:.4rem 1rem;margin:.3rem .3rem .3rem 0;\
+border:1px solid #888;border-radius:4px;text-decoration:none;color:#222;background:#f7f7f7}\
+details{margin:.4rem 0}summary{cursor:pointer;font-weight:bold}\
+.op{border:1px solid #ddd;border-radius:6px;padding:.2rem .8rem;margin:.8rem 0}\
+.m{font-weight:bold;text-transform:uppercase;margin-right:.5rem}";
 
 /// A page answering a request that needs a signed-in browser: to the sign-in page.
 fn sign_in_first() -> Response {

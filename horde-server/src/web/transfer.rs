@@ -18,9 +18,11 @@ use crate::error::ApiError;
 use crate::extract::ClientIp;
 use crate::ops;
 
-fn form_body(session: &SignedIn, message: &str, to: &str, amount: &str) -> String {
+fn form_body(state: &Driver, session: &SignedIn, message: &str, to: &str, amount: &str) -> String {
+    let balance = state.read(|core, _| core.horde().ledger().balance(session.user));
     format!(
-        "{message}<form method=\"post\" action=\"/transfer\">{}\
+        "{message}<p>You hold <strong id=\"form-balance\">{balance}</strong> kudos.</p>\
+         <form method=\"post\" action=\"/transfer\">{}\
          <label>To (alias#id) <input type=\"text\" name=\"username\" value=\"{}\" required \
          placeholder=\"alice#7\"></label>\
          <label>Kudos <input type=\"text\" name=\"amount\" value=\"{}\" inputmode=\"decimal\" \
@@ -33,6 +35,7 @@ fn form_body(session: &SignedIn, message: &str, to: &str, amount: &str) -> Strin
 
 /// The form again, with `error` above it.
 fn refused(
+    state: &Driver,
     session: &SignedIn,
     status: StatusCode,
     error: &str,
@@ -45,7 +48,7 @@ fn refused(
         page(
             "Send kudos",
             Some(session),
-            &form_body(session, &message, to, amount),
+            &form_body(state, session, &message, to, amount),
         ),
     )
         .into_response()
@@ -58,7 +61,7 @@ pub(super) async fn form(State(state): State<Driver>, headers: HeaderMap) -> Res
     page(
         "Send kudos",
         Some(&session),
-        &form_body(&session, "", "", ""),
+        &form_body(&state, &session, "", "", ""),
     )
     .into_response()
 }
@@ -97,6 +100,7 @@ fn checked(
     let Ok(Form(form)) = form_data else {
         let error = "The form is incomplete.";
         return Err(Box::new(refused(
+            state,
             &session,
             StatusCode::BAD_REQUEST,
             error,
@@ -110,6 +114,7 @@ fn checked(
     match parse_amount(&form.amount) {
         Ok(amount) => Ok((session, form, amount)),
         Err(error) => Err(Box::new(refused(
+            state,
             &session,
             StatusCode::BAD_REQUEST,
             error,
@@ -141,6 +146,7 @@ pub(super) async fn confirm(
     let Some((to_name, allowed)) = receiver else {
         let error = format!("There is no user {} here.", form.username.trim());
         return refused(
+            &state,
             &session,
             StatusCode::NOT_FOUND,
             &error,
@@ -152,6 +158,7 @@ pub(super) async fn confirm(
     if let Err(refusal) = allowed {
         let error = ApiError::from(refusal);
         return refused(
+            &state,
             &session,
             error.status(),
             &format!("Not sent: {error}."),
@@ -161,7 +168,7 @@ pub(super) async fn confirm(
     }
     let form_id = match new_token().map_err(ApiError::from) {
         Ok(id) => id,
-        Err(e) => return refused(&session, e.status(), &e.to_string(), "", ""),
+        Err(e) => return refused(&state, &session, e.status(), &e.to_string(), "", ""),
     };
     let body = format!(
         "<p>Send <strong id=\"confirm-amount\">{amount}</strong> kudos from \
@@ -193,6 +200,7 @@ pub(super) async fn send(
     };
     if form.form_id.is_empty() || form.form_id.len() > 64 {
         return refused(
+            &state,
             &session,
             StatusCode::BAD_REQUEST,
             "The confirmation is missing; start again.",
@@ -216,6 +224,7 @@ pub(super) async fn send(
             page("Kudos sent", Some(&session), &body).into_response()
         }
         Err(error) => refused(
+            &state,
             &session,
             error.status(),
             &transfer_error(&error),

@@ -83,6 +83,19 @@ async fn screenshots(client: &Client, name: &str) {
         client.set_window_size(width, height).await.unwrap();
         let png = client.screenshot().await.unwrap();
         std::fs::write(dir.join(format!("{name}-{size}.png")), png).unwrap();
+        // Nothing wider than the screen: wide tables and commands scroll in their own box.
+        let widths = client
+            .execute(
+                "return [document.documentElement.scrollWidth, window.innerWidth]",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let (page, window) = (widths[0].as_u64().unwrap(), widths[1].as_u64().unwrap());
+        assert!(
+            page <= window,
+            "{name} is {page} px wide in a {window} px {size} window"
+        );
     }
     client.set_window_size(1280, 900).await.unwrap();
 }
@@ -185,6 +198,21 @@ async fn the_pages_work_in_a_real_browser() {
     let key = text_of(&client, "api-key").await;
     assert_eq!(key.len(), 22, "{key}");
     screenshots(&client, "registered").await;
+    // The Copy button says what it did (copied, or the key left selected to copy by hand).
+    let copy = client
+        .find(Locator::XPath("//button[text()='Copy']"))
+        .await
+        .unwrap();
+    copy.click().await.unwrap();
+    let said = copy.text().await.unwrap();
+    assert!(
+        said == "Copied" || said == "Selected: copy it by hand",
+        "{said}"
+    );
+    // Registering signed alice in; she signs out to sign in with the key.
+    shows(&client, "You are signed in").await;
+    submit(&client, "/logout").await;
+    assert_eq!(path_becomes(&client, "/").await, "/");
     let alice = server.get("/find_user", Some(&key)).await.1;
     let alice_id = alice["id"].as_u64().unwrap();
     // The administrator gives alice kudos to send.
@@ -280,10 +308,26 @@ async fn the_pages_work_in_a_real_browser() {
     client.goto(&site).await.unwrap();
     shows(&client, "Generations in total</th><td>1<").await;
     screenshots(&client, "home").await;
-    for page in ["workers", "models", "users"] {
+    for page in ["workers", "models", "users", "api", "no-such-page"] {
         client.goto(&format!("{site}/{page}")).await.unwrap();
         screenshots(&client, page).await;
     }
+    client
+        .find(Locator::LinkText("workers"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client
+        .find(Locator::LinkText("gpu-1"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    shows(&client, "tokens per second").await;
+    screenshots(&client, "worker").await;
     client.close().await.unwrap();
     server.stop().await;
 }

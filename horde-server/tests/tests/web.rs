@@ -122,7 +122,8 @@ async fn signing_in_with_a_key_the_account_and_a_new_key() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    let start = page.find("id=\"api-key\">").unwrap() + "id=\"api-key\">".len();
+    let start =
+        page.find("id=\"api-key\" class=\"key\">").unwrap() + "id=\"api-key\" class=\"key\">".len();
     let new_key = page[start..].split('<').next().unwrap().to_owned();
     assert_eq!(new_key.len(), 22);
     assert_eq!(
@@ -413,7 +414,7 @@ async fn a_new_key_ends_other_sessions_and_sessions_are_bounded() {
     let (_, path, page) = get_page(&mine, format!("{}/account", site(&server))).await;
     assert_eq!(path, "/account", "this browser stays signed in");
     let new_key = page
-        .split("<code id=\"api-key\">")
+        .split("<code id=\"api-key\" class=\"key\">")
         .nth(1)
         .map(|rest| rest.split('<').next().unwrap().to_owned());
     assert!(new_key.is_none(), "the key is shown only once");
@@ -533,4 +534,146 @@ async fn pages_carry_headers_against_sniffing_framing_and_injected_scripts() {
     let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(handler));
     assert!(policy.contains(&format!("'sha256-{hash}'")), "{policy}");
     server.stop().await;
+}
+
+/// What a visitor finds: an HTML page for a URL nothing serves (JSON for API clients and
+/// under `/api`), an icon, the API's page as a page of the site (its navigation, code shown as
+/// code, no link a visitor cannot follow), a home page with this horde's own address in its
+/// examples and what kudos are, the workers with their owners where public and a page each,
+/// the balance on the transfer form, and a new user signed in at registration.
+#[tokio::test]
+async fn pages_for_people_who_visit() {
+    let server = TestServer::start().await;
+    let site = site(&server);
+    let browser = browser();
+    let html = |path: &str| {
+        browser
+            .get(format!("{site}{path}"))
+            .header("accept", "text/html,application/xhtml+xml")
+            .send()
+    };
+
+    let missing = html("/no/such/page").await.unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert!(missing.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let text = missing.text().await.unwrap();
+    assert!(
+        text.contains("Page not found") && text.contains("<nav>"),
+        "{text}"
+    );
+    let api_client = reqwest::get(format!("{site}/no/such/page")).await.unwrap();
+    assert_eq!(api_client.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        api_client.json::<serde_json::Value>().await.unwrap()["rc"],
+        "NotFound"
+    );
+    let under_api = html("/api/v2/nothing").await.unwrap();
+    assert_eq!(
+        under_api.json::<serde_json::Value>().await.unwrap()["rc"],
+        "NotFound"
+    );
+    let icon = browser
+        .get(format!("{site}/favicon.ico"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(icon.status(), StatusCode::OK, "followed to the SVG");
+    assert_eq!(icon.headers()["content-type"], "image/svg+xml");
+
+    let api = html("/api").await.unwrap().text().await.unwrap();
+    assert!(api.contains("<nav>"), "a page of the site");
+    assert!(api.contains("<code>apikey</code>"), "code shown as code");
+    assert!(!api.contains('`') && !api.contains("docs/api.md"));
+
+    let home = html("/").await.unwrap().text().await.unwrap();
+    assert!(
+        home.contains(&format!("OpenAI(base_url=\"{site}/v1\"")),
+        "{home}"
+    );
+    assert!(home.contains("--horde-url {site}".replace("{site}", &site).as_str()));
+    assert!(home.contains("<h2>Kudos</h2>") && home.contains("<details>"));
+    let public = TestServer::start_with(|config| {
+        config.public_url = Some("https://horde.example.org".into());
+    })
+    .await;
+    let named = reqwest::get(format!("{}/", site_of(&public)))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(named.contains("horde-cli --url https://horde.example.org login"));
+    public.stop().await;
+
+    // Workers: the owner where public, a page each.
+    let (alice_id, alice) = server.register("alice").await;
+    let (_, bob) = server.register("bob").await;
+    for (key, name) in [(&alice, "alice-gpu"), (&bob, "bob-gpu")] {
+        let (status, _) = server
+            .post(
+                "/generate/text/pop",
+                Some(key),
+                json!({ "name": name, "models": ["koboldcpp/Llama-3-8B-Instruct"] }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (status, _) = server
+        .call(
+            Method::PUT,
+            &format!("/users/{alice_id}"),
+            Some(&alice),
+            Some(json!({ "public_workers": true })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let list = html("/workers").await.unwrap().text().await.unwrap();
+    assert!(list.contains(&format!("alice#{alice_id}")), "{list}");
+    assert!(!list.contains("bob#"), "bob's workers are not public");
+    let (_, worker) = server.get("/workers/name/alice-gpu", None).await;
+    let id = worker["id"].as_str().unwrap();
+    assert!(list.contains(&format!("href=\"/workers/{id}\"")));
+    let one = html(&format!("/workers/{id}")).await.unwrap();
+    assert_eq!(one.status(), StatusCode::OK);
+    let one = one.text().await.unwrap();
+    assert!(
+        one.contains("<h1>alice-gpu</h1>") && one.contains("tokens per second"),
+        "{one}"
+    );
+    assert!(one.contains("Uptime"), "{one}");
+    let unknown = html("/workers/00000000-0000-0000-0000-000000000000")
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        html("/workers/nonsense").await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+
+    // Registering signs in; the transfer form shows what you hold.
+    let newcomer = self::browser();
+    let registered = newcomer
+        .post(format!("{site}/register"))
+        .form(&[("username", "carol")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), StatusCode::CREATED);
+    let page = registered.text().await.unwrap();
+    assert!(page.contains("You are signed in"), "{page}");
+    let (status, path, form) = get_page(&newcomer, format!("{site}/transfer")).await;
+    assert_eq!((status, path.as_str()), (StatusCode::OK, "/transfer"));
+    assert!(
+        form.contains("<strong id=\"form-balance\">0</strong>"),
+        "{form}"
+    );
+    server.stop().await;
+}
+
+/// The site's root URL of another server.
+fn site_of(server: &TestServer) -> String {
+    server.base.trim_end_matches("/api/v2").to_owned()
 }

@@ -91,7 +91,7 @@ async fn web_pages_show_the_horde_and_register_people() {
     );
     assert!(!html.contains("<b>mallory"));
     let key = html
-        .split("<code id=\"api-key\">")
+        .split("<code id=\"api-key\" class=\"key\">")
         .nth(1)
         .and_then(|rest| rest.split('<').next())
         .unwrap()
