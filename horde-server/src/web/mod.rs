@@ -316,7 +316,7 @@ const STYLE: &str = "\
 body{font-family:system-ui,sans-serif;margin:0;line-height:1.5;color:#222}\
 nav{display:flex;flex-wrap:wrap;gap:.4rem 1rem;align-items:center;padding:.6rem 1rem;\
 background:#f4f1ea;border-bottom:1px solid #ddd}\
-nav .grow{flex:1}main{max-width:48rem;margin:1.5rem auto;padding:0 1rem;overflow-wrap:anywhere}\
+nav .grow{flex:1}main{max-width:48rem;margin:1.5rem auto;padding:0 1rem;overflow-wrap:break-word}\
 code{background:#eee;padding:.1rem .3rem}\
 pre{background:#eee;padding:.6rem .8rem;overflow-x:auto;line-height:1.4}pre code{padding:0}\
 table{border-collapse:collapse;width:100%;margin:.5rem 0 1rem}\
