@@ -126,6 +126,29 @@ pub struct WorkerStats {
 }
 
 impl Worker {
+    /// The speed the horde counts this worker at, in tokens per second: its measured speed
+    /// ([`Worker::measured_tps_milli`]), or [`crate::TOKENS_PER_SEC_PER_THREAD`] until it has
+    /// one (what a worker claims, its threads included, adds nothing). The one definition
+    /// behind every speed the horde shows: a worker's `performance`, a model's (the sum over
+    /// its online workers) and wait estimates.
+    ///
+    /// ```
+    /// use horde_core::{Timestamp, UserId, Worker, WorkerId, TOKENS_PER_SEC_PER_THREAD};
+    ///
+    /// let id = WorkerId(uuid::Uuid::nil());
+    /// let mut worker = Worker::new(id, UserId(7), "gpu", Timestamp::from_secs(0));
+    /// worker.threads = 8;
+    /// assert_eq!(worker.tokens_per_second(), TOKENS_PER_SEC_PER_THREAD);
+    /// worker.measured_tps_milli = 42_700;
+    /// assert_eq!(worker.tokens_per_second(), 42);
+    /// ```
+    pub fn tokens_per_second(&self) -> u64 {
+        match self.measured_tps_milli / 1000 {
+            0 => crate::TOKENS_PER_SEC_PER_THREAD,
+            measured => measured,
+        }
+    }
+
     /// Its clock and counters.
     pub fn stats(&self) -> WorkerStats {
         WorkerStats {

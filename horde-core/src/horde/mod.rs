@@ -591,12 +591,7 @@ impl Horde {
             .config
             .integrity
             .threads(worker.threads, worker.trusted);
-        // A worker not yet measured counts as one thread at the assumed speed: what it claims
-        // adds nothing.
-        let speed = match worker.measured_tps_milli / 1000 {
-            0 => TOKENS_PER_SEC_PER_THREAD,
-            measured => measured,
-        };
+        let speed = worker.tokens_per_second();
         self.online.set(worker, size, threads, speed, until);
     }
 

@@ -27,6 +27,8 @@ pub(super) struct ModelPresence {
     pub(super) workers: HashSet<WorkerId>,
     /// Their threads.
     pub(super) threads: u64,
+    /// Their speeds ([`Worker::tokens_per_second`]), summed.
+    pub(super) tokens_per_sec: u64,
 }
 
 #[derive(Debug, Default)]
@@ -78,6 +80,7 @@ impl Online {
             let entry = self.by_model.entry(model.clone()).or_default();
             entry.workers.insert(worker.id);
             entry.threads += u64::from(threads);
+            entry.tokens_per_sec += tokens_per_sec;
         }
         *self.sizes.entry(size_key).or_default() += 1;
         self.threads += u64::from(threads);
@@ -104,6 +107,7 @@ impl Online {
             if let Some(entry) = self.by_model.get_mut(model) {
                 entry.workers.remove(&id);
                 entry.threads -= u64::from(presence.threads);
+                entry.tokens_per_sec -= presence.tokens_per_sec;
                 if entry.workers.is_empty() {
                     self.by_model.remove(model);
                 }

@@ -34,6 +34,8 @@ pub struct ModelStats {
     pub queued_tokens: u64,
     /// Generations being processed with it.
     pub jobs: u64,
+    /// Its online workers' speeds ([`crate::Worker::tokens_per_second`]), summed.
+    pub tokens_per_sec: u64,
 }
 
 /// The models [`Horde::listed_model_stats`] adds up instead of listing.
@@ -47,14 +49,15 @@ pub struct OtherModels {
     pub queued_tokens: u64,
 }
 
-/// The generation speed assumed per worker thread for wait estimates, in tokens per second
-/// (the horde does not measure workers' speed yet).
+/// The speed, in tokens per second, a worker is counted at until the horde has measured it
+/// ([`crate::Worker::tokens_per_second`]).
 pub const TOKENS_PER_SEC_PER_THREAD: u64 = 10;
 
 impl ModelStats {
-    /// Estimated tokens per second of the online workers serving this model.
+    /// Tokens per second of the online workers serving this model: their speeds
+    /// ([`crate::Worker::tokens_per_second`]), summed.
     pub fn performance(&self) -> u64 {
-        u64::from(self.threads) * TOKENS_PER_SEC_PER_THREAD
+        self.tokens_per_sec
     }
 
     /// Estimated seconds until this model's waiting tokens are generated.
@@ -126,13 +129,11 @@ impl Horde {
             0
         };
         let is_possible = self.is_possible(id, now);
-        let (_, threads) = self.online.capacity();
-        // A rough estimate: everything ahead shares the online threads.
+        // A rough estimate: everything ahead shares the online workers' speed.
+        let speed = self.online.measured_tokens_per_sec();
         let ahead = queue_position as u64 + u64::from(entry.state.waiting + entry.state.processing);
         let wait_time = if entry.state.is_open() {
-            ahead * u64::from(entry.spec.params.max_length)
-                / TOKENS_PER_SEC_PER_THREAD
-                / threads.max(1)
+            ahead * u64::from(entry.spec.params.max_length) / speed.max(1)
         } else {
             0
         };
@@ -177,10 +178,12 @@ impl Horde {
                 queued: 0,
                 queued_tokens: 0,
                 jobs: 0,
+                tokens_per_sec: 0,
             };
             if let Some((_, presence)) = online.next_if(|(m, _)| **m == stats.name) {
                 stats.workers = u32::try_from(presence.workers.len()).unwrap_or(u32::MAX);
                 stats.threads = u32::try_from(presence.threads).unwrap_or(u32::MAX);
+                stats.tokens_per_sec = presence.tokens_per_sec;
             }
             if let Some((_, &(generations, tokens))) = queued.next_if(|(m, _)| **m == stats.name) {
                 stats.queued = generations;

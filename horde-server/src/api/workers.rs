@@ -18,11 +18,8 @@ pub(crate) fn worker_details(core: &Core, worker: &Worker, viewer: Viewer) -> Wo
     let now = viewer.now;
     let timeout = horde.config().economy.online_timeout_secs;
     let uptime_secs = worker.uptime_ms / 1000;
-    let performance = if uptime_secs > 0 {
-        worker.tokens_generated as f64 / uptime_secs as f64
-    } else {
-        0.0
-    };
+    // The one speed the horde shows and plans with (a model's is the sum of its workers').
+    let performance = worker.tokens_per_second();
     let privileged = viewer.user == worker.owner || viewer.admin;
     let public = horde
         .user(worker.owner)
@@ -45,7 +42,7 @@ pub(crate) fn worker_details(core: &Core, worker: &Worker, viewer: Viewer) -> Wo
             generated: worker.kudos_generated,
             uptime: worker.kudos_uptime.milli() / 1000,
         },
-        performance: format!("{performance:.1} tokens per second"),
+        performance: format!("{performance} tokens per second"),
         maintenance_mode: worker.maintenance,
         trusted: worker.trusted,
         nsfw: worker.nsfw,

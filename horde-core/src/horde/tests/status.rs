@@ -106,7 +106,7 @@ fn a_new_model_reference_resizes_the_online_workers() {
 }
 
 #[test]
-fn model_figures_estimate_speed_and_time_from_threads() {
+fn model_figures_estimate_time_from_the_workers_speed() {
     let stats = ModelStats {
         name: MODEL.into(),
         workers: 2,
@@ -114,12 +114,15 @@ fn model_figures_estimate_speed_and_time_from_threads() {
         queued: 4,
         queued_tokens: 600,
         jobs: 0,
+        tokens_per_sec: 30,
     };
-    assert_eq!(stats.performance(), 3 * TOKENS_PER_SEC_PER_THREAD);
+    assert_eq!(stats.performance(), 30);
     assert_eq!(stats.eta_secs(), 20);
-    // No thread online: the time is counted at one token a second, not divided by zero.
+    // No worker online: the time is counted at one token a second, not divided by zero.
     let idle = ModelStats {
+        workers: 0,
         threads: 0,
+        tokens_per_sec: 0,
         ..stats
     };
     assert_eq!(idle.performance(), 0);
@@ -127,7 +130,20 @@ fn model_figures_estimate_speed_and_time_from_threads() {
 }
 
 #[test]
-fn the_wait_estimate_counts_what_is_ahead_at_the_online_threads_speed() {
+fn a_models_speed_is_its_workers_speeds_whatever_threads_they_claim() {
+    let mut sim = Sim::new();
+    let mut query = sim.query(2, "claims-8");
+    query.threads = 8;
+    sim.pop_with(query).unwrap();
+    sim.pop(3, "w2");
+    let stats = sim.horde.model_stats(sim.now);
+    let model = stats.iter().find(|m| &*m.name == MODEL).unwrap();
+    // Two workers not yet measured: 10 tokens/s each, the claimed threads add nothing.
+    assert_eq!(model.performance(), 2 * TOKENS_PER_SEC_PER_THREAD);
+}
+
+#[test]
+fn the_wait_estimate_counts_what_is_ahead_at_the_online_workers_speed() {
     let mut sim = Sim::new();
     let mut query = sim.query(2, "w");
     query.threads = 2;
@@ -137,9 +153,9 @@ fn the_wait_estimate_counts_what_is_ahead_at_the_online_threads_speed() {
     let third = sim.request(1);
     let status = sim.horde.status(third, sim.now).unwrap();
     assert_eq!(status.queue_position, 2);
-    // Two ahead and its own one generation, 80 tokens each, at 10 tokens/s on each of 2
-    // threads: 3 × 80 / 10 / 2 = 12 s.
-    assert_eq!(status.wait_time, 12);
+    // Two ahead and its own one generation, 80 tokens each, at the one worker's 10 tokens/s
+    // (not yet measured: its 2 threads add nothing): 3 × 80 / 10 = 24 s.
+    assert_eq!(status.wait_time, 24);
 }
 
 #[test]

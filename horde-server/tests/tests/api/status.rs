@@ -115,3 +115,30 @@ async fn web_pages_show_the_horde_and_register_people() {
     assert!(refused.text().await.unwrap().contains("class=\"error\""));
     server.stop().await;
 }
+
+/// One definition of speed: a worker's `performance` is the speed the horde counts it at (10
+/// tokens per second until measured, whatever threads it claims), a model's is its workers'
+/// summed, and the wait estimate divides by the same.
+#[tokio::test]
+async fn speeds_have_one_definition() {
+    let server = TestServer::start().await;
+    let (_, key) = server.register("w").await;
+    for name in ["claims-4-threads", "claims-1"] {
+        let threads = if name == "claims-1" { 1 } else { 4 };
+        let (status, _) = server
+            .post(
+                "/generate/text/pop",
+                Some(&key),
+                json!({ "name": name, "models": [MODEL], "threads": threads }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (_, workers) = server.get("/workers", None).await;
+    for worker in workers.as_array().unwrap() {
+        assert_eq!(worker["performance"], "10 tokens per second", "{worker}");
+    }
+    let (_, models) = server.get("/status/models", None).await;
+    assert_eq!(models[0]["performance"], 20, "{models}");
+    server.stop().await;
+}
