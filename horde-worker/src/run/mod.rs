@@ -6,22 +6,25 @@
 //! nothing to do or the horde errs. A watcher re-probes a backend that stopped answering and
 //! re-reads its model and limits when it is back. The first SIGINT/SIGTERM stops popping and
 //! lets jobs in flight finish; a second abandons them (backend abort, `faulted` submit).
+//!
+//! This module owns the worker's life (start, the backend's watch, signals, the end);
+//! [`pop`] takes work from the horde, [`job`] runs one job.
+
+mod job;
+mod pop;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use horde_api::PopRequest;
 use horde_core::ranges::{MAX_CONTEXT_LENGTH as MAX_CONTEXT_RANGE, MAX_LENGTH as MAX_LENGTH_RANGE};
-use horde_core::SubmitState;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
-use crate::backend::{Backend, BackendError, BackendInfo, Generated};
-use crate::backoff::Backoff;
+use crate::backend::{Backend, BackendError, BackendInfo};
 use crate::error::WorkerError;
-use crate::horde::{Horde, Job, Popped, BRIDGE_AGENT};
-use crate::report::{JobReport, Stats};
+use crate::horde::Horde;
+use crate::report::Stats;
 use crate::settings::{LogFormat, Settings};
 use crate::yielding::LocalUse;
 
@@ -68,17 +71,6 @@ struct Advert {
     model: String,
     max_length: u32,
     max_context_length: u32,
-}
-
-/// How one job's generation ended.
-#[derive(Debug)]
-enum Outcome {
-    Done(Generated),
-    Failed(BackendError),
-    PastDeadline,
-    Abandoned,
-    /// The horde said the request was cancelled (a streaming client went away).
-    Cancelled,
 }
 
 /// The running worker, shared by its tasks.
@@ -485,416 +477,6 @@ impl Worker {
         }
         self.running()
     }
-
-    /// Waits until the backend is up; false if the worker is asked to stop first.
-    async fn backend_ready(&self) -> bool {
-        let mut up = self.backend_up.subscribe();
-        let mut phase = self.phase.subscribe();
-        tokio::select! {
-            result = up.wait_for(|up| *up) => result.is_ok() && self.running(),
-            _ = phase.wait_for(|p| *p != Phase::Running) => false,
-        }
-    }
-
-    /// Checks the backend if nothing vouched for it lately; false if it is down.
-    async fn backend_fresh(&self) -> bool {
-        let recent = self
-            .last_backend_ok
-            .lock()
-            .is_some_and(|at| at.elapsed() < BACKEND_FRESH);
-        if recent {
-            return true;
-        }
-        match self.backend.alive().await {
-            Ok(()) => {
-                *self.last_backend_ok.lock() = Some(Instant::now());
-                true
-            }
-            Err(e) => {
-                self.backend_is_down(&e);
-                false
-            }
-        }
-    }
-
-    /// Pauses for `--yield-secs` if someone else uses the backend (KoboldCpp only); returns
-    /// true if and only if it paused.
-    async fn yields_to_others(&self) -> bool {
-        if self.settings.yield_for.is_zero() {
-            return false;
-        }
-        let Some(load) = self.backend.load().await else {
-            return false;
-        };
-        let in_flight = self.in_flight.load(Ordering::Relaxed) as u64;
-        let used = self.local.used_by_others(load, in_flight);
-        if self.local.set_yielding(used) {
-            if used {
-                tracing::info!(
-                    "the backend is in use by someone else: no horde jobs until it has been left \
-                     alone for {} s",
-                    self.settings.yield_for.as_secs()
-                );
-            } else {
-                tracing::info!("the backend has been left alone: taking horde jobs again");
-            }
-        }
-        if used {
-            self.pause(self.settings.yield_for).await;
-        }
-        used
-    }
-
-    /// How long a pop waits at the horde: briefly when the worker yields to the backend's other
-    /// users, so that it looks at the backend again often.
-    fn pop_wait(&self) -> u32 {
-        if self.local.reported() {
-            YIELD_POLL_SECS
-        } else {
-            LONG_POLL_SECS
-        }
-    }
-
-    /// What a pop says about this worker now.
-    fn pop_query(&self) -> Option<PopRequest> {
-        let advert = self.advert.read().clone()?;
-        // AI Horde skips prompts with the blacklist's words for the worker; hordes that do not
-        // know the field ignore it, and the worker checks again itself.
-        let blacklist = &self.settings.blacklist;
-        Some(PopRequest {
-            name: self.settings.name.clone(),
-            models: Some(vec![advert.model]),
-            max_length: Some(advert.max_length),
-            max_context_length: Some(advert.max_context_length),
-            priority_usernames: Some(self.settings.priority_usernames.clone()),
-            nsfw: Some(self.settings.nsfw),
-            threads: Some(self.threads),
-            amount: Some(1),
-            bridge_agent: Some(BRIDGE_AGENT.to_owned()),
-            blacklist: (!blacklist.is_empty()).then(|| blacklist.clone()),
-            wait: Some(self.pop_wait()),
-        })
-    }
-
-    /// One thread of work: pop, run, repeat, until asked to stop.
-    async fn job_loop(self: Arc<Self>) {
-        let mut idle = Backoff::idle();
-        let mut trouble = Backoff::trouble();
-        while self.backend_ready().await {
-            if !self.backend_fresh().await {
-                continue;
-            }
-            if self.yields_to_others().await {
-                continue;
-            }
-            // The checks may have taken a while: a worker told to stop meanwhile takes no job.
-            if !self.running() {
-                break;
-            }
-            let Some(query) = self.pop_query() else {
-                continue;
-            };
-            let popping = Instant::now();
-            let mut phase = self.phase.subscribe();
-            let pop = self.horde.pop(&query);
-            tokio::pin!(pop);
-            // Told to stop during a long poll, the worker still takes an answer already on its
-            // way (a job handed out in that instant is run, not lost), then gives up waiting.
-            let answered = tokio::select! {
-                biased;
-                popped = &mut pop => Some(popped),
-                _ = phase.wait_for(|p| *p != Phase::Running) => None,
-            };
-            let popped = match answered {
-                Some(popped) => popped,
-                None => match tokio::time::timeout(STOP_GRACE, &mut pop).await {
-                    Ok(popped) => popped,
-                    Err(_) => break,
-                },
-            };
-            if popped.is_ok() {
-                self.horde_answered();
-            }
-            match popped {
-                Ok(Popped::Jobs(jobs)) => {
-                    let pop_time = popping.elapsed();
-                    idle.reset();
-                    trouble.reset();
-                    for job in jobs {
-                        self.run_job(job, pop_time).await;
-                    }
-                }
-                Ok(Popped::Idle(skipped)) => {
-                    trouble.reset();
-                    tracing::debug!(?skipped, "no job");
-                    // After a long poll that waited, ask again at once; a horde that answered
-                    // at once is paced.
-                    if popping.elapsed()
-                        < Duration::from_secs(u64::from(query.wait.unwrap_or(0)) / 2)
-                    {
-                        self.pause(idle.next_delay()).await;
-                    } else {
-                        idle.reset();
-                    }
-                }
-                Err(e) if e.is_transient() || e.rc() == Some("WorkerMaintenance") => {
-                    if e.is_transient() {
-                        self.horde_down.store(true, Ordering::Relaxed);
-                    }
-                    let delay = trouble.next_delay();
-                    tracing::warn!(
-                        error = %e,
-                        "the horde did not give work; trying again in {:.1} s",
-                        delay.as_secs_f64()
-                    );
-                    self.pause(delay).await;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "the horde refused this worker; stopping");
-                    self.fatal
-                        .lock()
-                        .get_or_insert(WorkerError::Refused(e.to_string()));
-                    self.phase.send_replace(Phase::Draining);
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Generates one job (popped in `pop_time`) and submits the result.
-    async fn run_job(&self, job: Job, pop_time: Duration) {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        let started = Instant::now();
-        let time = job.ttl.map_or(UNBOUNDED_JOB_LIMIT, Duration::from_secs);
-        let deadline = started + time.saturating_sub(DEADLINE_MARGIN);
-        let genkey = format!("HORDEREQ_{}", job.id);
-        let outcome = match self.blacklisted(&job) {
-            Some(word) => Outcome::Failed(BackendError::Failed(format!(
-                "the prompt holds the blacklisted word {word:?}"
-            ))),
-            None => self.generate(&job, &genkey, deadline).await,
-        };
-        let generation = started.elapsed();
-        match outcome {
-            Outcome::Done(generated) => {
-                // The backend's count where it gives one (llama-cpp-python counts the text
-                // re-tokenized, which can exceed what was asked: capped), else the horde's.
-                let asked = Some(job.payload.max_length).filter(|&n| n > 0);
-                let tokens = generated
-                    .tokens
-                    .map(|n| asked.map_or(n, |asked| n.min(asked)))
-                    .unwrap_or_else(|| estimated_tokens(&generated.text));
-                let submitting = Instant::now();
-                if let Some(kudos) = self
-                    .submit(&job, &generated.text, SubmitState::Ok, generated.seed)
-                    .await
-                {
-                    self.stats.job_done(&JobReport {
-                        id: &job.id,
-                        model: &job.model,
-                        tokens,
-                        generation,
-                        horde: pop_time + submitting.elapsed(),
-                        kudos,
-                    });
-                }
-            }
-            Outcome::Failed(error) => {
-                tracing::warn!(job = %job.id, error = %error, "job failed; submitting it as faulted");
-                self.stats.job_faulted();
-                self.submit(&job, "", SubmitState::Faulted, None).await;
-            }
-            Outcome::PastDeadline => {
-                tracing::warn!(
-                    job = %job.id,
-                    "job ran past its deadline; aborted on the backend and not submitted \
-                     (the horde gives it to another worker)"
-                );
-                self.backend.abort(&genkey).await;
-                self.local.generation_ended();
-            }
-            Outcome::Cancelled => {
-                tracing::info!(
-                    job = %job.id,
-                    "the requester cancelled; the generation is stopped and not submitted"
-                );
-                self.backend.abort(&genkey).await;
-                self.local.generation_ended();
-            }
-            Outcome::Abandoned => {
-                tracing::warn!(job = %job.id, "job abandoned; aborting it and submitting it as faulted");
-                self.backend.abort(&genkey).await;
-                self.local.generation_ended();
-                self.stats.job_faulted();
-                self.submit(&job, "", SubmitState::Faulted, None).await;
-            }
-        }
-        self.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    /// The first blacklisted word in the job's prompt.
-    fn blacklisted(&self, job: &Job) -> Option<&str> {
-        if self.settings.blacklist.is_empty() {
-            return None;
-        }
-        let prompt = job.payload.prompt.to_lowercase();
-        self.settings
-            .blacklist
-            .iter()
-            .find(|word| prompt.contains(word.as_str()))
-            .map(String::as_str)
-    }
-
-    /// Runs a job on the backend: a busy backend is waited for, one that cannot be reached
-    /// (restarting) is waited for until it is back, a failing one retried up to
-    /// `backend_retries` tries; the deadline, the requester's cancel and abandonment end it
-    /// early.
-    async fn generate(&self, job: &Job, genkey: &str, deadline: Instant) -> Outcome {
-        let mut failures = 0;
-        let mut busy = Backoff::busy();
-        let mut phase = self.phase.subscribe();
-        let (progress, text) = watch::channel(String::new());
-        let (cancel, mut cancelled) = watch::channel(false);
-        let poster = (!self.no_progress.load(Ordering::Relaxed)).then(|| {
-            tokio::spawn(crate::progress::post_progress(
-                self.horde.clone(),
-                job.id.clone(),
-                text,
-                cancel,
-                Arc::clone(&self.no_progress),
-            ))
-        });
-        let _stop_posting = AbortOnDrop(poster);
-        let past_deadline = tokio::time::sleep_until(deadline.into());
-        tokio::pin!(past_deadline);
-        let mut backend_up = self.backend_up.subscribe();
-        loop {
-            let result = tokio::select! {
-                result = self.backend.generate(&job.payload, genkey, &progress) => {
-                    self.local.generation_ended();
-                    result
-                }
-                _ = cancelled.wait_for(|c| *c) => return Outcome::Cancelled,
-                () = &mut past_deadline => return Outcome::PastDeadline,
-                _ = phase.wait_for(|p| *p == Phase::Abandoning) => return Outcome::Abandoned,
-            };
-            let delay = match result {
-                Ok(generated) => {
-                    *self.last_backend_ok.lock() = Some(Instant::now());
-                    return Outcome::Done(generated);
-                }
-                Err(BackendError::Busy) => {
-                    tracing::debug!(job = %job.id, "the backend is busy; waiting");
-                    busy.next_delay()
-                }
-                // A refusal of this job (e.g. a prompt over the backend's context) cannot
-                // succeed on a retry: fault it now, so the horde gives it to another worker.
-                Err(error @ BackendError::Refused(_)) => return Outcome::Failed(error),
-                // A backend being restarted: the job waits for it (the watcher probes it) until
-                // its deadline, instead of using up its tries in seconds.
-                Err(error @ BackendError::Unreachable(_)) => {
-                    self.backend_is_down(&error);
-                    tracing::warn!(
-                        job = %job.id,
-                        error = %error,
-                        "cannot reach the backend; the job waits for it until its deadline"
-                    );
-                    tokio::select! {
-                        result = backend_up.wait_for(|up| *up) => if result.is_err() {
-                            return Outcome::Failed(error);
-                        },
-                        _ = cancelled.wait_for(|c| *c) => return Outcome::Cancelled,
-                        () = &mut past_deadline => return Outcome::PastDeadline,
-                        _ = phase.wait_for(|p| *p == Phase::Abandoning) => return Outcome::Abandoned,
-                    }
-                    continue;
-                }
-                Err(error) => {
-                    failures += 1;
-                    if failures >= self.settings.backend_retries {
-                        return Outcome::Failed(error);
-                    }
-                    tracing::warn!(
-                        job = %job.id,
-                        error = %error,
-                        "generation failed (try {failures} of {}); retrying",
-                        self.settings.backend_retries
-                    );
-                    Duration::from_secs(u64::from(failures))
-                }
-            };
-            tokio::select! {
-                () = tokio::time::sleep(delay) => {}
-                () = &mut past_deadline => return Outcome::PastDeadline,
-                _ = phase.wait_for(|p| *p == Phase::Abandoning) => return Outcome::Abandoned,
-            }
-        }
-    }
-
-    /// Notes an answer from the horde: after an outage, says it is back.
-    fn horde_answered(&self) {
-        if self.horde_down.swap(false, Ordering::Relaxed) {
-            tracing::info!("the horde is back");
-        }
-    }
-
-    /// Submits a result, retrying while the horde is unreachable (but once only when
-    /// abandoning); returns the kudos earned.
-    async fn submit(
-        &self,
-        job: &Job,
-        text: &str,
-        state: SubmitState,
-        seed: Option<u32>,
-    ) -> Option<f64> {
-        let mut backoff = Backoff::trouble();
-        for attempt in 1..=SUBMIT_TRIES {
-            match self.horde.submit(&job.id, text, state, seed).await {
-                Ok(reward) => {
-                    self.horde_answered();
-                    return Some(reward);
-                }
-                Err(e)
-                    if e.is_transient()
-                        && attempt < SUBMIT_TRIES
-                        && *self.phase.borrow() != Phase::Abandoning =>
-                {
-                    self.horde_down.store(true, Ordering::Relaxed);
-                    let delay = backoff.next_delay();
-                    tracing::warn!(
-                        job = %job.id,
-                        error = %e,
-                        "submit failed; trying again in {:.1} s",
-                        delay.as_secs_f64()
-                    );
-                    tokio::time::sleep(delay).await;
-                }
-                Err(e) => {
-                    tracing::warn!(job = %job.id, error = %e, "the horde did not take the result");
-                    return None;
-                }
-            }
-        }
-        None
-    }
-}
-
-/// Aborts a task when dropped.
-#[derive(Debug)]
-struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        if let Some(task) = &self.0 {
-            task.abort();
-        }
-    }
-}
-
-/// The horde's token count for a text (with its default economy: a quarter of its
-/// characters, rounded up).
-fn estimated_tokens(text: &str) -> u32 {
-    horde_core::EconomyConfig::default().estimate_tokens(text)
 }
 
 /// Resolves on SIGTERM (never on platforms without it).
@@ -909,7 +491,6 @@ async fn terminated() {
     }
     std::future::pending::<()>().await;
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -922,11 +503,5 @@ mod tests {
         assert_eq!(limit(Some(100), None, 512, MAX_LENGTH_RANGE), 100);
         assert_eq!(limit(None, None, 512, MAX_LENGTH_RANGE), 512);
         assert_eq!(limit(None, Some(8), 512, MAX_LENGTH_RANGE), 16);
-    }
-
-    #[test]
-    fn tokens_are_estimated_as_the_horde_counts_them() {
-        assert_eq!(estimated_tokens(""), 0);
-        assert_eq!(estimated_tokens("abcde"), 2);
     }
 }
