@@ -88,6 +88,27 @@ impl Client {
     }
 }
 
+/// A refusal of `GET /find_user` with the hint a wrong key needs: the horde answers a key
+/// nobody has with `404 UserNotFound` there (as AI Horde does), not with 401.
+pub(crate) fn unknown_key(error: CliError) -> CliError {
+    match error {
+        CliError::Server {
+            status,
+            rc,
+            message,
+            ..
+        } if rc == "UserNotFound" || rc == "InvalidAPIKey" => CliError::Server {
+            status,
+            rc,
+            message,
+            hint: "\nhint: the API key is not valid on this horde: check --api-key, \
+                   HORDE_API_KEY or the profile in your config file (`horde-cli config path`)"
+                .into(),
+        },
+        other => other,
+    }
+}
+
 /// What to do next after an error, where we can tell.
 pub(crate) fn hint(status: StatusCode, rc: &str, has_key: bool) -> String {
     let text = match (status.as_u16(), rc) {

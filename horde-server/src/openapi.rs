@@ -181,7 +181,7 @@ fn register() {}
 #[utoipa::path(get, path = "/find_user", tag = "users", security((), ("apikey" = [])),
     responses(
         (status = 200, description = "The caller", body = UserDetails),
-        (status = 401, description = "InvalidAPIKey", body = ErrorBody),
+        (status = 404, description = "UserNotFound: no user has this key (as AI Horde answers)", body = ErrorBody),
     ))]
 #[allow(dead_code)]
 fn find_user() {}
@@ -233,10 +233,9 @@ fn update_user() {}
     request_body = TransferRequest,
     responses(
         (status = 200, description = "Transferred", body = Transferred),
-        (status = 400, description = "Invalid amount, to self, not enough kudos", body = ErrorBody),
+        (status = 400, description = "Invalid amount, to self, not enough kudos, UserNotFound (an unknown receiver, as AI Horde answers)", body = ErrorBody),
         (status = 401, description = "InvalidAPIKey", body = ErrorBody),
         (status = 403, description = "KudosTransferFromAnon, a flagged account", body = ErrorBody),
-        (status = 404, description = "UserNotFound", body = ErrorBody),
         (status = 409, description = "IdempotencyKeyConflict", body = ErrorBody),
         (status = 429, description = "Too many transfers", body = ErrorBody),
     ))]
@@ -341,9 +340,8 @@ fn stream() {}
 #[utoipa::path(get, path = "/workers", tag = "workers",
     params(("type" = Option<HordeType>, Query, description = "`text` (default); `image` lists nothing")),
     responses(
-        (status = 200, description = "Workers", body = Vec<WorkerDetails>),
+        (status = 200, description = "Workers (a key nobody has is ignored, as AI Horde does)", body = Vec<WorkerDetails>),
         (status = 400, description = "An unknown type", body = ErrorBody),
-        (status = 401, description = "InvalidAPIKey", body = ErrorBody),
     ))]
 #[allow(dead_code)]
 fn list_workers() {}
@@ -354,7 +352,6 @@ fn list_workers() {}
     responses(
         (status = 200, description = "The worker", body = WorkerDetails),
         (status = 400, description = "Not a worker id", body = ErrorBody),
-        (status = 401, description = "InvalidAPIKey", body = ErrorBody),
         (status = 404, description = "WorkerNotFound", body = ErrorBody),
     ))]
 #[allow(dead_code)]
@@ -379,7 +376,6 @@ fn update_worker() {}
     params(("name" = String, Path, description = "The worker's name")),
     responses(
         (status = 200, description = "The worker", body = WorkerDetails),
-        (status = 401, description = "InvalidAPIKey", body = ErrorBody),
         (status = 404, description = "WorkerNotFound", body = ErrorBody),
     ))]
 #[allow(dead_code)]

@@ -90,7 +90,10 @@ async fn me(client: &Client) -> Result<UserDetails, CliError> {
                 .into(),
         ));
     }
-    client.ask(client.api().find_user()).await
+    client
+        .ask(client.api().find_user())
+        .await
+        .map_err(crate::client::unknown_key)
 }
 
 pub(crate) async fn whoami(client: &Client, settings: &Settings) -> Result<(), CliError> {

@@ -33,6 +33,7 @@ pub(crate) async fn login(settings: &Settings, given: Option<String>) -> Result<
     let user = client
         .ask(client.api().find_user())
         .await
+        .map_err(crate::client::unknown_key)
         .map_err(|e| match e {
             CliError::Server {
                 status,

@@ -179,6 +179,30 @@ impl FromRequestParts<Driver> for Caller {
     }
 }
 
+/// Who reads public data: the `apikey`'s user, or Anonymous when there is none or it is not
+/// known — reading what anyone may read never refuses a key (as AI Horde's `GET /workers`).
+#[derive(Debug, Clone, Copy)]
+pub struct Onlooker(pub UserId);
+
+impl FromRequestParts<Driver> for Onlooker {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Driver,
+    ) -> Result<Self, std::convert::Infallible> {
+        let key = parts.headers.get("apikey").and_then(|v| v.to_str().ok());
+        let user = key
+            .and_then(|key| {
+                state
+                    .read(|core, _| core.users.authenticate(Some(key)))
+                    .ok()
+            })
+            .unwrap_or(UserId::ANONYMOUS);
+        Ok(Onlooker(user))
+    }
+}
+
 /// A caller who must not be Anonymous.
 #[derive(Debug, Clone, Copy)]
 pub struct Registered(pub UserId);

@@ -5,7 +5,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use horde_core::{Kudos, UserId, UserPolicy};
 
-use super::{ApiQuery, Caller, ClientIp, Json, Registered};
+use super::{ApiQuery, Caller, ClientIp, Json, Onlooker, Registered};
 use crate::auth::username;
 use crate::driver::Driver;
 use crate::error::{ApiError, Rc};
@@ -30,31 +30,31 @@ pub(crate) async fn register(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
+/// `GET /find_user`: the key's user. A key nobody has is `404 UserNotFound`, as AI Horde
+/// answers (there is no such user to find).
 pub(crate) async fn find_user(
     State(state): State<Driver>,
-    Caller(user): Caller,
+    caller: Result<Caller, ApiError>,
 ) -> Result<Json<UserDetails>, ApiError> {
+    let user = match caller {
+        Ok(Caller(user)) => user,
+        Err(ApiError::InvalidApiKey) => {
+            return Err(ApiError::not_found(
+                Rc::UserNotFound,
+                "no user has this API key",
+            ))
+        }
+        Err(other) => return Err(other),
+    };
     one_user(&state, user, user)
 }
 
 pub(crate) async fn one(
     State(state): State<Driver>,
-    headers: HeaderMap,
+    Onlooker(viewer): Onlooker,
     Path(id): Path<String>,
 ) -> Result<Json<UserDetails>, ApiError> {
-    one_user(&state, parse_user_id(&id)?, viewer(&state, &headers))
-}
-
-/// Who is looking, for what a user's details show: the `apikey`'s user, or Anonymous when
-/// there is none or it is not known (these public pages do not refuse a wrong key).
-fn viewer(state: &Driver, headers: &HeaderMap) -> UserId {
-    let key = headers.get("apikey").and_then(|v| v.to_str().ok());
-    key.and_then(|key| {
-        state
-            .read(|core, _| core.users.authenticate(Some(key)))
-            .ok()
-    })
-    .unwrap_or(UserId::ANONYMOUS)
+    one_user(&state, parse_user_id(&id)?, viewer)
 }
 
 fn one_user(state: &Driver, id: UserId, viewer: UserId) -> Result<Json<UserDetails>, ApiError> {
@@ -79,10 +79,9 @@ const PAGE_SIZE: usize = 25;
 
 pub(crate) async fn list(
     State(state): State<Driver>,
-    headers: HeaderMap,
+    Onlooker(viewer): Onlooker,
     ApiQuery(query): ApiQuery<UsersQuery>,
 ) -> Result<Json<Vec<UserDetails>>, ApiError> {
-    let viewer = viewer(&state, &headers);
     let admin = state.is_admin(viewer);
     let page = query.page.unwrap_or(1).max(1) as usize;
     let by_age = match query.sort.as_deref() {

@@ -3,7 +3,7 @@
 use axum::extract::{Path, State};
 use horde_core::{UserId, Worker, WorkerId, WorkerUpdate};
 
-use super::{parse_uuid, ApiQuery, Caller, Json, Registered};
+use super::{parse_uuid, ApiQuery, Json, Onlooker, Registered};
 use crate::auth::username;
 use crate::driver::{Core, Driver};
 use crate::error::{ApiError, Rc};
@@ -65,7 +65,7 @@ pub(crate) struct Viewer {
 
 pub(crate) async fn list(
     State(state): State<Driver>,
-    Caller(user): Caller,
+    Onlooker(user): Onlooker,
     ApiQuery(query): ApiQuery<TypeQuery>,
 ) -> Result<Json<Vec<WorkerDetails>>, ApiError> {
     if query.kind.as_deref().is_some_and(|k| k != "text") {
@@ -85,7 +85,7 @@ pub(crate) async fn list(
 
 pub(crate) async fn one(
     State(state): State<Driver>,
-    Caller(user): Caller,
+    Onlooker(user): Onlooker,
     Path(id): Path<String>,
 ) -> Result<Json<WorkerDetails>, ApiError> {
     let id = WorkerId(parse_uuid(&id, Rc::WorkerNotFound)?);
@@ -105,7 +105,7 @@ pub(crate) async fn one(
 
 pub(crate) async fn by_name(
     State(state): State<Driver>,
-    Caller(user): Caller,
+    Onlooker(user): Onlooker,
     Path(name): Path<String>,
 ) -> Result<Json<WorkerDetails>, ApiError> {
     let admin = state.is_admin(user);

@@ -50,8 +50,9 @@ pub async fn transfer(
                 .users
                 .find_by_username(username)
                 .map(|u| u.id)
+                // 400, as AI Horde answers a transfer to a username it does not know.
                 .ok_or_else(|| {
-                    ApiError::not_found(Rc::UserNotFound, format!("no user {username}"))
+                    ApiError::invalid(Rc::UserNotFound, "username", format!("no user {username}"))
                 })?;
             let posting = txn.apply(|horde, now| horde.transfer(now, from, to, amount))?;
             let response = Transferred {

@@ -128,7 +128,8 @@ async fn signing_in_with_a_key_the_account_and_a_new_key() {
     assert_eq!(new_key.len(), 22);
     assert_eq!(
         server.get("/find_user", Some(&key)).await.0,
-        StatusCode::UNAUTHORIZED
+        StatusCode::NOT_FOUND,
+        "the old key belongs to nobody now"
     );
     assert_eq!(
         server.get("/find_user", Some(&new_key)).await.0,

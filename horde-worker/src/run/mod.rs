@@ -176,8 +176,9 @@ impl Worker {
         })?;
         let advert = self.advert_for(&info);
         let user = self.horde.find_user().await.map_err(|e| match e.rc() {
-            Some("InvalidAPIKey") => WorkerError::Check(format!(
-                "the horde at {} does not know this API key (InvalidAPIKey)",
+            // A key nobody has: 404 UserNotFound (as AI Horde answers), 401 from older hordes.
+            Some("InvalidAPIKey" | "UserNotFound") => WorkerError::Check(format!(
+                "the horde at {} does not know this API key",
                 self.settings.horde_url
             )),
             _ => WorkerError::Check(format!(
@@ -307,9 +308,9 @@ impl Worker {
                     self.settings.name
                 );
             }
-            Ok(Err(e)) if e.rc() == Some("InvalidAPIKey") => {
+            Ok(Err(e)) if matches!(e.rc(), Some("InvalidAPIKey" | "UserNotFound")) => {
                 return Err(WorkerError::Refused(format!(
-                    "the horde at {} does not know this API key (InvalidAPIKey)",
+                    "the horde at {} does not know this API key",
                     self.settings.horde_url
                 )));
             }

@@ -62,10 +62,11 @@ async fn bad_input_gets_json_errors_never_a_500() {
         StatusCode::PAYLOAD_TOO_LARGE,
         "PayloadTooLarge",
     );
+    // A key nobody has: AI Horde's answer on find_user (no such user to find).
     assert_error(
         &server.get("/find_user", Some("not-a-real-key")).await,
-        StatusCode::UNAUTHORIZED,
-        "InvalidAPIKey",
+        StatusCode::NOT_FOUND,
+        "UserNotFound",
     );
     assert_error(
         &server.get("/no/such/thing", None).await,

@@ -142,3 +142,35 @@ async fn speeds_have_one_definition() {
     assert_eq!(models[0]["performance"], 20, "{models}");
     server.stop().await;
 }
+
+/// Reading what anyone may read never refuses a key: `GET /workers` (and one worker, and the
+/// users) with a key nobody has answers as to Anonymous, as AI Horde does; a call that acts
+/// still refuses it.
+#[tokio::test]
+async fn public_reads_ignore_a_key_nobody_has() {
+    let server = TestServer::start().await;
+    let (_, key) = server.register("w").await;
+    pop(&server, &key, "w1").await;
+    let stranger = Some("not-a-real-key");
+    let (status, workers) = server.get("/workers", stranger).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(workers[0]["name"], "w1");
+    let id = workers[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        server.get(&format!("/workers/{id}"), stranger).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        server.get("/workers/name/w1", stranger).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(server.get("/users", stranger).await.0, StatusCode::OK);
+    let (status, body) = server
+        .post("/generate/text/async", stranger, json!({ "prompt": "Hi" }))
+        .await;
+    assert_eq!(
+        (status, body["rc"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("InvalidAPIKey"))
+    );
+    server.stop().await;
+}

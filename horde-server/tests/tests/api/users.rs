@@ -82,7 +82,7 @@ async fn transfers_follow_the_rules_and_idempotency_keys() {
     );
     assert_error(
         &transfer(json!(1), "ghost#99".into(), None).await,
-        StatusCode::NOT_FOUND,
+        StatusCode::BAD_REQUEST,
         "UserNotFound",
     );
     let key = Some("transfer-1".to_owned());
