@@ -70,6 +70,28 @@ pub struct ModelStatus {
     pub kind: Cow<'static, str>,
 }
 
+/// One piece of `GET /status/news`: what the horde's operators announce.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NewsPiece {
+    /// When it was published, as written (`2026-12-06`).
+    pub date_published: String,
+    /// How much it matters (AI Horde's words: `Information`, `Workers`, `Minor`, `Major`,
+    /// `Crisis`).
+    pub importance: String,
+    /// The news.
+    pub newspiece: String,
+    /// Its title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Its tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Where to read more.
+    #[serde(default)]
+    pub more_info_urls: Vec<String>,
+}
+
 /// `GET /status/performance`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

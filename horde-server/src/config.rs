@@ -62,6 +62,11 @@ pub struct Config {
     pub oauth: OAuthConfig,
     /// Core rules and limits.
     pub horde: HordeConfig,
+    /// What `GET /api/v2/status/news` announces (`[[news]]` entries: `date_published`,
+    /// `importance`, `newspiece`, optional `title`, `tags`, `more_info_urls`), newest first.
+    /// Default none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub news: Vec<horde_api::NewsPiece>,
 }
 
 /// The OAuth providers people may sign in with.
@@ -116,6 +121,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             oauth: OAuthConfig::default(),
             horde: HordeConfig::default(),
+            news: Vec::new(),
         }
     }
 }

@@ -77,7 +77,8 @@ pub async fn docs_page(
         register, find_user, list_users, get_user, update_user, transfer,
         generate_async, generate_status, generate_cancel, pop, submit, progress, stream,
         list_workers, get_worker, update_worker, worker_by_name,
-        heartbeat, status_models, performance, totals, reload_model_reference,
+        heartbeat, status_models, status_model, news, performance, totals,
+        reload_model_reference,
     ),
     components(schemas(ErrorBody, Rc)),
     modifiers(&Common),
@@ -380,6 +381,20 @@ fn update_worker() {}
     ))]
 #[allow(dead_code)]
 fn worker_by_name() {}
+
+/// One model's entry of `/status/models`, in a list (empty when no worker serves it and no
+/// request names it), as AI Horde answers.
+#[utoipa::path(get, path = "/status/models/{model_name}", tag = "status",
+    params(("model_name" = String, Path, description = "The model's name")),
+    responses((status = 200, description = "The model", body = Vec<ModelStatus>)))]
+#[allow(dead_code)]
+fn status_model() {}
+
+/// What the horde's operators announce.
+#[utoipa::path(get, path = "/status/news", tag = "status",
+    responses((status = 200, description = "News, newest first", body = Vec<NewsPiece>)))]
+#[allow(dead_code)]
+fn news() {}
 
 /// The server answers.
 #[utoipa::path(get, path = "/status/heartbeat", tag = "status",

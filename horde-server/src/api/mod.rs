@@ -41,6 +41,9 @@ pub fn routes() -> Router<Driver> {
         .route("/workers/name/{name}", get(workers::by_name))
         .route("/status/heartbeat", get(status::heartbeat))
         .route("/status/models", get(status::models))
+        // Model names hold slashes (`koboldcpp/…`), which clients send as they are.
+        .route("/status/models/{*model_name}", get(status::model))
+        .route("/status/news", get(status::news))
         .route("/status/performance", get(status::performance))
         .route("/stats/text/totals", get(status::totals))
         .route(

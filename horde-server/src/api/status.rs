@@ -1,11 +1,12 @@
 //! Horde status: heartbeat, models, performance, totals.
 
-use axum::extract::State;
+use axum::extract::{Path, State};
+use horde_core::ModelStats;
 
 use super::{ApiQuery, Json, Registered};
 use crate::driver::Driver;
 use crate::error::{ApiError, Rc};
-use crate::wire::{Heartbeat, ModelStatus, Performance, Period, Totals, TypeQuery};
+use crate::wire::{Heartbeat, ModelStatus, NewsPiece, Performance, Period, Totals, TypeQuery};
 
 pub(crate) async fn heartbeat() -> Json<Heartbeat> {
     Json(Heartbeat::new(env!("CARGO_PKG_VERSION"), "active"))
@@ -27,20 +28,40 @@ pub(crate) async fn models(
         }
     }
     let stats = state.read(|core, now| core.horde().model_stats(now));
-    Ok(Json(
+    Ok(Json(stats.into_iter().map(model_status).collect()))
+}
+
+/// `GET /status/models/{model_name}`: that model's entry of `/status/models`, in a list (as
+/// AI Horde answers); an empty list for a model no worker serves and no request names.
+pub(crate) async fn model(
+    State(state): State<Driver>,
+    Path(name): Path<String>,
+) -> Json<Vec<ModelStatus>> {
+    let stats = state.read(|core, now| core.horde().model_stats(now));
+    Json(
         stats
             .into_iter()
-            .map(|m| ModelStatus {
-                count: m.workers,
-                performance: m.performance(),
-                queued: m.queued_tokens,
-                jobs: m.queued + m.jobs,
-                eta: m.eta_secs(),
-                kind: "text".into(),
-                name: m.name,
-            })
+            .filter(|m| *m.name == *name)
+            .map(model_status)
             .collect(),
-    ))
+    )
+}
+
+fn model_status(m: ModelStats) -> ModelStatus {
+    ModelStatus {
+        count: m.workers,
+        performance: m.performance(),
+        queued: m.queued_tokens,
+        jobs: m.queued + m.jobs,
+        eta: m.eta_secs(),
+        kind: "text".into(),
+        name: m.name,
+    }
+}
+
+/// `GET /status/news`: what the operators announce (`[[news]]` in the configuration).
+pub(crate) async fn news(State(state): State<Driver>) -> Json<Vec<NewsPiece>> {
+    Json(state.config().news.clone())
 }
 
 pub(crate) async fn performance(State(state): State<Driver>) -> Json<Performance> {

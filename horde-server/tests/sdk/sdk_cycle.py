@@ -18,6 +18,10 @@ from horde_sdk.ai_horde_api.apimodels import (
     HordePerformanceResponse,
     HordeStatusModelsAllRequest,
     HordeStatusModelsAllResponse,
+    HordeStatusModelsSingleRequest,
+    HordeStatusModelsSingleResponse,
+    NewsRequest,
+    NewsResponse,
     ModelGenerationInputKobold,
     ModifyWorkerRequest,
     ModifyWorkerResponse,
@@ -114,6 +118,12 @@ def main() -> None:
     # horde-sdk 0.18 sends type=image whatever type_ says, so only the shape is checked here
     # (the HTTP tests check the content).
     call(client, HordeStatusModelsAllRequest(type_="text"), HordeStatusModelsAllResponse)
+    one_model = call(
+        client, HordeStatusModelsSingleRequest(model_name=MODEL), HordeStatusModelsSingleResponse
+    )
+    assert [m.name for m in one_model.root] == [MODEL], one_model
+    news = call(client, NewsRequest(), NewsResponse)
+    assert news.root[0].newspiece == "The sdk test's horde is open.", news
     me = call(client, FindUserRequest(apikey=worker_key), UserDetailsResponse)
     assert me.kudos > 0, me
     someone = call(client, SingleUserDetailsRequest(user_id=str(me.id_)), UserDetailsResponse)
@@ -133,7 +143,10 @@ def main() -> None:
         ModifyWorkerResponse,
     )
     assert changed.info == "runs in a test", changed
-    print("others: heartbeat, performance, models, find_user, users/{id}, workers, modify worker")
+    print(
+        "others: heartbeat, performance, models, one model, news, find_user, users/{id}, "
+        "workers, modify worker"
+    )
     print("sdk cycle: ok")
 
 

@@ -64,12 +64,24 @@ pub(crate) async fn start_binary(db: &Path, extra: &[&str]) -> Binary {
 
 /// The binary on a given port (to restart it where its clients expect it).
 pub(crate) async fn start_binary_on(db: &Path, port: u16, extra: &[&str]) -> Binary {
+    start_binary_configured(db, port, extra, "").await
+}
+
+/// The binary with `more_config` (TOML) added to the tests' configuration.
+pub(crate) async fn start_binary_configured(
+    db: &Path,
+    port: u16,
+    extra: &[&str],
+    more_config: &str,
+) -> Binary {
     // The tests' workers submit the moment they pop; the speed rule has its own tests.
     let config = db.with_extension("test-config.toml");
     std::fs::write(
         &config,
-        "transfers_per_minute = 100000\ntransfers_per_minute_per_ip = 100000\n\
-         [horde.integrity]\nspeed_limits = []\nescrow_untrusted = false\n",
+        format!(
+            "transfers_per_minute = 100000\ntransfers_per_minute_per_ip = 100000\n\
+             {more_config}\n[horde.integrity]\nspeed_limits = []\nescrow_untrusted = false\n"
+        ),
     )
     .unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_horde-server"))

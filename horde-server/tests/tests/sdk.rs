@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use crate::crash::{register, start_binary};
+use crate::crash::{register, start_binary_configured};
 
 #[tokio::test]
 async fn horde_sdk_runs_a_full_cycle() {
@@ -17,7 +17,16 @@ async fn horde_sdk_runs_a_full_cycle() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let mut server = start_binary(&dir.path().join("horde.sqlite"), &[]).await;
+    // News for the SDK's news model to read.
+    let news = "[[news]]\ndate_published = \"2026-12-06\"\nimportance = \"Information\"\n\
+                newspiece = \"The sdk test's horde is open.\"\ntags = [\"test\"]\n";
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server =
+        start_binary_configured(&dir.path().join("horde.sqlite"), port, &[], news).await;
     let client = reqwest::Client::new();
     let keys = [
         register(&client, &server.base, "sdk-requester").await,

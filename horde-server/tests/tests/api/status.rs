@@ -174,3 +174,41 @@ async fn public_reads_ignore_a_key_nobody_has() {
     );
     server.stop().await;
 }
+
+/// One model's status (AI Horde's `/status/models/{model_name}`: a list of one, empty for a
+/// model nobody serves or asks for), and the operators' news from the configuration.
+#[tokio::test]
+async fn one_model_and_the_news() {
+    let server = TestServer::start_with(|config| {
+        config.news = vec![horde_api::NewsPiece {
+            date_published: "2026-12-06".into(),
+            importance: "Information".into(),
+            newspiece: "Open <b>today</b>.".into(),
+            title: Some("Welcome".into()),
+            ..horde_api::NewsPiece::default()
+        }];
+    })
+    .await;
+    let (_, key) = server.register("w").await;
+    pop(&server, &key, "w1").await;
+    let (status, one) = server.get(&format!("/status/models/{MODEL}"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(one.as_array().unwrap().len(), 1, "{one}");
+    assert_eq!(
+        (&one[0]["name"], &one[0]["count"]),
+        (&json!(MODEL), &json!(1))
+    );
+    let (status, none) = server
+        .get("/status/models/nobody%2Fserves-this", None)
+        .await;
+    assert_eq!((status, none), (StatusCode::OK, json!([])));
+    let (status, news) = server.get("/status/news", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        news,
+        json!([{ "date_published": "2026-12-06", "importance": "Information",
+                 "newspiece": "Open <b>today</b>.", "title": "Welcome", "tags": [],
+                 "more_info_urls": [] }])
+    );
+    server.stop().await;
+}
