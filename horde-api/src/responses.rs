@@ -291,6 +291,13 @@ pub struct Reward {
     /// Kudos earned.
     #[cfg_attr(feature = "openapi", schema(value_type = f64))]
     pub reward: Kudos,
+    /// Why a generation earned nothing, when a rule made it so: `TooFast`, `Degenerate`,
+    /// `SelfDealing` (horde's extension; absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unpaid: Option<String>,
+    /// The same, in words (horde's extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unpaid_reason: Option<String>,
 }
 
 /// `POST /register` (201).

@@ -49,10 +49,10 @@ mod worker;
 
 pub use horde::{
     name_problem, ranges, Applied, Assignment, CheckVerdict, EnqueueError, Event, Horde,
-    HordeConfig, Integrity, Limits, ModelStats, OtherModels, OverLimit, PopError, PopQuery,
-    PopResult, RequestStatus, SpeedLimit, SpotChecks, Submission, SubmitError, SubmitState,
-    TransferError, UserPolicy, WorkerUpdate, WorkerUpdateError, HIDDEN_CHARACTERS,
-    TOKENS_PER_SEC_PER_THREAD,
+    HordeConfig, Integrity, Limits, ModelStats, OtherModels, OverLimit, Payment, PopError,
+    PopQuery, PopResult, RequestStatus, SpeedLimit, SpotChecks, Submission, SubmitError,
+    SubmitState, TransferError, Unpaid, UserPolicy, WorkerUpdate, WorkerUpdateError,
+    HIDDEN_CHARACTERS, TOKENS_PER_SEC_PER_THREAD,
 };
 pub use ids::{JobId, RequestId, Timestamp, UserId, WorkerId};
 pub use kudos::{Kudos, ParseKudosError};

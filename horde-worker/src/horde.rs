@@ -99,14 +99,15 @@ impl Horde {
         Ok(Popped::Jobs(jobs))
     }
 
-    /// Submits a job's result; returns the kudos earned.
+    /// Submits a job's result; returns the kudos earned and, when it is nothing because of a
+    /// rule, the horde's reason (horde's extension; other hordes say nothing).
     pub(crate) async fn submit(
         &self,
         id: &str,
         generation: &str,
         state: SubmitState,
         seed: Option<u32>,
-    ) -> Result<f64, ClientError> {
+    ) -> Result<(f64, Option<String>), ClientError> {
         let id = self.job_id(id)?;
         let result = SubmitRequest {
             id,
@@ -116,7 +117,7 @@ impl Horde {
             ..SubmitRequest::default()
         };
         let reward = self.client.submit(&result).await?;
-        Ok(reward.reward.as_f64())
+        Ok((reward.reward.as_f64(), reward.unpaid_reason))
     }
 
     /// Posts text generated so far for job `id` (horde's extension).

@@ -21,6 +21,8 @@ pub(crate) struct JobReport<'a> {
     pub(crate) horde: Duration,
     /// Kudos the horde paid for it.
     pub(crate) kudos: f64,
+    /// Why it was nothing, when the horde says (horde's extension).
+    pub(crate) unpaid: Option<&'a str>,
 }
 
 /// Totals since the worker started.
@@ -45,7 +47,8 @@ struct Totals {
     escrow: Option<f64>,
 }
 
-/// Why a job can earn nothing, said the first time it happens.
+/// Why a job can earn nothing, said the first time it happens when the horde does not say
+/// (AI Horde and older hordes do not).
 const UNPAID_WHY: &str = "a horde pays nothing for a text it finds degenerate (one character \
      repeated), for a generation faster than its speed limit for the model (the worker is then \
      suspected: see `horde-cli workers show`), or for a request from the worker's own address";
@@ -102,11 +105,20 @@ impl Stats {
                 "job done"
             );
         }
-        if first_unpaid {
-            tracing::warn!(
-                job = job.id,
-                "the horde paid nothing for this job: {UNPAID_WHY}"
-            );
+        match job.unpaid {
+            Some(reason) if job.kudos == 0.0 => {
+                tracing::warn!(
+                    job = job.id,
+                    "the horde paid nothing for this job: {reason}"
+                );
+            }
+            _ if first_unpaid => {
+                tracing::warn!(
+                    job = job.id,
+                    "the horde paid nothing for this job: {UNPAID_WHY}"
+                );
+            }
+            _ => {}
         }
     }
 

@@ -709,7 +709,7 @@ pub use enqueue::EnqueueError;
 pub use limits::{name_problem, Integrity, Limits, OverLimit, SpeedLimit, HIDDEN_CHARACTERS};
 pub use pop::{Assignment, PopError, PopQuery, PopResult};
 pub use status::{ModelStats, OtherModels, RequestStatus, TOKENS_PER_SEC_PER_THREAD};
-pub use submit::{Submission, SubmitError, SubmitState};
+pub use submit::{Payment, Submission, SubmitError, SubmitState, Unpaid};
 pub use workers::{WorkerUpdate, WorkerUpdateError};
 
 #[cfg(test)]

@@ -27,6 +27,51 @@ pub struct Submission {
     pub metadata: Option<Arc<str>>,
 }
 
+/// Why a generation submitted as done earned nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unpaid {
+    /// It arrived faster than its model can generate (the speed rule): the job was taken
+    /// back and the worker suspected.
+    TooFast,
+    /// The text is degenerate (one character repeated, …): delivered, but it moves nothing.
+    Degenerate,
+    /// The request came from the worker's own address (self-dealing moves nothing).
+    SelfDealing,
+}
+
+impl Unpaid {
+    /// Its name on the wire: `TooFast`, `Degenerate`, `SelfDealing`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Unpaid::TooFast => "TooFast",
+            Unpaid::Degenerate => "Degenerate",
+            Unpaid::SelfDealing => "SelfDealing",
+        }
+    }
+}
+
+impl std::fmt::Display for Unpaid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Unpaid::TooFast => {
+                "it arrived faster than its model can generate: the job was given back and the \
+                 worker is suspected"
+            }
+            Unpaid::Degenerate => "its text is degenerate (one character repeated)",
+            Unpaid::SelfDealing => "the request came from the worker's own address",
+        })
+    }
+}
+
+/// What a submission earned: the reward, and why it is nothing when a rule made it so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Payment {
+    /// Kudos paid to the worker's owner (half of it into escrow for an untrusted owner).
+    pub reward: Kudos,
+    /// The rule that made an `Ok` or `Censored` submission earn nothing.
+    pub unpaid: Option<Unpaid>,
+}
+
 /// Why a submission was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SubmitError {
@@ -90,6 +135,17 @@ impl std::fmt::Display for Suspect {
 }
 
 impl Horde {
+    /// [`Horde::submit`], with why a generation earned nothing when a rule made it so.
+    pub fn submit_paid(
+        &mut self,
+        now: Timestamp,
+        caller: UserId,
+        job_id: JobId,
+        submission: Submission,
+    ) -> Result<Applied<Payment>, SubmitError> {
+        self.settle_submission(now, caller, job_id, submission)
+    }
+
     /// A worker's owner submits a job's result. Ok and censored generations are paid: the
     /// requester pays the worker's owner the reward, returned. Faulted ones earn nothing and
     /// go back to the queue (the request faults after too many restarts).
@@ -100,6 +156,21 @@ impl Horde {
         job_id: JobId,
         submission: Submission,
     ) -> Result<Applied<Kudos>, SubmitError> {
+        let applied = self.settle_submission(now, caller, job_id, submission)?;
+        Ok(Applied {
+            value: applied.value.reward,
+            events: applied.events,
+        })
+    }
+
+    /// The work of [`Horde::submit`] and [`Horde::submit_paid`].
+    fn settle_submission(
+        &mut self,
+        now: Timestamp,
+        caller: UserId,
+        job_id: JobId,
+        submission: Submission,
+    ) -> Result<Applied<Payment>, SubmitError> {
         let job = self.jobs.get(&job_id).ok_or(SubmitError::UnknownJob)?;
         let worker = self
             .workers
@@ -133,7 +204,10 @@ impl Horde {
                 self.count_fault(worker_id, &mut events);
                 self.push_worker_checked_in(worker_id, &mut events);
                 return Ok(Applied {
-                    value: Kudos::ZERO,
+                    value: Payment {
+                        reward: Kudos::ZERO,
+                        unpaid: None,
+                    },
                     events,
                 });
             }
@@ -182,7 +256,10 @@ impl Horde {
                 self.suspect(worker_id, Suspect::TooFast { size_b: size }, &mut events);
                 self.abort_job(job_id, AbortReason::Faulted, now, &mut events);
                 return Ok(Applied {
-                    value: Kudos::ZERO,
+                    value: Payment {
+                        reward: Kudos::ZERO,
+                        unpaid: Some(Unpaid::TooFast),
+                    },
                     events,
                 });
             }
@@ -320,8 +397,15 @@ impl Horde {
         } else {
             self.push_worker_checked_in(worker_id, &mut events);
         }
+        let unpaid = if self_dealing {
+            Some(Unpaid::SelfDealing)
+        } else if degenerate {
+            Some(Unpaid::Degenerate)
+        } else {
+            None
+        };
         Ok(Applied {
-            value: reward,
+            value: Payment { reward, unpaid },
             events,
         })
     }

@@ -326,8 +326,12 @@ pub(crate) async fn submit(
     state
         .change(|txn| {
             let job = JobId(body.id);
-            let reward = txn.apply(|horde, now| horde.submit(now, owner, job, submission))?;
-            Ok(Json(Reward { reward }))
+            let paid = txn.apply(|horde, now| horde.submit_paid(now, owner, job, submission))?;
+            Ok(Json(Reward {
+                reward: paid.reward,
+                unpaid: paid.unpaid.map(|why| why.code().to_owned()),
+                unpaid_reason: paid.unpaid.map(|why| why.to_string()),
+            }))
         })
         .await
 }

@@ -51,7 +51,7 @@ impl Worker {
                     .map(|n| asked.map_or(n, |asked| n.min(asked)))
                     .unwrap_or_else(|| estimated_tokens(&generated.text));
                 let submitting = Instant::now();
-                if let Some(kudos) = self
+                if let Some((kudos, unpaid)) = self
                     .submit(&job, &generated.text, SubmitState::Ok, generated.seed)
                     .await
                 {
@@ -62,6 +62,7 @@ impl Worker {
                         generation,
                         horde: pop_time + submitting.elapsed(),
                         kudos,
+                        unpaid: unpaid.as_deref(),
                     });
                 }
             }
@@ -212,7 +213,7 @@ impl Worker {
         text: &str,
         state: SubmitState,
         seed: Option<u32>,
-    ) -> Option<f64> {
+    ) -> Option<(f64, Option<String>)> {
         let mut backoff = Backoff::trouble();
         for attempt in 1..=SUBMIT_TRIES {
             match self.horde.submit(&job.id, text, state, seed).await {

@@ -321,7 +321,12 @@ async fn the_worker_tells_its_owner_in_words_what_it_earns() {
         jobs[0].contains(", 0 kudos; this session 1 job, "),
         "{jobs:?}"
     );
-    assert_eq!(worker.raw_lines("paid nothing").len(), 1, "explained once");
+    let unpaid = worker.raw_lines("paid nothing");
+    assert_eq!(unpaid.len(), 1, "{unpaid:?}");
+    assert!(
+        unpaid[0].contains("degenerate"),
+        "the horde's reason: {unpaid:?}"
+    );
     assert!(worker.raw_lines("horde_worker::").is_empty());
 
     let mut stranger = Worker::start(&worker_args(

@@ -299,3 +299,55 @@ fn asking_again_while_holding_its_threads_gives_up_the_oldest_job() {
     assert_eq!(got, 2);
     assert_eq!(sim.horde.worker_by_name("wide").unwrap().fault_score, 0);
 }
+
+#[test]
+fn a_submission_that_earns_nothing_says_which_rule() {
+    let mut config = HordeConfig::default();
+    config.integrity.upfront_queue_minutes = 0;
+    config.integrity.self_dealing_check = true;
+    let mut sim = Sim::with_speed_rule(config);
+    let text = |text: &str| Submission {
+        state: SubmitState::Ok,
+        text: text.into(),
+        seed: None,
+        metadata: None,
+    };
+    let submit = |sim: &mut Sim, origins: (Option<u64>, Option<u64>), wait: u64, said: &str| {
+        let mut spec = sim.spec(1);
+        spec.origin = origins.0;
+        sim.enqueue(spec).unwrap();
+        let mut query = sim.query(2, "w");
+        query.origin = origins.1;
+        let job = sim.pop_with(query).unwrap().assignments[0].job;
+        sim.advance(wait);
+        let applied = sim
+            .horde
+            .submit_paid(sim.now, UserId(2), job, text(said))
+            .unwrap();
+        sim.store.apply(&applied.events);
+        sim.advance(60);
+        applied.value
+    };
+    let fluent = "and so the story went on, as stories do, until the very end";
+    let paid = submit(&mut sim, (None, None), 30, fluent);
+    assert!(
+        paid.reward.is_positive() && paid.unpaid.is_none(),
+        "{paid:?}"
+    );
+    let rushed = submit(&mut sim, (None, None), 0, fluent);
+    assert_eq!(
+        (rushed.reward, rushed.unpaid),
+        (Kudos::ZERO, Some(Unpaid::TooFast))
+    );
+    // The rushed job came back; serve it properly before the next case.
+    let (_, job) = sim.pop(2, "w").unwrap();
+    sim.advance(30);
+    sim.submit(2, job, SubmitState::Ok).unwrap();
+    sim.advance(60);
+    let junk = submit(&mut sim, (None, None), 30, &"a".repeat(200));
+    assert_eq!(junk.unpaid, Some(Unpaid::Degenerate));
+    let own = submit(&mut sim, (Some(7), Some(7)), 30, fluent);
+    assert_eq!(own.unpaid, Some(Unpaid::SelfDealing));
+    assert_eq!(Unpaid::TooFast.code(), "TooFast");
+    assert_eq!(sim.horde.ledger().total(), Kudos::ZERO);
+}

@@ -118,6 +118,9 @@ async fn instant_garbage_is_not_paid_and_gets_its_owner_flagged() {
             submit(&server, &farmer, job["id"].as_str().unwrap(), &garbage).await;
         assert_eq!(status, StatusCode::OK, "{reward}");
         assert_eq!(milli(&reward["reward"]), 0);
+        // The answer says which rule (horde's extension).
+        assert_eq!(reward["unpaid"], "TooFast", "{reward}");
+        assert!(reward["unpaid_reason"].as_str().unwrap().contains("faster"));
         // An honest worker serves it again, at a real speed (80 tokens in 2 s).
         let job = pop(&server, &honest, "real").await;
         hands.advance(Duration::from_secs(2));
@@ -129,6 +132,7 @@ async fn instant_garbage_is_not_paid_and_gets_its_owner_flagged() {
         )
         .await;
         assert!(milli(&reward["reward"]) > 0, "{reward}");
+        assert!(reward.get("unpaid").is_none(), "{reward}");
     }
     let (_, farmer_user) = server.get("/find_user", Some(&farmer)).await;
     assert_eq!(milli(&farmer_user["kudos"]), 0, "the farmer earned nothing");

@@ -220,6 +220,7 @@ async fn junk_pays_nothing_and_fluent_junk_is_caught_by_spot_checks() {
     hands.advance(Duration::from_secs(11));
     let (_, reward) = submit(&server, &farmer, &job, &".".repeat(2048)).await;
     assert_eq!(milli(&reward["reward"]), 0, "{reward}");
+    assert_eq!(reward["unpaid"], "Degenerate", "{reward}");
     assert_eq!(milli(&details(&server, &throwaway).await["kudos"]), 0);
 
     // Fluent junk: a trusted worker of another owner serves the same model, so the horde
