@@ -135,17 +135,6 @@ impl std::fmt::Display for Suspect {
 }
 
 impl Horde {
-    /// [`Horde::submit`], with why a generation earned nothing when a rule made it so.
-    pub fn submit_paid(
-        &mut self,
-        now: Timestamp,
-        caller: UserId,
-        job_id: JobId,
-        submission: Submission,
-    ) -> Result<Applied<Payment>, SubmitError> {
-        self.settle_submission(now, caller, job_id, submission)
-    }
-
     /// A worker's owner submits a job's result. Ok and censored generations are paid: the
     /// requester pays the worker's owner the reward, returned. Faulted ones earn nothing and
     /// go back to the queue (the request faults after too many restarts).
@@ -156,15 +145,15 @@ impl Horde {
         job_id: JobId,
         submission: Submission,
     ) -> Result<Applied<Kudos>, SubmitError> {
-        let applied = self.settle_submission(now, caller, job_id, submission)?;
+        let applied = self.submit_paid(now, caller, job_id, submission)?;
         Ok(Applied {
             value: applied.value.reward,
             events: applied.events,
         })
     }
 
-    /// The work of [`Horde::submit`] and [`Horde::submit_paid`].
-    fn settle_submission(
+    /// [`Horde::submit`], with why a generation earned nothing when a rule made it so.
+    pub fn submit_paid(
         &mut self,
         now: Timestamp,
         caller: UserId,
