@@ -5,6 +5,7 @@
 //! `target/screenshots/`.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -16,11 +17,14 @@ use serde_json::json;
 use crate::oauth::{settings, start_provider};
 use crate::util::TestServer;
 
-/// chromedriver, killed on drop.
+/// chromedriver in a process group of its own, with the Chromium it starts: the whole group is
+/// killed on drop, so a test that panics before closing its session leaves no browser running.
 struct Driver(Child);
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -35,6 +39,7 @@ async fn browser(chromedriver: &str) -> (Driver, Client) {
         .port();
     let driver = Driver(
         Command::new(chromedriver)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
