@@ -235,6 +235,13 @@ impl Horde {
         (listed, other)
     }
 
+    /// Returns true if and only if an online worker serves `model`. O(log models).
+    pub fn serves_model(&self, model: &str) -> bool {
+        self.online
+            .of_model(model)
+            .is_some_and(|presence| !presence.workers.is_empty())
+    }
+
     /// Workers online and their threads, as of the last check-in or tick. O(1).
     pub fn online_capacity(&self, _now: Timestamp) -> (u64, u64) {
         self.online.capacity()

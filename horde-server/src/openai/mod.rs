@@ -104,10 +104,10 @@ impl IntoResponse for OpenAiError {
         // The v2 answer gives the status and headers (`Retry-After`); the body is OpenAI's.
         let (parts, _) = self.error.into_response().into_parts();
         let mut response = (parts.status, axum::Json(body)).into_response();
-        for name in [header::RETRY_AFTER] {
-            if let Some(value) = parts.headers.get(name.clone()) {
-                response.headers_mut().insert(name, value.clone());
-            }
+        if let Some(value) = parts.headers.get(header::RETRY_AFTER) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, value.clone());
         }
         response
     }
@@ -300,34 +300,35 @@ async fn serve(
 ) -> Result<Response, OpenAiError> {
     let now = driver.now();
     let mut spec = crate::wire::request_spec(plan.request, user, now)?;
-    spec.origin = Some(driver.read(|core, _| core.users.fingerprint(ip)));
-    if !plan.models.is_empty() {
-        let served = driver.read(|core, now| {
-            core.horde()
-                .model_stats(now)
-                .iter()
-                .any(|m| m.workers > 0 && plan.models.iter().any(|asked| **asked == *m.name))
-        });
-        if !served {
-            return Err(OpenAiError {
-                error: ApiError::not_found(
-                    Rc::NotFound,
-                    format!(
-                        "no online worker serves {}; GET /v1/models lists the models served now",
-                        plan.models.join(", ")
-                    ),
+    // What the answer needs from the core, in one look: the caller's address fingerprint,
+    // whether a named model is served, and the prompt's tokens as the horde counts them.
+    let (origin, served, prompt_tokens) = driver.read(|core, _| {
+        let horde = core.horde();
+        (
+            core.users.fingerprint(ip),
+            plan.models.is_empty() || plan.models.iter().any(|m| horde.serves_model(m)),
+            horde.config().economy.estimate_tokens(&spec.prompt),
+        )
+    });
+    spec.origin = Some(origin);
+    if !served {
+        return Err(OpenAiError {
+            error: ApiError::not_found(
+                Rc::NotFound,
+                format!(
+                    "no online worker serves {}; GET /v1/models lists the models served now",
+                    plan.models.join(", ")
                 ),
-                code: Some("model_not_found"),
-            });
-        }
+            ),
+            code: Some("model_not_found"),
+        });
     }
     let answer = Answer {
         id: format!("{}-{}", if chat { "chatcmpl" } else { "cmpl" }, spec.id),
         created: now.millis() / 1000,
         model: plan.models.first().cloned().unwrap_or_else(|| "*".into()),
         chat,
-        prompt_tokens: driver
-            .read(|core, _| core.horde().config().economy.estimate_tokens(&spec.prompt)),
+        prompt_tokens,
         max_length: plan.max_length,
     };
     let mut follower =

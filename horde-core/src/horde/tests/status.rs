@@ -179,3 +179,12 @@ fn a_request_for_named_models_is_possible_only_with_a_worker_that_can_serve_it()
     let fits = sim.enqueue(spec).unwrap();
     assert!(sim.horde.is_possible(fits, sim.now));
 }
+
+#[test]
+fn a_model_is_served_while_an_online_worker_serves_it() {
+    let mut sim = Sim::new();
+    assert!(!sim.horde.serves_model(MODEL));
+    sim.pop(2, "w");
+    assert!(sim.horde.serves_model(MODEL));
+    assert!(!sim.horde.serves_model(OTHER_MODEL));
+}
