@@ -10,8 +10,9 @@ use horde_api::{
 };
 use horde_core::SubmitState;
 
-/// The `bridge_agent` this worker reports: `name:version:url`, the URL being the workspace's
-/// `repository` (one line of the root `Cargo.toml` for the project's public home).
+/// The `bridge_agent` this worker reports: `name:version:url`, as AI Horde parses it. The URL is
+/// the workspace's `repository` (the root `Cargo.toml`), which stays unset — an empty third
+/// part — until the project has a public home: no made-up address reaches a horde's pages.
 pub(crate) const BRIDGE_AGENT: &str = concat!(
     "horde-worker:",
     env!("CARGO_PKG_VERSION"),

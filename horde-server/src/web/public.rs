@@ -254,7 +254,7 @@ pub(super) async fn worker(
             "Trusted",
             if shown.trusted { "yes" } else { "no" }.to_owned(),
         ),
-        ("Software", escape(&shown.bridge_agent)),
+        ("Software", software(&shown.bridge_agent)),
     ];
     if !shown.info.is_empty() {
         rows.push(("About", escape(&shown.info)));
@@ -289,6 +289,24 @@ fn state_of(worker: &crate::wire::WorkerDetails) -> &'static str {
 }
 
 /// `seconds` in the two largest units: `45s`, `12m`, `3h 20m`, `2d 4h`.
+/// A worker's `bridge_agent` (`name:version:url`) as a reader wants it: "name version", linked
+/// to its URL when that is a web address (anything else stays text).
+fn software(bridge_agent: &str) -> String {
+    let mut parts = bridge_agent.splitn(3, ':');
+    let name = parts.next().unwrap_or_default();
+    let version = parts.next().unwrap_or_default();
+    let url = parts.next().unwrap_or_default();
+    let label = escape(format!("{name} {version}").trim_end());
+    if url.starts_with("https://") || url.starts_with("http://") {
+        format!(
+            r#"<a href="{}" rel="nofollow noopener">{label}</a>"#,
+            escape(url)
+        )
+    } else {
+        label
+    }
+}
+
 fn human_duration(seconds: u64) -> String {
     let (days, hours, minutes) = (seconds / 86_400, seconds / 3600 % 24, seconds / 60 % 60);
     match (days, hours, minutes) {

@@ -617,7 +617,11 @@ async fn pages_for_people_who_visit() {
             .post(
                 "/generate/text/pop",
                 Some(key),
-                json!({ "name": name, "models": ["koboldcpp/Llama-3-8B-Instruct"] }),
+                json!({
+                    "name": name,
+                    "models": ["koboldcpp/Llama-3-8B-Instruct"],
+                    "bridge_agent": "KoboldAI Bridge:10:https://bridge.example.org/<x>",
+                }),
             )
             .await;
         assert_eq!(status, StatusCode::OK);
@@ -645,6 +649,11 @@ async fn pages_for_people_who_visit() {
         "{one}"
     );
     assert!(one.contains("Uptime"), "{one}");
+    // The software as name and version, linked to its (escaped) address.
+    assert!(
+        one.contains(r#"<a href="https://bridge.example.org/&lt;x&gt;" rel="nofollow noopener">KoboldAI Bridge 10</a>"#),
+        "{one}"
+    );
     let unknown = html("/workers/00000000-0000-0000-0000-000000000000")
         .await
         .unwrap();

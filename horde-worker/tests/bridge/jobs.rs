@@ -159,7 +159,12 @@ async fn advertised_limits_never_exceed_the_backends() {
         assert_eq!(shown["max_context_length"], context, "{name}: {shown}");
         assert_eq!(shown["models"], json!([MODEL]));
         let agent = shown["bridge_agent"].as_str().unwrap();
-        assert!(agent.starts_with("horde-worker:"), "{agent}");
+        // Name, version and the project's home — empty until it has one, never a made-up URL.
+        assert_eq!(
+            agent,
+            concat!("horde-worker:", env!("CARGO_PKG_VERSION"), ":"),
+            "{agent}"
+        );
     }
 }
 
