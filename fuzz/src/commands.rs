@@ -80,6 +80,7 @@ pub(crate) fn run_commands(data: &[u8]) {
                     threads: 1,
                     amount: u32::from(c % 3) + 1,
                     bridge_agent: "fuzz:1:none".into(),
+                    extra_slow: false,
                     blacklist: Vec::new(),
                     origin: None,
                     draw: if b % 4 == 0 { 0 } else { u64::MAX },

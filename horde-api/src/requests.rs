@@ -45,6 +45,38 @@ pub struct AsyncRequest {
     /// Only estimate the cost.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dry_run: Option<bool>,
+    /// Workers slower than 2 tokens per second may serve it (default true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slow_workers: Option<bool>,
+    /// Workers that declared themselves extra slow may serve it (default false).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extra_slow_workers: Option<bool>,
+    /// Only workers whose bridge the operator validated (default true; every bridge counts as
+    /// validated while the operator lists none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validated_backends: Option<bool>,
+    /// When the request would need its cost upfront and the account does not hold it, shorten
+    /// `max_length` until it does not, instead of refusing (default false).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_downgrade: Option<bool>,
+    /// Each worker takes at most one of its generations at a time (default false).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disable_batching: Option<bool>,
+    /// AI Horde's service-account proxying: refused with 400 (this horde has no service
+    /// accounts); empty or absent is accepted.
+    #[cfg_attr(feature = "openapi", schema(max_length = 0))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxied_account: Option<String>,
+    /// AI Horde's webhook URL: refused with 400 (not yet delivered by this horde); empty or
+    /// absent is accepted.
+    #[cfg_attr(feature = "openapi", schema(max_length = 0))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<String>,
+    /// AI Horde's softprompt: refused with 400 (no worker here loads softprompts); empty or
+    /// absent is accepted.
+    #[cfg_attr(feature = "openapi", schema(max_length = 0))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub softprompt: Option<String>,
 }
 
 impl AsyncRequest {
@@ -129,6 +161,10 @@ pub struct PopRequest {
     #[cfg_attr(feature = "openapi", schema(max_length = 1000))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bridge_agent: Option<String>,
+    /// The worker is extra slow: it takes only requests that allow extra slow workers (the
+    /// name of AI Horde's image pop field; default false).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extra_slow_worker: Option<bool>,
     /// horde's extension: when no job is waiting, hold the answer up to this many seconds
     /// (at most 20) and answer as soon as one arrives (a long poll). Absent or 0: answer at
     /// once, as AI Horde does.

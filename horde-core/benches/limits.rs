@@ -70,6 +70,7 @@ fn worker_query(owner: u64, name: String, models: Vec<Arc<str>>) -> PopQuery {
         threads: 4,
         amount: 1,
         bridge_agent: "b".repeat(limits.max_bridge_agent_chars),
+        extra_slow: false,
         blacklist: Vec::new(),
         origin: None,
         draw: u64::MAX,

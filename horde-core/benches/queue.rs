@@ -81,6 +81,7 @@ fn query(models: Vec<String>) -> PopQuery {
         threads: 1,
         amount: 1,
         bridge_agent: "bench:1:none".into(),
+        extra_slow: false,
         blacklist: Vec::new(),
         origin: None,
         draw: u64::MAX,

@@ -61,7 +61,7 @@ pub use matching::{SkipCounts, SkipReason};
 pub use replica::Replica;
 pub use request::{
     AbortReason, GenParams, Generation, GenerationState, Job, JobStatus, Outcome, RequestSpec,
-    RequestState,
+    RequestState, SLOW_WORKER_TOKENS_PER_SEC,
 };
 pub use reward::{ContextBasis, EconomyConfig, ModelSizePolicy};
 pub use worker::{Worker, WorkerStats};

@@ -27,6 +27,11 @@ pub enum SkipReason {
     Nsfw,
     /// The prompt holds a word of the worker's `blacklist`.
     Blacklist,
+    /// The request refuses slow workers and this one is slow, or the worker declared itself
+    /// extra slow and the request does not allow that.
+    Performance,
+    /// The request wants validated bridges and the operator has not validated this one's.
+    BridgeVersion,
 }
 
 impl SkipReason {
@@ -40,6 +45,8 @@ impl SkipReason {
             SkipReason::Untrusted => "untrusted",
             SkipReason::Nsfw => "nsfw",
             SkipReason::Blacklist => "blacklist",
+            SkipReason::Performance => "performance",
+            SkipReason::BridgeVersion => "bridge_version",
         }
     }
 }
@@ -106,6 +113,14 @@ pub fn check(worker: &Worker, request: &RequestSpec) -> Result<(), SkipReason> {
     }
     if request.nsfw && !worker.nsfw {
         return Err(SkipReason::Nsfw);
+    }
+    if (!request.slow_workers && worker.tokens_per_second() < crate::SLOW_WORKER_TOKENS_PER_SEC)
+        || (worker.extra_slow && !request.extra_slow_workers)
+    {
+        return Err(SkipReason::Performance);
+    }
+    if request.validated_backends && !worker.validated {
+        return Err(SkipReason::BridgeVersion);
     }
     Ok(())
 }

@@ -33,6 +33,14 @@ impl Default for GenParams {
     }
 }
 
+/// A worker slower than this, in tokens per second ([`crate::Worker::tokens_per_second`]),
+/// serves no request that says `slow_workers: false` (AI Horde's threshold for text).
+pub const SLOW_WORKER_TOKENS_PER_SEC: u64 = 2;
+
+pub(crate) const fn yes() -> bool {
+    true
+}
+
 /// A text-generation request as the client submitted it. Immutable once queued.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RequestSpec {
@@ -57,6 +65,27 @@ pub struct RequestSpec {
     pub trusted_workers: bool,
     /// The request may produce NSFW text, so only workers accepting NSFW may serve it.
     pub nsfw: bool,
+    /// Workers slower than [`SLOW_WORKER_TOKENS_PER_SEC`] may serve it (AI Horde's
+    /// `slow_workers`, default true).
+    #[serde(default = "crate::request::yes")]
+    pub slow_workers: bool,
+    /// Workers that declared themselves extra slow may serve it (AI Horde's
+    /// `extra_slow_workers`, default false).
+    #[serde(default)]
+    pub extra_slow_workers: bool,
+    /// Only workers whose bridge software the operator validated may serve it (AI Horde's
+    /// `validated_backends`, default true; see [`crate::HordeConfig::validated_bridges`]).
+    #[serde(default = "crate::request::yes")]
+    pub validated_backends: bool,
+    /// Each pop takes at most one of its generations, even from a worker that asks for more
+    /// (AI Horde's `disable_batching`, default false).
+    #[serde(default)]
+    pub disable_batching: bool,
+    /// When the request would need its cost upfront and its owner does not hold it, the horde
+    /// shortens `max_length` until it does not, instead of refusing (AI Horde's
+    /// `allow_downgrade`, default false).
+    #[serde(default)]
+    pub allow_downgrade: bool,
     /// When it was queued.
     pub created_at: Timestamp,
     /// An opaque fingerprint of where the request came from (the server hashes the client's
@@ -85,6 +114,11 @@ impl RequestSpec {
             worker_blacklist: false,
             trusted_workers: false,
             nsfw: false,
+            slow_workers: true,
+            extra_slow_workers: false,
+            validated_backends: true,
+            disable_batching: false,
+            allow_downgrade: false,
             created_at: now,
             origin: None,
             queue_at: None,

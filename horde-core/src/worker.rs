@@ -87,6 +87,14 @@ pub struct Worker {
     /// that fails most of what it takes is suspected when this reaches the limit.
     #[serde(default)]
     pub fault_score: u32,
+    /// It declared itself extra slow (the pop's `extra_slow_worker`): it serves only requests
+    /// that allow extra slow workers.
+    #[serde(default)]
+    pub extra_slow: bool,
+    /// Its bridge software is one the operator validated (always, while the operator lists
+    /// none); set at each check-in from `bridge_agent`.
+    #[serde(default = "crate::request::yes")]
+    pub validated: bool,
 }
 
 /// What changes every time a worker checks in or finishes a job: its clock and counters.
@@ -218,6 +226,8 @@ impl Worker {
             speed_clock: now,
             measured_tps_milli: 0,
             fault_score: 0,
+            extra_slow: false,
+            validated: true,
         }
     }
 

@@ -22,6 +22,27 @@ pub fn request_spec(
     owner: UserId,
     now: Timestamp,
 ) -> Result<RequestSpec, ApiError> {
+    for (field, value, why) in [
+        (
+            "proxied_account",
+            &body.proxied_account,
+            "proxied_account is for service accounts, which this horde does not have",
+        ),
+        (
+            "webhook",
+            &body.webhook,
+            "this horde does not deliver webhooks yet; poll /generate/text/status/{id} or stream",
+        ),
+        (
+            "softprompt",
+            &body.softprompt,
+            "softprompts are not supported: no worker of this horde loads them",
+        ),
+    ] {
+        if value.as_deref().is_some_and(|v| !v.is_empty()) {
+            return Err(ApiError::invalid(Rc::BadRequest, field, why));
+        }
+    }
     let prompt = body.prompt.unwrap_or_default();
     if prompt.is_empty() {
         return Err(ApiError::invalid(
@@ -60,5 +81,10 @@ pub fn request_spec(
     spec.worker_blacklist = body.worker_blacklist.unwrap_or(false);
     spec.trusted_workers = body.trusted_workers.unwrap_or(false);
     spec.nsfw = body.nsfw.unwrap_or(false);
+    spec.slow_workers = body.slow_workers.unwrap_or(true);
+    spec.extra_slow_workers = body.extra_slow_workers.unwrap_or(false);
+    spec.validated_backends = body.validated_backends.unwrap_or(true);
+    spec.allow_downgrade = body.allow_downgrade.unwrap_or(false);
+    spec.disable_batching = body.disable_batching.unwrap_or(false);
     Ok(spec)
 }

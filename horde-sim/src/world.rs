@@ -456,6 +456,7 @@ impl World {
             threads: agent.threads,
             amount: 1,
             bridge_agent: "horde-sim:1:none".into(),
+            extra_slow: false,
             blacklist: vec![],
             origin: None,
             draw: self.rng.gen(),

@@ -103,6 +103,11 @@ pub(crate) struct Cli {
     #[arg(long, env = "HORDE_NSFW", num_args = 0..=1, default_missing_value = "true",
           value_name = "BOOL")]
     pub(crate) nsfw: Option<bool>,
+    /// Declare the worker extra slow (a CPU or an old card): it then gets only the requests
+    /// whose senders allow extra slow workers [default: false].
+    #[arg(long, env = "HORDE_EXTRA_SLOW", num_args = 0..=1, default_missing_value = "true",
+          value_name = "BOOL")]
+    pub(crate) extra_slow: Option<bool>,
     /// Refuse prompts that contain any of these words (case-insensitive), comma-separated.
     #[arg(
         long,
@@ -147,6 +152,7 @@ pub(crate) struct FileSettings {
     threads: Option<u32>,
     priority_usernames: Option<Vec<String>>,
     nsfw: Option<bool>,
+    extra_slow: Option<bool>,
     blacklist: Option<Vec<String>>,
     backend_retries: Option<u32>,
     yield_secs: Option<u64>,
@@ -199,6 +205,8 @@ pub(crate) struct Settings {
     pub(crate) priority_usernames: Vec<String>,
     /// Accepts NSFW requests.
     pub(crate) nsfw: bool,
+    /// Declared extra slow.
+    pub(crate) extra_slow: bool,
     /// Words that make a prompt refused, lowercased.
     pub(crate) blacklist: Vec<String>,
     /// Tries of one job on the backend.
@@ -357,6 +365,7 @@ impl Settings {
             threads,
             priority_usernames,
             nsfw: cli.nsfw.or(file.nsfw).unwrap_or(false),
+            extra_slow: cli.extra_slow.or(file.extra_slow).unwrap_or(false),
             blacklist,
             backend_retries: cli
                 .backend_retries

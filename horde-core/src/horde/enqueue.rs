@@ -138,7 +138,16 @@ impl Horde {
             });
         }
         self.check_address_share(&spec)?;
-        self.check_upfront(&spec, now)?;
+        if let Err(refused) = self.check_upfront(&spec, now) {
+            // allow_downgrade: as long as the request is exempt from the rule when shortened
+            // to the exempt size, it is shortened rather than refused.
+            let fits = self.config.integrity.upfront_exempt_tokens / n.max(1);
+            if !spec.allow_downgrade || fits < MAX_LENGTH_RANGE.0 {
+                return Err(refused);
+            }
+            spec.params.max_length = spec.params.max_length.min(fits);
+            self.check_upfront(&spec, now)?;
+        }
         spec.created_at = now;
         spec.queue_at = None;
         let id = spec.id;

@@ -54,6 +54,11 @@ pub struct HordeConfig {
     pub job_timeout_base_secs: u64,
     /// …plus this many milliseconds per token of `max_length`. Default 500 (512 tokens: 346 s).
     pub job_timeout_per_token_ms: u64,
+    /// Bridge software the operator validated, by the name part of `bridge_agent`
+    /// (`name:version:url`), e.g. `"horde-worker"`. Requests with `validated_backends` (the
+    /// default) go only to workers running one of these. Default empty: the operator
+    /// validated nothing in particular and every bridge counts as validated.
+    pub validated_bridges: Vec<String>,
 }
 
 impl Default for HordeConfig {
@@ -70,11 +75,28 @@ impl Default for HordeConfig {
             retention_secs: 1200,
             job_timeout_base_secs: 90,
             job_timeout_per_token_ms: 500,
+            validated_bridges: Vec::new(),
         }
     }
 }
 
 impl HordeConfig {
+    /// Returns true if and only if `bridge_agent` names a bridge the operator validated (any,
+    /// while [`HordeConfig::validated_bridges`] is empty).
+    ///
+    /// ```
+    /// use horde_core::HordeConfig;
+    /// let mut config = HordeConfig::default();
+    /// assert!(config.bridge_validated("anything:1:"));
+    /// config.validated_bridges = vec!["horde-worker".into()];
+    /// assert!(config.bridge_validated("horde-worker:0.1.0:"));
+    /// assert!(!config.bridge_validated("my-fork:9:https://example.org"));
+    /// ```
+    pub fn bridge_validated(&self, bridge_agent: &str) -> bool {
+        let name = bridge_agent.split(':').next().unwrap_or_default();
+        self.validated_bridges.is_empty() || self.validated_bridges.iter().any(|v| v == name)
+    }
+
     /// How long a worker has to finish a job of `max_length` tokens.
     pub fn job_timeout_ms(&self, max_length: u32) -> u64 {
         self.job_timeout_base_secs * 1000 + self.job_timeout_per_token_ms * u64::from(max_length)
@@ -267,6 +289,7 @@ impl Backlog {
 ///     threads: 1,
 ///     amount: 1,
 ///     bridge_agent: "test:1:none".into(),
+///     extra_slow: false,
 ///     blacklist: vec![],
 ///     origin: None,
 ///     draw: 0,

@@ -25,6 +25,8 @@ pub struct PopQuery {
     pub amount: u32,
     /// Its bridge software.
     pub bridge_agent: String,
+    /// It declares itself extra slow: only requests with `extra_slow_workers` reach it.
+    pub extra_slow: bool,
     /// Words whose prompts it does not take (AI Horde's `blacklist`), matched without regard
     /// to case; the horde skips those requests for it.
     pub blacklist: Vec<String>,
@@ -163,7 +165,9 @@ impl Horde {
         profile.max_context_length = query.max_context_length;
         profile.nsfw = query.nsfw;
         profile.threads = query.threads;
+        profile.validated = self.config.bridge_validated(&query.bridge_agent);
         profile.bridge_agent = query.bridge_agent;
+        profile.extra_slow = query.extra_slow;
         profile.blacklist = query
             .blacklist
             .iter()
@@ -189,6 +193,8 @@ impl Horde {
                     || old.nsfw != profile.nsfw
                     || old.threads != profile.threads
                     || old.bridge_agent != profile.bridge_agent
+                    || old.extra_slow != profile.extra_slow
+                    || old.validated != profile.validated
                     || old.blacklist != profile.blacklist
                     || old.priority_users != profile.priority_users
                     || old.trusted != profile.trusted
@@ -345,6 +351,11 @@ impl Horde {
             .cloned()
             .unwrap_or_else(|| Arc::from(""));
         let timeout = self.config.job_timeout_ms(entry.spec.params.max_length);
+        let amount = if entry.spec.disable_batching {
+            amount.min(1)
+        } else {
+            amount
+        };
         let take = amount.min(entry.state.waiting);
         for _ in 0..take {
             let job = Job {

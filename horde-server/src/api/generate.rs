@@ -53,27 +53,42 @@ pub(crate) async fn request(
         })?;
         return Ok(Json(Estimate { kudos }).into_response());
     }
-    let (id, kudos, possible) = enqueue(&state, spec).await?;
+    let asked = spec.params.max_length;
+    let (id, kudos, possible, queued) = enqueue(&state, spec).await?;
+    let mut notes = Vec::new();
+    if queued.max_length < asked {
+        notes.push(format!(
+            "downgraded to max_length {} (from {asked}) so that no kudos are needed upfront",
+            queued.max_length
+        ));
+    }
+    if !possible {
+        notes.push(NOT_POSSIBLE.into());
+    }
     let body = AsyncAccepted {
         id: id.to_string(),
         kudos,
-        message: (!possible).then_some(NOT_POSSIBLE.into()),
+        message: (!notes.is_empty()).then(|| notes.join("; ").into()),
     };
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
 
-/// Queues `spec`: its id, the kudos it is estimated to cost, and whether an online worker can
-/// serve it now.
+/// Queues `spec`: its id, the kudos it is estimated to cost, whether an online worker can
+/// serve it now, and its parameters as queued (shortened when `allow_downgrade` applied).
 pub(crate) async fn enqueue(
     state: &Driver,
     spec: horde_core::RequestSpec,
-) -> Result<(RequestId, horde_core::Kudos, bool), ApiError> {
+) -> Result<(RequestId, horde_core::Kudos, bool, horde_core::GenParams), ApiError> {
     state
         .change(|txn| {
-            let kudos = txn.core().horde().estimate(&spec, txn.now());
             let id = txn.apply(|horde, now| horde.enqueue(now, spec))?;
-            let possible = txn.core().horde().is_possible(id, txn.now());
-            Ok::<_, ApiError>((id, kudos, possible))
+            let horde = txn.core().horde();
+            let (queued, _) = horde
+                .request(id)
+                .ok_or_else(|| ApiError::Internal("a queued request is missing".into()))?;
+            let kudos = horde.estimate(queued, txn.now());
+            let possible = horde.is_possible(id, txn.now());
+            Ok::<_, ApiError>((id, kudos, possible, queued.params))
         })
         .await
 }
@@ -195,6 +210,7 @@ pub(crate) async fn pop(
         bridge_agent: body
             .bridge_agent
             .unwrap_or_else(|| "unknown:0:unknown".into()),
+        extra_slow: body.extra_slow_worker.unwrap_or(false),
         blacklist: body.blacklist.unwrap_or_default(),
         origin: Some(state.read(|core, _| core.users.fingerprint(ip))),
         draw: 0,

@@ -99,6 +99,8 @@ impl Worker {
             threads: Some(self.threads),
             amount: Some(1),
             bridge_agent: Some(BRIDGE_AGENT.to_owned()),
+            // Only when declared: a horde that does not know the field reads nothing new.
+            extra_slow_worker: self.settings.extra_slow.then_some(true),
             blacklist: (!blacklist.is_empty()).then(|| blacklist.clone()),
             wait: Some(self.pop_wait()),
         })

@@ -315,3 +315,28 @@ async fn blacklisted_prompts_are_skipped_by_the_horde_and_never_reach_the_backen
     drop(worker);
     assert!(backend.state.seen.lock().generates.is_empty());
 }
+
+#[tokio::test]
+async fn an_extra_slow_worker_serves_only_requests_that_allow_it() {
+    let horde = Horde::start().await;
+    let (_, owner) = horde.register("owner").await;
+    let (_, client) = horde.register("client").await;
+    let backend = Backend::start(koboldcpp).await;
+    let hurried = horde.request(&client, "Quick:", json!({})).await;
+    let patient_body = json!({
+        "prompt": "Whenever:", "models": [MODEL], "extra_slow_workers": true
+    });
+    let patient = horde
+        .post("/generate/text/async", Some(&client), patient_body)
+        .await;
+    let patient = patient["id"].as_str().unwrap();
+    let mut args = worker_args(&horde, &owner, "old-cpu", &backend.url);
+    args.push("--extra-slow");
+    let worker = Worker::start(&args);
+    horde.wait_done(patient, SECS_30).await;
+    worker.wait_logged("job done", 1, SECS_30).await;
+    // Served the request that allows it; the other one was skipped and still waits.
+    let status = horde.status(&hurried).await;
+    assert_eq!(status["waiting"], 1, "{status}");
+    assert_eq!(backend.state.seen.lock().generates.len(), 1);
+}

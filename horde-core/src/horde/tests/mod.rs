@@ -136,6 +136,7 @@ impl Sim {
             threads: THREADS_RANGE.1,
             amount: 1,
             bridge_agent: "test:1:none".into(),
+            extra_slow: false,
             blacklist: Vec::new(),
             origin: None,
             draw: u64::MAX,

@@ -339,3 +339,106 @@ fn holding_exactly_the_estimated_cost_is_enough_under_congestion() {
     sim.store.apply(&applied.events);
     sim.enqueue(spec).unwrap();
 }
+
+#[test]
+fn allow_downgrade_shortens_a_request_that_would_need_its_cost_upfront() {
+    let mut config = HordeConfig::default();
+    config.integrity.speed_limits.clear();
+    config.integrity.upfront_exempt_tokens = 200;
+    let mut sim = Sim::with_speed_rule(config);
+    sim.serve(2, "w", 1, 10);
+    let mut filler = sim.spec(1);
+    (filler.params.max_length, filler.params.n) = (1024, 10);
+    sim.enqueue(filler).unwrap();
+    assert!(sim.horde.congested());
+    let large = |sim: &mut Sim, downgrade: bool| {
+        let mut spec = sim.spec(4);
+        (spec.params.max_length, spec.params.n) = (1024, 2);
+        spec.allow_downgrade = downgrade;
+        sim.enqueue(spec)
+    };
+    assert!(matches!(
+        large(&mut sim, false),
+        Err(EnqueueError::KudosUpfront { .. })
+    ));
+    let id = large(&mut sim, true).unwrap();
+    // Two generations within the 200 exempt tokens: 100 each.
+    let exempt = sim.horde.config.integrity.upfront_exempt_tokens;
+    assert_eq!(sim.horde.requests[&id].spec.params.max_length, exempt / 2);
+    // Where even the shortest generations (16 tokens) would not be exempt, it is refused.
+    let mut many = sim.spec(4);
+    (many.params.max_length, many.params.n) = (1024, 20);
+    many.allow_downgrade = true;
+    assert!(matches!(
+        sim.enqueue(many),
+        Err(EnqueueError::KudosUpfront { .. })
+    ));
+}
+
+#[test]
+fn slow_extra_slow_and_unvalidated_workers_serve_only_requests_that_allow_them() {
+    let config = HordeConfig {
+        validated_bridges: vec!["horde-worker".into()],
+        ..HordeConfig::default()
+    };
+    let mut sim = Sim::with_config(config);
+    let mut query = sim.query(2, "w");
+    query.bridge_agent = "horde-worker:0.1.0:".into();
+    sim.pop_with(query.clone()).unwrap();
+    let worker_id = sim.horde.worker_names["w"];
+    let spec = sim.spec(1);
+    let check =
+        |sim: &Sim, spec: &RequestSpec| matching::check(&sim.horde.workers[&worker_id], spec);
+    assert_eq!(check(&sim, &spec), Ok(()));
+
+    // Slow: measured below 2 tokens per second (unmeasured counts at 10).
+    let mut fast_only = spec.clone();
+    fast_only.slow_workers = false;
+    assert_eq!(check(&sim, &fast_only), Ok(()));
+    sim.horde
+        .workers
+        .get_mut(&worker_id)
+        .unwrap()
+        .measured_tps_milli = 1_500;
+    assert_eq!(check(&sim, &fast_only), Err(SkipReason::Performance));
+    assert_eq!(check(&sim, &spec), Ok(()));
+
+    // Extra slow, as the worker declares at its next pop.
+    query.extra_slow = true;
+    sim.pop_with(query.clone()).unwrap();
+    assert_eq!(check(&sim, &spec), Err(SkipReason::Performance));
+    let mut patient = spec.clone();
+    patient.extra_slow_workers = true;
+    assert_eq!(check(&sim, &patient), Ok(()));
+
+    // A bridge the operator did not validate.
+    query.extra_slow = false;
+    query.bridge_agent = "my-fork:9:".into();
+    sim.pop_with(query).unwrap();
+    assert_eq!(check(&sim, &spec), Err(SkipReason::BridgeVersion));
+    let mut any_bridge = spec.clone();
+    any_bridge.validated_backends = false;
+    assert_eq!(check(&sim, &any_bridge), Ok(()));
+    // The pop says why the worker idles.
+    sim.enqueue(spec).unwrap();
+    let mut query = sim.query(2, "w");
+    query.bridge_agent = "my-fork:9:".into();
+    let result = sim.pop_with(query).unwrap();
+    assert!(result.assignments.is_empty());
+    assert_eq!(result.skipped.get(SkipReason::BridgeVersion), 1);
+}
+
+#[test]
+fn disable_batching_hands_one_generation_per_pop() {
+    let mut sim = Sim::new();
+    for disable in [false, true] {
+        let mut spec = sim.spec(1);
+        spec.params.n = 3;
+        spec.disable_batching = disable;
+        sim.enqueue(spec).unwrap();
+        let mut query = sim.query(2, &format!("w{disable}"));
+        query.amount = 3;
+        let result = sim.pop_with(query).unwrap();
+        assert_eq!(result.assignments.len(), if disable { 1 } else { 3 });
+    }
+}

@@ -65,6 +65,7 @@ mod farming;
 mod generation;
 mod input;
 mod openai;
+mod options;
 mod status;
 mod users;
 mod workers;
