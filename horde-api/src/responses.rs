@@ -129,6 +129,17 @@ pub struct Totals {
     pub total: Period,
 }
 
+/// `GET /stats/text/models`: generations finished per model in the last day (24 hours), month
+/// (30 days) and ever.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[allow(missing_docs)]
+pub struct ModelTotals {
+    pub day: std::collections::BTreeMap<String, u64>,
+    pub month: std::collections::BTreeMap<String, u64>,
+    pub total: std::collections::BTreeMap<String, u64>,
+}
+
 /// `POST /generate/text/async` (202).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -151,6 +151,11 @@ impl Core {
                             1,
                             u64::from(generation.tokens),
                         );
+                        self.stats.record_model(
+                            generation.finished_at.millis() / 3_600_000,
+                            &job.model,
+                            1,
+                        );
                         live.request_changed(job.request);
                     }
                     JobStatus::Aborted(_) => live.job_aborted(job.request, job.id),
@@ -333,6 +338,9 @@ impl Driver {
         let mut stats = Stats::default();
         for (minute, requests, tokens) in loaded.minutes {
             stats.record(minute, requests, tokens);
+        }
+        for (model, hour, requests) in loaded.model_hours {
+            stats.record_model(hour, &model, requests);
         }
         let idempotency = IdempotencyKeys::new(loaded.idempotency);
         let named_admins = resolve_admins(&config.admins, &users);

@@ -77,7 +77,7 @@ pub async fn docs_page(
         register, find_user, list_users, get_user, update_user, transfer,
         generate_async, generate_status, generate_cancel, pop, submit, progress, stream,
         list_workers, get_worker, update_worker, worker_by_name,
-        heartbeat, status_models, status_model, news, performance, totals,
+        heartbeat, status_models, status_model, news, performance, totals, model_totals,
         reload_model_reference,
     ),
     components(schemas(ErrorBody, Rc)),
@@ -423,6 +423,13 @@ fn performance() {}
     responses((status = 200, description = "Totals", body = Totals)))]
 #[allow(dead_code)]
 fn totals() {}
+
+/// Generations finished per model in the last 24 hours, 30 days, and ever (counted from the
+/// hour they finished).
+#[utoipa::path(get, path = "/stats/text/models", tag = "status",
+    responses((status = 200, description = "Per model", body = ModelTotals)))]
+#[allow(dead_code)]
+fn model_totals() {}
 
 /// Administrators: read the model reference file again.
 #[utoipa::path(post, path = "/admin/model_reference/reload", tag = "status",

@@ -46,6 +46,7 @@ pub fn routes() -> Router<Driver> {
         .route("/status/news", get(status::news))
         .route("/status/performance", get(status::performance))
         .route("/stats/text/totals", get(status::totals))
+        .route("/stats/text/models", get(status::model_totals))
         .route(
             "/admin/model_reference/reload",
             post(status::reload_model_reference),

@@ -99,6 +99,15 @@ pub(crate) async fn totals(State(state): State<Driver>) -> Json<Totals> {
     }))
 }
 
+/// `GET /stats/text/models`: generations per model in the last 24 hours, 30 days and ever.
+pub(crate) async fn model_totals(State(state): State<Driver>) -> Json<crate::wire::ModelTotals> {
+    Json(state.read(|core, now| crate::wire::ModelTotals {
+        day: core.stats.models_since(now, 24),
+        month: core.stats.models_since(now, 30 * 24),
+        total: core.stats.model_totals(),
+    }))
+}
+
 /// `POST /admin/model_reference/reload` (administrators): reads the model reference again.
 pub(crate) async fn reload_model_reference(
     State(state): State<Driver>,

@@ -138,6 +138,13 @@ fn apply_event(sql: &mut dyn Sql, event: &Event) -> Result<(), StoreError> {
                         generation.tokens
                     ],
                 )?;
+                sql.execute(
+                    Stmt::CountModelHour,
+                    &params![
+                        &*job.model,
+                        (generation.finished_at.millis() / 3_600_000) as i64
+                    ],
+                )?;
             }
             Ok(())
         }

@@ -106,7 +106,13 @@ pub(super) fn load(sql: &mut dyn Sql, default_concurrency: u32) -> Result<Loaded
         minutes.push((row.int(0)? as u64, row.int(1)? as u64, row.int(2)? as u64));
     }
 
+    let mut model_hours = Vec::new();
+    for row in sql.query(Stmt::SelectModelHours, &[])? {
+        model_hours.push((row.text(0)?, row.int(1)? as u64, row.int(2)? as u64));
+    }
+
     Ok(Loaded {
+        model_hours,
         secret,
         users,
         workers,

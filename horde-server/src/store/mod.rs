@@ -228,6 +228,8 @@ pub struct Loaded {
     pub idempotency: Vec<(UserId, String, String, String)>,
     /// Finished generations per minute: (minute since epoch, requests, tokens).
     pub minutes: Vec<(u64, u64, u64)>,
+    /// Finished generations per model and hour: (model, hour since epoch, requests).
+    pub model_hours: Vec<(String, u64, u64)>,
     /// Web sessions by the digest of their id.
     pub sessions: Vec<([u8; 32], Session)>,
     /// OAuth identities: provider, subject, user.

@@ -158,6 +158,13 @@ const MIGRATIONS: &[&str] = &[
         \"user\" BIGINT NOT NULL,
         PRIMARY KEY (provider, subject)
      );",
+    // 2 (SQLite's 10): finished generations per model and hour.
+    "CREATE TABLE model_hours (
+        model TEXT NOT NULL,
+        hour BIGINT NOT NULL,
+        requests BIGINT NOT NULL,
+        PRIMARY KEY (model, hour)
+     );",
 ];
 
 /// Prepared statements, by name, for one connection.

@@ -78,6 +78,13 @@ const MIGRATIONS: &[&str] = &[
     // 9: a user's recent kudos movements, for the account page.
     "CREATE INDEX postings_from ON postings (from_user, seq);
      CREATE INDEX postings_to ON postings (to_user, seq);",
+    // 10: finished generations per model and hour, for `/stats/text/models`.
+    "CREATE TABLE model_hours (
+        model TEXT NOT NULL,
+        hour INTEGER NOT NULL,
+        requests INTEGER NOT NULL,
+        PRIMARY KEY (model, hour)
+     );",
 ];
 
 /// Opens (creating and migrating if needed) the database at `path`.

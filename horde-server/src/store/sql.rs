@@ -172,6 +172,7 @@ pub(crate) enum Stmt {
     SetRequestState,
     PutJob,
     CountMinute,
+    CountModelHour,
     DeleteJobsOf,
     DeleteRequest,
     InsertPosting,
@@ -191,6 +192,7 @@ pub(crate) enum Stmt {
     SelectSessions,
     SelectIdentities,
     SelectMinutes,
+    SelectModelHours,
     SelectMovements,
     SumEarned,
     SumSpent,
@@ -237,6 +239,10 @@ impl Stmt {
                 "INSERT INTO minutes (minute, requests, tokens) VALUES (?1, 1, ?2)
                  ON CONFLICT (minute) DO UPDATE SET requests = minutes.requests + 1,
                     tokens = minutes.tokens + excluded.tokens"
+            }
+            Stmt::CountModelHour => {
+                "INSERT INTO model_hours (model, hour, requests) VALUES (?1, ?2, 1)
+                 ON CONFLICT (model, hour) DO UPDATE SET requests = model_hours.requests + 1"
             }
             Stmt::DeleteJobsOf => "DELETE FROM jobs WHERE request = ?1",
             Stmt::DeleteRequest => "DELETE FROM requests WHERE id = ?1",
@@ -285,6 +291,7 @@ impl Stmt {
             Stmt::SelectSessions => "SELECT digest, \"user\", csrf, expires_at FROM sessions",
             Stmt::SelectIdentities => "SELECT provider, subject, \"user\" FROM identities",
             Stmt::SelectMinutes => "SELECT minute, requests, tokens FROM minutes",
+            Stmt::SelectModelHours => "SELECT model, hour, requests FROM model_hours",
             Stmt::SelectMovements => {
                 "SELECT at, kind, from_user, from_escrow, to_user, to_escrow, amount FROM postings
                  WHERE from_user = ?1 OR to_user = ?1 ORDER BY seq DESC LIMIT ?2"

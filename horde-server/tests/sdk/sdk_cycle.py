@@ -36,6 +36,8 @@ from horde_sdk.ai_horde_api.apimodels import (
     TextGenerateStatusRequest,
     TextGenerateStatusResponse,
     TextGenerationJobSubmitRequest,
+    TextStatsModelResponse,
+    TextStatsModelsRequest,
 )
 from horde_sdk.ai_horde_api.consts import GENERATION_STATE
 from horde_sdk.ai_horde_api.apimodels.base import JobSubmitResponse
@@ -122,6 +124,8 @@ def main() -> None:
         client, HordeStatusModelsSingleRequest(model_name=MODEL), HordeStatusModelsSingleResponse
     )
     assert [m.name for m in one_model.root] == [MODEL], one_model
+    per_model = call(client, TextStatsModelsRequest(), TextStatsModelResponse)
+    assert per_model.total == {MODEL: 1} and per_model.day == {MODEL: 1}, per_model
     news = call(client, NewsRequest(), NewsResponse)
     assert news.root[0].newspiece == "The sdk test's horde is open.", news
     me = call(client, FindUserRequest(apikey=worker_key), UserDetailsResponse)
@@ -144,7 +148,8 @@ def main() -> None:
     )
     assert changed.info == "runs in a test", changed
     print(
-        "others: heartbeat, performance, models, one model, news, find_user, users/{id}, "
+        "others: heartbeat, performance, models, one model, stats per model, news, find_user, "
+        "users/{id}, "
         "workers, modify worker"
     )
     print("sdk cycle: ok")

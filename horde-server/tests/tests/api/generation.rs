@@ -83,6 +83,15 @@ async fn a_full_generation_cycle_moves_exact_kudos() {
     );
     let (_, bob_user) = server.get("/find_user", Some(&bob_key)).await;
     assert_eq!(milli(&bob_user["kudos"]), reward);
+
+    // Per model, in AI Horde's shape, and kept across a restart.
+    let one = json!({ MODEL: 1 });
+    let (_, models) = server.get("/stats/text/models", None).await;
+    assert_eq!(models, json!({ "day": one, "month": one, "total": one }));
+    let dir = server.stop().await;
+    let server = TestServer::start_in(dir, |_| {}).await;
+    let (_, again) = server.get("/stats/text/models", None).await;
+    assert_eq!(again, models);
     server.stop().await;
 }
 
