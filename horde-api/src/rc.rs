@@ -141,4 +141,8 @@ rcs! {
     SourceAccountFlagged,
     /// The request costs more than the requester may spend upfront under congestion.
     KudosUpfront,
+    /// The horde is in maintenance: it takes no new requests for now.
+    MaintenanceMode,
+    /// The horde takes new workers only from trusted users for now (invite-only or raid mode).
+    WorkerInviteOnly,
 }

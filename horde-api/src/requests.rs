@@ -358,3 +358,18 @@ pub struct TypeQuery {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
 }
+
+/// `PUT /status/modes` (administrators): the modes to switch; absent ones stay as they are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ModesChange {
+    /// Maintenance mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<bool>,
+    /// Invite-only mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invite_only: Option<bool>,
+    /// Raid mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raid: Option<bool>,
+}

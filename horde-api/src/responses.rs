@@ -140,6 +140,19 @@ pub struct ModelTotals {
     pub total: std::collections::BTreeMap<String, u64>,
 }
 
+/// `GET|PUT /status/modes`: the horde's modes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HordeModes {
+    /// No new generation requests (`503 MaintenanceMode`); the queue drains.
+    pub maintenance_mode: bool,
+    /// New workers only from trusted users (`403 WorkerInviteOnly`).
+    pub invite_only_mode: bool,
+    /// Under attack: invite-only for new workers, no registration without OAuth, and no
+    /// "no worker can serve this" message.
+    pub raid_mode: bool,
+}
+
 /// `POST /generate/text/async` (202).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -122,6 +122,8 @@ pub struct Core {
     pub sessions: Sessions,
     /// OAuth identities and their accounts.
     pub identities: Identities,
+    /// The horde's modes (maintenance, invite-only, raid).
+    pub modes: crate::modes::Modes,
     /// OAuth sign-ins in progress (not persisted).
     pub pending_logins: PendingLogins,
     rate_limits: RateLimits,
@@ -204,6 +206,7 @@ impl Txn<'_> {
             idempotency: &mut self.core.idempotency,
             sessions: &mut self.core.sessions,
             identities: &mut self.core.identities,
+            modes: &mut self.core.modes,
         };
         let recorded = change(&mut tables, self.now)?;
         self.writes.extend(recorded.writes);
@@ -242,6 +245,8 @@ pub struct Tables<'a> {
     pub sessions: &'a mut Sessions,
     /// OAuth identities and their accounts.
     pub identities: &'a mut Identities,
+    /// The horde's modes.
+    pub modes: &'a mut crate::modes::Modes,
 }
 
 /// What the server keeps in memory only.
@@ -360,6 +365,7 @@ impl Driver {
                     stats,
                     sessions: Sessions::new(loaded.sessions),
                     identities: Identities::new(loaded.identities),
+                    modes: loaded.modes,
                     pending_logins: PendingLogins::default(),
                     rate_limits: RateLimits::default(),
                 }),

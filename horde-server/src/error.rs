@@ -111,6 +111,12 @@ pub enum ApiError {
          send requests to the active node (its heartbeat says \"role\": \"active\")"
     )]
     Standby,
+    /// The horde is in maintenance mode.
+    #[error(
+        "this horde is in maintenance: it finishes the requests it has and takes no new ones \
+         for now; try again later"
+    )]
+    HordeMaintenance,
     /// A bug; the message is logged, not shown.
     #[error("internal error")]
     Internal(String),
@@ -163,6 +169,7 @@ impl ApiError {
             ApiError::IdempotencyKeyConflict => (StatusCode::CONFLICT, Rc::IdempotencyKeyConflict),
             ApiError::Storage => (StatusCode::SERVICE_UNAVAILABLE, Rc::StorageFailure),
             ApiError::Standby => (StatusCode::SERVICE_UNAVAILABLE, Rc::StandbyNode),
+            ApiError::HordeMaintenance => (StatusCode::SERVICE_UNAVAILABLE, Rc::MaintenanceMode),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, Rc::InternalError),
         }
     }

@@ -34,6 +34,7 @@ pub mod http;
 pub mod live;
 pub mod metrics;
 pub mod models;
+pub mod modes;
 pub mod node;
 pub mod openai;
 pub mod openapi;

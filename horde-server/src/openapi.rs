@@ -77,7 +77,8 @@ pub async fn docs_page(
         register, find_user, list_users, get_user, update_user, transfer,
         generate_async, generate_status, generate_cancel, pop, submit, progress, stream,
         list_workers, get_worker, update_worker, worker_by_name,
-        heartbeat, status_models, status_model, news, performance, totals, model_totals,
+        heartbeat, status_models, status_model, news, modes, set_modes, performance, totals,
+        model_totals,
         reload_model_reference,
     ),
     components(schemas(ErrorBody, Rc)),
@@ -395,6 +396,25 @@ fn status_model() {}
     responses((status = 200, description = "News, newest first", body = Vec<NewsPiece>)))]
 #[allow(dead_code)]
 fn news() {}
+
+/// The horde's modes: maintenance, invite-only, raid.
+#[utoipa::path(get, path = "/status/modes", tag = "status",
+    responses((status = 200, description = "The modes in force", body = HordeModes)))]
+#[allow(dead_code)]
+fn modes() {}
+
+/// Administrators: switch the modes named in the body (absent ones stay).
+#[utoipa::path(put, path = "/status/modes", tag = "status",
+    security(("apikey" = [])),
+    request_body = ModesChange,
+    responses(
+        (status = 200, description = "The modes now in force", body = HordeModes),
+        (status = 400, description = "ValidationError", body = ErrorBody),
+        (status = 401, description = "InvalidAPIKey", body = ErrorBody),
+        (status = 403, description = "NotAdmin, AnonForbidden", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn set_modes() {}
 
 /// The server answers.
 #[utoipa::path(get, path = "/status/heartbeat", tag = "status",

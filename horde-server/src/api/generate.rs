@@ -81,13 +81,17 @@ pub(crate) async fn enqueue(
 ) -> Result<(RequestId, horde_core::Kudos, bool, horde_core::GenParams), ApiError> {
     state
         .change(|txn| {
+            if txn.core().modes.maintenance {
+                return Err(ApiError::HordeMaintenance);
+            }
             let id = txn.apply(|horde, now| horde.enqueue(now, spec))?;
             let horde = txn.core().horde();
             let (queued, _) = horde
                 .request(id)
                 .ok_or_else(|| ApiError::Internal("a queued request is missing".into()))?;
             let kudos = horde.estimate(queued, txn.now());
-            let possible = horde.is_possible(id, txn.now());
+            // Under attack, nobody is told which requests no worker can serve.
+            let possible = horde.is_possible(id, txn.now()) || txn.core().modes.raid;
             Ok::<_, ApiError>((id, kudos, possible, queued.params))
         })
         .await
@@ -244,6 +248,18 @@ pub(crate) async fn pop(
                             })
                     })
                     .collect::<Result<_, _>>()?;
+                let horde = txn.core().horde();
+                let trusted = horde.user(attempt.owner).is_some_and(|p| p.trusted);
+                if horde.worker_by_name(&attempt.name).is_none()
+                    && !txn.core().modes.admits_new_worker(trusted)
+                {
+                    return Err(ApiError::Forbidden {
+                        rc: Rc::WorkerInviteOnly,
+                        message: "this horde takes new workers only from trusted users for now \
+                                  (invite-only); ask its operators to invite you"
+                            .into(),
+                    });
+                }
                 Ok::<_, ApiError>(txn.apply(|horde, now| horde.pop(now, attempt, new_id))?)
             })
             .await?;

@@ -44,6 +44,7 @@ pub fn routes() -> Router<Driver> {
         // Model names hold slashes (`koboldcpp/…`), which clients send as they are.
         .route("/status/models/{*model_name}", get(status::model))
         .route("/status/news", get(status::news))
+        .route("/status/modes", get(status::modes).put(status::set_modes))
         .route("/status/performance", get(status::performance))
         .route("/stats/text/totals", get(status::totals))
         .route("/stats/text/models", get(status::model_totals))

@@ -108,6 +108,49 @@ pub(crate) async fn model_totals(State(state): State<Driver>) -> Json<crate::wir
     }))
 }
 
+/// `GET /status/modes`: the horde's modes, for anyone.
+pub(crate) async fn modes(State(state): State<Driver>) -> Json<crate::wire::HordeModes> {
+    Json(state.read(|core, _| wire_modes(core.modes)))
+}
+
+/// `PUT /status/modes` (administrators): switches the modes named in the body.
+pub(crate) async fn set_modes(
+    State(state): State<Driver>,
+    Registered(caller): Registered,
+    Json(change): Json<crate::wire::ModesChange>,
+) -> Result<Json<crate::wire::HordeModes>, ApiError> {
+    if !state.is_admin(caller) {
+        return Err(ApiError::NotAdmin);
+    }
+    let modes = state
+        .change(|txn| {
+            let now = txn.core().modes;
+            let next = crate::modes::Modes {
+                maintenance: change.maintenance.unwrap_or(now.maintenance),
+                invite_only: change.invite_only.unwrap_or(now.invite_only),
+                raid: change.raid.unwrap_or(now.raid),
+            };
+            txn.record(|tables, _| Ok::<_, ApiError>(tables.modes.set(next)))
+        })
+        .await?;
+    tracing::warn!(
+        maintenance = modes.maintenance,
+        invite_only = modes.invite_only,
+        raid = modes.raid,
+        by = caller.0,
+        "the horde's modes changed"
+    );
+    Ok(Json(wire_modes(modes)))
+}
+
+fn wire_modes(modes: crate::modes::Modes) -> crate::wire::HordeModes {
+    crate::wire::HordeModes {
+        maintenance_mode: modes.maintenance,
+        invite_only_mode: modes.invite_only,
+        raid_mode: modes.raid,
+    }
+}
+
 /// `POST /admin/model_reference/reload` (administrators): reads the model reference again.
 pub(crate) async fn reload_model_reference(
     State(state): State<Driver>,

@@ -24,6 +24,14 @@ pub async fn register(
     let limit = driver.config().registrations_per_minute;
     driver
         .change(|txn| {
+            if txn.core().modes.raid {
+                return Err(ApiError::Forbidden {
+                    rc: horde_api::Rc::RegistrationDisabled,
+                    message: "this horde is under attack and takes no registration by name \
+                              alone for now: sign in with an OAuth provider to create an account"
+                        .into(),
+                });
+            }
             rate_limit(txn, Limited::Registration(ip), limit)?;
             new_user(txn, alias, false)
         })

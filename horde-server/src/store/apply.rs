@@ -73,6 +73,7 @@ fn apply(sql: &mut dyn Sql, write: &Write) -> Result<(), StoreError> {
                 user.is_admin,
             ],
         ),
+        Write::Modes(modes) => sql.execute(Stmt::PutModes, &params![serde_json::to_vec(modes)?]),
         Write::Idempotency {
             user,
             key,

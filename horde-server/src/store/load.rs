@@ -111,7 +111,13 @@ pub(super) fn load(sql: &mut dyn Sql, default_concurrency: u32) -> Result<Loaded
         model_hours.push((row.text(0)?, row.int(1)? as u64, row.int(2)? as u64));
     }
 
+    let modes = match sql.query(Stmt::SelectModes, &[])?.first() {
+        Some(row) => serde_json::from_slice(&row.opt_bytes(0)?.unwrap_or_default())?,
+        None => crate::modes::Modes::default(),
+    };
+
     Ok(Loaded {
+        modes,
         model_hours,
         secret,
         users,

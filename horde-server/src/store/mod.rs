@@ -195,6 +195,8 @@ pub enum Write {
         /// The account.
         user: UserId,
     },
+    /// The horde's modes changed.
+    Modes(crate::modes::Modes),
     /// A transfer's idempotency key and the response it got.
     Idempotency {
         /// Who sent it.
@@ -228,6 +230,8 @@ pub struct Loaded {
     pub idempotency: Vec<(UserId, String, String, String)>,
     /// Finished generations per minute: (minute since epoch, requests, tokens).
     pub minutes: Vec<(u64, u64, u64)>,
+    /// The horde's modes (none set when never stored).
+    pub modes: crate::modes::Modes,
     /// Finished generations per model and hour: (model, hour since epoch, requests).
     pub model_hours: Vec<(String, u64, u64)>,
     /// Web sessions by the digest of their id.

@@ -181,9 +181,11 @@ pub(crate) enum Stmt {
     PutWorker,
     PutWorkerStats,
     PutSecret,
+    PutModes,
     EnsureAnonymous,
     // Reads.
     SelectSecret,
+    SelectModes,
     SelectUsers,
     SelectWorkers,
     SelectJobs,
@@ -270,11 +272,16 @@ impl Stmt {
                 "INSERT INTO meta (key, value) VALUES ('key_secret', ?1)
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value"
             }
+            Stmt::PutModes => {
+                "INSERT INTO meta (key, value) VALUES ('modes', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+            }
             Stmt::EnsureAnonymous => {
                 "INSERT INTO users (id, alias, key_hash, created_at, concurrency)
                  VALUES (0, 'Anonymous', NULL, 0, ?1) ON CONFLICT (id) DO NOTHING"
             }
             Stmt::SelectSecret => "SELECT value FROM meta WHERE key = 'key_secret'",
+            Stmt::SelectModes => "SELECT value FROM meta WHERE key = 'modes'",
             Stmt::SelectUsers => {
                 "SELECT id, alias, key_hash, created_at, concurrency, trusted, balance, accumulated,
                     gifted, received, awarded, uptime, admin, public_workers, is_admin, flagged,

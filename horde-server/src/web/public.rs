@@ -41,8 +41,15 @@ pub(super) async fn home(State(state): State<Driver>, headers: HeaderMap) -> Htm
         let mut body = String::from(
             "<p>A crowdsourced text-generation horde: volunteers run workers beside their \
              models and earn kudos; anyone may ask for generations, and kudos put them first \
-             when the horde is busy.</p><table>",
+             when the horde is busy.</p>",
         );
+        if core.modes.maintenance {
+            body.push_str(
+                "<p class=\"error\">This horde is in maintenance: it finishes the requests \
+                 it has and takes no new ones for now.</p>",
+            );
+        }
+        body.push_str("<table>");
         for (label, value) in [
             ("Workers online", workers.to_string()),
             ("Threads online", threads.to_string()),

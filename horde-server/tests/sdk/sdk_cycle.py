@@ -4,7 +4,10 @@ Usage: AI_HORDE_URL=http://127.0.0.1:PORT/api/ python sdk_cycle.py REQUESTER_KEY
 Exits non-zero (with the SDK's error) if any step fails; prints one line per step.
 """
 
+import json
+import os
 import sys
+import urllib.request
 
 from horde_sdk import RequestErrorResponse
 from horde_sdk.ai_horde_api.ai_horde_clients import AIHordeAPIManualClient
@@ -14,6 +17,7 @@ from horde_sdk.ai_horde_api.apimodels import (
     AllWorkersDetailsRequest,
     AllWorkersDetailsResponse,
     FindUserRequest,
+    HordeModes,
     HordePerformanceRequest,
     HordePerformanceResponse,
     HordeStatusModelsAllRequest,
@@ -126,6 +130,10 @@ def main() -> None:
     assert [m.name for m in one_model.root] == [MODEL], one_model
     per_model = call(client, TextStatsModelsRequest(), TextStatsModelResponse)
     assert per_model.total == {MODEL: 1} and per_model.day == {MODEL: 1}, per_model
+    # horde-sdk 0.18 has the model of /status/modes but no request for it.
+    with urllib.request.urlopen(os.environ["AI_HORDE_URL"].rstrip("/") + "/v2/status/modes") as answer:
+        modes = HordeModes.model_validate(json.load(answer))
+    assert not modes.maintenance_mode and not modes.raid_mode, modes
     news = call(client, NewsRequest(), NewsResponse)
     assert news.root[0].newspiece == "The sdk test's horde is open.", news
     me = call(client, FindUserRequest(apikey=worker_key), UserDetailsResponse)
@@ -148,7 +156,8 @@ def main() -> None:
     )
     assert changed.info == "runs in a test", changed
     print(
-        "others: heartbeat, performance, models, one model, stats per model, news, find_user, "
+        "others: heartbeat, performance, models, one model, stats per model, modes, news, "
+        "find_user, "
         "users/{id}, "
         "workers, modify worker"
     )

@@ -64,6 +64,7 @@ mod economy;
 mod farming;
 mod generation;
 mod input;
+mod modes;
 mod openai;
 mod options;
 mod status;
