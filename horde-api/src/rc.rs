@@ -145,4 +145,6 @@ rcs! {
     MaintenanceMode,
     /// The horde takes new workers only from trusted users for now (invite-only or raid mode).
     WorkerInviteOnly,
+    /// The action is locked for now (a worker under suspicion cannot be deleted by its owner).
+    Locked,
 }

@@ -473,6 +473,16 @@ pub struct WorkerKudosDetails {
 }
 
 /// `PUT /workers/{id}`: AI Horde's `ModifyWorker`, the new values of what changed.
+/// `DELETE /workers/{id}`: which worker went.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeletedWorker {
+    /// Its id.
+    pub deleted_id: String,
+    /// The name it had (free again).
+    pub deleted_name: String,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[allow(missing_docs)]

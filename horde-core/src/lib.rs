@@ -51,8 +51,8 @@ pub use horde::{
     name_problem, ranges, Applied, Assignment, CheckVerdict, EnqueueError, Event, Horde,
     HordeConfig, Integrity, Limits, ModelStats, OtherModels, OverLimit, Payment, PopError,
     PopQuery, PopResult, RequestStatus, SpeedLimit, SpotChecks, Submission, SubmitError,
-    SubmitState, TransferError, Unpaid, UserPolicy, WorkerUpdate, WorkerUpdateError,
-    HIDDEN_CHARACTERS, TOKENS_PER_SEC_PER_THREAD,
+    SubmitState, TransferError, Unpaid, UserPolicy, WorkerDeleteError, WorkerUpdate,
+    WorkerUpdateError, HIDDEN_CHARACTERS, TOKENS_PER_SEC_PER_THREAD,
 };
 pub use ids::{JobId, RequestId, Timestamp, UserId, WorkerId};
 pub use kudos::{Kudos, ParseKudosError};

@@ -80,6 +80,9 @@ impl Replica {
                     Some(worker) => worker.set_stats(*stats),
                     None => self.orphan_check_ins += 1,
                 },
+                Event::WorkerRemoved(id) => {
+                    self.workers.remove(id);
+                }
                 Event::UserChanged { user, policy } => {
                     self.users.insert(*user, *policy);
                 }

@@ -347,6 +347,24 @@ impl From<TransferError> for ApiError {
     }
 }
 
+impl From<horde_core::WorkerDeleteError> for ApiError {
+    fn from(e: horde_core::WorkerDeleteError) -> Self {
+        use horde_core::WorkerDeleteError;
+        match e {
+            WorkerDeleteError::UnknownWorker => {
+                ApiError::not_found(Rc::WorkerNotFound, "no such worker")
+            }
+            WorkerDeleteError::WrongCredentials => {
+                ApiError::WrongCredentials("this worker belongs to another user")
+            }
+            WorkerDeleteError::UnderSuspicion => ApiError::Forbidden {
+                rc: Rc::Locked,
+                message: e.to_string(),
+            },
+        }
+    }
+}
+
 impl From<WorkerUpdateError> for ApiError {
     fn from(e: WorkerUpdateError) -> Self {
         match &e {

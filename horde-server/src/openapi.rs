@@ -76,7 +76,7 @@ pub async fn docs_page(
     paths(
         register, find_user, list_users, get_user, update_user, transfer,
         generate_async, generate_status, generate_cancel, pop, submit, progress, stream,
-        list_workers, get_worker, update_worker, worker_by_name,
+        list_workers, get_worker, update_worker, delete_worker, worker_by_name,
         heartbeat, status_models, status_model, news, modes, set_modes, performance, totals,
         model_totals,
         reload_model_reference,
@@ -372,6 +372,20 @@ fn get_worker() {}
     ))]
 #[allow(dead_code)]
 fn update_worker() {}
+
+/// The owner (or an administrator) deletes a worker: the jobs it holds go back to the queue
+/// and its name is free again. A worker under suspicion or being spot-checked can be deleted
+/// by an administrator only.
+#[utoipa::path(delete, path = "/workers/{id}", tag = "workers", security(("apikey" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The worker id")),
+    responses(
+        (status = 200, description = "Deleted", body = DeletedWorker),
+        (status = 401, description = "InvalidAPIKey", body = ErrorBody),
+        (status = 403, description = "WrongCredentials, AnonForbidden, Locked", body = ErrorBody),
+        (status = 404, description = "WorkerNotFound", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn delete_worker() {}
 
 /// A worker by its name.
 #[utoipa::path(get, path = "/workers/name/{name}", tag = "workers",

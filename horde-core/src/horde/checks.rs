@@ -118,6 +118,11 @@ impl Horde {
         self.checks.pending.len()
     }
 
+    /// Returns true if and only if a spot check of `worker` is under way.
+    pub(super) fn is_checking(&self, worker: WorkerId) -> bool {
+        self.checks.by_worker.contains_key(&worker)
+    }
+
     /// Returns true if and only if request `id` is one of the horde's spot checks.
     pub fn is_check(&self, id: RequestId) -> bool {
         self.checks.pending.contains_key(&id) || self.checks.references.contains_key(&id)

@@ -158,6 +158,9 @@ pub enum Event {
         /// Its new clock and counters.
         stats: WorkerStats,
     },
+    /// A worker was deleted (its owner's or an administrator's choice): its record and stats
+    /// go; the jobs it did keep its id.
+    WorkerRemoved(WorkerId),
     /// A user was registered or their policy changed.
     UserChanged {
         /// Which user.
@@ -733,7 +736,7 @@ pub use limits::{name_problem, Integrity, Limits, OverLimit, SpeedLimit, HIDDEN_
 pub use pop::{Assignment, PopError, PopQuery, PopResult};
 pub use status::{ModelStats, OtherModels, RequestStatus, TOKENS_PER_SEC_PER_THREAD};
 pub use submit::{Payment, Submission, SubmitError, SubmitState, Unpaid};
-pub use workers::{WorkerUpdate, WorkerUpdateError};
+pub use workers::{WorkerDeleteError, WorkerUpdate, WorkerUpdateError};
 
 #[cfg(test)]
 mod tests;

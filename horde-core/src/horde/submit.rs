@@ -161,10 +161,14 @@ impl Horde {
         submission: Submission,
     ) -> Result<Applied<Payment>, SubmitError> {
         let job = self.jobs.get(&job_id).ok_or(SubmitError::UnknownJob)?;
-        let worker = self
-            .workers
-            .get(&job.worker)
-            .ok_or(SubmitError::UnknownJob)?;
+        let Some(worker) = self.workers.get(&job.worker) else {
+            // Its worker was deleted: the job was done before, or aborted then.
+            return Err(match job.status {
+                JobStatus::Done(_) => SubmitError::Duplicate,
+                JobStatus::Aborted(_) => SubmitError::Aborted,
+                JobStatus::Processing => SubmitError::UnknownJob,
+            });
+        };
         if worker.owner != caller {
             return Err(SubmitError::WrongCredentials);
         }

@@ -15,6 +15,24 @@ pub struct WorkerUpdate {
     pub name: Option<String>,
 }
 
+/// Why a worker's deletion was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WorkerDeleteError {
+    /// No such worker.
+    #[error("no such worker")]
+    UnknownWorker,
+    /// The caller neither owns the worker nor is an admin.
+    #[error("this worker belongs to another user")]
+    WrongCredentials,
+    /// The worker is suspected or a spot check of it is under way: deleting it would wipe
+    /// the record (an administrator may still delete it).
+    #[error(
+        "this worker is under suspicion or being checked, so its owner cannot delete it; \
+         an administrator can"
+    )]
+    UnderSuspicion,
+}
+
 /// Why a worker update was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WorkerUpdateError {
@@ -36,6 +54,49 @@ pub enum WorkerUpdateError {
 }
 
 impl Horde {
+    /// The owner (or, with `as_admin`, an administrator) deletes worker `id`: the jobs it
+    /// holds go back to the queue (each counted as a restart of its request, as if the worker
+    /// had vanished), and its name is free again. Returns the name it had.
+    ///
+    /// The owner may not delete a worker that is suspected or being spot-checked: a new
+    /// worker of the same name would start with a clean record.
+    pub fn delete_worker(
+        &mut self,
+        caller: UserId,
+        as_admin: bool,
+        id: WorkerId,
+        now: Timestamp,
+    ) -> Result<Applied<String>, WorkerDeleteError> {
+        let worker = self
+            .workers
+            .get(&id)
+            .ok_or(WorkerDeleteError::UnknownWorker)?;
+        if worker.owner != caller && !as_admin {
+            return Err(WorkerDeleteError::WrongCredentials);
+        }
+        if !as_admin && (worker.suspicion > 0 || self.is_checking(id)) {
+            return Err(WorkerDeleteError::UnderSuspicion);
+        }
+        let mut events = Vec::new();
+        while let Some(job) = self.backlog.oldest_in_flight(id) {
+            self.abort_job(job, AbortReason::Faulted, now, &mut events);
+        }
+        let Some(worker) = self.workers.remove(&id) else {
+            return Err(WorkerDeleteError::UnknownWorker);
+        };
+        self.worker_sizes.remove(&id);
+        self.online.remove(id);
+        self.worker_names.remove(&worker.name);
+        if let Some(owned) = self.workers_by_owner.get_mut(&worker.owner) {
+            owned.retain(|w| *w != id);
+        }
+        events.push(Event::WorkerRemoved(id));
+        Ok(Applied {
+            value: worker.name,
+            events,
+        })
+    }
+
     /// The owner (or, with `as_admin`, an administrator) changes a worker.
     pub fn update_worker(
         &mut self,

@@ -37,7 +37,12 @@ pub fn routes() -> Router<Driver> {
         .route("/generate/text/progress", post(stream::progress))
         .route("/generate/text/stream/{id}", get(stream::stream))
         .route("/workers", get(workers::list))
-        .route("/workers/{id}", get(workers::one).put(workers::update))
+        .route(
+            "/workers/{id}",
+            get(workers::one)
+                .put(workers::update)
+                .delete(workers::delete),
+        )
         .route("/workers/name/{name}", get(workers::by_name))
         .route("/status/heartbeat", get(status::heartbeat))
         .route("/status/models", get(status::models))

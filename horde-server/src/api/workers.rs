@@ -177,3 +177,25 @@ pub(crate) async fn update(
         })
         .await
 }
+
+/// `DELETE /workers/{id}` (owner or admin): deletes the worker; its jobs go back to the queue.
+pub(crate) async fn delete(
+    State(state): State<Driver>,
+    Registered(caller): Registered,
+    Path(id): Path<String>,
+) -> Result<Json<crate::wire::DeletedWorker>, ApiError> {
+    let id = WorkerId(parse_uuid(&id, Rc::WorkerNotFound)?);
+    let as_admin = state.is_admin(caller);
+    let name = state
+        .change(|txn| {
+            Ok::<_, ApiError>(
+                txn.apply(|horde, now| horde.delete_worker(caller, as_admin, id, now))?,
+            )
+        })
+        .await?;
+    tracing::info!(worker = %id, %name, by = caller.0, "worker deleted");
+    Ok(Json(crate::wire::DeletedWorker {
+        deleted_id: id.to_string(),
+        deleted_name: name,
+    }))
+}

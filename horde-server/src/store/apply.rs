@@ -207,6 +207,10 @@ fn apply_event(sql: &mut dyn Sql, event: &Event) -> Result<(), StoreError> {
             write_worker_stats(sql, worker.id, &worker.stats())
         }
         Event::WorkerCheckedIn { id, stats } => write_worker_stats(sql, *id, stats),
+        Event::WorkerRemoved(id) => {
+            sql.execute(Stmt::DeleteWorkerStats, &params![id.to_string()])?;
+            sql.execute(Stmt::DeleteWorker, &params![id.to_string()])
+        }
     }
 }
 

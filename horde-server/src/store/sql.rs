@@ -180,6 +180,8 @@ pub(crate) enum Stmt {
     SetPolicy,
     PutWorker,
     PutWorkerStats,
+    DeleteWorker,
+    DeleteWorkerStats,
     PutSecret,
     PutModes,
     EnsureAnonymous,
@@ -268,6 +270,8 @@ impl Stmt {
                 "INSERT INTO worker_stats (id, data) VALUES (?1, ?2)
                  ON CONFLICT (id) DO UPDATE SET data = excluded.data"
             }
+            Stmt::DeleteWorker => "DELETE FROM workers WHERE id = ?1",
+            Stmt::DeleteWorkerStats => "DELETE FROM worker_stats WHERE id = ?1",
             Stmt::PutSecret => {
                 "INSERT INTO meta (key, value) VALUES ('key_secret', ?1)
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value"

@@ -16,6 +16,8 @@ from horde_sdk.ai_horde_api.apimodels import (
     AIHordeHeartbeatResponse,
     AllWorkersDetailsRequest,
     AllWorkersDetailsResponse,
+    DeleteWorkerRequest,
+    DeleteWorkerResponse,
     FindUserRequest,
     HordeModes,
     HordePerformanceRequest,
@@ -155,11 +157,17 @@ def main() -> None:
         ModifyWorkerResponse,
     )
     assert changed.info == "runs in a test", changed
+    gone = call(
+        client,
+        DeleteWorkerRequest(apikey=worker_key, worker_id=worker_id),
+        DeleteWorkerResponse,
+    )
+    assert gone.deleted_id == worker_id and gone.deleted_name == "sdk-worker", gone
     print(
         "others: heartbeat, performance, models, one model, stats per model, modes, news, "
         "find_user, "
         "users/{id}, "
-        "workers, modify worker"
+        "workers, modify worker, delete worker"
     )
     print("sdk cycle: ok")
 

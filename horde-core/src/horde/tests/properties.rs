@@ -85,6 +85,10 @@ enum Cmd {
     Advance {
         secs: u64,
     },
+    DeleteWorker {
+        owner: u64,
+        worker: u8,
+    },
 }
 
 const MODELS: [&str; 3] = ["a/m-7B", "b/m-13B", "c/m-70B"];
@@ -100,6 +104,7 @@ fn cmd() -> impl Strategy<Value = Cmd> {
         1 => any::<usize>().prop_map(|pick| Cmd::Cancel { pick }),
         1 => (0..5u64, 0..5u64, -5..50i64).prop_map(|(from, to, kudos)| Cmd::Transfer { from, to, kudos }),
         1 => prop::sample::select(vec![1u64, 30, 200, 700]).prop_map(|secs| Cmd::Advance { secs }),
+        1 => (1..5u64, 0..4u8).prop_map(|(owner, worker)| Cmd::DeleteWorker { owner, worker }),
     ]
 }
 
@@ -216,6 +221,17 @@ proptest! {
                     }
                 }
                 Cmd::Advance { secs } => sim.advance(secs),
+                Cmd::DeleteWorker { owner, worker } => {
+                    let name = format!("w{worker}-{owner}");
+                    if let Some(id) = sim.horde.worker_by_name(&name).map(|w| w.id) {
+                        if let Ok(applied) = sim.horde.delete_worker(UserId(owner), false, id, sim.now) {
+                            sim.store.apply(&applied.events);
+                            prop_assert!(sim.horde.worker(id).is_none());
+                            prop_assert_eq!(sim.horde.backlog.in_flight(id), 0);
+                            prop_assert!(!sim.horde.online.worker_ids().any(|w| *w == id));
+                        }
+                    }
+                }
             }
 
             // Balances always sum to zero, in the core and in what was persisted.

@@ -383,3 +383,58 @@ fn a_blacklist_reads_a_bounded_amount_of_prompt_per_pop() {
     let plain = sim.query(2, "picky");
     assert_eq!(sim.pop_with(plain).unwrap().assignments.len(), 1);
 }
+
+#[test]
+fn a_deleted_worker_gives_its_jobs_back_and_frees_its_name() {
+    let mut sim = Sim::new();
+    let request = sim.request(1);
+    let (_, job) = sim.pop(2, "w").unwrap();
+    let id = sim.horde.worker_names["w"];
+    assert_eq!(
+        sim.horde.delete_worker(UserId(3), false, id, sim.now),
+        Err(WorkerDeleteError::WrongCredentials)
+    );
+    let applied = sim
+        .horde
+        .delete_worker(UserId(2), false, id, sim.now)
+        .unwrap();
+    sim.store.apply(&applied.events);
+    assert_eq!(applied.value, "w");
+    assert!(matches!(applied.events.last(), Some(Event::WorkerRemoved(gone)) if *gone == id));
+    assert!(sim.horde.worker(id).is_none());
+    assert!(!sim.store.workers.contains_key(&id));
+    assert_eq!(sim.horde.online_capacity(sim.now), (0, 0));
+    // Its job went back: the request waits again, one restart counted.
+    let (_, state) = sim.horde.request(request).unwrap();
+    assert_eq!((state.waiting, state.processing, state.restarts), (1, 0, 1));
+    assert_eq!(
+        sim.submit(2, job, SubmitState::Ok),
+        Err(SubmitError::Aborted)
+    );
+    // The name is free: the next pop under it is a new worker, which gets the request.
+    let (again, _) = sim.pop(3, "w").unwrap();
+    assert_eq!(again, request);
+    assert_ne!(sim.horde.worker_names["w"], id);
+    assert_eq!(
+        sim.horde.delete_worker(UserId(2), false, id, sim.now),
+        Err(WorkerDeleteError::UnknownWorker)
+    );
+}
+
+#[test]
+fn a_suspected_worker_is_deleted_by_an_administrator_only() {
+    let mut sim = Sim::new();
+    sim.pop(2, "w");
+    let id = sim.horde.worker_names["w"];
+    sim.horde.workers.get_mut(&id).unwrap().suspicion = 1;
+    assert_eq!(
+        sim.horde.delete_worker(UserId(2), false, id, sim.now),
+        Err(WorkerDeleteError::UnderSuspicion)
+    );
+    let applied = sim
+        .horde
+        .delete_worker(UserId(9), true, id, sim.now)
+        .unwrap();
+    sim.store.apply(&applied.events);
+    assert!(sim.horde.worker(id).is_none());
+}

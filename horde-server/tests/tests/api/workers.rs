@@ -185,3 +185,74 @@ async fn abuse_of_workers_is_refused_over_http() {
     assert_eq!(me["worker_count"], 3);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn owners_and_administrators_delete_workers_and_their_jobs_go_back() {
+    let server = TestServer::start().await;
+    let (_, admin) = server.admin("admin").await;
+    let (_, alice) = server.register("alice").await;
+    let (_, bob) = server.register("bob").await;
+    let queued = request(&server, Some(&alice), "Keep me").await;
+    let job = pop(&server, &bob, "bob-gpu").await;
+    let (_, worker) = server.get("/workers/name/bob-gpu", None).await;
+    let id = worker["id"].as_str().unwrap().to_owned();
+    let path = format!("/workers/{id}");
+    let delete = |key: String| {
+        let path = path.clone();
+        let server = &server;
+        async move { server.call(Method::DELETE, &path, Some(&key), None).await }
+    };
+    assert_error(
+        &delete(alice.clone()).await,
+        StatusCode::FORBIDDEN,
+        "WrongCredentials",
+    );
+    assert_error(
+        &delete("not-a-key".into()).await,
+        StatusCode::UNAUTHORIZED,
+        "InvalidAPIKey",
+    );
+    let (status, deleted) = delete(bob.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{deleted}");
+    assert_eq!(
+        deleted,
+        json!({ "deleted_id": id, "deleted_name": "bob-gpu" })
+    );
+    assert_error(
+        &server.get(&path, None).await,
+        StatusCode::NOT_FOUND,
+        "WorkerNotFound",
+    );
+    assert_error(
+        &delete(bob.clone()).await,
+        StatusCode::NOT_FOUND,
+        "WorkerNotFound",
+    );
+    // The job it held is aborted and its generation waits again.
+    assert_error(
+        &submit(&server, &bob, job["id"].as_str().unwrap(), "too late").await,
+        StatusCode::BAD_REQUEST,
+        "AbortedGen",
+    );
+    let (_, status) = server
+        .get(&format!("/generate/text/status/{queued}"), None)
+        .await;
+    assert_eq!(
+        (status["waiting"].clone(), status["restarted"].clone()),
+        (json!(1), json!(1))
+    );
+    let (_, me) = server.get("/find_user", Some(&bob)).await;
+    assert_eq!(me["worker_count"], 0, "{me}");
+    // The name is free; an administrator deletes anyone's worker; gone after a restart too.
+    let again = pop(&server, &alice, "bob-gpu").await;
+    assert_eq!(again["payload"]["prompt"], "Keep me");
+    let (_, worker) = server.get("/workers/name/bob-gpu", None).await;
+    let path = format!("/workers/{}", worker["id"].as_str().unwrap());
+    let (status, _) = server.call(Method::DELETE, &path, Some(&admin), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let dir = server.stop().await;
+    let server = TestServer::start_in(dir, |_| {}).await;
+    let (_, workers) = server.get("/workers", None).await;
+    assert_eq!(workers, json!([]));
+    server.stop().await;
+}
