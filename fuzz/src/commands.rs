@@ -40,6 +40,7 @@ pub(crate) fn run_commands(data: &[u8]) {
             public_workers: false,
             flagged: false,
             registered_at: Timestamp(0),
+            roles: Default::default(),
         };
         store.apply(&horde.set_user(UserId(user), policy).events);
     }

@@ -147,4 +147,10 @@ rcs! {
     WorkerInviteOnly,
     /// The action is locked for now (a worker under suspicion cannot be deleted by its owner).
     Locked,
+    /// Only moderators (and administrators) may do this.
+    NotModerator,
+    /// An award's `username` is not the `alias#id` of a user.
+    InvalidAwardUsername,
+    /// Kudos cannot be awarded to Anonymous.
+    KudosAwardToAnon,
 }

@@ -62,9 +62,9 @@ pub struct AsyncRequest {
     /// Each worker takes at most one of its generations at a time (default false).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disable_batching: Option<bool>,
-    /// AI Horde's service-account proxying: refused with 400 (this horde has no service
-    /// accounts); empty or absent is accepted.
-    #[cfg_attr(feature = "openapi", schema(max_length = 0))]
+    /// The user of a service account's front-end this request is for (at most 100
+    /// characters): service accounts only (else 400); recorded with the request.
+    #[cfg_attr(feature = "openapi", schema(max_length = 100))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxied_account: Option<String>,
     /// AI Horde's webhook URL: refused with 400 (not yet delivered by this horde); empty or
@@ -294,6 +294,30 @@ pub struct UserUpdate {
     /// Flag for review (administrators): no transfers, workers paused, requests last.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flagged: Option<bool>,
+    /// Moderator role (administrators): awards kudos, switches invite-only and raid modes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub moderator: Option<bool>,
+    /// Service-account role (administrators): may send `proxied_account`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<bool>,
+    /// Customizer role (administrators): custom models paid by the size in their name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customizer: Option<bool>,
+    /// VPN role (administrators): no per-address transfer limit (the per-user one holds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vpn: Option<bool>,
+}
+
+/// `POST /kudos/award` (moderators and administrators): kudos from the horde to a user.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AwardRequest {
+    /// The receiver, `alias#id`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Username))]
+    pub username: String,
+    /// A positive number of kudos (three decimals).
+    #[cfg_attr(feature = "openapi", schema(value_type = f64, minimum = 0.001))]
+    pub amount: Value,
 }
 
 /// `POST /kudos/transfer`.

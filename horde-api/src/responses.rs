@@ -354,6 +354,19 @@ pub struct UserDetails {
     pub records: UserRecords,
     /// Seconds since registration.
     pub account_age: u64,
+    /// Roles (AI Horde's field names): a moderator awards kudos and switches the horde's
+    /// invite-only and raid modes.
+    #[serde(default)]
+    pub moderator: bool,
+    /// A service account: may name the user a request is for.
+    #[serde(default)]
+    pub service: bool,
+    /// A customizer: custom models paid by the size in their name.
+    #[serde(default)]
+    pub customizer: bool,
+    /// Shares its address with strangers: no per-address transfer limit.
+    #[serde(default)]
+    pub vpn: bool,
 }
 
 /// Where a user's kudos came from.
@@ -411,6 +424,23 @@ pub struct ModifyUser {
     pub public_workers: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flagged: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub moderator: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customizer: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vpn: Option<bool>,
+}
+
+/// `POST /kudos/award`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct KudosAwarded {
+    /// Kudos awarded.
+    #[cfg_attr(feature = "openapi", schema(value_type = f64))]
+    pub awarded: Kudos,
 }
 
 /// `POST /kudos/transfer`.

@@ -91,6 +91,7 @@ fn populated() -> (Horde, RequestId) {
             public_workers: false,
             flagged: false,
             registered_at: Timestamp(0),
+            roles: Default::default(),
         };
         let _registered = horde.set_user(UserId(user), policy);
     }

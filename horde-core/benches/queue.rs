@@ -44,6 +44,7 @@ fn populated() -> (Horde, RequestId) {
                 public_workers: false,
                 flagged: false,
                 registered_at: Timestamp(0),
+                roles: Default::default(),
             },
         );
         // Spread balances so the order is not just FIFO.

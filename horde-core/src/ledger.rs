@@ -37,6 +37,8 @@ pub enum PostingKind {
     Transfer,
     /// An administrator added (horde → user) or removed (user → horde) kudos.
     Admin,
+    /// A moderator or an administrator awarded kudos (horde → user), counted in `awarded`.
+    Award,
     /// A user's escrow was released to them (escrow → user).
     Release,
     /// A user's escrow was forfeited to the horde (escrow → horde): their worker's answers to
@@ -393,6 +395,44 @@ impl Ledger {
         }
     }
 
+    /// The horde awards `amount` (positive) to `user`, not Anonymous: a moderator's award,
+    /// counted in the user's `awarded` details.
+    ///
+    /// ```
+    /// use horde_core::{Kudos, Ledger, LedgerError, Timestamp, UserId};
+    /// let mut ledger = Ledger::new();
+    /// let ten = Kudos::from_whole(10).unwrap();
+    /// ledger.award(UserId(7), ten, Timestamp(0))?;
+    /// assert_eq!(ledger.account(UserId(7)).details.awarded, ten);
+    /// assert_eq!(ledger.total(), Kudos::ZERO);
+    /// assert_eq!(ledger.award(UserId::ANONYMOUS, ten, Timestamp(0)), Err(LedgerError::ToAnonymous));
+    /// assert_eq!(ledger.award(UserId(7), Kudos::ZERO, Timestamp(0)), Err(LedgerError::NotPositive));
+    /// # Ok::<(), LedgerError>(())
+    /// ```
+    pub fn award(
+        &mut self,
+        user: UserId,
+        amount: Kudos,
+        at: Timestamp,
+    ) -> Result<Posting, LedgerError> {
+        if user.is_anonymous() {
+            return Err(LedgerError::ToAnonymous);
+        }
+        if amount.is_negative() {
+            return Err(LedgerError::Negative);
+        }
+        if amount == Kudos::ZERO {
+            return Err(LedgerError::NotPositive);
+        }
+        self.post(
+            Account::Horde,
+            Account::User(user),
+            amount,
+            PostingKind::Award,
+            at,
+        )
+    }
+
     /// Whether `from` may give `amount` to `to` now: the amount must be positive, the users
     /// different and not Anonymous, and `from` must hold the amount. Changes nothing.
     ///
@@ -517,6 +557,7 @@ impl Ledger {
                         d.awarded = add(d.awarded, signed)?;
                     }
                     (PostingKind::Admin, _) => d.admin = add(d.admin, signed)?,
+                    (PostingKind::Award, _) => d.awarded = add(d.awarded, signed)?,
                     // Released kudos were counted in the details when they were escrowed.
                     (PostingKind::Release, _) => {}
                     // A forfeit is the horde's adjustment.

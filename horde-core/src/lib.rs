@@ -50,7 +50,7 @@ mod worker;
 pub use horde::{
     name_problem, ranges, Applied, Assignment, CheckVerdict, EnqueueError, Event, Horde,
     HordeConfig, Integrity, Limits, ModelStats, OtherModels, OverLimit, Payment, PopError,
-    PopQuery, PopResult, RequestStatus, SpeedLimit, SpotChecks, Submission, SubmitError,
+    PopQuery, PopResult, RequestStatus, Roles, SpeedLimit, SpotChecks, Submission, SubmitError,
     SubmitState, TransferError, Unpaid, UserPolicy, WorkerDeleteError, WorkerUpdate,
     WorkerUpdateError, HIDDEN_CHARACTERS, TOKENS_PER_SEC_PER_THREAD,
 };

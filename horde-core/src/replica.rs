@@ -25,6 +25,7 @@ use crate::{
 ///     public_workers: false,
 ///     flagged: false,
 ///     registered_at: Timestamp(0),
+///     roles: Default::default(),
 /// };
 /// replica.apply(&horde.set_user(UserId(1), policy).events);
 /// let rebuilt = replica.restore(HordeConfig::default());

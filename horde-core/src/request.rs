@@ -86,6 +86,10 @@ pub struct RequestSpec {
     /// `allow_downgrade`, default false).
     #[serde(default)]
     pub allow_downgrade: bool,
+    /// The user of a service account's front-end this request is for (AI Horde's
+    /// `proxied_account`), as the service names them; recorded, never interpreted.
+    #[serde(default)]
+    pub proxied_account: Option<String>,
     /// When it was queued.
     pub created_at: Timestamp,
     /// An opaque fingerprint of where the request came from (the server hashes the client's
@@ -119,6 +123,7 @@ impl RequestSpec {
             validated_backends: true,
             disable_batching: false,
             allow_downgrade: false,
+            proxied_account: None,
             created_at: now,
             origin: None,
             queue_at: None,

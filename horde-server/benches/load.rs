@@ -203,6 +203,7 @@ async fn fill_queue(state: &Driver, count: usize) {
                     public_workers: false,
                     flagged: false,
                     registered_at: horde_core::Timestamp(0),
+                    roles: Default::default(),
                 };
                 txn.apply(|horde, _| Ok::<_, ApiError>(horde.set_user(row.id, policy)))?;
                 ids.push(row.id);

@@ -206,6 +206,7 @@ impl Metrics {
             horde_core::PostingKind::Uptime => "uptime",
             horde_core::PostingKind::Transfer => "transfer",
             horde_core::PostingKind::Admin => "admin",
+            horde_core::PostingKind::Award => "award",
             horde_core::PostingKind::Release => "release",
             horde_core::PostingKind::Forfeit => "forfeit",
         };

@@ -10,20 +10,9 @@
 //!   must sign in with an OAuth provider), and a request no worker can serve is not told so (an
 //!   attacker learns less about the horde's workers).
 
-use serde::{Deserialize, Serialize};
+pub use crate::store::Modes;
 
 use crate::store::{Recorded, Write};
-
-/// The modes in force. Default: none.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Modes {
-    /// No new generation requests.
-    pub maintenance: bool,
-    /// New workers only from trusted users.
-    pub invite_only: bool,
-    /// Under attack: see the module.
-    pub raid: bool,
-}
 
 impl Modes {
     /// Switches to `modes`, persisted by the returned write.

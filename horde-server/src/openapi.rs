@@ -74,7 +74,7 @@ pub async fn docs_page(
     ),
     servers((url = "/api/v2")),
     paths(
-        register, find_user, list_users, get_user, update_user, transfer,
+        register, find_user, list_users, get_user, update_user, transfer, award,
         generate_async, generate_status, generate_cancel, pop, submit, progress, stream,
         list_workers, get_worker, update_worker, delete_worker, worker_by_name,
         heartbeat, status_models, status_model, news, modes, set_modes, performance, totals,
@@ -243,6 +243,18 @@ fn update_user() {}
     ))]
 #[allow(dead_code)]
 fn transfer() {}
+
+/// Moderators and administrators: award kudos from the horde to a user.
+#[utoipa::path(post, path = "/kudos/award", tag = "users", security(("apikey" = [])),
+    request_body = AwardRequest,
+    responses(
+        (status = 200, description = "Awarded", body = KudosAwarded),
+        (status = 400, description = "InvalidAwardUsername, KudosAwardToAnon, an amount not positive", body = ErrorBody),
+        (status = 401, description = "InvalidAPIKey", body = ErrorBody),
+        (status = 403, description = "NotModerator, AnonForbidden", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn award() {}
 
 /// Queue a text generation request (the anonymous key, or none, may too).
 #[utoipa::path(post, path = "/generate/text/async", tag = "generate",

@@ -26,6 +26,7 @@ pub fn user_details(
         public_workers: false,
         flagged: false,
         registered_at: Timestamp(0),
+        roles: Default::default(),
     });
     let d = account.details;
     let workers: Vec<_> = horde.workers_of(row.id).collect();
@@ -45,6 +46,10 @@ pub fn user_details(
         },
         concurrency: policy.concurrency,
         trusted: policy.trusted,
+        moderator: policy.roles.moderator,
+        service: policy.roles.service,
+        customizer: policy.roles.customizer,
+        vpn: policy.roles.vpn,
         public_workers: policy.public_workers,
         worker_ids: if show_workers {
             workers.iter().map(|w| w.id.to_string()).collect()

@@ -24,11 +24,6 @@ pub fn request_spec(
 ) -> Result<RequestSpec, ApiError> {
     for (field, value, why) in [
         (
-            "proxied_account",
-            &body.proxied_account,
-            "proxied_account is for service accounts, which this horde does not have",
-        ),
-        (
             "webhook",
             &body.webhook,
             "this horde does not deliver webhooks yet; poll /generate/text/status/{id} or stream",
@@ -86,5 +81,37 @@ pub fn request_spec(
     spec.validated_backends = body.validated_backends.unwrap_or(true);
     spec.allow_downgrade = body.allow_downgrade.unwrap_or(false);
     spec.disable_batching = body.disable_batching.unwrap_or(false);
+    // Whether the owner may name one is checked under the lock (`check_proxied_account`).
+    spec.proxied_account = body.proxied_account.filter(|p| !p.is_empty());
+    if let Some(proxied) = &spec.proxied_account {
+        if proxied.chars().count() > PROXIED_ACCOUNT_MAX
+            || horde_core::name_problem(proxied).is_some()
+        {
+            return Err(ApiError::invalid(
+                Rc::ValidationError,
+                "proxied_account",
+                format!("proxied_account must be at most {PROXIED_ACCOUNT_MAX} visible characters"),
+            ));
+        }
+    }
     Ok(spec)
+}
+
+/// Longest `proxied_account`, in characters.
+const PROXIED_ACCOUNT_MAX: usize = 100;
+
+/// Refuses a `proxied_account` from a user who is not a service account.
+pub fn check_proxied_account(
+    horde: &horde_core::Horde,
+    spec: &RequestSpec,
+) -> Result<(), ApiError> {
+    let service = horde.user(spec.owner).is_some_and(|p| p.roles.service);
+    if spec.proxied_account.is_some() && !service {
+        return Err(ApiError::invalid(
+            Rc::BadRequest,
+            "proxied_account",
+            "proxied_account is for service accounts; an administrator gives an account that role",
+        ));
+    }
+    Ok(())
 }

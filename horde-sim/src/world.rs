@@ -185,6 +185,7 @@ impl World {
             public_workers: false,
             flagged: false,
             registered_at: EPOCH,
+            roles: Default::default(),
         };
         let _applied = self.horde.set_user(user, policy);
         user

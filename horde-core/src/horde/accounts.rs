@@ -20,10 +20,29 @@ impl Horde {
     /// Registers a user or changes their policy. Users must be known before they request,
     /// run workers or receive transfers.
     pub fn set_user(&mut self, user: UserId, policy: UserPolicy) -> Applied<()> {
-        self.users.insert(user, policy);
+        let was_customizer = self
+            .users
+            .insert(user, policy)
+            .is_some_and(|old| old.roles.customizer);
         // Flagging moves the user's requests to the back (and unflagging brings them back).
         let priority = self.queue_priority(user);
         self.queue.set_priority(&user, priority);
+        // The customizer role changes what the user's workers' models are paid as.
+        if was_customizer != policy.roles.customizer {
+            let owned = self
+                .workers_by_owner
+                .get(&user)
+                .cloned()
+                .unwrap_or_default();
+            for id in owned {
+                let size = self
+                    .workers
+                    .get(&id)
+                    .map_or(0.0, |w| self.largest_model_b(user, &w.models));
+                self.worker_sizes.insert(id, size);
+                self.refresh_online(id);
+            }
+        }
         Applied {
             value: (),
             events: vec![Event::UserChanged { user, policy }],
@@ -131,6 +150,26 @@ impl Horde {
             return Err(TransferError::Flagged);
         }
         Ok(self.ledger.check_transfer(from, to, amount)?)
+    }
+
+    /// A moderator (or an administrator) awards `amount` kudos from the horde to `user`:
+    /// counted in their `awarded` details, refused for Anonymous and amounts not positive.
+    pub fn award(
+        &mut self,
+        now: Timestamp,
+        user: UserId,
+        amount: Kudos,
+    ) -> Result<Applied<Posting>, TransferError> {
+        if !self.users.contains_key(&user) {
+            return Err(TransferError::UnknownUser);
+        }
+        let posting = self.ledger.award(user, amount, now)?;
+        let mut events = Vec::new();
+        self.record_posting(posting, &mut events);
+        Ok(Applied {
+            value: posting,
+            events,
+        })
     }
 
     /// An administrator adds `delta` (negative: removes) to `user`'s balance.

@@ -121,6 +121,53 @@ pub struct UserPolicy {
     /// When the user registered (for automatic trust).
     #[serde(default)]
     pub registered_at: Timestamp,
+    /// What administrators let the user do beyond the ordinary.
+    #[serde(default)]
+    pub roles: Roles,
+}
+
+/// AI Horde's user roles besides trust, set by administrators. The core acts on
+/// [`Roles::customizer`]; the server on the others.
+///
+/// ```
+/// use horde_core::Roles;
+/// let roles = Roles { moderator: true, vpn: true, ..Roles::default() };
+/// assert_eq!(Roles::from_bits(roles.bits()), roles);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Roles {
+    /// Awards kudos and switches the horde's invite-only and raid modes.
+    pub moderator: bool,
+    /// A service account (a front-end acting for its own users): may name the user a request
+    /// is for (`proxied_account`).
+    pub service: bool,
+    /// Runs custom models: their workers' models that the model reference does not know are
+    /// paid by the size in their name (capped at the reference's largest), instead of
+    /// `unknown_model_size_b`.
+    pub customizer: bool,
+    /// Shares its address with strangers (a VPN): not held to per-address limits on calls
+    /// that have a per-user limit.
+    pub vpn: bool,
+}
+
+impl Roles {
+    /// The roles as bits (moderator 1, service 2, customizer 4, vpn 8), for storage.
+    pub fn bits(self) -> u8 {
+        u8::from(self.moderator)
+            | u8::from(self.service) << 1
+            | u8::from(self.customizer) << 2
+            | u8::from(self.vpn) << 3
+    }
+
+    /// The roles of `bits` (see [`Roles::bits`]); unknown bits are ignored.
+    pub fn from_bits(bits: u8) -> Roles {
+        Roles {
+            moderator: bits & 1 != 0,
+            service: bits & 2 != 0,
+            customizer: bits & 4 != 0,
+            vpn: bits & 8 != 0,
+        }
+    }
 }
 
 /// A change the core made, for a binary to persist. Replaying the latest value of every
@@ -274,6 +321,7 @@ impl Backlog {
 /// // A trusted volunteer is paid in full at once (an untrusted one half now, half in escrow).
 /// let policy = UserPolicy {
 ///     concurrency: 30, trusted: true, public_workers: false, flagged: false, registered_at: t0,
+///     roles: Default::default(),
 /// };
 /// let _registered = horde.set_user(volunteer, policy);
 ///
@@ -417,6 +465,7 @@ impl Horde {
             public_workers: false,
             flagged: false,
             registered_at: Timestamp(0),
+            roles: Default::default(),
         };
         let mut horde = Horde {
             queue: PriorityQueue::new(config.ageing_per_sec.milli()),
@@ -443,7 +492,7 @@ impl Horde {
         for mut worker in workers {
             // Stores written before model lists were kept sorted.
             normalize_names(&mut worker.models);
-            let size = horde.largest_model_b(&worker.models);
+            let size = horde.largest_model_b(worker.owner, &worker.models);
             horde.worker_sizes.insert(worker.id, size);
             horde.worker_names.insert(worker.name.clone(), worker.id);
             let id = worker.id;
@@ -621,17 +670,33 @@ impl Horde {
         self.online.set(worker, size, threads, speed, until);
     }
 
-    /// The size in billions of the largest of `models` (0 for none).
-    fn largest_model_b(&self, models: &[Arc<str>]) -> f64 {
+    /// The size in billions of the largest of `models` served by a worker of `owner` (0 for
+    /// none).
+    fn largest_model_b(&self, owner: UserId, models: &[Arc<str>]) -> f64 {
         models
             .iter()
-            .map(|m| self.model_size_b(m))
+            .map(|m| self.model_size_for(owner, m))
             .fold(0.0, f64::max)
     }
 
     /// The size `model` is paid as: from the model reference, under the configured policy.
     pub fn model_size_b(&self, model: &str) -> f64 {
         self.config.economy.size_of(&self.reference, model)
+    }
+
+    /// The size `model` is paid as when `owner`'s worker serves it: as [`Horde::model_size_b`],
+    /// except that a customizer's model the reference does not know is sized by its name
+    /// (capped at the reference's largest).
+    pub fn model_size_for(&self, owner: UserId, model: &str) -> f64 {
+        let customizer = self.users.get(&owner).is_some_and(|p| p.roles.customizer);
+        if customizer && self.reference.lookup(model).is_none() {
+            let by_name = EconomyConfig {
+                model_size: crate::ModelSizePolicy::Name,
+                ..self.config.economy.clone()
+            };
+            return by_name.size_of(&self.reference, model);
+        }
+        self.model_size_b(model)
     }
 
     /// The model reference.
@@ -649,7 +714,7 @@ impl Horde {
             let size = self
                 .workers
                 .get(&id)
-                .map_or(0.0, |w| self.largest_model_b(&w.models));
+                .map_or(0.0, |w| self.largest_model_b(w.owner, &w.models));
             self.worker_sizes.insert(id, size);
             self.refresh_online(id);
         }

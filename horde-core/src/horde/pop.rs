@@ -159,7 +159,7 @@ impl Horde {
         };
         profile.models = query.models;
         normalize_names(&mut profile.models);
-        let size = self.largest_model_b(&profile.models);
+        let size = self.largest_model_b(profile.owner, &profile.models);
         self.worker_sizes.insert(profile.id, size);
         profile.max_length = query.max_length;
         profile.max_context_length = query.max_context_length;

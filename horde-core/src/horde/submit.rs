@@ -216,7 +216,7 @@ impl Horde {
             params.max_length,
             params.max_context_length,
         );
-        let size = self.model_size_b(&job.model);
+        let size = self.model_size_for(earner, &job.model);
         let requester = entry.spec.owner;
         let self_dealing = integrity.self_dealing_check
             && entry.spec.origin.is_some()

@@ -48,6 +48,7 @@ pub(crate) async fn request(
     if dry_run {
         // The same 400s as a real request: a dry run tells a client whether it would work.
         let kudos = state.read(|core, now| {
+            crate::wire::check_proxied_account(core.horde(), &spec)?;
             core.horde().check_request(&spec)?;
             Ok::<_, ApiError>(core.horde().estimate(&spec, now))
         })?;
@@ -83,6 +84,10 @@ pub(crate) async fn enqueue(
         .change(|txn| {
             if txn.core().modes.maintenance {
                 return Err(ApiError::HordeMaintenance);
+            }
+            crate::wire::check_proxied_account(txn.core().horde(), &spec)?;
+            if let Some(proxied) = &spec.proxied_account {
+                tracing::info!(service = spec.owner.0, proxied_account = %proxied, "proxied request");
             }
             let id = txn.apply(|horde, now| horde.enqueue(now, spec))?;
             let horde = txn.core().horde();

@@ -27,6 +27,7 @@ pub fn routes() -> Router<Driver> {
         .route("/users", get(users::list))
         .route("/users/{id}", get(users::one).put(users::update))
         .route("/kudos/transfer", post(users::transfer))
+        .route("/kudos/award", post(users::award))
         .route("/generate/text/async", post(generate::request))
         .route(
             "/generate/text/status/{id}",

@@ -119,20 +119,17 @@ pub(crate) async fn set_modes(
     Registered(caller): Registered,
     Json(change): Json<crate::wire::ModesChange>,
 ) -> Result<Json<crate::wire::HordeModes>, ApiError> {
-    if !state.is_admin(caller) {
+    // Moderators switch invite-only and raid modes; maintenance is for administrators.
+    let moderator =
+        state.read(|core, _| core.horde().user(caller).is_some_and(|p| p.roles.moderator));
+    let admin = state.is_admin(caller);
+    let allowed = admin || (moderator && change.maintenance.is_none());
+    if !allowed {
         return Err(ApiError::NotAdmin);
     }
-    let modes = state
-        .change(|txn| {
-            let now = txn.core().modes;
-            let next = crate::modes::Modes {
-                maintenance: change.maintenance.unwrap_or(now.maintenance),
-                invite_only: change.invite_only.unwrap_or(now.invite_only),
-                raid: change.raid.unwrap_or(now.raid),
-            };
-            txn.record(|tables, _| Ok::<_, ApiError>(tables.modes.set(next)))
-        })
-        .await?;
+    let modes =
+        crate::ops::modes::switch(&state, change.maintenance, change.invite_only, change.raid)
+            .await?;
     tracing::warn!(
         maintenance = modes.maintenance,
         invite_only = modes.invite_only,

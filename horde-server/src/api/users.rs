@@ -135,12 +135,17 @@ pub(crate) async fn update(
     let admin_fields = body.kudos.is_some()
         || body.trusted.is_some()
         || body.concurrency.is_some()
-        || body.flagged.is_some();
+        || body.flagged.is_some()
+        || body.moderator.is_some()
+        || body.service.is_some()
+        || body.customizer.is_some()
+        || body.vpn.is_some();
     if !admin_fields && body.public_workers.is_none() {
         return Err(ApiError::invalid(
             Rc::NoUserModSelected,
             "kudos",
-            "nothing to change: send kudos, trusted, concurrency or public_workers",
+            "nothing to change: send kudos, trusted, concurrency, flagged, a role (moderator, \
+             service, customizer, vpn) or public_workers",
         ));
     }
     let is_admin = state.is_admin(caller);
@@ -171,6 +176,12 @@ pub(crate) async fn update(
                 public_workers: body.public_workers.unwrap_or(old.public_workers),
                 flagged: body.flagged.unwrap_or(old.flagged),
                 registered_at: old.registered_at,
+                roles: horde_core::Roles {
+                    moderator: body.moderator.unwrap_or(old.roles.moderator),
+                    service: body.service.unwrap_or(old.roles.service),
+                    customizer: body.customizer.unwrap_or(old.roles.customizer),
+                    vpn: body.vpn.unwrap_or(old.roles.vpn),
+                },
             };
             if policy != old {
                 txn.apply(|horde, _| Ok::<_, ApiError>(horde.set_user(id, policy)))?;
@@ -179,20 +190,39 @@ pub(crate) async fn update(
             answer.concurrency = body.concurrency;
             answer.public_workers = body.public_workers;
             answer.flagged = body.flagged;
+            answer.moderator = body.moderator;
+            answer.service = body.service;
+            answer.customizer = body.customizer;
+            answer.vpn = body.vpn;
             Ok(Json(answer))
         })
         .await
 }
 
-pub(crate) async fn transfer(
+/// `POST /kudos/award` (moderators and administrators): kudos from the horde to a user.
+pub(crate) async fn award(
     State(state): State<Driver>,
-    Caller(from): Caller,
-    ClientIp(ip): ClientIp,
-    headers: HeaderMap,
-    Json(body): Json<TransferRequest>,
-) -> Result<Json<Transferred>, ApiError> {
+    Registered(caller): Registered,
+    Json(body): Json<crate::wire::AwardRequest>,
+) -> Result<Json<crate::wire::KudosAwarded>, ApiError> {
+    let moderator =
+        state.read(|core, _| core.horde().user(caller).is_some_and(|p| p.roles.moderator));
+    if !moderator && !state.is_admin(caller) {
+        return Err(ApiError::Forbidden {
+            rc: Rc::NotModerator,
+            message: "only moderators and administrators award kudos".into(),
+        });
+    }
+    let amount = kudos_amount(&body.amount)?;
+    ops::transfer::award(&state, caller, &body.username, amount)
+        .await
+        .map(Json)
+}
+
+/// A positive amount of kudos from a JSON number.
+fn kudos_amount(amount: &serde_json::Value) -> Result<Kudos, ApiError> {
     let amount_error = |rc, message: &str| ApiError::invalid(rc, "amount", message);
-    let amount = match &body.amount {
+    let kudos = match amount {
         serde_json::Value::Number(n) => n
             .as_f64()
             .and_then(Kudos::from_f64)
@@ -204,6 +234,17 @@ pub(crate) async fn transfer(
             ))
         }
     };
+    Ok(kudos)
+}
+
+pub(crate) async fn transfer(
+    State(state): State<Driver>,
+    Caller(from): Caller,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Json(body): Json<TransferRequest>,
+) -> Result<Json<Transferred>, ApiError> {
+    let amount = kudos_amount(&body.amount)?;
     let idempotency_key = idempotency_key(&headers)?;
     ops::transfer::transfer(&state, from, ip, &body.username, amount, idempotency_key)
         .await

@@ -1,7 +1,8 @@
 //! The server's command layer: every change of state that is not one of the core's commands
 //! alone — registering users and administrators, new keys, transfers with their idempotency
-//! keys, browser sessions, OAuth sign-ins, the model reference — as one use case each, run in
-//! one [`Txn`] so that memory and the database change together.
+//! keys, kudos awards, browser sessions, OAuth sign-ins, the model reference, the horde's
+//! modes — as one use case each, run in one [`Txn`] so that memory and the database change
+//! together.
 //!
 //! Handlers in `api` and `web` parse, call an op (or a core command through [`Txn::apply`]),
 //! and render; they never touch the core's side tables or build a store write themselves (a
@@ -14,6 +15,7 @@ use crate::driver::Txn;
 use crate::error::{ApiError, Rc};
 use crate::ratelimit::Limited;
 
+pub mod modes;
 pub mod oauth;
 pub mod reference;
 pub mod sessions;

@@ -44,7 +44,11 @@ pub async fn transfer(
             }
             // Counted after a replay is recognised: retrying one transfer is not a new one.
             rate_limit(txn, Limited::TransferByUser(from), per_user)?;
-            rate_limit(txn, Limited::TransferByAddress(ip), per_ip)?;
+            // A VPN user shares the address with strangers: the per-user limit is theirs.
+            let vpn = txn.core().horde().user(from).is_some_and(|p| p.roles.vpn);
+            if !vpn {
+                rate_limit(txn, Limited::TransferByAddress(ip), per_ip)?;
+            }
             let to = txn
                 .core()
                 .users
@@ -71,4 +75,43 @@ pub async fn transfer(
             Ok(response)
         })
         .await
+}
+
+/// A moderator's (or an administrator's) award of `amount` kudos from the horde to the user
+/// named `username` (`alias#id`). Awarding is for people: what the caller may do is checked by
+/// the handler.
+pub async fn award(
+    driver: &Driver,
+    by: UserId,
+    username: &str,
+    amount: Kudos,
+) -> Result<crate::wire::KudosAwarded, ApiError> {
+    let posting = driver
+        .change(|txn| {
+            let to = txn
+                .core()
+                .users
+                .find_by_username(username)
+                .map(|u| u.id)
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        Rc::InvalidAwardUsername,
+                        "username",
+                        format!("no user {username}"),
+                    )
+                })?;
+            if to.is_anonymous() {
+                return Err(ApiError::invalid(
+                    Rc::KudosAwardToAnon,
+                    "username",
+                    "kudos cannot be awarded to Anonymous",
+                ));
+            }
+            Ok(txn.apply(|horde, now| horde.award(now, to, amount))?)
+        })
+        .await?;
+    tracing::info!(by = by.0, to = ?posting.to, amount = %posting.amount, "kudos awarded");
+    Ok(crate::wire::KudosAwarded {
+        awarded: posting.amount,
+    })
 }

@@ -60,6 +60,7 @@ pub fn new_user(
         public_workers: false,
         flagged: false,
         registered_at: now,
+        roles: Default::default(),
     };
     txn.apply(|horde, _| Ok::<_, ApiError>(horde.set_user(row.id, policy)))?;
     Ok((row, key))

@@ -195,7 +195,8 @@ fn apply_event(sql: &mut dyn Sql, event: &Event) -> Result<(), StoreError> {
                 policy.concurrency,
                 policy.trusted,
                 policy.public_workers,
-                policy.flagged
+                policy.flagged,
+                i64::from(policy.roles.bits())
             ],
         ),
         Event::WorkerChanged(worker) => {

@@ -29,6 +29,7 @@ pub(super) fn load(sql: &mut dyn Sql, default_concurrency: u32) -> Result<Loaded
             public_workers: row.flag(13)?,
             flagged: row.flag(15)?,
             registered_at: horde_core::Timestamp(created_at),
+            roles: horde_core::Roles::from_bits(row.int(17)?.clamp(0, 255) as u8),
         };
         let state = AccountState {
             balance: kudos(6)?,
@@ -113,7 +114,7 @@ pub(super) fn load(sql: &mut dyn Sql, default_concurrency: u32) -> Result<Loaded
 
     let modes = match sql.query(Stmt::SelectModes, &[])?.first() {
         Some(row) => serde_json::from_slice(&row.opt_bytes(0)?.unwrap_or_default())?,
-        None => crate::modes::Modes::default(),
+        None => super::Modes::default(),
     };
 
     Ok(Loaded {

@@ -196,7 +196,7 @@ pub enum Write {
         user: UserId,
     },
     /// The horde's modes changed.
-    Modes(crate::modes::Modes),
+    Modes(Modes),
     /// A transfer's idempotency key and the response it got.
     Idempotency {
         /// Who sent it.
@@ -215,6 +215,17 @@ struct Batch {
     ack: oneshot::Sender<Result<(), String>>,
 }
 
+/// The horde's modes in force (see [`crate::modes`] for what each does). Default: none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Modes {
+    /// No new generation requests.
+    pub maintenance: bool,
+    /// New workers only from trusted users.
+    pub invite_only: bool,
+    /// Under attack.
+    pub raid: bool,
+}
+
 /// Everything stored, read back on start.
 #[derive(Debug, Default)]
 pub struct Loaded {
@@ -231,7 +242,7 @@ pub struct Loaded {
     /// Finished generations per minute: (minute since epoch, requests, tokens).
     pub minutes: Vec<(u64, u64, u64)>,
     /// The horde's modes (none set when never stored).
-    pub modes: crate::modes::Modes,
+    pub modes: Modes,
     /// Finished generations per model and hour: (model, hour since epoch, requests).
     pub model_hours: Vec<(String, u64, u64)>,
     /// Web sessions by the digest of their id.

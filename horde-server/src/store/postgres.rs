@@ -165,6 +165,8 @@ const MIGRATIONS: &[&str] = &[
         requests BIGINT NOT NULL,
         PRIMARY KEY (model, hour)
      );",
+    // 3 (SQLite's 11): a user's roles (bits: moderator 1, service 2, customizer 4, vpn 8).
+    "ALTER TABLE users ADD COLUMN roles BIGINT NOT NULL DEFAULT 0;",
 ];
 
 /// Prepared statements, by name, for one connection.

@@ -85,6 +85,8 @@ const MIGRATIONS: &[&str] = &[
         requests INTEGER NOT NULL,
         PRIMARY KEY (model, hour)
      );",
+    // 11: a user's roles (bits: moderator 1, service 2, customizer 4, vpn 8).
+    "ALTER TABLE users ADD COLUMN roles INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// Opens (creating and migrating if needed) the database at `path`.

@@ -259,7 +259,8 @@ impl Stmt {
                     awarded = ?6, uptime = ?7, admin = ?8, escrow = ?9 WHERE id = ?1"
             }
             Stmt::SetPolicy => {
-                "UPDATE users SET concurrency = ?2, trusted = ?3, public_workers = ?4, flagged = ?5
+                "UPDATE users SET concurrency = ?2, trusted = ?3, public_workers = ?4, flagged = ?5,
+                    roles = ?6
                  WHERE id = ?1"
             }
             Stmt::PutWorker => {
@@ -289,7 +290,7 @@ impl Stmt {
             Stmt::SelectUsers => {
                 "SELECT id, alias, key_hash, created_at, concurrency, trusted, balance, accumulated,
                     gifted, received, awarded, uptime, admin, public_workers, is_admin, flagged,
-                    escrow
+                    escrow, roles
                  FROM users"
             }
             Stmt::SelectWorkers => {

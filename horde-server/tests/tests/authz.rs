@@ -118,6 +118,29 @@ fn table() -> Vec<Row> {
         },
         Row {
             method: Method::POST,
+            path: "/api/v2/kudos/award",
+            expect: [
+                anon_forbidden,
+                anon_forbidden,
+                bad_key,
+                (403, "NotModerator"),
+                OK,
+            ],
+        },
+        Row {
+            // Switching nothing (the body asks for what is): only who may is under test.
+            method: Method::PUT,
+            path: "/api/v2/status/modes",
+            expect: [
+                anon_forbidden,
+                anon_forbidden,
+                bad_key,
+                (403, "NotAdmin"),
+                OK,
+            ],
+        },
+        Row {
+            method: Method::POST,
             path: "/api/v2/generate/text/async",
             expect: [(202, ""), (202, ""), bad_key, (202, ""), (202, "")],
         },
@@ -179,6 +202,18 @@ fn table() -> Vec<Row> {
                 anon_forbidden,
                 bad_key,
                 (403, "NotAdmin"),
+                OK,
+            ],
+        },
+        Row {
+            // Last: the administrator's call deletes the victim's worker, which rows above use.
+            method: Method::DELETE,
+            path: "/api/v2/workers/{id}",
+            expect: [
+                anon_forbidden,
+                anon_forbidden,
+                bad_key,
+                (403, "WrongCredentials"),
                 OK,
             ],
         },
@@ -292,9 +327,10 @@ async fn every_state_changing_endpoint_refuses_the_wrong_caller_and_changes_noth
             let body = match row.path {
                 "/api/v2/register" => Some(json!({ "username": format!("new-{caller:?}") })),
                 "/api/v2/users/{id}" => Some(json!({ "kudos": 1 })),
-                "/api/v2/kudos/transfer" => {
+                "/api/v2/kudos/transfer" | "/api/v2/kudos/award" => {
                     Some(json!({ "username": format!("victim#{victim_id}"), "amount": 1 }))
                 }
+                "/api/v2/status/modes" => Some(json!({ "invite_only": false })),
                 "/api/v2/generate/text/async" => Some(json!({ "prompt": "p" })),
                 "/api/v2/generate/text/pop" => Some(pop_body.clone()),
                 "/api/v2/generate/text/submit" => Some(json!({ "id": job_id, "generation": "x" })),

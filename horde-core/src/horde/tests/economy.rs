@@ -194,6 +194,7 @@ fn untrusted_earnings_are_half_escrowed_until_trust_is_earned() {
             public_workers: false,
             flagged: false,
             registered_at: sim.now,
+            roles: Default::default(),
         },
     );
     sim.store.apply(&applied.events);
@@ -436,4 +437,28 @@ fn without_escrow_an_untrusted_owners_uptime_goes_to_the_balance() {
     assert_eq!(account.details.uptime, award);
     assert_eq!(account.escrow, Kudos::ZERO);
     assert_eq!(account.balance, paid + award);
+}
+
+#[test]
+fn a_customizers_unknown_models_are_sized_by_name_and_resized_when_the_role_changes() {
+    let mut sim = Sim::new();
+    let custom = "maker/My-Finetune-13B";
+    assert_eq!(sim.horde.model_size_for(UserId(2), custom), 1.0);
+    let mut query = sim.query(2, "w");
+    query.models = vec![custom.into()];
+    sim.pop_with(query).unwrap();
+    let id = sim.horde.worker_names["w"];
+    assert_eq!(sim.horde.worker_sizes[&id], 1.0);
+    let mut policy = sim.users[&UserId(2)];
+    policy.roles.customizer = true;
+    let applied = sim.horde.set_user(UserId(2), policy);
+    sim.store.apply(&applied.events);
+    assert_eq!(sim.horde.model_size_for(UserId(2), custom), 13.0);
+    assert_eq!(sim.horde.worker_sizes[&id], 13.0);
+    // A model the reference knows keeps its reference size; others' workers are unaffected.
+    assert_eq!(sim.horde.model_size_for(UserId(2), MODEL), 8.0);
+    assert_eq!(sim.horde.model_size_for(UserId(3), custom), 1.0);
+    // The role is persisted with the policy.
+    let copy = sim.store.restore(sim.horde.config().clone());
+    assert_eq!(copy.model_size_for(UserId(2), custom), 13.0);
 }

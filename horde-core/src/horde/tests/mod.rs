@@ -85,6 +85,7 @@ impl Sim {
             public_workers: false,
             flagged: false,
             registered_at: Timestamp(0),
+            roles: Default::default(),
         };
         let applied = self.horde.set_user(user, policy);
         self.store.apply(&applied.events);

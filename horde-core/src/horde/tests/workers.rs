@@ -136,6 +136,7 @@ fn owners_have_a_capped_number_of_workers() {
             public_workers: false,
             flagged: false,
             registered_at: Timestamp(0),
+            roles: Default::default(),
         },
     );
     sim.store.apply(&applied.events);

@@ -67,6 +67,7 @@ mod input;
 mod modes;
 mod openai;
 mod options;
+mod roles;
 mod status;
 mod users;
 mod workers;
