@@ -58,7 +58,7 @@ pub struct Config {
     pub canaries: Option<PathBuf>,
     /// Connection limits and timeouts.
     pub http: HttpConfig,
-    /// Sign-in with GitHub or Discord on the web pages. Default: neither.
+    /// Sign-in with GitHub, Discord or Google on the web pages. Default: none.
     pub oauth: OAuthConfig,
     /// Core rules and limits.
     pub horde: HordeConfig,
@@ -79,6 +79,9 @@ pub struct OAuthConfig {
     /// Discord (`--oauth-discord-client-id`, `--oauth-discord-client-secret`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub discord: Option<OAuthProvider>,
+    /// Google (`--oauth-google-client-id`, `--oauth-google-client-secret`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub google: Option<OAuthProvider>,
 }
 
 /// One OAuth application. The endpoints default to the provider's own; they can be replaced
@@ -97,7 +100,8 @@ pub struct OAuthProvider {
     /// The token endpoint, if not the provider's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_url: Option<String>,
-    /// The user endpoint (GitHub's `/user`, Discord's `/users/@me`), if not the provider's.
+    /// The user endpoint (GitHub's `/user`, Discord's `/users/@me`, Google's OpenID Connect
+    /// `userinfo`), if not the provider's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_url: Option<String>,
 }

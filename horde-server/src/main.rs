@@ -94,6 +94,17 @@ struct Args {
         hide_env_values = true
     )]
     oauth_discord_client_secret: Option<String>,
+    /// The Google OAuth client's id: enables "Sign in with Google".
+    #[arg(long, global = true, env = "HORDE_OAUTH_GOOGLE_CLIENT_ID")]
+    oauth_google_client_id: Option<String>,
+    /// The Google OAuth client's secret.
+    #[arg(
+        long,
+        global = true,
+        env = "HORDE_OAUTH_GOOGLE_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    oauth_google_client_secret: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -173,6 +184,12 @@ fn configure(args: &Args) -> Result<Config, ConfigError> {
         "DISCORD",
         &args.oauth_discord_client_id,
         &args.oauth_discord_client_secret,
+    );
+    oauth_provider(
+        &mut config.oauth.google,
+        "GOOGLE",
+        &args.oauth_google_client_id,
+        &args.oauth_google_client_secret,
     );
     config.validate()?;
     Ok(config)

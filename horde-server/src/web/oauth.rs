@@ -35,13 +35,14 @@ use crate::sessions::{PendingLogin, PENDING_TTL_MS};
 pub(crate) enum Provider {
     GitHub,
     Discord,
+    Google,
 }
 
 type Client = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
 
 impl Provider {
-    /// Both, in the order the pages show them.
-    pub(crate) const ALL: [Provider; 2] = [Provider::GitHub, Provider::Discord];
+    /// All of them, in the order the pages show them.
+    pub(crate) const ALL: [Provider; 3] = [Provider::GitHub, Provider::Discord, Provider::Google];
 
     fn from_path(name: &str) -> Option<Provider> {
         Provider::ALL.into_iter().find(|p| p.name() == name)
@@ -52,6 +53,7 @@ impl Provider {
         match self {
             Provider::GitHub => "github",
             Provider::Discord => "discord",
+            Provider::Google => "google",
         }
     }
 
@@ -60,6 +62,7 @@ impl Provider {
         match self {
             Provider::GitHub => "GitHub",
             Provider::Discord => "Discord",
+            Provider::Google => "Google",
         }
     }
 
@@ -68,6 +71,7 @@ impl Provider {
         match self {
             Provider::GitHub => config.oauth.github.as_ref(),
             Provider::Discord => config.oauth.discord.as_ref(),
+            Provider::Google => config.oauth.google.as_ref(),
         }
     }
 
@@ -83,6 +87,11 @@ impl Provider {
                 "https://discord.com/api/oauth2/token",
                 "https://discord.com/api/users/@me",
             ),
+            Provider::Google => (
+                "https://accounts.google.com/o/oauth2/v2/auth",
+                "https://oauth2.googleapis.com/token",
+                "https://openidconnect.googleapis.com/v1/userinfo",
+            ),
         }
     }
 
@@ -90,6 +99,8 @@ impl Provider {
         match self {
             Provider::GitHub => "read:user",
             Provider::Discord => "identify",
+            // The name only: no e-mail address is asked for.
+            Provider::Google => "openid profile",
         }
     }
 
@@ -98,6 +109,16 @@ impl Provider {
         match self {
             Provider::GitHub => "login",
             Provider::Discord => "username",
+            Provider::Google => "name",
+        }
+    }
+
+    /// The field of the user endpoint's answer that holds the user's stable id (OpenID
+    /// Connect's `sub` at Google).
+    fn id_field(self) -> &'static str {
+        match self {
+            Provider::GitHub | Provider::Discord => "id",
+            Provider::Google => "sub",
         }
     }
 }
@@ -369,7 +390,7 @@ async fn identify(
         .json()
         .await
         .map_err(|e| format!("its user endpoint answered something else ({e})"))?;
-    let subject = match &answer["id"] {
+    let subject = match &answer[provider.id_field()] {
         Value::String(id) if !id.is_empty() => id.clone(),
         Value::Number(id) => id.to_string(),
         _ => return Err("its user endpoint gave no id".into()),

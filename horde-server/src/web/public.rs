@@ -122,7 +122,7 @@ horde-cli --url {url} generate \"Once upon a time\"</code></pre>\
         <details><summary>What is my balance, and can it go negative?</summary><p>Your balance is \
         on <a href=\"/account\">your account</a>. It may go below zero: you keep being served, \
         after those with more kudos.</p></details>\
-        <details><summary>I lost my key.</summary><p>Sign in another way (GitHub or Discord, if \
+        <details><summary>I lost my key.</summary><p>Sign in another way (GitHub, Discord or Google, if \
         this horde offers them) and make a new key on your account page; a key is never shown \
         twice.</p></details>"
     );

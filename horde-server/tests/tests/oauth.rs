@@ -1,4 +1,4 @@
-//! Sign-in with GitHub and Discord against a small OAuth 2 provider on loopback that checks
+//! Sign-in with GitHub, Discord and Google against a small OAuth 2 provider on loopback that checks
 //! what a real one checks: the client's credentials, the redirect, PKCE, and that a code is
 //! used once.
 
@@ -130,12 +130,13 @@ pub(crate) fn settings(provider_url: &str) -> OAuthProvider {
     }
 }
 
-/// A horde with GitHub and Discord both played by `provider_url`.
+/// A horde with GitHub, Discord and Google all played by `provider_url`.
 async fn horde_with(provider_url: &str) -> TestServer {
     let settings = settings(provider_url);
     TestServer::start_with(|config| {
         config.oauth.github = Some(settings.clone());
-        config.oauth.discord = Some(settings);
+        config.oauth.discord = Some(settings.clone());
+        config.oauth.google = Some(settings);
     })
     .await
 }
@@ -177,7 +178,9 @@ async fn the_first_sign_in_creates_the_account_and_later_ones_reach_it() {
         .text()
         .await
         .unwrap();
-    assert!(page.contains("Sign in with GitHub") && page.contains("Sign in with Discord"));
+    for provider in ["GitHub", "Discord", "Google"] {
+        assert!(page.contains(&format!("Sign in with {provider}")), "{page}");
+    }
 
     *provider.user.lock() = json!({ "id": 4242, "login": "octo#cat\u{202E}" });
     let (status, path, page) = sign_in(&server, "github").await;
@@ -206,6 +209,21 @@ async fn the_first_sign_in_creates_the_account_and_later_ones_reach_it() {
     assert!(page.contains("disco#"), "{page}");
     assert_eq!(user_count(&server).await, users + 1);
 
+    // Google names its users by OpenID Connect's `sub`, and gives a full name.
+    *provider.user.lock() = json!({ "sub": "4242", "name": "Ada Lovelace" });
+    let (_, path, page) = sign_in(&server, "google").await;
+    assert_eq!(path, "/account");
+    assert!(page.contains("Ada Lovelace#"), "{page}");
+    assert_eq!(user_count(&server).await, users + 2);
+    let (_, _, again) = sign_in(&server, "google").await;
+    assert!(again.contains("Ada Lovelace#"), "{again}");
+    assert_eq!(user_count(&server).await, users + 2, "the same account");
+    // Without `sub`, nothing is created.
+    *provider.user.lock() = json!({ "id": "4242", "name": "No Sub" });
+    let (status, _, _) = sign_in(&server, "google").await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert_eq!(user_count(&server).await, users + 2);
+
     // Identities survive a restart.
     let dir = server.stop().await;
     let server = TestServer::start_in(dir, |config| {
@@ -214,7 +232,7 @@ async fn the_first_sign_in_creates_the_account_and_later_ones_reach_it() {
     .await;
     let (_, _, page) = sign_in(&server, "discord").await;
     assert!(page.contains("disco#"), "{page}");
-    assert_eq!(user_count(&server).await, users + 1);
+    assert_eq!(user_count(&server).await, users + 2);
     server.stop().await;
 }
 
