@@ -153,4 +153,12 @@ rcs! {
     InvalidAwardUsername,
     /// Kudos cannot be awarded to Anonymous.
     KudosAwardToAnon,
+    /// No such team.
+    TeamNotFound,
+    /// Only trusted users create teams.
+    UntrustedTeamCreation,
+    /// A team change that changes nothing.
+    NoTeamModSelected,
+    /// Refused for a reason the message gives (a cap reached).
+    Forbidden,
 }

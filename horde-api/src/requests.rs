@@ -359,6 +359,37 @@ pub struct WorkerUpdateRequest {
     #[cfg_attr(feature = "openapi", schema(value_type = Option<WorkerName>))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The id of a team to work for; `""` leaves the team.
+    #[cfg_attr(feature = "openapi", schema(max_length = 36))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+}
+
+/// `POST /teams` (trusted users): AI Horde's `CreateTeamInput`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CreateTeam {
+    /// A unique name, 3–100 characters.
+    #[cfg_attr(feature = "openapi", schema(min_length = 3, max_length = 100))]
+    pub name: String,
+    /// What the team is, at most 1,000 characters.
+    #[cfg_attr(feature = "openapi", schema(max_length = 1000))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub info: Option<String>,
+}
+
+/// `PATCH /teams/{id}` (its creator, moderators, administrators): AI Horde's `ModifyTeamInput`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TeamChange {
+    /// A new unique name, 3–100 characters.
+    #[cfg_attr(feature = "openapi", schema(min_length = 3, max_length = 100))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// New info, at most 1,000 characters.
+    #[cfg_attr(feature = "openapi", schema(max_length = 1000))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub info: Option<String>,
 }
 
 /// `?page=N&sort=kudos|age` of `GET /users`.

@@ -489,6 +489,88 @@ pub struct WorkerDetails {
     /// with spot checks); shown to the owner and admins (AI Horde's name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspicious: Option<u32>,
+    /// The team it works for (`id` and `name` null when none), as AI Horde answers.
+    #[serde(default)]
+    pub team: TeamLite,
+}
+
+/// A team's id and name (AI Horde's `TeamDetailsLite`); both null for "no team".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TeamLite {
+    /// The team's id.
+    pub id: Option<String>,
+    /// The team's name.
+    pub name: Option<String>,
+}
+
+/// `GET /teams`, `GET /teams/{id}`: AI Horde's `TeamDetails`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TeamDetails {
+    /// The team's id.
+    pub id: String,
+    /// Its unique name.
+    pub name: String,
+    /// What its creator says of it.
+    pub info: String,
+    /// Who created it, `alias#id`.
+    pub creator: String,
+    /// Kudos its workers earned while on it.
+    #[cfg_attr(feature = "openapi", schema(value_type = f64))]
+    pub kudos: Kudos,
+    /// Generations its workers finished while on it.
+    pub requests_fulfilled: u64,
+    /// Seconds its workers were online while on it.
+    pub uptime: u64,
+    /// How many workers are on it.
+    pub worker_count: usize,
+    /// Its workers (id, name, online).
+    pub workers: Vec<TeamWorker>,
+    /// The models its online workers serve, with how many serve each.
+    pub models: Vec<TeamModel>,
+}
+
+/// A worker of a team (AI Horde's `WorkerDetailsLite`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[allow(missing_docs)]
+pub struct TeamWorker {
+    pub id: String,
+    pub name: String,
+    pub online: bool,
+    #[serde(rename = "type")]
+    pub kind: Cow<'static, str>,
+}
+
+/// A model a team serves (AI Horde's `ActiveModelLite`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TeamModel {
+    /// The model.
+    pub name: String,
+    /// How many of the team's online workers serve it.
+    pub count: u64,
+}
+
+/// `POST /teams`, `PATCH /teams/{id}`: AI Horde's `ModifyTeam`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[allow(missing_docs)]
+pub struct ModifyTeam {
+    pub id: String,
+    pub name: String,
+    pub info: String,
+}
+
+/// `DELETE /teams/{id}`: which team went.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeletedTeam {
+    /// Its id.
+    pub deleted_id: String,
+    /// The name it had.
+    pub deleted_name: String,
 }
 
 /// Kudos a worker earned.
@@ -502,7 +584,6 @@ pub struct WorkerKudosDetails {
     pub uptime: i64,
 }
 
-/// `PUT /workers/{id}`: AI Horde's `ModifyWorker`, the new values of what changed.
 /// `DELETE /workers/{id}`: which worker went.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -513,6 +594,7 @@ pub struct DeletedWorker {
     pub deleted_name: String,
 }
 
+/// `PUT /workers/{id}`: AI Horde's `ModifyWorker`, the new values of what changed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[allow(missing_docs)]
@@ -525,6 +607,9 @@ pub struct ModifyWorker {
     pub info: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The new team's name (`""`: left its team).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
 }
 
 /// `POST /admin/model_reference/reload`.

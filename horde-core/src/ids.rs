@@ -58,6 +58,10 @@ uuid_id!(
     JobId
 );
 uuid_id!(
+    /// A team of workers.
+    TeamId
+);
+uuid_id!(
     /// A worker (a volunteer's text-generation backend bridge).
     WorkerId
 );

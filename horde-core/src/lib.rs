@@ -51,10 +51,11 @@ pub use horde::{
     name_problem, ranges, Applied, Assignment, CheckVerdict, EnqueueError, Event, Horde,
     HordeConfig, Integrity, Limits, ModelStats, OtherModels, OverLimit, Payment, PopError,
     PopQuery, PopResult, RequestStatus, Roles, SpeedLimit, SpotChecks, Submission, SubmitError,
-    SubmitState, TransferError, Unpaid, UserPolicy, WorkerDeleteError, WorkerUpdate,
-    WorkerUpdateError, HIDDEN_CHARACTERS, TOKENS_PER_SEC_PER_THREAD,
+    SubmitState, Team, TeamError, TransferError, Unpaid, UserPolicy, WorkerDeleteError,
+    WorkerUpdate, WorkerUpdateError, HIDDEN_CHARACTERS, TEAMS_PER_CREATOR, TEAM_INFO_MAX,
+    TEAM_NAME_MAX, TOKENS_PER_SEC_PER_THREAD,
 };
-pub use ids::{JobId, RequestId, Timestamp, UserId, WorkerId};
+pub use ids::{JobId, RequestId, TeamId, Timestamp, UserId, WorkerId};
 pub use kudos::{Kudos, ParseKudosError};
 pub use ledger::{Account, AccountState, KudosDetails, Ledger, LedgerError, Posting, PostingKind};
 pub use matching::{SkipCounts, SkipReason};

@@ -45,6 +45,8 @@ pub struct Replica {
     pub workers: HashMap<WorkerId, Worker>,
     /// User policies, latest value.
     pub users: HashMap<UserId, UserPolicy>,
+    /// Teams, latest value.
+    pub teams: HashMap<crate::TeamId, crate::Team>,
     /// The journal: every posting, in order.
     pub postings: Vec<Posting>,
     /// Check-ins of workers no event created (always 0 unless the core has a bug).
@@ -84,6 +86,12 @@ impl Replica {
                 Event::WorkerRemoved(id) => {
                     self.workers.remove(id);
                 }
+                Event::TeamChanged(team) => {
+                    self.teams.insert(team.id, team.clone());
+                }
+                Event::TeamRemoved(id) => {
+                    self.teams.remove(id);
+                }
                 Event::UserChanged { user, policy } => {
                     self.users.insert(*user, *policy);
                 }
@@ -108,12 +116,14 @@ impl Replica {
                 Some((spec.clone(), state, jobs))
             })
             .collect();
-        Horde::restore(
+        let mut horde = Horde::restore(
             config,
             self.users.iter().map(|(u, p)| (*u, *p)),
             self.accounts.iter().map(|(u, s)| (*u, *s)),
             self.workers.values().cloned(),
             requests,
-        )
+        );
+        horde.restore_teams(self.teams.values().cloned());
+        horde
     }
 }

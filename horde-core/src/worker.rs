@@ -95,6 +95,9 @@ pub struct Worker {
     /// none); set at each check-in from `bridge_agent`.
     #[serde(default = "crate::request::yes")]
     pub validated: bool,
+    /// The team it works for, if any: its paid work and uptime count for the team too.
+    #[serde(default)]
+    pub team: Option<crate::TeamId>,
 }
 
 /// What changes every time a worker checks in or finishes a job: its clock and counters.
@@ -228,6 +231,7 @@ impl Worker {
             fault_score: 0,
             extra_slow: false,
             validated: true,
+            team: None,
         }
     }
 

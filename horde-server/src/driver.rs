@@ -337,6 +337,7 @@ impl Driver {
             loaded.workers,
             loaded.requests,
         );
+        horde.restore_teams(loaded.teams);
         horde.set_model_reference(reference);
         horde.set_canaries(canaries);
         let users = Users::new(loaded.secret, loaded.users.into_iter().map(|u| u.0));

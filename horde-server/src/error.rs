@@ -365,6 +365,32 @@ impl From<horde_core::WorkerDeleteError> for ApiError {
     }
 }
 
+impl From<horde_core::TeamError> for ApiError {
+    fn from(e: horde_core::TeamError) -> Self {
+        use horde_core::TeamError;
+        let message = e.to_string();
+        match e {
+            TeamError::UnknownTeam => ApiError::not_found(Rc::TeamNotFound, message),
+            TeamError::WrongCredentials => {
+                ApiError::WrongCredentials("this team belongs to another user")
+            }
+            TeamError::NotTrusted => ApiError::Forbidden {
+                rc: Rc::UntrustedTeamCreation,
+                message,
+            },
+            TeamError::NameTaken => ApiError::invalid(Rc::BadRequest, "name", message),
+            TeamError::InvalidName { .. } => {
+                ApiError::invalid(Rc::ValidationError, "name", message)
+            }
+            TeamError::InfoTooLong => ApiError::invalid(Rc::ValidationError, "info", message),
+            TeamError::TooManyTeams => ApiError::Forbidden {
+                rc: Rc::Forbidden,
+                message,
+            },
+        }
+    }
+}
+
 impl From<WorkerUpdateError> for ApiError {
     fn from(e: WorkerUpdateError) -> Self {
         match &e {
@@ -382,6 +408,7 @@ impl From<WorkerUpdateError> for ApiError {
             WorkerUpdateError::InvalidName { .. } => {
                 ApiError::invalid(Rc::ValidationError, "name", e.to_string())
             }
+            WorkerUpdateError::UnknownTeam => ApiError::not_found(Rc::TeamNotFound, "no such team"),
         }
     }
 }

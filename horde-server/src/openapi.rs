@@ -77,6 +77,7 @@ pub async fn docs_page(
         register, find_user, list_users, get_user, update_user, transfer, award,
         generate_async, generate_status, generate_cancel, pop, submit, progress, stream,
         list_workers, get_worker, update_worker, delete_worker, worker_by_name,
+        list_teams, create_team, get_team, update_team, delete_team,
         heartbeat, status_models, status_model, news, modes, set_modes, performance, totals,
         model_totals,
         reload_model_reference,
@@ -119,6 +120,7 @@ impl Modify for Common {
                 &mut item.post,
                 &mut item.put,
                 &mut item.delete,
+                &mut item.patch,
             ];
             for operation in operations.into_iter().flatten() {
                 let responses = &mut operation.responses.responses;
@@ -384,6 +386,60 @@ fn get_worker() {}
     ))]
 #[allow(dead_code)]
 fn update_worker() {}
+
+/// Every team, by name.
+#[utoipa::path(get, path = "/teams", tag = "workers",
+    responses((status = 200, description = "Teams", body = Vec<TeamDetails>)))]
+#[allow(dead_code)]
+fn list_teams() {}
+
+/// Trusted users create a team (at most 10 each).
+#[utoipa::path(post, path = "/teams", tag = "workers", security(("apikey" = [])),
+    request_body = CreateTeam,
+    responses(
+        (status = 200, description = "Created", body = ModifyTeam),
+        (status = 400, description = "A name taken, too short or too long; info too long", body = ErrorBody),
+        (status = 401, description = "InvalidAPIKey", body = ErrorBody),
+        (status = 403, description = "UntrustedTeamCreation, AnonForbidden, Forbidden (10 teams)", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn create_team() {}
+
+/// One team: its counters, workers and models.
+#[utoipa::path(get, path = "/teams/{id}", tag = "workers",
+    params(("id" = uuid::Uuid, Path, description = "The team id")),
+    responses(
+        (status = 200, description = "The team", body = TeamDetails),
+        (status = 404, description = "TeamNotFound", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn get_team() {}
+
+/// Its creator, a moderator or an administrator renames a team or changes its info.
+#[utoipa::path(patch, path = "/teams/{id}", tag = "workers", security(("apikey" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The team id")),
+    request_body = TeamChange,
+    responses(
+        (status = 200, description = "Changed", body = ModifyTeam),
+        (status = 400, description = "NoTeamModSelected, a name taken or invalid", body = ErrorBody),
+        (status = 401, description = "InvalidAPIKey", body = ErrorBody),
+        (status = 403, description = "WrongCredentials, AnonForbidden", body = ErrorBody),
+        (status = 404, description = "TeamNotFound", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn update_team() {}
+
+/// Its creator, a moderator or an administrator deletes a team; its workers leave it.
+#[utoipa::path(delete, path = "/teams/{id}", tag = "workers", security(("apikey" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The team id")),
+    responses(
+        (status = 200, description = "Deleted", body = DeletedTeam),
+        (status = 401, description = "InvalidAPIKey", body = ErrorBody),
+        (status = 403, description = "WrongCredentials, AnonForbidden", body = ErrorBody),
+        (status = 404, description = "TeamNotFound", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn delete_team() {}
 
 /// The owner (or an administrator) deletes a worker: the jobs it holds go back to the queue
 /// and its name is free again. A worker under suspicion or being spot-checked can be deleted

@@ -20,7 +20,7 @@ use crate::request::{
 };
 use crate::{
     text, AccountState, EconomyConfig, JobId, Kudos, Ledger, LedgerError, Posting, RequestId,
-    Timestamp, UserId, Worker, WorkerId, WorkerStats,
+    TeamId, Timestamp, UserId, Worker, WorkerId, WorkerStats,
 };
 use limits::normalize_names;
 use online::Online;
@@ -208,6 +208,10 @@ pub enum Event {
     /// A worker was deleted (its owner's or an administrator's choice): its record and stats
     /// go; the jobs it did keep its id.
     WorkerRemoved(WorkerId),
+    /// A team was created or changed (its counters included).
+    TeamChanged(teams::Team),
+    /// A team was deleted (its workers left it first, each a `WorkerChanged`).
+    TeamRemoved(TeamId),
     /// A user was registered or their policy changed.
     UserChanged {
         /// Which user.
@@ -388,6 +392,8 @@ pub struct Horde {
     removals: BTreeSet<(Timestamp, RequestId)>,
     /// Spot checks under way and trusted answers known.
     checks: checks::Checks,
+    /// Teams of workers.
+    teams: HashMap<TeamId, teams::Team>,
 }
 
 /// The lanes a request waits in: one per acceptable model, or `Any`.
@@ -486,6 +492,7 @@ impl Horde {
             expiries: BTreeSet::new(),
             removals: BTreeSet::new(),
             checks: checks::Checks::default(),
+            teams: HashMap::new(),
             config,
         };
         horde.users.extend(users);
@@ -791,6 +798,7 @@ mod online;
 mod pop;
 mod status;
 mod submit;
+mod teams;
 mod tick;
 mod workers;
 
@@ -801,6 +809,7 @@ pub use limits::{name_problem, Integrity, Limits, OverLimit, SpeedLimit, HIDDEN_
 pub use pop::{Assignment, PopError, PopQuery, PopResult};
 pub use status::{ModelStats, OtherModels, RequestStatus, TOKENS_PER_SEC_PER_THREAD};
 pub use submit::{Payment, Submission, SubmitError, SubmitState, Unpaid};
+pub use teams::{Team, TeamError, TEAMS_PER_CREATOR, TEAM_INFO_MAX, TEAM_NAME_MAX};
 pub use workers::{WorkerDeleteError, WorkerUpdate, WorkerUpdateError};
 
 #[cfg(test)]

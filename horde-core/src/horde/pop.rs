@@ -495,12 +495,17 @@ impl Horde {
         let Some(worker) = self.workers.get_mut(&id) else {
             return;
         };
+        let uptime_before = worker.uptime_ms;
         let due = worker.check_in(
             now,
             economy.online_timeout_secs,
             economy.uptime_interval_secs,
         );
+        let online_ms = worker.uptime_ms.saturating_sub(uptime_before);
         self.refresh_online(id);
+        if online_ms > 0 {
+            self.credit_team(id, Kudos::ZERO, 0, online_ms, events);
+        }
         if due == 0 || !self.earns_uptime(id, now) {
             return;
         }
@@ -532,6 +537,7 @@ impl Horde {
                     .unwrap_or(worker.kudos_uptime);
             }
             self.record_posting(posting, events);
+            self.credit_team(id, award, 0, 0, events);
             self.trust_if_earned(owner, now, events);
         }
     }

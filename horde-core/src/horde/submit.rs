@@ -363,6 +363,7 @@ impl Horde {
                 .checked_add(reward)
                 .unwrap_or(worker.kudos_generated);
         }
+        self.credit_team(worker_id, reward, 1, 0, &mut events);
         if let Some(spec) = self.requests.get(&request_id).map(|e| e.spec.clone()) {
             self.release_slots(&spec, 1);
         }

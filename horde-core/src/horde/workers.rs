@@ -13,6 +13,8 @@ pub struct WorkerUpdate {
     pub info: Option<String>,
     /// A new unique name.
     pub name: Option<String>,
+    /// Join a team (`Some(Some(id))`) or leave the one it is on (`Some(None)`).
+    pub team: Option<Option<TeamId>>,
 }
 
 /// Why a worker's deletion was refused.
@@ -51,6 +53,9 @@ pub enum WorkerUpdateError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// The team to join does not exist.
+    #[error("no such team")]
+    UnknownTeam,
 }
 
 impl Horde {
@@ -130,6 +135,11 @@ impl Horde {
                 return Err(WorkerUpdateError::NameTaken);
             }
         }
+        if let Some(Some(team)) = update.team {
+            if !self.teams.contains_key(&team) {
+                return Err(WorkerUpdateError::UnknownTeam);
+            }
+        }
         let worker = self
             .workers
             .get_mut(&id)
@@ -147,6 +157,9 @@ impl Horde {
         }
         if let Some(info) = update.info {
             worker.info = info;
+        }
+        if let Some(team) = update.team {
+            worker.team = team;
         }
         let worker = worker.clone();
         self.refresh_online(id);

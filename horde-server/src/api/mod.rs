@@ -16,6 +16,7 @@ pub use crate::extract::ClientIp;
 pub(crate) mod generate;
 mod status;
 pub(crate) mod stream;
+mod teams;
 pub(crate) mod users;
 pub(crate) mod workers;
 
@@ -45,6 +46,11 @@ pub fn routes() -> Router<Driver> {
                 .delete(workers::delete),
         )
         .route("/workers/name/{name}", get(workers::by_name))
+        .route("/teams", get(teams::list).post(teams::create))
+        .route(
+            "/teams/{id}",
+            get(teams::one).patch(teams::update).delete(teams::delete),
+        )
         .route("/status/heartbeat", get(status::heartbeat))
         .route("/status/models", get(status::models))
         // Model names hold slashes (`koboldcpp/…`), which clients send as they are.

@@ -52,6 +52,13 @@ pub(crate) fn worker_details(core: &Core, worker: &Worker, viewer: Viewer) -> Wo
         owner,
         maintenance_msg: privileged.then(|| worker.maintenance_msg.clone()),
         suspicious: privileged.then_some(worker.suspicion),
+        team: crate::wire::TeamLite {
+            id: worker.team.map(|t| t.to_string()),
+            name: worker
+                .team
+                .and_then(|t| horde.team(t))
+                .map(|t| t.name.clone()),
+        },
     }
 }
 
@@ -138,13 +145,23 @@ pub(crate) async fn update(
         && body.maintenance_msg.is_none()
         && body.info.is_none()
         && body.name.is_none()
+        && body.team.is_none()
     {
         return Err(ApiError::invalid(
             Rc::NoWorkerModSelected,
             "maintenance",
-            "nothing to change: send maintenance, maintenance_msg, info or name",
+            "nothing to change: send maintenance, maintenance_msg, info, name or team",
         ));
     }
+    // A team id, or "" to leave the team.
+    let team = match body.team.as_deref().map(str::trim) {
+        None => None,
+        Some("") => Some(None),
+        Some(team) => Some(Some(horde_core::TeamId(parse_uuid(
+            team,
+            Rc::TeamNotFound,
+        )?))),
+    };
     for (field, text) in [
         ("info", &body.info),
         ("maintenance_msg", &body.maintenance_msg),
@@ -158,21 +175,29 @@ pub(crate) async fn update(
         }
     }
     let as_admin = state.is_admin(caller);
-    let answer = ModifyWorker {
+    let mut answer = ModifyWorker {
         maintenance: body.maintenance,
         maintenance_msg: body.maintenance_msg.clone(),
         info: body.info.clone(),
         name: body.name.clone(),
+        team: None,
     };
     let update = WorkerUpdate {
         maintenance: body.maintenance,
         maintenance_msg: body.maintenance_msg,
         info: body.info,
         name: body.name,
+        team,
     };
     state
         .change(|txn| {
             txn.apply(|horde, _| horde.update_worker(caller, as_admin, id, update))?;
+            // AI Horde answers the team's name ("" when the worker left its team).
+            answer.team = team.map(|team| {
+                team.and_then(|t| txn.core().horde().team(t))
+                    .map(|t| t.name.clone())
+                    .unwrap_or_default()
+            });
             Ok(Json(answer))
         })
         .await

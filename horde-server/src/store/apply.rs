@@ -13,6 +13,7 @@ enum Latest {
     WorkerStats(horde_core::WorkerId),
     Account(UserId),
     Policy(UserId),
+    Team(horde_core::TeamId),
 }
 
 impl Latest {
@@ -24,6 +25,7 @@ impl Latest {
             Write::Event(Event::WorkerCheckedIn { id, .. }) => Some(Latest::WorkerStats(*id)),
             Write::Event(Event::AccountChanged { user, .. }) => Some(Latest::Account(*user)),
             Write::Event(Event::UserChanged { user, .. }) => Some(Latest::Policy(*user)),
+            Write::Event(Event::TeamChanged(team)) => Some(Latest::Team(team.id)),
             _ => None,
         }
     }
@@ -208,6 +210,11 @@ fn apply_event(sql: &mut dyn Sql, event: &Event) -> Result<(), StoreError> {
             write_worker_stats(sql, worker.id, &worker.stats())
         }
         Event::WorkerCheckedIn { id, stats } => write_worker_stats(sql, *id, stats),
+        Event::TeamChanged(team) => sql.execute(
+            Stmt::PutTeam,
+            &params![team.id.to_string(), serde_json::to_string(team)?],
+        ),
+        Event::TeamRemoved(id) => sql.execute(Stmt::DeleteTeam, &params![id.to_string()]),
         Event::WorkerRemoved(id) => {
             sql.execute(Stmt::DeleteWorkerStats, &params![id.to_string()])?;
             sql.execute(Stmt::DeleteWorker, &params![id.to_string()])

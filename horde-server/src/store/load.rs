@@ -55,6 +55,11 @@ pub(super) fn load(sql: &mut dyn Sql, default_concurrency: u32) -> Result<Loaded
         workers.push(worker);
     }
 
+    let mut teams = Vec::new();
+    for row in sql.query(Stmt::SelectTeams, &[])? {
+        teams.push(serde_json::from_str(&row.text(0)?)?);
+    }
+
     let mut jobs_by_request: std::collections::HashMap<String, Vec<Job>> = Default::default();
     for row in sql.query(Stmt::SelectJobs, &[])? {
         let job: Job = serde_json::from_str(&row.text(1)?)?;
@@ -118,6 +123,7 @@ pub(super) fn load(sql: &mut dyn Sql, default_concurrency: u32) -> Result<Loaded
     };
 
     Ok(Loaded {
+        teams,
         modes,
         model_hours,
         secret,

@@ -235,6 +235,8 @@ pub struct Loaded {
     pub users: Vec<(UserRow, UserPolicy, AccountState)>,
     /// Workers.
     pub workers: Vec<Worker>,
+    /// Teams of workers.
+    pub teams: Vec<horde_core::Team>,
     /// Requests with their state and jobs.
     pub requests: Vec<(Arc<RequestSpec>, RequestState, Vec<Job>)>,
     /// Transfer idempotency keys: sender, key, request, response.

@@ -167,6 +167,8 @@ const MIGRATIONS: &[&str] = &[
      );",
     // 3 (SQLite's 11): a user's roles (bits: moderator 1, service 2, customizer 4, vpn 8).
     "ALTER TABLE users ADD COLUMN roles BIGINT NOT NULL DEFAULT 0;",
+    // 4 (SQLite's 12): teams of workers.
+    "CREATE TABLE teams (id TEXT PRIMARY KEY, data TEXT NOT NULL);",
 ];
 
 /// Prepared statements, by name, for one connection.

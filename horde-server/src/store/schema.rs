@@ -87,6 +87,8 @@ const MIGRATIONS: &[&str] = &[
      );",
     // 11: a user's roles (bits: moderator 1, service 2, customizer 4, vpn 8).
     "ALTER TABLE users ADD COLUMN roles INTEGER NOT NULL DEFAULT 0;",
+    // 12: teams of workers (JSON records with their counters).
+    "CREATE TABLE teams (id TEXT PRIMARY KEY, data TEXT NOT NULL);",
 ];
 
 /// Opens (creating and migrating if needed) the database at `path`.

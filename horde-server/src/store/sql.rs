@@ -182,6 +182,8 @@ pub(crate) enum Stmt {
     PutWorkerStats,
     DeleteWorker,
     DeleteWorkerStats,
+    PutTeam,
+    DeleteTeam,
     PutSecret,
     PutModes,
     EnsureAnonymous,
@@ -190,6 +192,7 @@ pub(crate) enum Stmt {
     SelectModes,
     SelectUsers,
     SelectWorkers,
+    SelectTeams,
     SelectJobs,
     SelectRequests,
     SelectIdempotency,
@@ -272,6 +275,11 @@ impl Stmt {
                  ON CONFLICT (id) DO UPDATE SET data = excluded.data"
             }
             Stmt::DeleteWorker => "DELETE FROM workers WHERE id = ?1",
+            Stmt::PutTeam => {
+                "INSERT INTO teams (id, data) VALUES (?1, ?2)
+                 ON CONFLICT (id) DO UPDATE SET data = excluded.data"
+            }
+            Stmt::DeleteTeam => "DELETE FROM teams WHERE id = ?1",
             Stmt::DeleteWorkerStats => "DELETE FROM worker_stats WHERE id = ?1",
             Stmt::PutSecret => {
                 "INSERT INTO meta (key, value) VALUES ('key_secret', ?1)
@@ -298,6 +306,7 @@ impl Stmt {
                  LEFT JOIN worker_stats ON worker_stats.id = workers.id"
             }
             Stmt::SelectJobs => "SELECT request, data FROM jobs",
+            Stmt::SelectTeams => "SELECT data FROM teams",
             Stmt::SelectRequests => "SELECT id, spec, state FROM requests",
             Stmt::SelectIdempotency => "SELECT \"user\", key, request, response FROM idempotency",
             Stmt::SelectSessions => "SELECT digest, \"user\", csrf, expires_at FROM sessions",

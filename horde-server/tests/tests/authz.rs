@@ -206,6 +206,41 @@ fn table() -> Vec<Row> {
             ],
         },
         Row {
+            // Only trusted users create teams (the administrator is trusted).
+            method: Method::POST,
+            path: "/api/v2/teams",
+            expect: [
+                anon_forbidden,
+                anon_forbidden,
+                bad_key,
+                (403, "UntrustedTeamCreation"),
+                OK,
+            ],
+        },
+        Row {
+            // The victim's team (made at the start).
+            method: Method::PATCH,
+            path: "/api/v2/teams/{id}",
+            expect: [
+                anon_forbidden,
+                anon_forbidden,
+                bad_key,
+                (403, "WrongCredentials"),
+                OK,
+            ],
+        },
+        Row {
+            method: Method::DELETE,
+            path: "/api/v2/teams/{id}",
+            expect: [
+                anon_forbidden,
+                anon_forbidden,
+                bad_key,
+                (403, "WrongCredentials"),
+                OK,
+            ],
+        },
+        Row {
             // Last: the administrator's call deletes the victim's worker, which rows above use.
             method: Method::DELETE,
             path: "/api/v2/workers/{id}",
@@ -232,7 +267,8 @@ async fn snapshot(server: &TestServer, admin: &str, request: &str) -> Value {
         .get(&format!("/generate/text/status/{request}"), None)
         .await
         .1;
-    json!({ "users": users, "workers": workers, "status": status })
+    let teams = server.get("/teams", None).await.1;
+    json!({ "users": users, "workers": workers, "status": status, "teams": teams })
 }
 
 #[tokio::test]
@@ -289,6 +325,19 @@ async fn every_state_changing_endpoint_refuses_the_wrong_caller_and_changes_noth
     let _ = queued;
     let (_, me) = server.get("/find_user", Some(&victim)).await;
     let worker_id = me["worker_ids"][0].as_str().unwrap().to_owned();
+    // The victim's team: the victim is made trusted to create it.
+    server
+        .call(
+            Method::PUT,
+            &format!("/users/{victim_id}"),
+            Some(&admin),
+            Some(json!({ "trusted": true })),
+        )
+        .await;
+    let (_, team) = server
+        .post("/teams", Some(&victim), json!({ "name": "victims" }))
+        .await;
+    let team_id = team["id"].as_str().unwrap().to_owned();
 
     // Web forms answer with redirects: see them, do not follow them.
     let web = reqwest::Client::builder()
@@ -319,6 +368,7 @@ async fn every_state_changing_endpoint_refuses_the_wrong_caller_and_changes_noth
                 request.clone()
             };
             let id = match row.path {
+                p if p.contains("/teams/") => team_id.clone(),
                 p if p.contains("/users/") => victim_id.to_string(),
                 p if p.contains("/workers/") => worker_id.clone(),
                 _ => target_request.clone(),
@@ -331,6 +381,8 @@ async fn every_state_changing_endpoint_refuses_the_wrong_caller_and_changes_noth
                     Some(json!({ "username": format!("victim#{victim_id}"), "amount": 1 }))
                 }
                 "/api/v2/status/modes" => Some(json!({ "invite_only": false })),
+                "/api/v2/teams" => Some(json!({ "name": format!("team of {caller:?}") })),
+                "/api/v2/teams/{id}" => Some(json!({ "info": format!("set by {caller:?}") })),
                 "/api/v2/generate/text/async" => Some(json!({ "prompt": "p" })),
                 "/api/v2/generate/text/pop" => Some(pop_body.clone()),
                 "/api/v2/generate/text/submit" => Some(json!({ "id": job_id, "generation": "x" })),

@@ -439,3 +439,79 @@ fn a_suspected_worker_is_deleted_by_an_administrator_only() {
     sim.store.apply(&applied.events);
     assert!(sim.horde.worker(id).is_none());
 }
+
+#[test]
+fn teams_count_their_workers_paid_work_and_uptime_while_they_belong() {
+    let mut sim = Sim::new();
+    let team = TeamId(Uuid::from_u128(77));
+    let create = |sim: &mut Sim, creator: u64, name: &str| {
+        let applied = sim.horde.create_team(
+            team,
+            UserId(creator),
+            name.into(),
+            "we share".into(),
+            sim.now,
+        )?;
+        sim.store.apply(&applied.events);
+        Ok::<_, TeamError>(())
+    };
+    assert_eq!(
+        create(&mut sim, 2, "Night shift"),
+        Err(TeamError::NotTrusted)
+    );
+    let mut policy = sim.users[&UserId(2)];
+    policy.trusted = true;
+    let applied = sim.horde.set_user(UserId(2), policy);
+    sim.store.apply(&applied.events);
+    assert_eq!(
+        create(&mut sim, 2, "NS"),
+        Err(TeamError::InvalidName {
+            reason: "must be at least 3 characters"
+        })
+    );
+    create(&mut sim, 2, "Night shift").unwrap();
+
+    // Work before joining counts for nobody's team.
+    sim.serve(3, "w", 1, 10);
+    let worker = sim.horde.worker_names["w"];
+    let join = WorkerUpdate {
+        team: Some(Some(team)),
+        ..WorkerUpdate::default()
+    };
+    let applied = sim
+        .horde
+        .update_worker(UserId(3), false, worker, join)
+        .unwrap();
+    sim.store.apply(&applied.events);
+    let reward = sim.serve(3, "w", 1, 10);
+    let counted = sim.horde.team(team).unwrap().clone();
+    assert_eq!(counted.requests_fulfilled, 1);
+    assert_eq!(counted.kudos, reward);
+    assert!(counted.uptime_ms >= 10_000, "{counted:?}");
+    assert_eq!(sim.horde.team_members(team).count(), 1);
+    // An unknown team cannot be joined.
+    let elsewhere = WorkerUpdate {
+        team: Some(Some(TeamId(Uuid::from_u128(78)))),
+        ..WorkerUpdate::default()
+    };
+    assert_eq!(
+        sim.horde.update_worker(UserId(3), false, worker, elsewhere),
+        Err(WorkerUpdateError::UnknownTeam)
+    );
+    // Persisted: a restored horde has the team and its counters.
+    let copy = sim.store.restore(sim.horde.config().clone());
+    assert_eq!(copy.team(team), Some(&counted));
+    assert_eq!(copy.worker(worker).unwrap().team, Some(team));
+
+    // Only the creator (or a moderator) deletes it; its workers leave it.
+    assert_eq!(
+        sim.horde.delete_team(UserId(3), false, team),
+        Err(TeamError::WrongCredentials)
+    );
+    let applied = sim.horde.delete_team(UserId(2), false, team).unwrap();
+    sim.store.apply(&applied.events);
+    assert_eq!(applied.value, "Night shift");
+    assert_eq!(sim.horde.worker(worker).unwrap().team, None);
+    assert!(sim.horde.team(team).is_none());
+    assert!(sim.store.teams.is_empty());
+}

@@ -69,5 +69,6 @@ mod openai;
 mod options;
 mod roles;
 mod status;
+mod teams;
 mod users;
 mod workers;
