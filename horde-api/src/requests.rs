@@ -67,9 +67,10 @@ pub struct AsyncRequest {
     #[cfg_attr(feature = "openapi", schema(max_length = 100))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxied_account: Option<String>,
-    /// AI Horde's webhook URL: refused with 400 (not yet delivered by this horde); empty or
-    /// absent is accepted.
-    #[cfg_attr(feature = "openapi", schema(max_length = 0))]
+    /// An http(s) URL each finished generation is posted to, signed with your webhook secret
+    /// (set it first with `PUT /users/{id}`; the API documentation shows how to verify it).
+    /// Refused when its host is a loopback, private or link-local address.
+    #[cfg_attr(feature = "openapi", schema(max_length = 1024))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webhook: Option<String>,
     /// AI Horde's softprompt: refused with 400 (no worker here loads softprompts); empty or
@@ -306,6 +307,11 @@ pub struct UserUpdate {
     /// VPN role (administrators): no per-address transfer limit (the per-user one holds).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vpn: Option<bool>,
+    /// The secret your webhook deliveries are signed with (the user themselves): 16 to 128
+    /// visible ASCII characters; `""` removes it.
+    #[cfg_attr(feature = "openapi", schema(max_length = 128))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
 }
 
 /// `POST /kudos/award` (moderators and administrators): kudos from the horde to a user.

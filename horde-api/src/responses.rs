@@ -432,6 +432,9 @@ pub struct ModifyUser {
     pub customizer: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vpn: Option<bool>,
+    /// Whether a webhook secret is now set (the secret itself is never shown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_secret_set: Option<bool>,
 }
 
 /// `POST /kudos/award`.

@@ -90,6 +90,10 @@ pub struct RequestSpec {
     /// `proxied_account`), as the service names them; recorded, never interpreted.
     #[serde(default)]
     pub proxied_account: Option<String>,
+    /// Where each finished generation is posted (AI Horde's `webhook`); the server checks and
+    /// delivers it, the core only carries it.
+    #[serde(default)]
+    pub webhook: Option<String>,
     /// When it was queued.
     pub created_at: Timestamp,
     /// An opaque fingerprint of where the request came from (the server hashes the client's
@@ -124,6 +128,7 @@ impl RequestSpec {
             disable_batching: false,
             allow_downgrade: false,
             proxied_account: None,
+            webhook: None,
             created_at: now,
             origin: None,
             queue_at: None,

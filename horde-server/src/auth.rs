@@ -120,9 +120,28 @@ impl Users {
             key_hash: Some(hash_key(&self.secret, &key)),
             created_at: now.millis(),
             is_admin: admin,
+            webhook_secret: None,
         };
         self.put(row.clone());
         Ok(Recorded::new((row.clone(), key), vec![Write::User(row)]))
+    }
+
+    /// Sets (`Some`) or removes (`None`) `user`'s webhook secret, with the write that persists
+    /// it.
+    pub fn set_webhook_secret(
+        &mut self,
+        user: UserId,
+        secret: Option<String>,
+    ) -> Result<Recorded<()>, AuthError> {
+        let mut row = self
+            .by_id
+            .get(&user)
+            .filter(|row| row.key_hash.is_some())
+            .cloned()
+            .ok_or(AuthError::UnknownUser)?;
+        row.webhook_secret = secret;
+        self.put(row.clone());
+        Ok(Recorded::new((), vec![Write::User(row)]))
     }
 
     /// A salted digest of `token` (how session ids are kept, like API keys).

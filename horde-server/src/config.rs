@@ -62,11 +62,50 @@ pub struct Config {
     pub oauth: OAuthConfig,
     /// Core rules and limits.
     pub horde: HordeConfig,
+    /// How webhooks are delivered.
+    pub webhooks: WebhookConfig,
     /// What `GET /api/v2/status/news` announces (`[[news]]` entries: `date_published`,
     /// `importance`, `newspiece`, optional `title`, `tags`, `more_info_urls`), newest first.
     /// Default none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub news: Vec<horde_api::NewsPiece>,
+}
+
+/// How webhooks are delivered (`[webhooks]` in the configuration file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Post to loopback, private and link-local addresses too (a horde whose clients live on
+    /// its own network). Default false: such targets are refused.
+    pub allow_private: bool,
+    /// Most deliveries waiting at once; a generation finished beyond that is not posted (and
+    /// logged). Default 10,000.
+    pub max_pending: usize,
+    /// Most deliveries in flight at once. Default 8.
+    pub concurrency: usize,
+    /// Seconds one attempt may take. Default 10.
+    pub timeout_secs: u64,
+    /// Seconds before the first retry; each retry waits twice as long. Default 5.
+    pub retry_initial_secs: u64,
+    /// Longest wait between retries, in seconds. Default 600.
+    pub retry_max_secs: u64,
+    /// A delivery not made this many seconds after its generation finished is given up.
+    /// Default 86,400 (a day).
+    pub max_age_secs: u64,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        WebhookConfig {
+            allow_private: false,
+            max_pending: 10_000,
+            concurrency: 8,
+            timeout_secs: 10,
+            retry_initial_secs: 5,
+            retry_max_secs: 600,
+            max_age_secs: 86_400,
+        }
+    }
 }
 
 /// The OAuth providers people may sign in with.
@@ -126,6 +165,7 @@ impl Default for Config {
             oauth: OAuthConfig::default(),
             horde: HordeConfig::default(),
             news: Vec::new(),
+            webhooks: WebhookConfig::default(),
         }
     }
 }

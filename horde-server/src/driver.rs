@@ -124,6 +124,8 @@ pub struct Core {
     pub identities: Identities,
     /// The horde's modes (maintenance, invite-only, raid).
     pub modes: crate::modes::Modes,
+    /// Webhook deliveries not yet made.
+    pub webhooks: crate::webhooks::Webhooks,
     /// OAuth sign-ins in progress (not persisted).
     pub pending_logins: PendingLogins,
     rate_limits: RateLimits,
@@ -158,6 +160,12 @@ impl Core {
                             &job.model,
                             1,
                         );
+                        // Recorded in the generation's own commit: a crash loses neither.
+                        if let Some(delivery) =
+                            crate::webhooks::delivery_for(&self.horde, job, generation)
+                        {
+                            writes.extend(self.webhooks.queue(delivery));
+                        }
                         live.request_changed(job.request);
                     }
                     JobStatus::Aborted(_) => live.job_aborted(job.request, job.id),
@@ -207,6 +215,7 @@ impl Txn<'_> {
             sessions: &mut self.core.sessions,
             identities: &mut self.core.identities,
             modes: &mut self.core.modes,
+            webhooks: &mut self.core.webhooks,
         };
         let recorded = change(&mut tables, self.now)?;
         self.writes.extend(recorded.writes);
@@ -247,6 +256,8 @@ pub struct Tables<'a> {
     pub identities: &'a mut Identities,
     /// The horde's modes.
     pub modes: &'a mut crate::modes::Modes,
+    /// Webhook deliveries not yet made.
+    pub webhooks: &'a mut crate::webhooks::Webhooks,
 }
 
 /// What the server keeps in memory only.
@@ -367,6 +378,10 @@ impl Driver {
                     sessions: Sessions::new(loaded.sessions),
                     identities: Identities::new(loaded.identities),
                     modes: loaded.modes,
+                    webhooks: crate::webhooks::Webhooks::new(
+                        loaded.webhooks,
+                        config.webhooks.max_pending,
+                    ),
                     pending_logins: PendingLogins::default(),
                     rate_limits: RateLimits::default(),
                 }),

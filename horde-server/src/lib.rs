@@ -25,6 +25,7 @@ pub mod canaries;
 pub mod chat;
 pub mod clock;
 pub mod config;
+pub mod delivery;
 pub mod driver;
 pub mod error;
 pub mod extract;
@@ -45,6 +46,7 @@ pub mod stats;
 pub mod store;
 pub mod views;
 pub mod web;
+pub mod webhooks;
 pub mod wire;
 
 pub use clock::Clock;
@@ -116,6 +118,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let timer = tokio::spawn(driver.clone().drive_timer());
+    let webhooks = tokio::spawn(delivery::deliver(driver.clone()));
     let failed = driver.clone();
     let stop = async move {
         tokio::select! {
@@ -133,6 +136,7 @@ pub async fn serve(
     )
     .await;
     timer.abort();
+    webhooks.abort();
     let closing = driver.clone();
     let _ = tokio::task::spawn_blocking(move || closing.close()).await;
     if driver.is_failed() {

@@ -22,18 +22,11 @@ pub fn request_spec(
     owner: UserId,
     now: Timestamp,
 ) -> Result<RequestSpec, ApiError> {
-    for (field, value, why) in [
-        (
-            "webhook",
-            &body.webhook,
-            "this horde does not deliver webhooks yet; poll /generate/text/status/{id} or stream",
-        ),
-        (
-            "softprompt",
-            &body.softprompt,
-            "softprompts are not supported: no worker of this horde loads them",
-        ),
-    ] {
+    for (field, value, why) in [(
+        "softprompt",
+        &body.softprompt,
+        "softprompts are not supported: no worker of this horde loads them",
+    )] {
         if value.as_deref().is_some_and(|v| !v.is_empty()) {
             return Err(ApiError::invalid(Rc::BadRequest, field, why));
         }
@@ -83,6 +76,11 @@ pub fn request_spec(
     spec.disable_batching = body.disable_batching.unwrap_or(false);
     // Whether the owner may name one is checked under the lock (`check_proxied_account`).
     spec.proxied_account = body.proxied_account.filter(|p| !p.is_empty());
+    // Checked (form, addresses) by the handler, which may resolve it.
+    spec.webhook = body
+        .webhook
+        .map(|w| w.trim().to_owned())
+        .filter(|w| !w.is_empty());
     if let Some(proxied) = &spec.proxied_account {
         if proxied.chars().count() > PROXIED_ACCOUNT_MAX
             || horde_core::name_problem(proxied).is_some()
@@ -99,6 +97,25 @@ pub fn request_spec(
 
 /// Longest `proxied_account`, in characters.
 const PROXIED_ACCOUNT_MAX: usize = 100;
+
+/// Refuses a `webhook` from a user without a webhook secret (deliveries are always signed).
+pub fn check_webhook_secret(
+    users: &crate::auth::Users,
+    spec: &RequestSpec,
+) -> Result<(), ApiError> {
+    let has_secret = users
+        .get(spec.owner)
+        .is_some_and(|u| u.webhook_secret.is_some());
+    if spec.webhook.is_some() && !has_secret {
+        return Err(ApiError::invalid(
+            Rc::BadRequest,
+            "webhook",
+            "webhooks are signed with your webhook secret: set one first with PUT \
+             /api/v2/users/{your id} {\"webhook_secret\": \"…\"} (Anonymous cannot)",
+        ));
+    }
+    Ok(())
+}
 
 /// Refuses a `proxied_account` from a user who is not a service account.
 pub fn check_proxied_account(

@@ -10,6 +10,7 @@
 //! `operators`: the configuration file, `create-admin`, trusted proxies.
 //! `tls`: TLS to PostgreSQL, each `sslmode` (when `.ci/run` provides a TLS cluster).
 //! `sdk`: the Python `horde-sdk` against the real binary (when `.ci/run` provides it).
+//! `webhooks`: deliveries to a loopback receiver that verifies signatures, through outages.
 
 // Test helpers panic on failure by design.
 #![allow(clippy::unwrap_used)]
@@ -46,3 +47,5 @@ mod tls;
 mod util;
 #[path = "tests/web.rs"]
 mod web;
+#[path = "tests/webhooks.rs"]
+mod webhooks;

@@ -44,11 +44,20 @@ pub(crate) async fn request(
 ) -> Result<Response, ApiError> {
     let dry_run = body.dry_run.unwrap_or(false);
     let mut spec = crate::wire::request_spec(body, user, state.now())?;
+    if let Some(url) = &spec.webhook {
+        // The secret first: nobody makes the horde resolve names without one.
+        state.read(|core, _| crate::wire::check_webhook_secret(&core.users, &spec))?;
+        let allow_private = state.config().webhooks.allow_private;
+        crate::webhooks::guard::check_target(url, allow_private)
+            .await
+            .map_err(|e| ApiError::invalid(Rc::BadRequest, "webhook", e.to_string()))?;
+    }
     spec.origin = Some(state.read(|core, _| core.users.fingerprint(ip)));
     if dry_run {
         // The same 400s as a real request: a dry run tells a client whether it would work.
         let kudos = state.read(|core, now| {
             crate::wire::check_proxied_account(core.horde(), &spec)?;
+            crate::wire::check_webhook_secret(&core.users, &spec)?;
             core.horde().check_request(&spec)?;
             Ok::<_, ApiError>(core.horde().estimate(&spec, now))
         })?;
@@ -86,6 +95,7 @@ pub(crate) async fn enqueue(
                 return Err(ApiError::HordeMaintenance);
             }
             crate::wire::check_proxied_account(txn.core().horde(), &spec)?;
+            crate::wire::check_webhook_secret(&txn.core().users, &spec)?;
             if let Some(proxied) = &spec.proxied_account {
                 tracing::info!(service = spec.owner.0, proxied_account = %proxied, "proxied request");
             }

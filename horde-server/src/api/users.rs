@@ -140,18 +140,29 @@ pub(crate) async fn update(
         || body.service.is_some()
         || body.customizer.is_some()
         || body.vpn.is_some();
-    if !admin_fields && body.public_workers.is_none() {
+    let own_fields = body.public_workers.is_some() || body.webhook_secret.is_some();
+    if !admin_fields && !own_fields {
         return Err(ApiError::invalid(
             Rc::NoUserModSelected,
             "kudos",
             "nothing to change: send kudos, trusted, concurrency, flagged, a role (moderator, \
-             service, customizer, vpn) or public_workers",
+             service, customizer, vpn), public_workers or webhook_secret",
         ));
     }
     let is_admin = state.is_admin(caller);
     if (admin_fields || caller != id) && !is_admin {
         return Err(ApiError::NotAdmin);
     }
+    // Only the user: an administrator cannot sign deliveries as someone else.
+    let webhook_secret = match &body.webhook_secret {
+        Some(_) if caller != id => {
+            return Err(ApiError::WrongCredentials(
+                "only the user sets their webhook secret",
+            ))
+        }
+        Some(secret) => Some(ops::webhooks::valid_secret(secret)?),
+        None => None,
+    };
     let (_, most) = horde_core::ranges::CONCURRENCY;
     if body.concurrency.is_some_and(|c| c > most) {
         return Err(ApiError::invalid(
@@ -194,6 +205,10 @@ pub(crate) async fn update(
             answer.service = body.service;
             answer.customizer = body.customizer;
             answer.vpn = body.vpn;
+            if let Some(secret) = webhook_secret {
+                answer.webhook_secret_set = Some(secret.is_some());
+                ops::webhooks::set_secret(txn, id, secret)?;
+            }
             Ok(Json(answer))
         })
         .await

@@ -21,6 +21,7 @@ pub mod reference;
 pub mod sessions;
 pub mod transfer;
 pub mod users;
+pub mod webhooks;
 
 /// Counts one more `what` at this change's time against `limit` per minute; over it, the error
 /// says how many seconds to wait.

@@ -73,8 +73,22 @@ fn apply(sql: &mut dyn Sql, write: &Write) -> Result<(), StoreError> {
                 user.key_hash.map(|h| h.to_vec()),
                 user.created_at as i64,
                 user.is_admin,
+                user.webhook_secret.clone(),
             ],
         ),
+        Write::Webhook(delivery) => sql.execute(
+            Stmt::PutWebhook,
+            &params![
+                delivery.job.to_string(),
+                delivery.url.as_str(),
+                delivery.owner.0 as i64,
+                delivery.body.as_str(),
+                i64::from(delivery.attempts),
+                delivery.next_at as i64,
+                delivery.created_at as i64
+            ],
+        ),
+        Write::WebhookDone(job) => sql.execute(Stmt::DeleteWebhook, &params![job.to_string()]),
         Write::Modes(modes) => sql.execute(Stmt::PutModes, &params![serde_json::to_vec(modes)?]),
         Write::Idempotency {
             user,

@@ -203,6 +203,7 @@ mod tests {
                     key_hash: Some(key_hash),
                     created_at: id,
                     is_admin: false,
+                    webhook_secret: None,
                 })
             })
             .collect()

@@ -22,6 +22,7 @@ pub(super) fn load(sql: &mut dyn Sql, default_concurrency: u32) -> Result<Loaded
             key_hash: row.opt_bytes(2)?.and_then(|h| h.try_into().ok()),
             created_at,
             is_admin: row.flag(14)?,
+            webhook_secret: row.opt_text(18)?,
         };
         let policy = UserPolicy {
             concurrency: row.uint(4)?,
@@ -117,12 +118,29 @@ pub(super) fn load(sql: &mut dyn Sql, default_concurrency: u32) -> Result<Loaded
         model_hours.push((row.text(0)?, row.int(1)? as u64, row.int(2)? as u64));
     }
 
+    let mut webhooks = Vec::new();
+    for row in sql.query(Stmt::SelectWebhooks, &[])? {
+        let Ok(job) = row.text(0)?.parse() else {
+            continue;
+        };
+        webhooks.push(super::Delivery {
+            job: horde_core::JobId(job),
+            url: row.text(1)?,
+            owner: UserId(row.int(2)? as u64),
+            body: row.text(3)?,
+            attempts: row.int(4)?.clamp(0, i64::from(u32::MAX)) as u32,
+            next_at: row.int(5)?.max(0) as u64,
+            created_at: row.int(6)?.max(0) as u64,
+        });
+    }
+
     let modes = match sql.query(Stmt::SelectModes, &[])?.first() {
         Some(row) => serde_json::from_slice(&row.opt_bytes(0)?.unwrap_or_default())?,
         None => super::Modes::default(),
     };
 
     Ok(Loaded {
+        webhooks,
         teams,
         modes,
         model_hours,

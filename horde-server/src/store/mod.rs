@@ -141,6 +141,8 @@ pub struct UserRow {
     pub created_at: u64,
     /// Made an administrator by `horde-server create-admin`.
     pub is_admin: bool,
+    /// The secret the user's webhook deliveries are signed with, if they set one.
+    pub webhook_secret: Option<String>,
 }
 
 /// A change of one of the server's own tables (users, sessions, OAuth identities, idempotency
@@ -197,6 +199,11 @@ pub enum Write {
     },
     /// The horde's modes changed.
     Modes(Modes),
+    /// A webhook delivery to make (with its generation's commit), or its new schedule after a
+    /// failed attempt.
+    Webhook(Delivery),
+    /// A webhook delivery is over (delivered, or given up).
+    WebhookDone(horde_core::JobId),
     /// A transfer's idempotency key and the response it got.
     Idempotency {
         /// Who sent it.
@@ -213,6 +220,26 @@ pub enum Write {
 struct Batch {
     writes: Vec<Write>,
     ack: oneshot::Sender<Result<(), String>>,
+}
+
+/// A finished generation to post to its request's webhook: kept until delivered or given up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The job whose generation it carries (also the delivery's id).
+    pub job: horde_core::JobId,
+    /// Where to post it.
+    pub url: String,
+    /// Whose secret signs it (the request's owner).
+    pub owner: UserId,
+    /// The JSON body.
+    pub body: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When the next attempt is due, ms since the epoch.
+    pub next_at: u64,
+    /// When the generation finished, ms since the epoch (deliveries are given up after
+    /// `webhooks.max_age_secs`).
+    pub created_at: u64,
 }
 
 /// The horde's modes in force (see [`crate::modes`] for what each does). Default: none.
@@ -243,6 +270,8 @@ pub struct Loaded {
     pub idempotency: Vec<(UserId, String, String, String)>,
     /// Finished generations per minute: (minute since epoch, requests, tokens).
     pub minutes: Vec<(u64, u64, u64)>,
+    /// Webhook deliveries not yet made.
+    pub webhooks: Vec<Delivery>,
     /// The horde's modes (none set when never stored).
     pub modes: Modes,
     /// Finished generations per model and hour: (model, hour since epoch, requests).

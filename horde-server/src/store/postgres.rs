@@ -169,6 +169,17 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE users ADD COLUMN roles BIGINT NOT NULL DEFAULT 0;",
     // 4 (SQLite's 12): teams of workers.
     "CREATE TABLE teams (id TEXT PRIMARY KEY, data TEXT NOT NULL);",
+    // 5 (SQLite's 13): webhooks: signing secrets and deliveries not yet made.
+    "ALTER TABLE users ADD COLUMN webhook_secret TEXT;
+     CREATE TABLE webhooks (
+        job TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        owner BIGINT NOT NULL,
+        body TEXT NOT NULL,
+        attempts BIGINT NOT NULL,
+        next_at BIGINT NOT NULL,
+        created_at BIGINT NOT NULL
+     );",
 ];
 
 /// Prepared statements, by name, for one connection.

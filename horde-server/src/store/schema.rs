@@ -89,6 +89,17 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE users ADD COLUMN roles INTEGER NOT NULL DEFAULT 0;",
     // 12: teams of workers (JSON records with their counters).
     "CREATE TABLE teams (id TEXT PRIMARY KEY, data TEXT NOT NULL);",
+    // 13: webhooks: each user's signing secret, and the deliveries not yet made.
+    "ALTER TABLE users ADD COLUMN webhook_secret TEXT;
+     CREATE TABLE webhooks (
+        job TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        owner INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        next_at INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+     );",
 ];
 
 /// Opens (creating and migrating if needed) the database at `path`.

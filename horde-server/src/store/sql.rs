@@ -184,6 +184,8 @@ pub(crate) enum Stmt {
     DeleteWorkerStats,
     PutTeam,
     DeleteTeam,
+    PutWebhook,
+    DeleteWebhook,
     PutSecret,
     PutModes,
     EnsureAnonymous,
@@ -193,6 +195,7 @@ pub(crate) enum Stmt {
     SelectUsers,
     SelectWorkers,
     SelectTeams,
+    SelectWebhooks,
     SelectJobs,
     SelectRequests,
     SelectIdempotency,
@@ -212,10 +215,12 @@ impl Stmt {
     pub(crate) fn text(self) -> &'static str {
         match self {
             Stmt::PutUser => {
-                "INSERT INTO users (id, alias, key_hash, created_at, concurrency, is_admin)
-                 VALUES (?1, ?2, ?3, ?4, 0, ?5)
+                "INSERT INTO users (id, alias, key_hash, created_at, concurrency, is_admin,
+                    webhook_secret)
+                 VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6)
                  ON CONFLICT (id) DO UPDATE SET alias = excluded.alias,
-                    key_hash = excluded.key_hash, is_admin = excluded.is_admin"
+                    key_hash = excluded.key_hash, is_admin = excluded.is_admin,
+                    webhook_secret = excluded.webhook_secret"
             }
             Stmt::PutIdempotency => {
                 "INSERT INTO idempotency (\"user\", key, request, response) VALUES (?1, ?2, ?3, ?4)
@@ -280,6 +285,13 @@ impl Stmt {
                  ON CONFLICT (id) DO UPDATE SET data = excluded.data"
             }
             Stmt::DeleteTeam => "DELETE FROM teams WHERE id = ?1",
+            Stmt::PutWebhook => {
+                "INSERT INTO webhooks (job, url, owner, body, attempts, next_at, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (job) DO UPDATE SET attempts = excluded.attempts,
+                    next_at = excluded.next_at"
+            }
+            Stmt::DeleteWebhook => "DELETE FROM webhooks WHERE job = ?1",
             Stmt::DeleteWorkerStats => "DELETE FROM worker_stats WHERE id = ?1",
             Stmt::PutSecret => {
                 "INSERT INTO meta (key, value) VALUES ('key_secret', ?1)
@@ -298,7 +310,7 @@ impl Stmt {
             Stmt::SelectUsers => {
                 "SELECT id, alias, key_hash, created_at, concurrency, trusted, balance, accumulated,
                     gifted, received, awarded, uptime, admin, public_workers, is_admin, flagged,
-                    escrow, roles
+                    escrow, roles, webhook_secret
                  FROM users"
             }
             Stmt::SelectWorkers => {
@@ -307,6 +319,9 @@ impl Stmt {
             }
             Stmt::SelectJobs => "SELECT request, data FROM jobs",
             Stmt::SelectTeams => "SELECT data FROM teams",
+            Stmt::SelectWebhooks => {
+                "SELECT job, url, owner, body, attempts, next_at, created_at FROM webhooks"
+            }
             Stmt::SelectRequests => "SELECT id, spec, state FROM requests",
             Stmt::SelectIdempotency => "SELECT \"user\", key, request, response FROM idempotency",
             Stmt::SelectSessions => "SELECT digest, \"user\", csrf, expires_at FROM sessions",
