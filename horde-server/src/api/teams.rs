@@ -4,10 +4,9 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
-use axum::Json;
 use horde_core::{Team, TeamId, UserId};
 
-use super::{parse_uuid, Registered};
+use super::{parse_uuid, Json, Registered};
 use crate::driver::{Core, Driver};
 use crate::error::{ApiError, Rc};
 use crate::wire::{
