@@ -186,6 +186,16 @@ pub enum GenerationState {
     Censored,
 }
 
+impl GenerationState {
+    /// Its name on the wire: `ok` or `censored`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            GenerationState::Ok => "ok",
+            GenerationState::Censored => "censored",
+        }
+    }
+}
+
 /// A finished generation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Generation {
@@ -203,6 +213,27 @@ pub struct Generation {
     pub reward: Kudos,
     /// When it was submitted.
     pub finished_at: Timestamp,
+}
+
+impl Generation {
+    /// The seed as the API shows it: the worker's when it reported an integer, else 0.
+    ///
+    /// ```
+    /// use horde_core::{Generation, GenerationState, Kudos, Timestamp};
+    /// let mut generation = Generation {
+    ///     text: "Hi".into(), seed: Some(" 42".into()), state: GenerationState::Ok,
+    ///     metadata: None, tokens: 1, reward: Kudos::ZERO, finished_at: Timestamp(0),
+    /// };
+    /// assert_eq!(generation.seed_number(), 42);
+    /// generation.seed = Some("random".into());
+    /// assert_eq!(generation.seed_number(), 0);
+    /// ```
+    pub fn seed_number(&self) -> i64 {
+        self.seed
+            .as_deref()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    }
 }
 
 /// Why a job ended without a generation.

@@ -133,15 +133,19 @@ impl Users {
         user: UserId,
         secret: Option<String>,
     ) -> Result<Recorded<()>, AuthError> {
-        let mut row = self
-            .by_id
-            .get(&user)
-            .filter(|row| row.key_hash.is_some())
-            .cloned()
-            .ok_or(AuthError::UnknownUser)?;
+        let mut row = self.registered(user)?;
         row.webhook_secret = secret;
         self.put(row.clone());
         Ok(Recorded::new((), vec![Write::User(row)]))
+    }
+
+    /// A copy of `user`'s row, if they are registered (have a key: not Anonymous).
+    fn registered(&self, user: UserId) -> Result<UserRow, AuthError> {
+        self.by_id
+            .get(&user)
+            .filter(|row| row.key_hash.is_some())
+            .cloned()
+            .ok_or(AuthError::UnknownUser)
     }
 
     /// A salted digest of `token` (how session ids are kept, like API keys).
@@ -152,12 +156,7 @@ impl Users {
     /// Gives `user` a new API key (the old one stops working at once); returns the row and the
     /// key (shown once), with the write that persists the row.
     pub fn rekey(&mut self, user: UserId) -> Result<Recorded<(UserRow, String)>, AuthError> {
-        let mut row = self
-            .by_id
-            .get(&user)
-            .filter(|row| row.key_hash.is_some())
-            .cloned()
-            .ok_or(AuthError::UnknownUser)?;
+        let mut row = self.registered(user)?;
         let key = new_api_key()?;
         row.key_hash = Some(hash_key(&self.secret, &key));
         self.put(row.clone());

@@ -6,9 +6,7 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use horde_core::{
-    GenerationState, Horde, JobId, Outcome, PopQuery, RequestId, Submission, SubmitState, Timestamp,
-};
+use horde_core::{Horde, JobId, Outcome, PopQuery, RequestId, Submission, SubmitState, Timestamp};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -129,21 +127,14 @@ pub(crate) fn status_of(
         .map(|(job, generation)| GenerationOut {
             id: job.id.to_string(),
             text: generation.text.clone(),
-            seed: generation
-                .seed
-                .as_deref()
-                .and_then(|s| s.trim().parse::<i64>().ok())
-                .unwrap_or(0),
+            seed: generation.seed_number(),
             worker_id: job.worker.to_string(),
             worker_name: horde
                 .worker(job.worker)
                 .map(|w| w.name.clone())
                 .unwrap_or_default(),
             model: job.model.clone(),
-            state: match generation.state {
-                GenerationState::Ok => "ok".into(),
-                GenerationState::Censored => "censored".into(),
-            },
+            state: generation.state.as_str().into(),
             // Validated on submit; older rows that do not parse show none.
             gen_metadata: generation
                 .metadata

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{Hmac, KeyInit, Mac};
-use horde_core::{Generation, GenerationState, Horde, Job, JobId};
+use horde_core::{Generation, Horde, Job, JobId};
 use serde::Serialize;
 use sha2::Sha256;
 use tokio::sync::Notify;
@@ -171,21 +171,14 @@ pub(crate) fn delivery_for(horde: &Horde, job: &Job, generation: &Generation) ->
         id: job.id.to_string(),
         text: &generation.text[..cut],
         text_truncated: cut < generation.text.len(),
-        seed: generation
-            .seed
-            .as_deref()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(0),
+        seed: generation.seed_number(),
         worker_id: job.worker.to_string(),
         worker_name: horde
             .worker(job.worker)
             .map(|w| w.name.clone())
             .unwrap_or_default(),
         model: &job.model,
-        state: match generation.state {
-            GenerationState::Ok => "ok",
-            GenerationState::Censored => "censored",
-        },
+        state: generation.state.as_str(),
         kudos: generation.reward,
     };
     let body = serde_json::to_string(&payload).ok()?;
