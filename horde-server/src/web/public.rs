@@ -263,6 +263,9 @@ pub(super) async fn worker(
         ),
         ("Software", software(&shown.bridge_agent)),
     ];
+    if let Some(team) = &shown.team.name {
+        rows.push(("Team", escape(team)));
+    }
     if !shown.info.is_empty() {
         rows.push(("About", escape(&shown.info)));
     }

@@ -69,6 +69,19 @@ async fn teams_are_made_joined_counted_renamed_and_deleted() {
     assert_eq!(shown["models"], json!([{ "name": MODEL, "count": 1 }]));
     let (_, worker) = server.get(&worker_path, None).await;
     assert_eq!(worker["team"], json!({ "id": team, "name": "Night shift" }));
+    let page = server
+        .client
+        .get(format!(
+            "{}{worker_path}",
+            server.base.trim_end_matches("/api/v2")
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("<th>Team</th><td>Night shift</td>"), "{page}");
     let (_, all) = server.get("/teams", None).await;
     assert_eq!(all.as_array().unwrap().len(), 1);
 
