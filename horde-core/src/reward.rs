@@ -108,7 +108,18 @@ impl EconomyConfig {
     /// # Ok::<(), horde_core::reference::ReferenceError>(())
     /// ```
     pub fn size_of(&self, reference: &ModelReference, model: &str) -> f64 {
-        match self.model_size {
+        self.size_under(self.model_size, reference, model)
+    }
+
+    /// The size `model` is paid as under `policy` (whatever [`EconomyConfig::model_size`]
+    /// says): for a user whose custom models the operator trusts by name.
+    pub fn size_under(
+        &self,
+        policy: ModelSizePolicy,
+        reference: &ModelReference,
+        model: &str,
+    ) -> f64 {
+        match policy {
             ModelSizePolicy::Reference => reference
                 .lookup(model)
                 .map_or(self.unknown_model_size_b, |entry| entry.params_b),

@@ -697,11 +697,11 @@ impl Horde {
     pub fn model_size_for(&self, owner: UserId, model: &str) -> f64 {
         let customizer = self.users.get(&owner).is_some_and(|p| p.roles.customizer);
         if customizer && self.reference.lookup(model).is_none() {
-            let by_name = EconomyConfig {
-                model_size: crate::ModelSizePolicy::Name,
-                ..self.config.economy.clone()
-            };
-            return by_name.size_of(&self.reference, model);
+            return self.config.economy.size_under(
+                crate::ModelSizePolicy::Name,
+                &self.reference,
+                model,
+            );
         }
         self.model_size_b(model)
     }

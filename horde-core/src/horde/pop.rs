@@ -509,19 +509,21 @@ impl Horde {
         if due == 0 || !self.earns_uptime(id, now) {
             return;
         }
-        let economy = &self.config.economy;
-        let Some(worker) = self.workers.get_mut(&id) else {
+        let Some(worker) = self.workers.get(&id) else {
             return;
         };
         // Paid for what the worker has shown (the model and context of its recent paid work
-        // for others), never for what it advertises. One award per interval at most, however
-        // long the worker was away.
+        // for others), never for what it advertises — sized as its generations are. One award
+        // per interval at most, however long the worker was away.
+        let owner = worker.owner;
         let size = worker
             .shown_model
             .as_deref()
-            .map_or(0.0, |model| economy.size_of(&self.reference, model));
-        let award = economy.uptime_reward(size, worker.shown_context);
-        let owner = worker.owner;
+            .map_or(0.0, |model| self.model_size_for(owner, model));
+        let award = self
+            .config
+            .economy
+            .uptime_reward(size, worker.shown_context);
         let escrowed = self.config.integrity.escrow_untrusted
             && self.users.get(&owner).is_some_and(|p| !p.trusted);
         let posted = if escrowed {

@@ -461,4 +461,27 @@ fn a_customizers_unknown_models_are_sized_by_name_and_resized_when_the_role_chan
     // The role is persisted with the policy.
     let copy = sim.store.restore(sim.horde.config().clone());
     assert_eq!(copy.model_size_for(UserId(2), custom), 13.0);
+    // Uptime is paid for the model shown, sized as its generations are.
+    let mut spec = sim.spec(1);
+    spec.models = vec![custom.into()];
+    sim.enqueue(spec).unwrap();
+    let (_, job) = sim.pop_with_model(2, "w", custom).unwrap();
+    sim.advance(10);
+    sim.submit(2, job, SubmitState::Ok).unwrap();
+    // Online (checking in every 30 s) for one uptime interval.
+    let interval = sim.horde.config().economy.uptime_interval_secs;
+    for _ in 0..=interval / 30 {
+        sim.advance(30);
+        sim.pop_with_model(2, "w", custom);
+    }
+    let worker = sim.horde.worker(id).unwrap();
+    let economy = &sim.horde.config().economy;
+    assert_eq!(
+        worker.kudos_uptime,
+        economy.uptime_reward(13.0, worker.shown_context)
+    );
+    assert_ne!(
+        worker.kudos_uptime,
+        economy.uptime_reward(1.0, worker.shown_context)
+    );
 }
