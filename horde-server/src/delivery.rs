@@ -27,12 +27,11 @@ async fn attempt(
     secret: &str,
     now: Timestamp,
 ) -> Result<(), Failure> {
-    let url = guard::check_target(&delivery.url, config.allow_private)
-        .await
-        .map_err(|e| Failure {
-            permanent: !matches!(e, guard::TargetError::Unresolved),
-            reason: e.to_string(),
-        })?;
+    // Names are resolved by the client (public addresses only, unless allowed), once.
+    let url = guard::check_form(&delivery.url, config.allow_private).map_err(|e| Failure {
+        permanent: true,
+        reason: e.to_string(),
+    })?;
     let timestamp = now.millis() / 1000;
     let answer = client
         .post(url)

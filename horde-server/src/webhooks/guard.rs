@@ -74,9 +74,11 @@ pub enum TargetError {
 /// The longest webhook URL accepted.
 pub const URL_MAX: usize = 1024;
 
-/// Checks `url` as a webhook target: its form, and (unless `allow_private`) that every address
-/// its host resolves to is public. Returns the parsed URL.
-pub async fn check_target(url: &str, allow_private: bool) -> Result<reqwest::Url, TargetError> {
+/// Checks `url`'s form (`http` or `https` with a host, at most [`URL_MAX`] characters) and,
+/// when its host is an address, that the address is public (unless `allow_private`). What a
+/// delivery checks before each attempt: names are left to [`PublicOnly`], which the client
+/// resolves them with.
+pub fn check_form(url: &str, allow_private: bool) -> Result<reqwest::Url, TargetError> {
     if url.chars().count() > URL_MAX {
         return Err(TargetError::TooLong(URL_MAX));
     }
@@ -84,25 +86,39 @@ pub async fn check_target(url: &str, allow_private: bool) -> Result<reqwest::Url
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(TargetError::NotHttp);
     }
-    let host = parsed.host_str().ok_or(TargetError::NotHttp)?;
-    let port = parsed.port_or_known_default().unwrap_or(80);
-    let literal = host
+    if let Some(ip) = literal_address(&parsed) {
+        if !allow_private && !is_public(ip) {
+            return Err(TargetError::Private);
+        }
+    }
+    Ok(parsed)
+}
+
+/// The address `url`'s host is written as, if it is one (`[::1]` included).
+fn literal_address(url: &reqwest::Url) -> Option<IpAddr> {
+    url.host_str()?
         .trim_start_matches('[')
         .trim_end_matches(']')
-        .parse::<IpAddr>()
-        .ok();
-    let addresses: Vec<IpAddr> = match literal {
-        Some(ip) => vec![ip],
-        None => {
-            let lookup = tokio::net::lookup_host((host, port));
-            tokio::time::timeout(RESOLVE_TIMEOUT, lookup)
-                .await
-                .map_err(|_| TargetError::Unresolved)?
-                .map_err(|_| TargetError::Unresolved)?
-                .map(|a| a.ip())
-                .collect()
-        }
-    };
+        .parse()
+        .ok()
+}
+
+/// Checks `url` as a webhook target when a request names it: [`check_form`], and that its
+/// host resolves — unless `allow_private`, to public addresses only. Returns the parsed URL.
+pub async fn check_target(url: &str, allow_private: bool) -> Result<reqwest::Url, TargetError> {
+    let parsed = check_form(url, allow_private)?;
+    let host = parsed.host_str().ok_or(TargetError::NotHttp)?;
+    if literal_address(&parsed).is_some() {
+        return Ok(parsed);
+    }
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    let lookup = tokio::net::lookup_host((host, port));
+    let addresses: Vec<IpAddr> = tokio::time::timeout(RESOLVE_TIMEOUT, lookup)
+        .await
+        .map_err(|_| TargetError::Unresolved)?
+        .map_err(|_| TargetError::Unresolved)?
+        .map(|a| a.ip())
+        .collect();
     if addresses.is_empty() {
         return Err(TargetError::Unresolved);
     }
@@ -113,8 +129,8 @@ pub async fn check_target(url: &str, allow_private: bool) -> Result<reqwest::Url
 }
 
 /// A resolver for the delivery client that answers only public addresses: a host that
-/// resolves to none cannot be connected to (IP literals are checked by [`check_target`]
-/// before each delivery).
+/// resolves to none cannot be connected to (addresses written in the URL never reach a
+/// resolver: [`check_form`] checks them before each delivery).
 #[derive(Debug, Clone, Copy)]
 pub struct PublicOnly;
 
@@ -134,5 +150,31 @@ impl Resolve for PublicOnly {
             let addrs: Addrs = Box::new(public.into_iter());
             Ok(addrs)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_name_that_resolves_inside_reaches_nothing_at_delivery() {
+        // What a delivery's client asks: `localhost` is loopback, so no address comes back.
+        let name: Name = "localhost".parse().unwrap();
+        assert!(PublicOnly.resolve(name).await.is_err());
+        // Addresses written in the URL are checked without a resolver.
+        assert_eq!(
+            check_form("http://127.0.0.1:9/hook", false),
+            Err(TargetError::Private)
+        );
+        assert!(check_form("http://127.0.0.1:9/hook", true).is_ok());
+        assert!(
+            check_form("http://localhost:9/hook", false).is_ok(),
+            "left to PublicOnly"
+        );
+        assert_eq!(
+            check_form("ftp://example.org/", false),
+            Err(TargetError::NotHttp)
+        );
     }
 }
