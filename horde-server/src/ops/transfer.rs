@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use horde_core::{Kudos, LedgerError, TransferError, UserId};
 
 use super::rate_limit;
-use crate::driver::{Driver, IdempotentAnswer};
+use crate::driver::{Driver, IdempotentAnswer, Txn};
 use crate::error::{ApiError, Rc};
 use crate::ratelimit::Limited;
 use crate::wire::Transferred;
@@ -49,15 +49,8 @@ pub async fn transfer(
             if !vpn {
                 rate_limit(txn, Limited::TransferByAddress(ip), per_ip)?;
             }
-            let to = txn
-                .core()
-                .users
-                .find_by_username(username)
-                .map(|u| u.id)
-                // 400, as AI Horde answers a transfer to a username it does not know.
-                .ok_or_else(|| {
-                    ApiError::invalid(Rc::UserNotFound, "username", format!("no user {username}"))
-                })?;
+            // 400, as AI Horde answers a transfer to a username it does not know.
+            let to = receiver(txn, username, Rc::UserNotFound)?;
             let posting = txn.apply(|horde, now| horde.transfer(now, from, to, amount))?;
             let response = Transferred {
                 transferred: posting.amount,
@@ -88,18 +81,7 @@ pub async fn award(
 ) -> Result<crate::wire::KudosAwarded, ApiError> {
     let posting = driver
         .change(|txn| {
-            let to = txn
-                .core()
-                .users
-                .find_by_username(username)
-                .map(|u| u.id)
-                .ok_or_else(|| {
-                    ApiError::invalid(
-                        Rc::InvalidAwardUsername,
-                        "username",
-                        format!("no user {username}"),
-                    )
-                })?;
+            let to = receiver(txn, username, Rc::InvalidAwardUsername)?;
             if to.is_anonymous() {
                 return Err(ApiError::invalid(
                     Rc::KudosAwardToAnon,
@@ -114,4 +96,13 @@ pub async fn award(
     Ok(crate::wire::KudosAwarded {
         awarded: posting.amount,
     })
+}
+
+/// The user `username` (`alias#id`) names; a 400 with `rc` when nobody.
+fn receiver(txn: &Txn<'_>, username: &str, rc: Rc) -> Result<UserId, ApiError> {
+    txn.core()
+        .users
+        .find_by_username(username)
+        .map(|u| u.id)
+        .ok_or_else(|| ApiError::invalid(rc, "username", format!("no user {username}")))
 }
