@@ -103,135 +103,6 @@ impl HordeConfig {
     }
 }
 
-/// What the core needs to know of a user besides their balance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserPolicy {
-    /// Generations the user may have open at once.
-    pub concurrency: u32,
-    /// The user's workers count as trusted.
-    pub trusted: bool,
-    /// The user shows themselves as the owner of their workers to everyone (AI Horde's
-    /// `public_workers`); otherwise only they and administrators see it.
-    #[serde(default)]
-    pub public_workers: bool,
-    /// Flagged for review (by suspicion or an administrator): cannot transfer, their workers
-    /// are paused, their requests wait behind everyone else's.
-    #[serde(default)]
-    pub flagged: bool,
-    /// When the user registered (for automatic trust).
-    #[serde(default)]
-    pub registered_at: Timestamp,
-    /// What administrators let the user do beyond the ordinary.
-    #[serde(default)]
-    pub roles: Roles,
-}
-
-/// AI Horde's user roles besides trust, set by administrators. The core acts on
-/// [`Roles::customizer`]; the server on the others.
-///
-/// ```
-/// use horde_core::Roles;
-/// let roles = Roles { moderator: true, vpn: true, ..Roles::default() };
-/// assert_eq!(Roles::from_bits(roles.bits()), roles);
-/// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Roles {
-    /// Awards kudos and switches the horde's invite-only and raid modes.
-    pub moderator: bool,
-    /// A service account (a front-end acting for its own users): may name the user a request
-    /// is for (`proxied_account`).
-    pub service: bool,
-    /// Runs custom models: their workers' models that the model reference does not know are
-    /// paid by the size in their name (capped at the reference's largest), instead of
-    /// `unknown_model_size_b`.
-    pub customizer: bool,
-    /// Shares its address with strangers (a VPN): not held to per-address limits on calls
-    /// that have a per-user limit.
-    pub vpn: bool,
-}
-
-impl Roles {
-    /// The roles as bits (moderator 1, service 2, customizer 4, vpn 8), for storage.
-    pub fn bits(self) -> u8 {
-        u8::from(self.moderator)
-            | u8::from(self.service) << 1
-            | u8::from(self.customizer) << 2
-            | u8::from(self.vpn) << 3
-    }
-
-    /// The roles of `bits` (see [`Roles::bits`]); unknown bits are ignored.
-    pub fn from_bits(bits: u8) -> Roles {
-        Roles {
-            moderator: bits & 1 != 0,
-            service: bits & 2 != 0,
-            customizer: bits & 4 != 0,
-            vpn: bits & 8 != 0,
-        }
-    }
-}
-
-/// A change the core made, for a binary to persist. Replaying the latest value of every
-/// entity into [`Horde::restore`] gives back the same state.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Event {
-    /// A request was accepted (its immutable part; stored once).
-    RequestQueued(Arc<RequestSpec>),
-    /// A request's mutable state changed.
-    RequestChanged {
-        /// Which request.
-        id: RequestId,
-        /// Its new state.
-        state: RequestState,
-    },
-    /// A job started or changed (finished, aborted).
-    JobChanged(Job),
-    /// A closed request's retention ended; it and its jobs can be deleted.
-    RequestRemoved(RequestId),
-    /// Kudos moved.
-    Posted(Posting),
-    /// A user's balance or details changed (the result of a posting).
-    AccountChanged {
-        /// Whose account.
-        user: UserId,
-        /// Its new state.
-        state: AccountState,
-    },
-    /// A worker was created or its profile changed (the record includes its stats).
-    WorkerChanged(Worker),
-    /// Only a worker's clock and counters changed (a check-in, a finished job).
-    WorkerCheckedIn {
-        /// Which worker.
-        id: WorkerId,
-        /// Its new clock and counters.
-        stats: WorkerStats,
-    },
-    /// A worker was deleted (its owner's or an administrator's choice): its record and stats
-    /// go; the jobs it did keep its id.
-    WorkerRemoved(WorkerId),
-    /// A team was created or changed (its counters included).
-    TeamChanged(teams::Team),
-    /// A team was deleted (its workers left it first, each a `WorkerChanged`).
-    TeamRemoved(TeamId),
-    /// A user was registered or their policy changed.
-    UserChanged {
-        /// Which user.
-        user: UserId,
-        /// Their new policy.
-        policy: UserPolicy,
-    },
-}
-
-/// A command's result and the events it caused. The events must reach the store, or memory
-/// and disk drift apart: hence `#[must_use]`.
-#[derive(Debug, Clone, PartialEq)]
-#[must_use = "the events of a command must be persisted"]
-pub struct Applied<T> {
-    /// What the command returns to its caller.
-    pub value: T,
-    /// What changed, in order.
-    pub events: Vec<Event>,
-}
-
 /// Queue lanes: a request waits in one lane per acceptable model, or in `Any`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Lane {
@@ -793,8 +664,10 @@ impl Horde {
 mod accounts;
 mod checks;
 mod enqueue;
+mod events;
 mod limits;
 mod online;
+mod policy;
 mod pop;
 mod status;
 mod submit;
@@ -805,7 +678,9 @@ mod workers;
 pub use accounts::TransferError;
 pub use checks::{CheckVerdict, SpotChecks};
 pub use enqueue::EnqueueError;
+pub use events::{Applied, Event};
 pub use limits::{name_problem, Integrity, Limits, OverLimit, SpeedLimit, HIDDEN_CHARACTERS};
+pub use policy::{Roles, UserPolicy};
 pub use pop::{Assignment, PopError, PopQuery, PopResult};
 pub use status::{ModelStats, OtherModels, RequestStatus, TOKENS_PER_SEC_PER_THREAD};
 pub use submit::{Payment, Submission, SubmitError, SubmitState, Unpaid};
